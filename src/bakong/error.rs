@@ -1,0 +1,165 @@
+//! The client's one error type.
+
+use std::time::Duration;
+
+/// Everything a Bakong call can end in other than success.
+///
+/// An error is never a "not found": only [`Error::NotFound`] means that
+/// Bakong answered that the transaction does not exist.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A request argument broke the spec's rules; nothing was sent.
+    #[error("invalid {field}: {rule}")]
+    InvalidArgument {
+        /// The request field, as the spec names it.
+        field: &'static str,
+        /// The rule it broke and the value seen.
+        rule: String,
+    },
+    /// errorCode 1: Bakong has no such transaction (yet).
+    #[error("transaction not found: {message}")]
+    NotFound {
+        /// Bakong's message.
+        message: String,
+    },
+    /// errorCode 3: the transaction failed.
+    #[error("transaction failed: {message}")]
+    TransactionFailed {
+        /// Bakong's message.
+        message: String,
+    },
+    /// errorCode 2: static QR codes (no amount) cannot be tracked.
+    #[error("static QR codes are not supported: {message}")]
+    StaticQr {
+        /// Bakong's message.
+        message: String,
+    },
+    /// HTTP 401 or errorCode 6: the token is expired, revoked or unknown.
+    #[error("unauthorized: the access token was refused ({detail}); renew it with `bakong-poller token renew` or set bakong.token")]
+    Unauthorized {
+        /// What the server said, without the token.
+        detail: String,
+    },
+    /// HTTP 429.
+    #[error("rate limited by Bakong (HTTP 429){}", match .retry_after { Some(d) => format!(", Retry-After {}", humantime::format_duration(*d)), None => String::new() })]
+    RateLimited {
+        /// The wait the server asked for, if it said one.
+        retry_after: Option<Duration>,
+    },
+    /// HTTP 403, usually an HTML page from the gateway.
+    #[error("HTTP 403 from {endpoint}: Bakong refuses clients outside Cambodia (geo-block), or this endpoint is closed to this token; run from a Cambodian network or set bakong.proxy (or HTTPS_PROXY) to a proxy in Cambodia, and ask NBC about the token's access if single lookups work but this endpoint does not")]
+    Forbidden {
+        /// The endpoint that refused.
+        endpoint: &'static str,
+    },
+    /// HTTP 404: the endpoint does not exist at this base URL.
+    #[error("HTTP 404 from {endpoint}: the endpoint does not exist at this base URL (check bakong.base_url)")]
+    EndpointNotFound {
+        /// The endpoint that is missing.
+        endpoint: &'static str,
+    },
+    /// Any other error code from the spec's table.
+    #[error("Bakong error {code}: {message}")]
+    Api {
+        /// errorCode.
+        code: i64,
+        /// responseMessage, or the spec's text for the code.
+        message: String,
+    },
+    /// A non-2xx answer not covered above.
+    #[error("HTTP {status} from {endpoint}: {excerpt}")]
+    Http {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// HTTP status code.
+        status: u16,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// The request timed out (bakong.timeout).
+    #[error("timed out calling {endpoint} after {}", humantime::format_duration(*.after))]
+    Timeout {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// Connection, TLS or proxy failure.
+    #[error("could not reach {endpoint}: {detail}")]
+    Transport {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// The transport error chain.
+        detail: String,
+    },
+    /// A 2xx answer that is not the documented JSON.
+    #[error("unreadable answer from {endpoint}: {detail} (body starts {excerpt:?})")]
+    Decode {
+        /// The endpoint called.
+        endpoint: &'static str,
+        /// What was wrong.
+        detail: String,
+        /// The start of the body.
+        excerpt: String,
+    },
+    /// No token is configured for an endpoint that needs one.
+    #[error("no access token: set bakong.token, put one in bakong.token_file, or run `bakong-poller token verify`")]
+    NoToken,
+    /// Renewing the token, or saving it, failed.
+    #[error("token renewal failed: {0}")]
+    Renewal(String),
+}
+
+impl Error {
+    /// Whether the error says an endpoint is closed or missing (HTTP 403 or
+    /// 404), so a caller can fall back to another endpoint.
+    pub fn endpoint_closed(&self) -> bool {
+        matches!(self, Error::Forbidden { .. } | Error::EndpointNotFound { .. })
+    }
+
+    /// A short stable name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidArgument { .. } => "invalid_argument",
+            Error::NotFound { .. } => "not_found",
+            Error::TransactionFailed { .. } => "transaction_failed",
+            Error::StaticQr { .. } => "static_qr",
+            Error::Unauthorized { .. } => "unauthorized",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Forbidden { .. } => "forbidden",
+            Error::EndpointNotFound { .. } => "endpoint_not_found",
+            Error::Api { .. } => "api",
+            Error::Http { .. } => "http",
+            Error::Timeout { .. } => "timeout",
+            Error::Transport { .. } => "transport",
+            Error::Decode { .. } => "decode",
+            Error::NoToken => "no_token",
+            Error::Renewal(_) => "renewal",
+        }
+    }
+}
+
+/// The spec's text for an error code.
+pub fn error_code_text(code: i64) -> &'static str {
+    match code {
+        1 => "Transaction could not be found. Please try again.",
+        2 => "Sorry, the system does not support static QR code.",
+        3 => "Transaction failed.",
+        4 => "Error occurred on requesting deeplink from provider.",
+        5 => "Missing required fields.",
+        6 => "Unauthorized.",
+        7 => "Email server has been down.",
+        8 => "Email has been registered already.",
+        9 => "Cannot connect to server. Please try again later.",
+        10 => "Not registered yet.",
+        11 => "Account ID not found.",
+        12 => "Account ID is invalid.",
+        _ => "Unknown error code.",
+    }
+}
+
+/// The first bytes of a body, for error messages.
+pub(crate) fn excerpt(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

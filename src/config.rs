@@ -1,0 +1,400 @@
+//! Typed settings: built-in defaults, then the TOML file, then environment
+//! variables `BAKONG_POLLER__<SECTION>__<KEY>`; [`Settings::validate`] runs
+//! once right after loading and names the key of every problem.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
+
+/// The commented example config, embedded in the binary (`print-config`).
+pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
+
+/// All settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// `[database]`.
+    pub database: DatabaseSettings,
+    /// `[bakong]`.
+    pub bakong: BakongSettings,
+    /// `[poller]`.
+    pub poller: PollerSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH`.
+    pub url: String,
+    /// How long a statement waits for another writer's lock.
+    #[serde(with = "humantime_serde")]
+    pub busy_timeout: Duration,
+}
+
+/// `[bakong]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BakongSettings {
+    /// API base URL.
+    pub base_url: String,
+    /// Registered email, used by renew_token.
+    pub email: Option<String>,
+    /// An initial access token.
+    pub token: Option<String>,
+    /// Where the current token is kept.
+    pub token_file: PathBuf,
+    /// The merchant's own account; payments to another are a mismatch.
+    pub account_id: Option<String>,
+    /// Per-request timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// HTTPS proxy for all requests.
+    pub proxy: Option<String>,
+    /// Renew this long before the token's `exp`.
+    #[serde(with = "humantime_serde")]
+    pub renew_before: Duration,
+}
+
+impl std::fmt::Debug for BakongSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BakongSettings")
+            .field("base_url", &self.base_url)
+            .field("email", &self.email)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_file", &self.token_file)
+            .field("account_id", &self.account_id)
+            .field("timeout", &self.timeout)
+            .field("proxy", &self.proxy)
+            .field("renew_before", &self.renew_before)
+            .finish()
+    }
+}
+
+/// `[poller]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PollerSettings {
+    /// Ceiling on API requests per second.
+    pub max_requests_per_second: f64,
+    /// Checks in flight at once.
+    pub concurrency: usize,
+    /// Lifetime of a row with no `expires_at`.
+    #[serde(with = "humantime_serde")]
+    pub payment_ttl: Duration,
+    /// Extra wait after `expires_at` before a payment may expire.
+    #[serde(with = "humantime_serde")]
+    pub expiry_grace: Duration,
+    /// How often the table is looked at for due rows.
+    #[serde(with = "humantime_serde")]
+    pub scan_interval: Duration,
+    /// Interval between checks of a payment younger than `fresh_period`.
+    #[serde(with = "humantime_serde")]
+    pub fresh_interval: Duration,
+    /// How long a payment counts as fresh.
+    #[serde(with = "humantime_serde")]
+    pub fresh_period: Duration,
+    /// Longest interval between checks of an old payment.
+    #[serde(with = "humantime_serde")]
+    pub max_interval: Duration,
+    /// Random spread added to every interval, as a fraction (0.0 to 1.0).
+    pub jitter: f64,
+    /// How long a claimed row stays leased before another run may take it.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// First retry delay of a row after a transient error.
+    #[serde(with = "humantime_serde")]
+    pub error_backoff_min: Duration,
+    /// Longest retry delay of a row after transient errors.
+    #[serde(with = "humantime_serde")]
+    pub error_backoff_max: Duration,
+    /// First wait after a 429 without Retry-After.
+    #[serde(with = "humantime_serde")]
+    pub rate_backoff_min: Duration,
+    /// Longest wait after 429s without Retry-After.
+    #[serde(with = "humantime_serde")]
+    pub rate_backoff_max: Duration,
+    /// Retry delay of token renewal after a failure.
+    #[serde(with = "humantime_serde")]
+    pub renew_retry: Duration,
+    /// How often a summary event is logged.
+    #[serde(with = "humantime_serde")]
+    pub summary_interval: Duration,
+    /// How long shutdown waits for writes in hand.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `bakong_poller=debug`.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human text (ANSI colours only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "sqlite://bakong-poller.db".into(),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Default for BakongSettings {
+    fn default() -> Self {
+        BakongSettings {
+            base_url: PRODUCTION_URL.into(),
+            email: None,
+            token: None,
+            token_file: PathBuf::from("bakong-token"),
+            account_id: None,
+            timeout: Duration::from_secs(15),
+            proxy: None,
+            renew_before: Duration::from_secs(7 * 86400),
+        }
+    }
+}
+
+impl Default for PollerSettings {
+    fn default() -> Self {
+        PollerSettings {
+            max_requests_per_second: 5.0,
+            concurrency: 4,
+            payment_ttl: Duration::from_secs(15 * 60),
+            expiry_grace: Duration::from_secs(120),
+            scan_interval: Duration::from_millis(250),
+            fresh_interval: Duration::from_secs(2),
+            fresh_period: Duration::from_secs(180),
+            max_interval: Duration::from_secs(60),
+            jitter: 0.2,
+            lease: Duration::from_secs(60),
+            error_backoff_min: Duration::from_secs(2),
+            error_backoff_max: Duration::from_secs(120),
+            rate_backoff_min: Duration::from_secs(1),
+            rate_backoff_max: Duration::from_secs(60),
+            renew_retry: Duration::from_secs(30),
+            summary_interval: Duration::from_secs(300),
+            shutdown_timeout: Duration::from_secs(8),
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database: DatabaseSettings::default(),
+            bakong: BakongSettings::default(),
+            poller: PollerSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// A config problem, naming the key or file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads defaults, then `path` (if given), then the environment, and
+    /// validates.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut b = config::Config::builder();
+        if let Some(p) = path {
+            if !p.is_file() {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist (print a commented example with `bakong-poller print-config`)",
+                    p.display()
+                )));
+            }
+            b = b.add_source(config::File::from(p).format(config::FileFormat::Toml));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("BAKONG_POLLER")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let built = b
+            .build()
+            .map_err(|e| ConfigError(format!("config: {e}")))?;
+        let s: Settings = built
+            .try_deserialize()
+            .map_err(|e| ConfigError(format!("config: {e}")))?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Checks every value and names the key of the first problem.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, why: String| Err(ConfigError(format!("config key {key}: {why}")));
+        if self.database_path().is_none() {
+            return bad(
+                "database.url",
+                format!("{:?} is not of the form sqlite://PATH", self.database.url),
+            );
+        }
+        let base = &self.bakong.base_url;
+        if !(base.starts_with("https://") || base.starts_with("http://")) || reqwest::Url::parse(base).is_err() {
+            return bad("bakong.base_url", format!("{base:?} is not an http(s) URL"));
+        }
+        if let Some(e) = &self.bakong.email {
+            if e.is_empty() || e.chars().count() > 30 || !e.contains('@') {
+                return bad("bakong.email", format!("{e:?} is not an email of at most 30 characters"));
+            }
+        }
+        if let Some(t) = &self.bakong.token {
+            if !t.is_empty() && Token::new(t).is_none() {
+                return bad("bakong.token", "holds white space or control characters".into());
+            }
+        }
+        if self.bakong.token_file.as_os_str().is_empty() {
+            return bad("bakong.token_file", "must be a path".into());
+        }
+        if let Some(p) = &self.bakong.proxy {
+            if reqwest::Url::parse(p).is_err() {
+                return bad("bakong.proxy", format!("{p:?} is not a URL"));
+            }
+        }
+        if let Some(a) = &self.bakong.account_id {
+            if a.is_empty() || !a.contains('@') {
+                return bad("bakong.account_id", format!("{a:?} is not a Bakong account id (name@bank)"));
+            }
+        }
+        let p = &self.poller;
+        if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
+            return bad(
+                "poller.max_requests_per_second",
+                format!("{} must be a positive number", p.max_requests_per_second),
+            );
+        }
+        if p.concurrency == 0 || p.concurrency > 256 {
+            return bad("poller.concurrency", format!("{} must be 1 to 256", p.concurrency));
+        }
+        if !(0.0..=1.0).contains(&p.jitter) {
+            return bad("poller.jitter", format!("{} must be between 0.0 and 1.0", p.jitter));
+        }
+        for (key, d) in [
+            ("bakong.timeout", self.bakong.timeout),
+            ("poller.payment_ttl", p.payment_ttl),
+            ("poller.scan_interval", p.scan_interval),
+            ("poller.fresh_interval", p.fresh_interval),
+            ("poller.max_interval", p.max_interval),
+            ("poller.lease", p.lease),
+            ("poller.error_backoff_min", p.error_backoff_min),
+            ("poller.rate_backoff_min", p.rate_backoff_min),
+            ("poller.renew_retry", p.renew_retry),
+            ("poller.summary_interval", p.summary_interval),
+        ] {
+            if d.is_zero() {
+                return bad(key, "must be longer than zero".into());
+            }
+        }
+        if p.max_interval < p.fresh_interval {
+            return bad("poller.max_interval", "must not be shorter than poller.fresh_interval".into());
+        }
+        if p.error_backoff_max < p.error_backoff_min {
+            return bad("poller.error_backoff_max", "must not be shorter than poller.error_backoff_min".into());
+        }
+        if p.rate_backoff_max < p.rate_backoff_min {
+            return bad("poller.rate_backoff_max", "must not be shorter than poller.rate_backoff_min".into());
+        }
+        if p.lease <= self.bakong.timeout {
+            return bad("poller.lease", "must be longer than bakong.timeout, or a slow check would be taken twice".into());
+        }
+        if p.shutdown_timeout > Duration::from_secs(9) {
+            return bad("poller.shutdown_timeout", "must be at most 9s: the daemon promises to exit within 10s".into());
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return bad("log.level", format!("{:?} is not a tracing filter", self.log.level));
+        }
+        Ok(())
+    }
+
+    /// The database file path from `database.url`.
+    pub fn database_path(&self) -> Option<PathBuf> {
+        let rest = self.database.url.strip_prefix("sqlite://")?;
+        let path = rest.split('?').next().unwrap_or_default();
+        (!path.is_empty()).then(|| PathBuf::from(path))
+    }
+
+    /// The configured token, if any.
+    pub fn config_token(&self) -> Option<Token> {
+        self.bakong.token.as_deref().and_then(Token::new)
+    }
+
+    /// The API client settings.
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            base_url: self.bakong.base_url.clone(),
+            timeout: self.bakong.timeout,
+            proxy: self.bakong.proxy.clone(),
+            email: self.bakong.email.clone(),
+            gate: GateConfig {
+                max_requests_per_second: Some(self.poller.max_requests_per_second),
+                backoff_min: self.poller.rate_backoff_min,
+                backoff_max: self.poller.rate_backoff_max,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_example_is_a_valid_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, EXAMPLE).expect("write");
+        Settings::load(Some(&p)).expect("example config loads");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[poller]\nmax_requests_per_second = 0\n").expect("write");
+        let e = Settings::load(Some(&p)).expect_err("refused");
+        assert!(e.to_string().contains("poller.max_requests_per_second"), "{e}");
+        std::fs::write(&p, "[poller]\npayment_ttl = \"soon\"\n").expect("write");
+        let e = Settings::load(Some(&p)).expect_err("refused");
+        assert!(e.to_string().contains("payment_ttl"), "{e}");
+    }
+
+    #[test]
+    fn debug_output_hides_the_token() {
+        let mut s = Settings::default();
+        s.bakong.token = Some("very-secret".into());
+        assert!(!format!("{s:?}").contains("very-secret"));
+    }
+}

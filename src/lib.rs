@@ -1,0 +1,20 @@
+//! bakong-poller: confirms Bakong (KHQR) payments for merchants.
+//!
+//! Merchants insert pending payments into a SQLite table; the daemon
+//! ([`poller`]) asks the Bakong Open API ([`bakong`]) about each one until
+//! it is paid, mismatched, failed or expired, and writes the answer back
+//! ([`store`]). [`simulator`] is a local stand-in for the API used by the
+//! tests, the demo and the benchmarks.
+#![forbid(unsafe_code)]
+
+pub mod bakong;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod khqr;
+pub mod money;
+pub mod poller;
+pub mod shutdown;
+pub mod simulator;
+pub mod store;
+pub mod telemetry;

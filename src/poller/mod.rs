@@ -1,0 +1,377 @@
+//! The daemon: claim due payments, ask Bakong through the shared gate,
+//! classify, record, reschedule.
+//!
+//! One loop claims rows (a short write that leases them) and spawns a check
+//! per row, at most `poller.concurrency` at once. Checks send their verdict
+//! to one recorder task, which writes batches in short `BEGIN IMMEDIATE`
+//! transactions; no transaction is open during an HTTP call. On shutdown
+//! the loop stops claiming, in-flight checks give their rows back, and the
+//! recorder finishes the writes in hand.
+
+pub mod classify;
+pub mod schedule;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+use crate::bakong::{self, Client, TokenKeeper};
+use crate::config::Settings;
+use crate::store::{FinalStatus, Store, Write};
+use classify::{classify, Payment, Verdict};
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Bad or missing configuration (exit code 2).
+    #[error("{0}")]
+    Config(String),
+    /// A runtime failure (exit code 1).
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl RunError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Config(_) => 2,
+            RunError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// Counters shared by the daemon's tasks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Checks answered.
+    pub checks: AtomicU64,
+    /// Rows finalized, by status.
+    pub paid: AtomicU64,
+    /// Mismatches recorded.
+    pub mismatch: AtomicU64,
+    /// Failures recorded.
+    pub failed: AtomicU64,
+    /// Expiries recorded.
+    pub expired: AtomicU64,
+    /// Transient errors.
+    pub errors: AtomicU64,
+}
+
+/// Hooks the daemon calls as it runs (sd_notify, tests).
+pub trait Observer: Send + Sync + 'static {
+    /// Config, database, migrations and token are ready.
+    fn ready(&self) {}
+    /// The scheduling loop went round once.
+    fn tick(&self) {}
+    /// Shutdown began.
+    fn stopping(&self) {}
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default)]
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// Opens the database and migrates it.
+pub async fn open_store(settings: &Settings) -> Result<Store, RunError> {
+    let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
+        .await
+        .map_err(|e| RunError::Runtime(format!("{e} (check database.url and that the directory exists and is writable)")))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| RunError::Runtime(e.to_string()))?;
+    Ok(store)
+}
+
+/// Builds the API client with the initial token (newest of `bakong.token`,
+/// `bakong.token_file`, `$CREDENTIALS_DIRECTORY/token`).
+pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, RunError> {
+    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
+    let picked = bakong::token::pick_initial(
+        settings.config_token().as_ref(),
+        &settings.bakong.token_file,
+        creds.as_deref(),
+    )
+    .map_err(|e| RunError::Config(format!("bakong.token_file: {e}")))?;
+    if picked.is_none() && require_token {
+        return Err(RunError::Config(format!(
+            "no access token: set bakong.token, or put one in bakong.token_file ({}), or run `bakong-poller token verify`",
+            settings.bakong.token_file.display()
+        )));
+    }
+    if let Some((t, src)) = &picked {
+        let c = t.claims();
+        info!(source = %src, expires_at = ?c.expires_at, "access token loaded");
+    }
+    let keeper = Arc::new(TokenKeeper::new(
+        picked.map(|(t, _)| t),
+        settings.bakong.token_file.clone(),
+    ));
+    Client::new(&settings.client_config(), Some(keeper)).map_err(RunError::Config)
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(settings: Settings, shutdown: CancellationToken, observer: Arc<dyn Observer>) -> Result<(), RunError> {
+    let store = open_store(&settings).await?;
+    let client = build_client(&settings, true)?;
+    let settings = Arc::new(settings);
+    let metrics = Arc::new(Metrics::default());
+    let tracker = TaskTracker::new();
+    let (tx, rx) = mpsc::channel::<Verdict>(1024);
+    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
+    tracker.spawn(renew_ahead(client.clone(), settings.clone(), shutdown.clone()));
+    tracker.close();
+
+    info!(
+        database = %settings.database.url,
+        base_url = %settings.bakong.base_url,
+        max_rps = settings.poller.max_requests_per_second,
+        concurrency = settings.poller.concurrency,
+        "bakong-poller running"
+    );
+    observer.ready();
+
+    let result = schedule_loop(&store, &client, &settings, tx, &shutdown, &metrics, observer.as_ref()).await;
+    observer.stopping();
+    info!("stopping: finishing writes in hand");
+    // The recorder ends when every sender is gone; the renewer on the token.
+    shutdown.cancel();
+    let waited = tokio::time::timeout(settings.poller.shutdown_timeout, tracker.wait()).await;
+    if waited.is_err() {
+        error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
+    }
+    drop(recorder_handle);
+    store.close().await;
+    info!("stopped");
+    result
+}
+
+async fn schedule_loop(
+    store: &Store,
+    client: &Client,
+    settings: &Arc<Settings>,
+    tx: mpsc::Sender<Verdict>,
+    shutdown: &CancellationToken,
+    metrics: &Arc<Metrics>,
+    observer: &dyn Observer,
+) -> Result<(), RunError> {
+    let cfg = &settings.poller;
+    let mut tick = tokio::time::interval(cfg.scan_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut checks: JoinSet<()> = JoinSet::new();
+    let mut db_errors = 0u32;
+    loop {
+        observer.tick();
+        let room = cfg.concurrency.saturating_sub(checks.len());
+        let mut full = false;
+        if room > 0 {
+            match store
+                .claim(Utc::now().timestamp_millis(), cfg.lease, room, cfg.payment_ttl)
+                .await
+            {
+                Ok(rows) => {
+                    db_errors = 0;
+                    full = rows.len() == room;
+                    for row in rows {
+                        match Payment::from_claimed(&row, cfg.expiry_grace) {
+                            Ok(p) => {
+                                checks.spawn(check(p, client.clone(), settings.clone(), tx.clone(), shutdown.clone(), metrics.clone()));
+                            }
+                            Err(why) => {
+                                error!(id = row.id, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
+                                let _ = tx
+                                    .send(Verdict {
+                                        write: Write::Reschedule {
+                                            id: row.id,
+                                            lease_id: row.lease_id,
+                                            next_check_at: Utc::now().timestamp_millis() + 3_600_000,
+                                            answer: "invalid_row",
+                                            error: Some(why.clone()),
+                                            transient: true,
+                                        },
+                                        reason: why,
+                                        payment: None,
+                                    })
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    db_errors += 1;
+                    error!(error = %e, consecutive = db_errors, "claim failed; retrying");
+                }
+            }
+        }
+        // With a full claim and room left, go round again at once.
+        if full && checks.len() < cfg.concurrency {
+            tokio::task::yield_now().await;
+            if shutdown.is_cancelled() {
+                break;
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+            Some(res) = checks.join_next(), if !checks.is_empty() => {
+                if let Err(e) = res {
+                    error!(task = "check", error = %e, "check task failed");
+                }
+            }
+        }
+    }
+    // Checks see the token and give their rows back; wait for them briefly.
+    let drain = async {
+        while let Some(res) = checks.join_next().await {
+            if let Err(e) = res {
+                error!(task = "check", error = %e, "check task failed");
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+        checks.abort_all();
+    }
+    Ok(())
+}
+
+async fn check(
+    p: Payment,
+    client: Client,
+    settings: Arc<Settings>,
+    tx: mpsc::Sender<Verdict>,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) {
+    let release = Verdict {
+        write: Write::Release {
+            id: p.id,
+            lease_id: p.lease_id,
+        },
+        reason: "shutdown".into(),
+        payment: None,
+    };
+    // Taken before the request leaves, so "after the deadline" is never early.
+    let checked_ms = Utc::now().timestamp_millis();
+    let answer = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => {
+            let _ = tx.send(release).await;
+            return;
+        }
+        a = client.check_md5(&p.md5) => a,
+    };
+    metrics.checks.fetch_add(1, Ordering::Relaxed);
+    let v = classify(
+        &p,
+        answer,
+        checked_ms,
+        settings.bakong.account_id.as_deref(),
+        &settings.poller,
+    );
+    if let Write::Reschedule { transient: true, .. } = &v.write {
+        metrics.errors.fetch_add(1, Ordering::Relaxed);
+        warn!(md5 = %p.md5, errors = p.errors + 1, error = %v.reason, "check failed; payment stays pending");
+    } else {
+        debug!(md5 = %p.md5, reason = %v.reason, "checked");
+    }
+    let _ = tx.send(v).await;
+}
+
+/// Writes verdicts in batches, each in one short transaction, and logs one
+/// event per final status actually written.
+async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Metrics>) {
+    let mut batch: Vec<Verdict> = Vec::with_capacity(64);
+    while rx.recv_many(&mut batch, 64).await > 0 {
+        let writes: Vec<Write> = batch.iter().map(|v| v.write.clone()).collect();
+        let now = Utc::now();
+        match store.record(&writes, now).await {
+            Ok(applied) => {
+                for (v, ok) in batch.iter().zip(applied) {
+                    if ok {
+                        log_final(v, now, &metrics);
+                    }
+                }
+            }
+            Err(e) => {
+                // The rows stay leased and are checked again after the lease.
+                error!(error = %e, rows = batch.len(), "could not record results; they will be checked again");
+            }
+        }
+        batch.clear();
+    }
+}
+
+fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
+    let Write::Final { id, status, tx } = &v.write else {
+        return;
+    };
+    let counter = match status {
+        FinalStatus::Paid => &metrics.paid,
+        FinalStatus::Mismatch => &metrics.mismatch,
+        FinalStatus::Failed => &metrics.failed,
+        FinalStatus::Expired => &metrics.expired,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    let tx = tx.as_deref();
+    let p = v.payment.as_ref();
+    info!(
+        id,
+        md5 = p.map(|p| p.md5.as_str()),
+        amount = p.map(|p| p.amount.to_string()),
+        currency = p.map(|p| p.currency.code()),
+        seconds_to_confirm = p.map(|p| (now.timestamp_millis() - p.created_ms) as f64 / 1000.0),
+        status = status.as_str(),
+        hash = tx.map(|t| t.hash.as_str()),
+        paid_amount = tx.map(|t| t.amount.to_string()),
+        paid_currency = tx.map(|t| t.currency.code()),
+        from_account = tx.map(|t| t.from_account_id.as_str()),
+        reason = %v.reason,
+        "payment {}", status.as_str()
+    );
+}
+
+/// Renews the token ahead of its `exp`, retrying with backoff on failure.
+async fn renew_ahead(client: Client, settings: Arc<Settings>, shutdown: CancellationToken) {
+    let Some(keeper) = client.keeper().cloned() else {
+        return;
+    };
+    let mut failures = 0u32;
+    loop {
+        let Some((token, generation)) = keeper.current() else {
+            return;
+        };
+        let Some(exp) = token.claims().expires_at else {
+            debug!("token has no exp claim; renewal only on 401");
+            shutdown.cancelled().await;
+            return;
+        };
+        let renew_at = exp - chrono::Duration::from_std(settings.bakong.renew_before).unwrap_or_default();
+        let wait = (renew_at - Utc::now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        match client.renew_if_current(generation).await {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                failures += 1;
+                let retry = settings.poller.renew_retry * 2u32.saturating_pow(failures.min(6) - 1);
+                error!(error = %e, failures, retry_in = %humantime::format_duration(retry), "token renewal ahead of expiry failed");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(retry) => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! When to check a payment again: often while it is fresh (the customer is
+//! at the counter), less often as it ages, with jitter; errors back off.
+
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use rand::Rng;
+
+use crate::config::PollerSettings;
+
+fn jittered(d: Duration, jitter: f64) -> Duration {
+    if jitter <= 0.0 {
+        return d;
+    }
+    d.mul_f64(1.0 + rand::rng().random_range(0.0..jitter))
+}
+
+/// The interval before the next check of a payment `age_ms` old.
+pub fn next_interval(age_ms: i64, cfg: &PollerSettings) -> Duration {
+    let age = Duration::from_millis(age_ms.max(0) as u64);
+    let base = if age < cfg.fresh_period {
+        cfg.fresh_interval
+    } else {
+        // Grows with age: twice the fresh interval at twice the fresh period.
+        let factor = age.as_secs_f64() / cfg.fresh_period.as_secs_f64().max(0.001);
+        cfg.fresh_interval.mul_f64(factor).min(cfg.max_interval)
+    };
+    jittered(base, cfg.jitter)
+}
+
+/// The delay after the `n`-th consecutive transient error (n >= 1).
+pub fn error_backoff(n: i64, cfg: &PollerSettings) -> Duration {
+    let d = ExponentialBuilder::default()
+        .with_min_delay(cfg.error_backoff_min)
+        .with_max_delay(cfg.error_backoff_max)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+        .nth(n.clamp(1, 64) as usize - 1)
+        .unwrap_or(cfg.error_backoff_max);
+    jittered(d, cfg.jitter).min(cfg.error_backoff_max)
+}
+
+/// The next check time in unix ms: `now + delay`, but no later than just
+/// after the deadline, so a payment expires promptly.
+pub fn cap_at_deadline(now_ms: i64, delay: Duration, deadline_ms: i64) -> i64 {
+    let next = now_ms.saturating_add(delay.as_millis() as i64);
+    if now_ms < deadline_ms && next > deadline_ms {
+        deadline_ms + 1
+    } else {
+        next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fresh_payments_are_checked_more_often_than_old_ones() {
+        let cfg = PollerSettings {
+            jitter: 0.0,
+            ..PollerSettings::default()
+        };
+        assert_eq!(next_interval(1_000, &cfg), cfg.fresh_interval);
+        assert!(next_interval(600_000, &cfg) > cfg.fresh_interval);
+        assert_eq!(next_interval(100_000_000, &cfg), cfg.max_interval);
+    }
+
+    #[test]
+    fn error_backoff_grows_and_is_capped() {
+        let cfg = PollerSettings {
+            jitter: 0.0,
+            ..PollerSettings::default()
+        };
+        assert_eq!(error_backoff(1, &cfg), cfg.error_backoff_min);
+        assert_eq!(error_backoff(2, &cfg), cfg.error_backoff_min * 2);
+        assert_eq!(error_backoff(60, &cfg), cfg.error_backoff_max);
+    }
+
+    #[test]
+    fn the_next_check_never_skips_the_deadline() {
+        assert_eq!(cap_at_deadline(0, Duration::from_secs(10), 5_000), 5_001);
+        assert_eq!(cap_at_deadline(6_000, Duration::from_secs(1), 5_000), 7_000);
+    }
+}

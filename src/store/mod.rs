@@ -1,0 +1,370 @@
+//! The payments database: pool, migrations and every SQL statement of the
+//! daemon, behind a narrow interface (claim, record, release, counts) so a
+//! second backend is an addition, not a rewrite.
+//!
+//! SQLite is shared with the merchant's own processes: WAL journal, a busy
+//! timeout, `synchronous=FULL`, writes through one connection, and every
+//! read-modify-write inside a short `BEGIN IMMEDIATE` transaction.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::bakong::Transaction;
+
+/// The embedded migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// A database error, with what was being done.
+#[derive(Debug, thiserror::Error)]
+#[error("database: {what}: {source}")]
+pub struct StoreError {
+    what: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError { what, source }
+}
+
+/// Final statuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalStatus {
+    /// Paid as expected.
+    Paid,
+    /// Paid, but amount, currency or receiver differ.
+    Mismatch,
+    /// Expired after a "Transaction failed" answer.
+    Failed,
+    /// Expired after a "not found" answer.
+    Expired,
+}
+
+impl FinalStatus {
+    /// The status column's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinalStatus::Paid => "paid",
+            FinalStatus::Mismatch => "mismatch",
+            FinalStatus::Failed => "failed",
+            FinalStatus::Expired => "expired",
+        }
+    }
+}
+
+/// A row handed to the poller by a claim. Values are as stored; the poller
+/// validates them.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Row id.
+    pub id: i64,
+    /// The claim holding the row.
+    pub lease_id: i64,
+    /// md5 column.
+    pub md5: String,
+    /// amount column.
+    pub amount: String,
+    /// currency column.
+    pub currency: String,
+    /// created_at, unix ms (None if unreadable).
+    pub created_ms: Option<i64>,
+    /// expires_at (or created_at + ttl), unix ms (None if unreadable).
+    pub expires_ms: Option<i64>,
+    /// Answers received so far.
+    pub checks: i64,
+    /// Consecutive transient errors so far.
+    pub errors: i64,
+}
+
+/// One write the poller asks for.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Set a final status (guarded by `status = 'pending'`).
+    Final {
+        /// Row id.
+        id: i64,
+        /// The status.
+        status: FinalStatus,
+        /// What Bakong reported, for paid and mismatch.
+        tx: Option<Box<Transaction>>,
+    },
+    /// Keep pending and check again at `next_check_at` (guarded by the lease).
+    Reschedule {
+        /// Row id.
+        id: i64,
+        /// The claim.
+        lease_id: i64,
+        /// Unix ms.
+        next_check_at: i64,
+        /// `not_found`, `failed` or an error kind.
+        answer: &'static str,
+        /// The error text, for transient errors.
+        error: Option<String>,
+        /// Whether this was a transient error (counts up `errors`).
+        transient: bool,
+    },
+    /// Give a claimed row back unchecked (shutdown).
+    Release {
+        /// Row id.
+        id: i64,
+        /// The claim.
+        lease_id: i64,
+    },
+}
+
+/// Counts per status and scheduling facts, for `status` and summaries.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Counts {
+    /// Pending rows.
+    pub pending: i64,
+    /// Paid rows.
+    pub paid: i64,
+    /// Mismatch rows.
+    pub mismatch: i64,
+    /// Failed rows.
+    pub failed: i64,
+    /// Expired rows.
+    pub expired: i64,
+    /// created_at of the oldest pending row.
+    pub oldest_pending: Option<String>,
+    /// Unix ms of the next due check.
+    pub next_check_ms: Option<i64>,
+}
+
+/// The payments database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+/// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
+/// SQLite's `datetime()`.
+pub fn sql_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url`.
+    pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(ctx(format!("database.url {url:?}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(ctx(format!("open {url}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(ctx(format!("open {url} for reading")))?;
+        Ok(Store { write, read })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError {
+                what: "migrate".into(),
+                source: e.into(),
+            })
+    }
+
+    /// The journal mode in force (`wal` expected).
+    pub async fn journal_mode(&self) -> Result<String, StoreError> {
+        sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("read journal mode"))
+    }
+
+    /// Whether the schema is at the latest migration.
+    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<i64> = sqlx::query_scalar(
+            "SELECT max(version) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_one(&self.read)
+        .await
+        .unwrap_or(None);
+        Ok(applied == Some(latest))
+    }
+
+    /// Claims up to `limit` due pending rows for `lease`: never-checked rows
+    /// first (a customer is waiting), then by due time. Their
+    /// `next_check_at` moves past the lease, so a crash only delays them.
+    pub async fn claim(&self, now_ms: i64, lease: Duration, limit: usize, ttl: Duration) -> Result<Vec<Claimed>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows = sqlx::query(
+            "UPDATE payments SET next_check_at = ?1, lease_id = ?2
+             WHERE id IN (SELECT id FROM payments
+                          WHERE status = 'pending' AND next_check_at <= ?3
+                          ORDER BY checks = 0 DESC, next_check_at LIMIT ?4)
+             RETURNING id, md5, amount, currency,
+                 CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
+                 CAST(coalesce(unixepoch(expires_at, 'subsec'),
+                               unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
+                 checks, errors",
+        )
+        .bind(now_ms + lease.as_millis() as i64)
+        .bind(lease_id)
+        .bind(now_ms)
+        .bind(limit as i64)
+        .bind(ttl.as_secs_f64())
+        .fetch_all(&self.write)
+        .await
+        .map_err(ctx("claim due payments"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Claimed {
+                id: r.try_get("id").map_err(ctx("claim: id"))?,
+                lease_id,
+                md5: r.try_get::<Option<String>, _>("md5").ok().flatten().unwrap_or_default(),
+                amount: r.try_get::<Option<String>, _>("amount").ok().flatten().unwrap_or_default(),
+                currency: r.try_get::<Option<String>, _>("currency").ok().flatten().unwrap_or_default(),
+                created_ms: r.try_get("created_ms").ok().flatten(),
+                expires_ms: r.try_get("expires_ms").ok().flatten(),
+                checks: r.try_get("checks").unwrap_or(0),
+                errors: r.try_get("errors").unwrap_or(0),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Applies writes in one short `BEGIN IMMEDIATE` transaction. Returns,
+    /// per write, whether it changed a row (a final write that finds the
+    /// row no longer pending changes nothing: results are written once).
+    pub async fn record(&self, writes: &[Write], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin write"))?;
+        let now_text = sql_time(now);
+        let mut applied = Vec::with_capacity(writes.len());
+        for w in writes {
+            let res = match w {
+                Write::Final { id, status, tx: t } => {
+                    let t = t.as_deref();
+                    sqlx::query(
+                        "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
+                            to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
+                            description = ?8, paid_at = ?9, confirmed_at = ?10,
+                            last_checked_at = ?10, checks = checks + 1, lease_id = NULL
+                         WHERE id = ?1 AND status = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(t.map(|t| t.hash.clone()))
+                    .bind(t.map(|t| t.from_account_id.clone()))
+                    .bind(t.map(|t| t.to_account_id.clone()))
+                    .bind(t.map(|t| t.amount.normalize().to_string()))
+                    .bind(t.map(|t| t.currency.code()))
+                    .bind(t.and_then(|t| t.description.clone()))
+                    .bind(
+                        t.and_then(|t| t.created_date_ms)
+                            .and_then(DateTime::<Utc>::from_timestamp_millis)
+                            .map(sql_time),
+                    )
+                    .bind(&now_text)
+                    .execute(&mut *tx)
+                    .await
+                }
+                Write::Reschedule {
+                    id,
+                    lease_id,
+                    next_check_at,
+                    answer,
+                    error,
+                    transient,
+                } => {
+                    sqlx::query(
+                        "UPDATE payments SET next_check_at = ?3, lease_id = NULL,
+                            checks = checks + ?4, errors = CASE WHEN ?4 THEN 0 ELSE errors + 1 END,
+                            last_answer = ?5, last_error = ?6, last_checked_at = ?7
+                         WHERE id = ?1 AND lease_id = ?2 AND status = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(lease_id)
+                    .bind(next_check_at)
+                    .bind(!transient)
+                    .bind(*answer)
+                    .bind(error.as_deref())
+                    .bind(&now_text)
+                    .execute(&mut *tx)
+                    .await
+                }
+                Write::Release { id, lease_id } => {
+                    sqlx::query(
+                        "UPDATE payments SET next_check_at = ?3, lease_id = NULL
+                         WHERE id = ?1 AND lease_id = ?2 AND status = 'pending'",
+                    )
+                    .bind(id)
+                    .bind(lease_id)
+                    .bind(now.timestamp_millis())
+                    .execute(&mut *tx)
+                    .await
+                }
+            }
+            .map_err(ctx("record result"))?;
+            applied.push(res.rows_affected() == 1);
+        }
+        tx.commit().await.map_err(ctx("commit results"))?;
+        Ok(applied)
+    }
+
+    /// Counts per status, the oldest pending row and the next due check.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let rows = sqlx::query("SELECT status, count(*) AS n FROM payments GROUP BY status")
+            .fetch_all(&self.read)
+            .await
+            .map_err(ctx("count payments"))?;
+        let mut c = Counts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n").unwrap_or(0);
+            match r.try_get::<String, _>("status").unwrap_or_default().as_str() {
+                "pending" => c.pending = n,
+                "paid" => c.paid = n,
+                "mismatch" => c.mismatch = n,
+                "failed" => c.failed = n,
+                "expired" => c.expired = n,
+                _ => {}
+            }
+        }
+        let row = sqlx::query(
+            "SELECT min(created_at) AS oldest, min(next_check_at) AS next
+             FROM payments WHERE status = 'pending'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = row.try_get("oldest").ok().flatten();
+        c.next_check_ms = row.try_get("next").ok().flatten();
+        Ok(c)
+    }
+
+    /// The write pool, for tests and tools that insert rows as a merchant.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
