@@ -243,9 +243,7 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
-        let built = b
-            .build()
-            .map_err(|e| ConfigError(format!("config: {e}")))?;
+        let built = b.build().map_err(|e| ConfigError(format!("config: {e}")))?;
         let s: Settings = built
             .try_deserialize()
             .map_err(|e| ConfigError(format!("config: {e}")))?;
@@ -263,17 +261,25 @@ impl Settings {
             );
         }
         let base = &self.bakong.base_url;
-        if !(base.starts_with("https://") || base.starts_with("http://")) || reqwest::Url::parse(base).is_err() {
+        if !(base.starts_with("https://") || base.starts_with("http://"))
+            || reqwest::Url::parse(base).is_err()
+        {
             return bad("bakong.base_url", format!("{base:?} is not an http(s) URL"));
         }
         if let Some(e) = &self.bakong.email {
             if e.is_empty() || e.chars().count() > 30 || !e.contains('@') {
-                return bad("bakong.email", format!("{e:?} is not an email of at most 30 characters"));
+                return bad(
+                    "bakong.email",
+                    format!("{e:?} is not an email of at most 30 characters"),
+                );
             }
         }
         if let Some(t) = &self.bakong.token {
             if !t.is_empty() && Token::new(t).is_none() {
-                return bad("bakong.token", "holds white space or control characters".into());
+                return bad(
+                    "bakong.token",
+                    "holds white space or control characters".into(),
+                );
             }
         }
         if self.bakong.token_file.as_os_str().is_empty() {
@@ -286,7 +292,10 @@ impl Settings {
         }
         if let Some(a) = &self.bakong.account_id {
             if a.is_empty() || !a.contains('@') {
-                return bad("bakong.account_id", format!("{a:?} is not a Bakong account id (name@bank)"));
+                return bad(
+                    "bakong.account_id",
+                    format!("{a:?} is not a Bakong account id (name@bank)"),
+                );
             }
         }
         let p = &self.poller;
@@ -297,10 +306,16 @@ impl Settings {
             );
         }
         if p.concurrency == 0 || p.concurrency > 256 {
-            return bad("poller.concurrency", format!("{} must be 1 to 256", p.concurrency));
+            return bad(
+                "poller.concurrency",
+                format!("{} must be 1 to 256", p.concurrency),
+            );
         }
         if !(0.0..=1.0).contains(&p.jitter) {
-            return bad("poller.jitter", format!("{} must be between 0.0 and 1.0", p.jitter));
+            return bad(
+                "poller.jitter",
+                format!("{} must be between 0.0 and 1.0", p.jitter),
+            );
         }
         for (key, d) in [
             ("bakong.timeout", self.bakong.timeout),
@@ -319,22 +334,45 @@ impl Settings {
             }
         }
         if p.max_interval < p.fresh_interval {
-            return bad("poller.max_interval", "must not be shorter than poller.fresh_interval".into());
+            return bad(
+                "poller.max_interval",
+                "must not be shorter than poller.fresh_interval".into(),
+            );
         }
         if p.error_backoff_max < p.error_backoff_min {
-            return bad("poller.error_backoff_max", "must not be shorter than poller.error_backoff_min".into());
+            return bad(
+                "poller.error_backoff_max",
+                "must not be shorter than poller.error_backoff_min".into(),
+            );
         }
         if p.rate_backoff_max < p.rate_backoff_min {
-            return bad("poller.rate_backoff_max", "must not be shorter than poller.rate_backoff_min".into());
+            return bad(
+                "poller.rate_backoff_max",
+                "must not be shorter than poller.rate_backoff_min".into(),
+            );
         }
         if p.lease <= self.bakong.timeout {
-            return bad("poller.lease", "must be longer than bakong.timeout, or a slow check would be taken twice".into());
+            return bad(
+                "poller.lease",
+                "must be longer than bakong.timeout, or a slow check would be taken twice".into(),
+            );
         }
         if p.shutdown_timeout > Duration::from_secs(9) {
-            return bad("poller.shutdown_timeout", "must be at most 9s: the daemon promises to exit within 10s".into());
+            return bad(
+                "poller.shutdown_timeout",
+                "must be at most 9s: the daemon promises to exit within 10s".into(),
+            );
         }
-        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
-            return bad("log.level", format!("{:?} is not a tracing filter", self.log.level));
+        if self
+            .log
+            .level
+            .parse::<tracing_subscriber::EnvFilter>()
+            .is_err()
+        {
+            return bad(
+                "log.level",
+                format!("{:?} is not a tracing filter", self.log.level),
+            );
         }
         Ok(())
     }
@@ -385,7 +423,10 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "[poller]\nmax_requests_per_second = 0\n").expect("write");
         let e = Settings::load(Some(&p)).expect_err("refused");
-        assert!(e.to_string().contains("poller.max_requests_per_second"), "{e}");
+        assert!(
+            e.to_string().contains("poller.max_requests_per_second"),
+            "{e}"
+        );
         std::fs::write(&p, "[poller]\npayment_ttl = \"soon\"\n").expect("write");
         let e = Settings::load(Some(&p)).expect_err("refused");
         assert!(e.to_string().contains("payment_ttl"), "{e}");

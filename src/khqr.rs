@@ -63,9 +63,9 @@ fn tlv(s: &str) -> Result<Vec<(String, String)>, KhqrError> {
         let (len, after) = after
             .split_at_checked(2)
             .ok_or_else(|| KhqrError::Malformed(format!("tag {id} has no length")))?;
-        let len: usize = len
-            .parse()
-            .map_err(|_| KhqrError::Malformed(format!("tag {id} length {len:?} is not a number")))?;
+        let len: usize = len.parse().map_err(|_| {
+            KhqrError::Malformed(format!("tag {id} length {len:?} is not a number"))
+        })?;
         let (value, after) = after
             .split_at_checked(len)
             .ok_or_else(|| KhqrError::Malformed(format!("tag {id} runs past the end")))?;
@@ -82,7 +82,9 @@ pub fn parse(qr: &str) -> Result<Khqr, KhqrError> {
     }
     let (payload, crc) = qr.split_at(qr.len() - 4);
     if !payload.ends_with("6304") {
-        return Err(KhqrError::Malformed("does not end with tag 63 (CRC)".into()));
+        return Err(KhqrError::Malformed(
+            "does not end with tag 63 (CRC)".into(),
+        ));
     }
     let expected = crc_hex(payload);
     if !crc.eq_ignore_ascii_case(&expected) {
@@ -121,7 +123,13 @@ pub fn parse(qr: &str) -> Result<Khqr, KhqrError> {
 
 /// Builds a dynamic KHQR for an individual account (used by the simulator,
 /// the demo and tests to make valid strings).
-pub fn build(account_id: &str, name: &str, amount: Decimal, currency: Currency, nonce: &str) -> String {
+pub fn build(
+    account_id: &str,
+    name: &str,
+    amount: Decimal,
+    currency: Currency,
+    nonce: &str,
+) -> String {
     fn field(id: &str, v: &str) -> String {
         format!("{id}{:02}{v}", v.len())
     }
@@ -166,7 +174,13 @@ mod tests {
 
     #[test]
     fn built_strings_round_trip() {
-        let qr = build("shop@abaa", "Shop", Decimal::new(150, 2), Currency::Usd, "42");
+        let qr = build(
+            "shop@abaa",
+            "Shop",
+            Decimal::new(150, 2),
+            Currency::Usd,
+            "42",
+        );
         let k = parse(&qr).expect("built string parses");
         assert_eq!(k.amount, Some(Decimal::new(15, 1)));
         assert_eq!(k.account_id.as_deref(), Some("shop@abaa"));

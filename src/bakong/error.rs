@@ -114,7 +114,10 @@ impl Error {
     /// Whether the error says an endpoint is closed or missing (HTTP 403 or
     /// 404), so a caller can fall back to another endpoint.
     pub fn endpoint_closed(&self) -> bool {
-        matches!(self, Error::Forbidden { .. } | Error::EndpointNotFound { .. })
+        matches!(
+            self,
+            Error::Forbidden { .. } | Error::EndpointNotFound { .. }
+        )
     }
 
     /// A short stable name for logs and counters.

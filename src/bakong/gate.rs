@@ -200,6 +200,9 @@ mod tests {
         let start = Instant::now();
         gate.rate_limited(None);
         gate.acquire().await;
-        assert!(start.elapsed() >= Duration::from_millis(500), "jittered backoff starts at 1s minus jitter at most half");
+        assert!(
+            start.elapsed() >= Duration::from_millis(500),
+            "jittered backoff starts at 1s minus jitter at most half"
+        );
     }
 }

@@ -112,7 +112,9 @@ impl Client {
             let proxy = reqwest::Proxy::all(p).map_err(|e| format!("bakong.proxy {p:?}: {e}"))?;
             b = b.proxy(proxy);
         }
-        let http = b.build().map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = b
+            .build()
+            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -148,7 +150,12 @@ impl Client {
     }
 
     /// Sends one request through the gate and sorts the answer.
-    async fn send(&self, endpoint: &'static str, body: &Value, token: Option<&Token>) -> Result<Envelope, Error> {
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        body: &Value,
+        token: Option<&Token>,
+    ) -> Result<Envelope, Error> {
         self.inner.gate.acquire().await;
         let url = format!("{}/v1/{endpoint}", self.inner.base);
         let mut req = self.inner.http.post(url).json(body);
@@ -199,7 +206,10 @@ impl Client {
             401 => {
                 return Err(Error::Unauthorized {
                     detail: match &envelope {
-                        Ok(env) => env.response_message.clone().unwrap_or_else(|| "HTTP 401".into()),
+                        Ok(env) => env
+                            .response_message
+                            .clone()
+                            .unwrap_or_else(|| "HTTP 401".into()),
                         Err(_) => "HTTP 401".into(),
                     },
                 })
@@ -300,7 +310,10 @@ impl Client {
             },
             None => Error::Api {
                 code: 0,
-                message: format!("responseCode {} without an errorCode: {message}", env.response_code),
+                message: format!(
+                    "responseCode {} without an errorCode: {message}",
+                    env.response_code
+                ),
             },
         })
     }
@@ -337,7 +350,10 @@ impl Client {
     /// `renew_token`: a fresh token for a registered email.
     pub async fn renew_token(&self, email: &str) -> Result<Token, Error> {
         check_len("email", email, 1, 30)?;
-        let env = Self::answer(self.send("renew_token", &json!({ "email": email }), None).await?)?;
+        let env = Self::answer(
+            self.send("renew_token", &json!({ "email": email }), None)
+                .await?,
+        )?;
         Self::token_from(env, "renew_token")
     }
 
@@ -346,7 +362,12 @@ impl Client {
         check_len("qr", qr, 1, 1000)?;
         check_len("appName", &source.app_name, 1, 255)?;
         check_len("appIconUrl", &source.app_icon_url, 1, 1000)?;
-        check_len("appDeepLinkCallback", &source.app_deep_link_callback, 1, 1000)?;
+        check_len(
+            "appDeepLinkCallback",
+            &source.app_deep_link_callback,
+            1,
+            1000,
+        )?;
         let body = json!({ "qr": qr, "sourceInfo": source });
         let env = Self::answer(self.call_authed("generate_deeplink_by_qr", &body).await?)?;
         env.data
@@ -381,13 +402,20 @@ impl Client {
 
     /// `check_transaction_by_short_hash`: the first 8 characters of the
     /// hash, with the amount and currency.
-    pub async fn check_short_hash(&self, hash: &str, amount: Decimal, currency: Currency) -> Result<Transaction, Error> {
+    pub async fn check_short_hash(
+        &self,
+        hash: &str,
+        amount: Decimal,
+        currency: Currency,
+    ) -> Result<Transaction, Error> {
         check_len("hash", hash, 8, 8)?;
         check_amount(amount)?;
         // The spec wants a JSON number; the decimal's text is a valid one.
-        let amount: Value = serde_json::from_str(&amount.normalize().to_string()).map_err(|e| Error::InvalidArgument {
-            field: "amount",
-            rule: e.to_string(),
+        let amount: Value = serde_json::from_str(&amount.normalize().to_string()).map_err(|e| {
+            Error::InvalidArgument {
+                field: "amount",
+                rule: e.to_string(),
+            }
         })?;
         self.check_one(
             "check_transaction_by_short_hash",
@@ -430,7 +458,12 @@ impl Client {
         }
     }
 
-    async fn check_list(&self, endpoint: &'static str, key: &'static str, items: &[String]) -> Result<HashMap<String, ListStatus>, Error> {
+    async fn check_list(
+        &self,
+        endpoint: &'static str,
+        key: &'static str,
+        items: &[String],
+    ) -> Result<HashMap<String, ListStatus>, Error> {
         if items.is_empty() || items.len() > MAX_LIST {
             return Err(Error::InvalidArgument {
                 field: key,
@@ -457,7 +490,9 @@ impl Client {
                 return Err(decode(format!("an item has no {key}")));
             };
             if !items.iter().any(|i| i == id) {
-                return Err(decode(format!("the answer names {id:?}, which was not asked for")));
+                return Err(decode(format!(
+                    "the answer names {id:?}, which was not asked for"
+                )));
             }
             let status = match entry.get("status").and_then(Value::as_str) {
                 Some("SUCCESS") => ListStatus::Success {
@@ -477,13 +512,19 @@ impl Client {
     /// `check_transaction_by_md5_list`: up to 50 md5s in one request. The
     /// map holds an entry per md5 the answer mentioned; a 403/404 is an
     /// error whose [`Error::endpoint_closed`] is true.
-    pub async fn check_md5_list(&self, md5s: &[String]) -> Result<HashMap<String, ListStatus>, Error> {
+    pub async fn check_md5_list(
+        &self,
+        md5s: &[String],
+    ) -> Result<HashMap<String, ListStatus>, Error> {
         self.check_list("check_transaction_by_md5_list", "md5", md5s)
             .await
     }
 
     /// `check_transaction_by_hash_list`: up to 50 hashes in one request.
-    pub async fn check_hash_list(&self, hashes: &[String]) -> Result<HashMap<String, ListStatus>, Error> {
+    pub async fn check_hash_list(
+        &self,
+        hashes: &[String],
+    ) -> Result<HashMap<String, ListStatus>, Error> {
         self.check_list("check_transaction_by_hash_list", "hash", hashes)
             .await
     }

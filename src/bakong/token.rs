@@ -54,8 +54,8 @@ pub struct Claims {
 impl Claims {
     fn read(jwt: &str) -> Claims {
         let payload = jwt.split('.').nth(1).unwrap_or_default();
-        let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
+        let Ok(bytes) =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
         else {
             return Claims::default();
         };
@@ -78,9 +78,12 @@ impl Claims {
 pub fn read_token_file(path: &Path) -> Result<Option<Token>, String> {
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().is_empty() => Ok(None),
-        Ok(s) => Token::new(&s)
-            .map(Some)
-            .ok_or_else(|| format!("{} does not hold a token (one line, no spaces)", path.display())),
+        Ok(s) => Token::new(&s).map(Some).ok_or_else(|| {
+            format!(
+                "{} does not hold a token (one line, no spaces)",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read token file {}: {e}", path.display())),
     }

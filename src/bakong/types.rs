@@ -72,7 +72,11 @@ fn opt_millis(v: &Value, key: &str) -> Result<Option<i64>, String> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => n
             .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f.round() as i64))
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite())
+                    .map(|f| f.round() as i64)
+            })
             .map(Some)
             .ok_or_else(|| format!("{key} {n} is not a timestamp")),
         Some(Value::String(s)) => s

@@ -37,15 +37,22 @@ impl Payment {
     /// Validates a claimed row; the error names the column.
     pub fn from_claimed(c: &Claimed, grace: Duration) -> Result<Self, String> {
         if !is_md5(&c.md5) {
-            return Err(format!("md5 {:?} is not 32 lowercase hex characters", c.md5));
+            return Err(format!(
+                "md5 {:?} is not 32 lowercase hex characters",
+                c.md5
+            ));
         }
         let amount = parse_amount(&c.amount).map_err(|e| format!("amount: {e}"))?;
         let currency = c
             .currency
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
-        let created_ms = c.created_ms.ok_or("created_at is not a readable UTC time")?;
-        let expires_ms = c.expires_ms.ok_or("expires_at is not a readable UTC time")?;
+        let created_ms = c
+            .created_ms
+            .ok_or("created_at is not a readable UTC time")?;
+        let expires_ms = c
+            .expires_ms
+            .ok_or("expires_at is not a readable UTC time")?;
         Ok(Payment {
             id: c.id,
             lease_id: c.lease_id,
@@ -77,17 +84,26 @@ pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (Fina
         diffs.push(format!("amount {} != expected {}", tx.amount, p.amount));
     }
     if tx.currency != p.currency {
-        diffs.push(format!("currency {} != expected {}", tx.currency, p.currency));
+        diffs.push(format!(
+            "currency {} != expected {}",
+            tx.currency, p.currency
+        ));
     }
     if let Some(acc) = account_id {
         if tx.to_account_id != acc {
-            diffs.push(format!("receiver {} != bakong.account_id {acc}", tx.to_account_id));
+            diffs.push(format!(
+                "receiver {} != bakong.account_id {acc}",
+                tx.to_account_id
+            ));
         }
     }
     if diffs.is_empty() {
         (FinalStatus::Paid, "paid".into())
     } else {
-        (FinalStatus::Mismatch, format!("mismatch: {}", diffs.join(", ")))
+        (
+            FinalStatus::Mismatch,
+            format!("mismatch: {}", diffs.join(", ")),
+        )
     }
 }
 
@@ -205,34 +221,97 @@ mod tests {
     #[test]
     fn equal_decimals_are_paid_and_any_difference_is_a_mismatch() {
         let p = payment();
-        assert_eq!(compare(&p, &tx(Decimal::new(15, 1), Currency::Usd, "me@b"), Some("me@b")).0, FinalStatus::Paid);
-        assert_eq!(compare(&p, &tx(Decimal::new(151, 2), Currency::Usd, "me@b"), None).0, FinalStatus::Mismatch);
-        assert_eq!(compare(&p, &tx(Decimal::new(15, 1), Currency::Khr, "me@b"), None).0, FinalStatus::Mismatch);
-        assert_eq!(compare(&p, &tx(Decimal::new(15, 1), Currency::Usd, "x@b"), Some("me@b")).0, FinalStatus::Mismatch);
+        assert_eq!(
+            compare(
+                &p,
+                &tx(Decimal::new(15, 1), Currency::Usd, "me@b"),
+                Some("me@b")
+            )
+            .0,
+            FinalStatus::Paid
+        );
+        assert_eq!(
+            compare(&p, &tx(Decimal::new(151, 2), Currency::Usd, "me@b"), None).0,
+            FinalStatus::Mismatch
+        );
+        assert_eq!(
+            compare(&p, &tx(Decimal::new(15, 1), Currency::Khr, "me@b"), None).0,
+            FinalStatus::Mismatch
+        );
+        assert_eq!(
+            compare(
+                &p,
+                &tx(Decimal::new(15, 1), Currency::Usd, "x@b"),
+                Some("me@b")
+            )
+            .0,
+            FinalStatus::Mismatch
+        );
     }
 
     #[test]
     fn an_error_never_finalizes_even_past_the_deadline() {
         let cfg = PollerSettings::default();
-        let v = classify(&payment(), Err(Error::RateLimited { retry_after: None }), 50_000, None, &cfg);
-        assert!(matches!(v.write, Write::Reschedule { transient: true, .. }));
-        let v = classify(&payment(), Err(Error::Unauthorized { detail: String::new() }), 50_000, None, &cfg);
-        assert!(matches!(v.write, Write::Reschedule { transient: true, .. }));
+        let v = classify(
+            &payment(),
+            Err(Error::RateLimited { retry_after: None }),
+            50_000,
+            None,
+            &cfg,
+        );
+        assert!(matches!(
+            v.write,
+            Write::Reschedule {
+                transient: true,
+                ..
+            }
+        ));
+        let v = classify(
+            &payment(),
+            Err(Error::Unauthorized {
+                detail: String::new(),
+            }),
+            50_000,
+            None,
+            &cfg,
+        );
+        assert!(matches!(
+            v.write,
+            Write::Reschedule {
+                transient: true,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn not_found_expires_only_after_the_deadline() {
         let cfg = PollerSettings::default();
-        let nf = || Err(Error::NotFound { message: String::new() });
-        assert!(matches!(classify(&payment(), nf(), 9_999, None, &cfg).write, Write::Reschedule { .. }));
+        let nf = || {
+            Err(Error::NotFound {
+                message: String::new(),
+            })
+        };
+        assert!(matches!(
+            classify(&payment(), nf(), 9_999, None, &cfg).write,
+            Write::Reschedule { .. }
+        ));
         assert!(matches!(
             classify(&payment(), nf(), 10_000, None, &cfg).write,
-            Write::Final { status: FinalStatus::Expired, .. }
+            Write::Final {
+                status: FinalStatus::Expired,
+                ..
+            }
         ));
-        let failed = Err(Error::TransactionFailed { message: String::new() });
+        let failed = Err(Error::TransactionFailed {
+            message: String::new(),
+        });
         assert!(matches!(
             classify(&payment(), failed, 10_000, None, &cfg).write,
-            Write::Final { status: FinalStatus::Failed, .. }
+            Write::Final {
+                status: FinalStatus::Failed,
+                ..
+            }
         ));
     }
 }

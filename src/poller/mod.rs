@@ -84,7 +84,11 @@ impl Observer for NoObserver {}
 pub async fn open_store(settings: &Settings) -> Result<Store, RunError> {
     let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
         .await
-        .map_err(|e| RunError::Runtime(format!("{e} (check database.url and that the directory exists and is writable)")))?;
+        .map_err(|e| {
+            RunError::Runtime(format!(
+                "{e} (check database.url and that the directory exists and is writable)"
+            ))
+        })?;
     store
         .migrate()
         .await
@@ -120,7 +124,11 @@ pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, 
 }
 
 /// Runs the daemon until `shutdown` is cancelled.
-pub async fn run(settings: Settings, shutdown: CancellationToken, observer: Arc<dyn Observer>) -> Result<(), RunError> {
+pub async fn run(
+    settings: Settings,
+    shutdown: CancellationToken,
+    observer: Arc<dyn Observer>,
+) -> Result<(), RunError> {
     let store = open_store(&settings).await?;
     let client = build_client(&settings, true)?;
     let settings = Arc::new(settings);
@@ -128,7 +136,11 @@ pub async fn run(settings: Settings, shutdown: CancellationToken, observer: Arc<
     let tracker = TaskTracker::new();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
-    tracker.spawn(renew_ahead(client.clone(), settings.clone(), shutdown.clone()));
+    tracker.spawn(renew_ahead(
+        client.clone(),
+        settings.clone(),
+        shutdown.clone(),
+    ));
     tracker.close();
 
     info!(
@@ -140,7 +152,16 @@ pub async fn run(settings: Settings, shutdown: CancellationToken, observer: Arc<
     );
     observer.ready();
 
-    let result = schedule_loop(&store, &client, &settings, tx, &shutdown, &metrics, observer.as_ref()).await;
+    let result = schedule_loop(
+        &store,
+        &client,
+        &settings,
+        tx,
+        &shutdown,
+        &metrics,
+        observer.as_ref(),
+    )
+    .await;
     observer.stopping();
     info!("stopping: finishing writes in hand");
     // The recorder ends when every sender is gone; the renewer on the token.
@@ -175,7 +196,12 @@ async fn schedule_loop(
         let mut full = false;
         if room > 0 {
             match store
-                .claim(Utc::now().timestamp_millis(), cfg.lease, room, cfg.payment_ttl)
+                .claim(
+                    Utc::now().timestamp_millis(),
+                    cfg.lease,
+                    room,
+                    cfg.payment_ttl,
+                )
                 .await
             {
                 Ok(rows) => {
@@ -184,7 +210,14 @@ async fn schedule_loop(
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
                             Ok(p) => {
-                                checks.spawn(check(p, client.clone(), settings.clone(), tx.clone(), shutdown.clone(), metrics.clone()));
+                                checks.spawn(check(
+                                    p,
+                                    client.clone(),
+                                    settings.clone(),
+                                    tx.clone(),
+                                    shutdown.clone(),
+                                    metrics.clone(),
+                                ));
                             }
                             Err(why) => {
                                 error!(id = row.id, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
@@ -193,7 +226,8 @@ async fn schedule_loop(
                                         write: Write::Reschedule {
                                             id: row.id,
                                             lease_id: row.lease_id,
-                                            next_check_at: Utc::now().timestamp_millis() + 3_600_000,
+                                            next_check_at: Utc::now().timestamp_millis()
+                                                + 3_600_000,
                                             answer: "invalid_row",
                                             error: Some(why.clone()),
                                             transient: true,
@@ -238,7 +272,10 @@ async fn schedule_loop(
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(2), drain).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), drain)
+        .await
+        .is_err()
+    {
         checks.abort_all();
     }
     Ok(())
@@ -278,7 +315,10 @@ async fn check(
         settings.bakong.account_id.as_deref(),
         &settings.poller,
     );
-    if let Write::Reschedule { transient: true, .. } = &v.write {
+    if let Write::Reschedule {
+        transient: true, ..
+    } = &v.write
+    {
         metrics.errors.fetch_add(1, Ordering::Relaxed);
         warn!(md5 = %p.md5, errors = p.errors + 1, error = %v.reason, "check failed; payment stays pending");
     } else {
@@ -355,7 +395,8 @@ async fn renew_ahead(client: Client, settings: Arc<Settings>, shutdown: Cancella
             shutdown.cancelled().await;
             return;
         };
-        let renew_at = exp - chrono::Duration::from_std(settings.bakong.renew_before).unwrap_or_default();
+        let renew_at =
+            exp - chrono::Duration::from_std(settings.bakong.renew_before).unwrap_or_default();
         let wait = (renew_at - Utc::now()).to_std().unwrap_or_default();
         tokio::select! {
             _ = shutdown.cancelled() => return,

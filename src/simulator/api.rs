@@ -32,11 +32,22 @@ const ENDPOINTS: &[&str] = &[
     "check_transaction_by_external_ref",
 ];
 
-const NO_AUTH: &[&str] = &["request_token", "verify", "renew_token", "generate_deeplink_by_qr"];
+const NO_AUTH: &[&str] = &[
+    "request_token",
+    "verify",
+    "renew_token",
+    "generate_deeplink_by_qr",
+];
 
 const HTML_403: &str = "<html>\r\n<head><title>403 Forbidden</title></head>\r\n<body>\r\n<center><h1>403 Forbidden</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
 
-fn envelope(status: StatusCode, code: i64, error: Option<i64>, message: &str, data: Value) -> Response {
+fn envelope(
+    status: StatusCode,
+    code: i64,
+    error: Option<i64>,
+    message: &str,
+    data: Value,
+) -> Response {
     (
         status,
         axum::Json(json!({
@@ -97,7 +108,14 @@ pub(super) async fn handle(
     response
 }
 
-async fn answer(sim: &Sim, name: &'static str, headers: &HeaderMap, body: &[u8], arrived: Instant, in_flight: u64) -> Response {
+async fn answer(
+    sim: &Sim,
+    name: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+    arrived: Instant,
+    in_flight: u64,
+) -> Response {
     // Faults and rate limits, decided under the lock, applied after it.
     let (faults, limited) = {
         let mut g = sim.lock();
@@ -148,7 +166,10 @@ async fn answer(sim: &Sim, name: &'static str, headers: &HeaderMap, body: &[u8],
         return (StatusCode::OK, [("content-type", "application/json")], b).into_response();
     }
     if name == "unknown" {
-        return html(StatusCode::NOT_FOUND, "<html><body>404 Not Found</body></html>");
+        return html(
+            StatusCode::NOT_FOUND,
+            "<html><body>404 Not Found</body></html>",
+        );
     }
     if name == "check_transaction_by_md5_list" && faults.md5_list_closed {
         return html(StatusCode::FORBIDDEN, HTML_403);
@@ -158,13 +179,22 @@ async fn answer(sim: &Sim, name: &'static str, headers: &HeaderMap, body: &[u8],
         let bearer = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         if let Err(why) = sim.check_token(&mut g, bearer) {
             if faults.bare_401 {
                 return StatusCode::UNAUTHORIZED.into_response();
             }
-            return envelope(StatusCode::UNAUTHORIZED, 1, Some(6), &format!("Unauthorized. ({why})"), Value::Null);
+            return envelope(
+                StatusCode::UNAUTHORIZED,
+                1,
+                Some(6),
+                &format!("Unauthorized. ({why})"),
+                Value::Null,
+            );
         }
     }
     let body: Value = match serde_json::from_slice(body) {
@@ -196,12 +226,21 @@ async fn answer(sim: &Sim, name: &'static str, headers: &HeaderMap, body: &[u8],
         "check_bakong_account" => account(&g, &body),
         "check_transaction_by_md5_list" => list(&g, &body, "md5"),
         "check_transaction_by_hash_list" => list(&g, &body, "hash"),
-        _ => html(StatusCode::NOT_FOUND, "<html><body>404 Not Found</body></html>"),
+        _ => html(
+            StatusCode::NOT_FOUND,
+            "<html><body>404 Not Found</body></html>",
+        ),
     }
 }
 
 fn fail_429() -> Response {
-    envelope(StatusCode::TOO_MANY_REQUESTS, 1, None, "Too many requests", Value::Null)
+    envelope(
+        StatusCode::TOO_MANY_REQUESTS,
+        1,
+        None,
+        "Too many requests",
+        Value::Null,
+    )
 }
 
 /// A required string field with the spec's length bounds.
@@ -239,7 +278,8 @@ fn state_of(t: &SimTx) -> State3 {
 
 fn tx_json(t: &SimTx) -> Value {
     // Live-service shape: amount as a JSON number, timestamps as integers.
-    let amount: Value = serde_json::from_str(&t.paid_amount.normalize().to_string()).unwrap_or(Value::Null);
+    let amount: Value =
+        serde_json::from_str(&t.paid_amount.normalize().to_string()).unwrap_or(Value::Null);
     json!({
         "hash": t.ids.hash,
         "fromAccountId": t.from_account,
@@ -301,7 +341,9 @@ fn is_account_id(s: &str) -> bool {
     !name.is_empty()
         && !bank.is_empty()
         && s.len() <= 32
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
         && bank.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
@@ -330,7 +372,9 @@ fn list(g: &Inner, body: &Value, key: &str) -> Response {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let Some(id) = item.as_str().filter(|s| !s.is_empty() && s.len() <= 255) else {
-            return missing(format!("every {key} must be a string of 1 to 255 characters."));
+            return missing(format!(
+                "every {key} must be a string of 1 to 255 characters."
+            ));
         };
         let idx = if key == "md5" {
             g.by_md5.get(id)
@@ -339,7 +383,11 @@ fn list(g: &Inner, body: &Value, key: &str) -> Response {
         };
         let t = idx.and_then(|i| g.txs.get(*i));
         let (status, message, data) = match t.map(state_of) {
-            Some(State3::Paid) => ("SUCCESS", "Getting transaction successfully.", t.map(tx_json).unwrap_or(Value::Null)),
+            Some(State3::Paid) => (
+                "SUCCESS",
+                "Getting transaction successfully.",
+                t.map(tx_json).unwrap_or(Value::Null),
+            ),
             Some(State3::Failed) if key == "hash" => ("FAILED", "Transaction failed.", Value::Null),
             _ => ("NOT_FOUND", NOT_FOUND, Value::Null),
         };
@@ -387,7 +435,10 @@ fn verify(sim: &Sim, g: &mut Inner, body: &Value) -> Response {
             let token = sim.mint(g, &email, false);
             ok("Token has been issued", json!({ "token": token }))
         }
-        None => fail(10, "Not registered yet. (unknown or used verification code)"),
+        None => fail(
+            10,
+            "Not registered yet. (unknown or used verification code)",
+        ),
     }
 }
 
@@ -420,7 +471,10 @@ fn deeplink(body: &Value) -> Response {
         Some(_) => return missing("sourceInfo must be an object.".into()),
     }
     match khqr::parse(qr) {
-        Err(e) => fail(4, &format!("Error occurred on requesting deeplink from provider. ({e})")),
+        Err(e) => fail(
+            4,
+            &format!("Error occurred on requesting deeplink from provider. ({e})"),
+        ),
         Ok(k) if !k.dynamic || k.amount.is_none_or(|a| a <= Decimal::ZERO) => {
             fail(2, "Sorry, the system does not support static QR code.")
         }

@@ -249,7 +249,8 @@ impl Sim {
         let iat = chrono::Utc::now().timestamp();
         let exp = iat + lifetime.as_secs_f64().ceil() as i64;
         let jti = format!("{seq}-{:08x}", rand::random::<u32>());
-        let claims = serde_json::json!({ "iat": iat, "exp": exp, "jti": jti, "data": { "id": email } });
+        let claims =
+            serde_json::json!({ "iat": iat, "exp": exp, "jti": jti, "data": { "id": email } });
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::default(),
             &claims,
@@ -291,15 +292,21 @@ impl Sim {
                     m.clone(),
                     t.amount.ok_or("amount is required with md5")?,
                     t.currency.ok_or("currency is required with md5")?,
-                    t.to_account.clone().unwrap_or_else(|| "merchant@devb".into()),
+                    t.to_account
+                        .clone()
+                        .unwrap_or_else(|| "merchant@devb".into()),
                 )
             }
             (None, Some(qr)) => {
                 let k = khqr::parse(qr).map_err(|e| e.to_string())?;
                 (
                     khqr::md5_hex(qr),
-                    t.amount.or(k.amount).ok_or("the QR has no amount (static QR); give amount")?,
-                    t.currency.or(k.currency).ok_or("the QR has no currency; give currency")?,
+                    t.amount
+                        .or(k.amount)
+                        .ok_or("the QR has no amount (static QR); give amount")?,
+                    t.currency
+                        .or(k.currency)
+                        .ok_or("the QR has no currency; give currency")?,
                     t.to_account
                         .clone()
                         .or(k.account_id)
@@ -373,7 +380,10 @@ impl Sim {
             .and_then(|j| j.as_str())
             .ok_or("invalid token")?;
         let rec = g.tokens.get(jti).cloned().ok_or("unknown token")?;
-        if g.latest_renewal.get(&rec.email).is_some_and(|latest| rec.seq < *latest) {
+        if g.latest_renewal
+            .get(&rec.email)
+            .is_some_and(|latest| rec.seq < *latest)
+        {
             g.stats.stale_token += 1;
         }
         if rec.revoked {
@@ -398,14 +408,19 @@ impl Sim {
         }
         let (mode, secs) = if g.faults.force_429 > 0 {
             g.faults.force_429 -= 1;
-            (g.faults.force_429_retry_after, g.faults.force_429_secs.unwrap_or(1))
+            (
+                g.faults.force_429_retry_after,
+                g.faults.force_429_secs.unwrap_or(1),
+            )
         } else {
             let limiter = g.limiter.as_ref()?;
             match limiter.check() {
                 Ok(()) => return None,
                 Err(not_until) => {
                     let rl = g.faults.rate_limit.as_ref()?;
-                    let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                        &governor::clock::DefaultClock::default(),
+                    ));
                     let secs = rl
                         .retry_after_secs
                         .unwrap_or_else(|| wait.as_secs_f64().ceil().max(1.0) as u64);
@@ -486,7 +501,11 @@ impl SimHandle {
 }
 
 /// Binds `listen` and serves until the handle stops it or `shutdown` fires.
-pub async fn spawn(listen: SocketAddr, scenario: &Scenario, shutdown: CancellationToken) -> Result<SimHandle, String> {
+pub async fn spawn(
+    listen: SocketAddr,
+    scenario: &Scenario,
+    shutdown: CancellationToken,
+) -> Result<SimHandle, String> {
     let shutdown = shutdown.child_token();
     let sim = Sim::new(scenario, shutdown.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -550,7 +569,10 @@ fn parse_ctl<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ctl> {
 }
 
 async fn ctl_not_found(Path(rest): Path<String>) -> Ctl {
-    ctl_error(404, format!("no control endpoint /_sim/{rest}; see the README"))
+    ctl_error(
+        404,
+        format!("no control endpoint /_sim/{rest}; see the README"),
+    )
 }
 async fn ctl_stats(State(sim): State<Arc<Sim>>) -> Ctl {
     ctl_json(sim.stats())

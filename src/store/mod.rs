@@ -174,13 +174,10 @@ impl Store {
 
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.write)
-            .await
-            .map_err(|e| StoreError {
-                what: "migrate".into(),
-                source: e.into(),
-            })
+        MIGRATOR.run(&self.write).await.map_err(|e| StoreError {
+            what: "migrate".into(),
+            source: e.into(),
+        })
     }
 
     /// The journal mode in force (`wal` expected).
@@ -194,19 +191,24 @@ impl Store {
     /// Whether the schema is at the latest migration.
     pub async fn is_migrated(&self) -> Result<bool, StoreError> {
         let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> = sqlx::query_scalar(
-            "SELECT max(version) FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_one(&self.read)
-        .await
-        .unwrap_or(None);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.read)
+                .await
+                .unwrap_or(None);
         Ok(applied == Some(latest))
     }
 
     /// Claims up to `limit` due pending rows for `lease`: never-checked rows
     /// first (a customer is waiting), then by due time. Their
     /// `next_check_at` moves past the lease, so a crash only delays them.
-    pub async fn claim(&self, now_ms: i64, lease: Duration, limit: usize, ttl: Duration) -> Result<Vec<Claimed>, StoreError> {
+    pub async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let rows = sqlx::query(
             "UPDATE payments SET next_check_at = ?1, lease_id = ?2
@@ -232,9 +234,21 @@ impl Store {
             out.push(Claimed {
                 id: r.try_get("id").map_err(ctx("claim: id"))?,
                 lease_id,
-                md5: r.try_get::<Option<String>, _>("md5").ok().flatten().unwrap_or_default(),
-                amount: r.try_get::<Option<String>, _>("amount").ok().flatten().unwrap_or_default(),
-                currency: r.try_get::<Option<String>, _>("currency").ok().flatten().unwrap_or_default(),
+                md5: r
+                    .try_get::<Option<String>, _>("md5")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                amount: r
+                    .try_get::<Option<String>, _>("amount")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                currency: r
+                    .try_get::<Option<String>, _>("currency")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
                 created_ms: r.try_get("created_ms").ok().flatten(),
                 expires_ms: r.try_get("expires_ms").ok().flatten(),
                 checks: r.try_get("checks").unwrap_or(0),
@@ -248,7 +262,11 @@ impl Store {
     /// Applies writes in one short `BEGIN IMMEDIATE` transaction. Returns,
     /// per write, whether it changed a row (a final write that finds the
     /// row no longer pending changes nothing: results are written once).
-    pub async fn record(&self, writes: &[Write], now: DateTime<Utc>) -> Result<Vec<bool>, StoreError> {
+    pub async fn record(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self
             .write
             .begin_with("BEGIN IMMEDIATE")
@@ -336,7 +354,11 @@ impl Store {
         let mut c = Counts::default();
         for r in rows {
             let n: i64 = r.try_get("n").unwrap_or(0);
-            match r.try_get::<String, _>("status").unwrap_or_default().as_str() {
+            match r
+                .try_get::<String, _>("status")
+                .unwrap_or_default()
+                .as_str()
+            {
                 "pending" => c.pending = n,
                 "paid" => c.paid = n,
                 "mismatch" => c.mismatch = n,
@@ -366,5 +388,117 @@ impl Store {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// A row as `list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PaymentRow {
+    /// Row id.
+    pub id: i64,
+    /// md5.
+    pub md5: String,
+    /// Expected amount.
+    pub amount: String,
+    /// Expected currency.
+    pub currency: String,
+    /// Status.
+    pub status: String,
+    /// created_at.
+    pub created_at: String,
+    /// expires_at as inserted.
+    pub expires_at: Option<String>,
+    /// Transaction hash.
+    pub bakong_hash: Option<String>,
+    /// Payer.
+    pub from_account_id: Option<String>,
+    /// Receiver.
+    pub to_account_id: Option<String>,
+    /// Amount paid.
+    pub paid_amount: Option<String>,
+    /// Currency paid.
+    pub paid_currency: Option<String>,
+    /// When paid.
+    pub paid_at: Option<String>,
+    /// When recorded.
+    pub confirmed_at: Option<String>,
+    /// Last answer or error kind.
+    pub last_answer: Option<String>,
+    /// Last transient error.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Inserts a pending payment as a merchant would. The table's CHECK
+    /// constraints have the last word on what is valid.
+    pub async fn insert_payment(
+        &self,
+        md5: &str,
+        amount: &str,
+        currency: &str,
+        expires_at: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(md5)
+        .bind(amount)
+        .bind(currency)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(ctx(format!("insert payment {md5}")))?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// The newest rows, optionally of one status.
+    pub async fn list(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, md5, amount, currency, status, created_at, expires_at, bakong_hash,
+                    from_account_id, to_account_id, paid_amount, paid_currency, paid_at,
+                    confirmed_at, last_answer, last_error
+             FROM payments WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("list payments"))?;
+        let s =
+            |r: &sqlx::sqlite::SqliteRow, k: &str| r.try_get::<Option<String>, _>(k).ok().flatten();
+        Ok(rows
+            .iter()
+            .map(|r| PaymentRow {
+                id: r.try_get("id").unwrap_or(0),
+                md5: s(r, "md5").unwrap_or_default(),
+                amount: s(r, "amount").unwrap_or_default(),
+                currency: s(r, "currency").unwrap_or_default(),
+                status: s(r, "status").unwrap_or_default(),
+                created_at: s(r, "created_at").unwrap_or_default(),
+                expires_at: s(r, "expires_at"),
+                bakong_hash: s(r, "bakong_hash"),
+                from_account_id: s(r, "from_account_id"),
+                to_account_id: s(r, "to_account_id"),
+                paid_amount: s(r, "paid_amount"),
+                paid_currency: s(r, "paid_currency"),
+                paid_at: s(r, "paid_at"),
+                confirmed_at: s(r, "confirmed_at"),
+                last_answer: s(r, "last_answer"),
+                last_error: s(r, "last_error"),
+            })
+            .collect())
+    }
+
+    /// When the daemon last got a readable answer from Bakong (a row
+    /// checked without a transient error).
+    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL")
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("read last answer time"))
     }
 }
