@@ -1,6 +1,167 @@
-//! The demo.
+//! `bakong-poller demo`: the simulator and the daemon in one process, on a
+//! temporary database, with simulated customers paying at random moments
+//! (some the wrong amount, some failing, some never), a progress line per
+//! second and a summary table at the end.
 
-/// Runs the demo.
-pub async fn run(_payments: usize) -> Result<(), String> {
-    Err("not yet".into())
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rust_decimal::Decimal;
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::money::Currency;
+use crate::simulator::{self, NewTransaction, OutcomeKind, Scenario};
+
+const EMAIL: &str = "demo@shop.example";
+const ACCOUNT: &str = "demo_shop@devb";
+
+/// Settings for a daemon against a local simulator, with short intervals.
+pub fn local_settings(dir: &std::path::Path, base_url: &str, token: &str) -> Settings {
+    let mut s = Settings::default();
+    s.database.url = format!("sqlite://{}", dir.join("payments.db").display());
+    s.bakong.base_url = base_url.to_string();
+    s.bakong.email = Some(EMAIL.into());
+    s.bakong.token = Some(token.to_string());
+    s.bakong.token_file = dir.join("token");
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.bakong.timeout = Duration::from_secs(2);
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.scan_interval = Duration::from_millis(100);
+    s.poller.fresh_interval = Duration::from_millis(500);
+    s.poller.fresh_period = Duration::from_secs(30);
+    s.poller.max_interval = Duration::from_secs(2);
+    s.poller.lease = Duration::from_secs(5);
+    s.poller.payment_ttl = Duration::from_secs(12);
+    s.poller.expiry_grace = Duration::from_secs(1);
+    s.poller.error_backoff_min = Duration::from_millis(200);
+    s.poller.error_backoff_max = Duration::from_secs(2);
+    s
+}
+
+/// Runs the demo with `n` payments.
+pub async fn run(n: usize) -> Result<(), String> {
+    crate::telemetry::init(crate::config::LogFormat::Text, "warn");
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
+    let shutdown = crate::shutdown::on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let sim = simulator::spawn(([127, 0, 0, 1], 0).into(), &Scenario::default(), shutdown.clone()).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let settings = local_settings(dir.path(), &sim.base_url(), &token);
+    println!("bakong-poller demo");
+    println!("  simulator  {}", sim.base_url());
+    println!("  database   {}", settings.database.url);
+    println!("  {n} payments; customers pay 1-8 s after their QR is shown; unpaid ones expire after 12 s\n");
+
+    let store = crate::poller::open_store(&settings).await.map_err(|e| e.to_string())?;
+    let daemon_stop = CancellationToken::new();
+    let daemon = tokio::spawn(crate::poller::run(settings.clone(), daemon_stop.clone(), Arc::new(crate::poller::NoObserver)));
+
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(50);
+    let mut inserted = 0usize;
+    let spacing = Duration::from_millis((6000 / n.max(1)) as u64);
+    let mut next_insert = started;
+    let mut next_report = started + Duration::from_secs(1);
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        while inserted < n && Instant::now() >= next_insert {
+            add_customer(&sim.sim, &store, inserted).await?;
+            inserted += 1;
+            next_insert += spacing;
+        }
+        let counts = store.counts().await.map_err(|e| e.to_string())?;
+        if Instant::now() >= next_report {
+            println!(
+                "  {:>4.1}s  inserted {:>3}  pending {:>3}  paid {:>3}  mismatch {:>2}  failed {:>2}  expired {:>2}",
+                started.elapsed().as_secs_f64(), inserted, counts.pending, counts.paid, counts.mismatch, counts.failed, counts.expired
+            );
+            next_report += Duration::from_secs(1);
+        }
+        if inserted == n && counts.pending == 0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            println!("  deadline reached with {} payments still pending", counts.pending);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    daemon_stop.cancel();
+    match daemon.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("daemon: {e}")),
+        Err(e) => return Err(format!("daemon task: {e}")),
+    }
+    summary(&store, &sim.sim, started.elapsed()).await?;
+    store.close().await;
+    sim.stop().await;
+    Ok(())
+}
+
+async fn add_customer(sim: &simulator::Sim, store: &crate::store::Store, i: usize) -> Result<(), String> {
+    let mut rng = rand::rng();
+    let (amount, currency) = if rng.random_bool(0.5) {
+        (Decimal::new(rng.random_range(50..2000), 2), Currency::Usd)
+    } else {
+        (Decimal::from(rng.random_range(1..40) * 1000), Currency::Khr)
+    };
+    let qr = crate::khqr::build(ACCOUNT, "Demo Shop", amount, currency, &format!("{i}-{}", rng.random::<u32>()));
+    let roll: f64 = rng.random();
+    let mut t = NewTransaction {
+        qr: Some(qr.clone()),
+        after: Duration::from_millis(rng.random_range(1000..8000)),
+        ..NewTransaction::default()
+    };
+    if roll < 0.08 {
+        t.paid_amount = Some(amount / Decimal::from(2));
+    } else if roll < 0.14 {
+        t.outcome = OutcomeKind::Failed;
+    } else if roll < 0.22 {
+        t.outcome = OutcomeKind::Never;
+    }
+    sim.add_transaction(t)?;
+    let md5 = crate::khqr::md5_hex(&qr);
+    store
+        .insert_payment(&md5, &amount.to_string(), currency.code(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn summary(store: &crate::store::Store, sim: &simulator::Sim, elapsed: Duration) -> Result<(), String> {
+    let rows = sqlx::query(
+        "SELECT status, count(*) AS n,
+                avg((julianday(confirmed_at) - julianday(paid_at)) * 86400.0) AS avg_s,
+                max((julianday(confirmed_at) - julianday(paid_at)) * 86400.0) AS max_s
+         FROM payments GROUP BY status ORDER BY status",
+    )
+    .fetch_all(store.pool())
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("\n  status     count   paid -> confirmed (avg / max)");
+    for r in rows {
+        let status: String = r.try_get("status").unwrap_or_default();
+        let n: i64 = r.try_get("n").unwrap_or(0);
+        let avg: Option<f64> = r.try_get("avg_s").ok().flatten();
+        let max: Option<f64> = r.try_get("max_s").ok().flatten();
+        let lat = match (avg, max) {
+            (Some(a), Some(m)) => format!("{a:.2} s / {m:.2} s"),
+            _ => "-".into(),
+        };
+        println!("  {status:<9} {n:>6}   {lat}");
+    }
+    let st = sim.stats();
+    println!(
+        "\n  {} API requests in {:.1} s; peak {} requests/s; 429s {}",
+        st.total,
+        elapsed.as_secs_f64(),
+        st.peak_rps,
+        st.rate_limited
+    );
+    Ok(())
 }
