@@ -46,8 +46,14 @@ pub fn local_settings(dir: &std::path::Path, base_url: &str, token: &str) -> Set
 pub async fn run(n: usize) -> Result<(), String> {
     crate::telemetry::init(crate::config::LogFormat::Text, "warn");
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-    let shutdown = crate::shutdown::on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let sim = simulator::spawn(([127, 0, 0, 1], 0).into(), &Scenario::default(), shutdown.clone()).await?;
+    let shutdown =
+        crate::shutdown::on_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let sim = simulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        &Scenario::default(),
+        shutdown.clone(),
+    )
+    .await?;
     let token = sim.sim.issue_token(EMAIL);
     let settings = local_settings(dir.path(), &sim.base_url(), &token);
     println!("bakong-poller demo");
@@ -55,9 +61,15 @@ pub async fn run(n: usize) -> Result<(), String> {
     println!("  database   {}", settings.database.url);
     println!("  {n} payments; customers pay 1-8 s after their QR is shown; unpaid ones expire after 12 s\n");
 
-    let store = crate::poller::open_store(&settings).await.map_err(|e| e.to_string())?;
+    let store = crate::poller::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let daemon_stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::poller::run(settings.clone(), daemon_stop.clone(), Arc::new(crate::poller::NoObserver)));
+    let daemon = tokio::spawn(crate::poller::run(
+        settings.clone(),
+        daemon_stop.clone(),
+        Arc::new(crate::poller::NoObserver),
+    ));
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(50);
@@ -86,7 +98,10 @@ pub async fn run(n: usize) -> Result<(), String> {
             break;
         }
         if Instant::now() >= deadline {
-            println!("  deadline reached with {} payments still pending", counts.pending);
+            println!(
+                "  deadline reached with {} payments still pending",
+                counts.pending
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -103,14 +118,24 @@ pub async fn run(n: usize) -> Result<(), String> {
     Ok(())
 }
 
-async fn add_customer(sim: &simulator::Sim, store: &crate::store::Store, i: usize) -> Result<(), String> {
+async fn add_customer(
+    sim: &simulator::Sim,
+    store: &crate::store::Store,
+    i: usize,
+) -> Result<(), String> {
     let mut rng = rand::rng();
     let (amount, currency) = if rng.random_bool(0.5) {
         (Decimal::new(rng.random_range(50..2000), 2), Currency::Usd)
     } else {
         (Decimal::from(rng.random_range(1..40) * 1000), Currency::Khr)
     };
-    let qr = crate::khqr::build(ACCOUNT, "Demo Shop", amount, currency, &format!("{i}-{}", rng.random::<u32>()));
+    let qr = crate::khqr::build(
+        ACCOUNT,
+        "Demo Shop",
+        amount,
+        currency,
+        &format!("{i}-{}", rng.random::<u32>()),
+    );
     let roll: f64 = rng.random();
     let mut t = NewTransaction {
         qr: Some(qr.clone()),
@@ -133,7 +158,11 @@ async fn add_customer(sim: &simulator::Sim, store: &crate::store::Store, i: usiz
     Ok(())
 }
 
-async fn summary(store: &crate::store::Store, sim: &simulator::Sim, elapsed: Duration) -> Result<(), String> {
+async fn summary(
+    store: &crate::store::Store,
+    sim: &simulator::Sim,
+    elapsed: Duration,
+) -> Result<(), String> {
     let rows = sqlx::query(
         "SELECT status, count(*) AS n,
                 avg((julianday(confirmed_at) - julianday(paid_at)) * 86400.0) AS avg_s,

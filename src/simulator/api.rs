@@ -131,12 +131,41 @@ async fn answer(
     if faults.geo_block {
         return html(StatusCode::FORBIDDEN, HTML_403);
     }
+    if name == "unknown" {
+        return html(
+            StatusCode::NOT_FOUND,
+            "<html><body>404 Not Found</body></html>",
+        );
+    }
     if let Some(retry_after) = limited {
         let mut r = fail_429();
         if let Some(v) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
             r.headers_mut().insert("retry-after", v);
         }
         return r;
+    }
+    if !NO_AUTH.contains(&name) {
+        let mut g = sim.lock();
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        if let Err(why) = sim.check_token(&mut g, bearer) {
+            if faults.bare_401 {
+                return StatusCode::UNAUTHORIZED.into_response();
+            }
+            return envelope(
+                StatusCode::UNAUTHORIZED,
+                1,
+                Some(6),
+                &format!("Unauthorized. ({why})"),
+                Value::Null,
+            );
+        }
     }
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
@@ -165,38 +194,10 @@ async fn answer(
         let b = bodies[rand::rng().random_range(0..bodies.len())];
         return (StatusCode::OK, [("content-type", "application/json")], b).into_response();
     }
-    if name == "unknown" {
-        return html(
-            StatusCode::NOT_FOUND,
-            "<html><body>404 Not Found</body></html>",
-        );
-    }
     if name == "check_transaction_by_md5_list" && faults.md5_list_closed {
         return html(StatusCode::FORBIDDEN, HTML_403);
     }
     let mut g = sim.lock();
-    if !NO_AUTH.contains(&name) {
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        if let Err(why) = sim.check_token(&mut g, bearer) {
-            if faults.bare_401 {
-                return StatusCode::UNAUTHORIZED.into_response();
-            }
-            return envelope(
-                StatusCode::UNAUTHORIZED,
-                1,
-                Some(6),
-                &format!("Unauthorized. ({why})"),
-                Value::Null,
-            );
-        }
-    }
     let body: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return missing(format!("The body is not JSON: {e}")),

@@ -191,10 +191,12 @@ impl Sim {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replaces the faults (and resets the rate-limit bucket).
+    /// Replaces the faults (and resets the rate-limit bucket and any
+    /// announced Retry-After window).
     pub fn set_faults(&self, f: Faults) {
         let mut g = self.lock();
         g.limiter = build_limiter(&f);
+        g.window_end = None;
         g.faults = f;
     }
 
@@ -279,6 +281,14 @@ impl Sim {
         token
     }
 
+    /// Revokes every token issued to `email` (they answer 401 from now on).
+    pub fn revoke_tokens(&self, email: &str) {
+        let mut g = self.lock();
+        for r in g.tokens.values_mut().filter(|r| r.email == email) {
+            r.revoked = true;
+        }
+    }
+
     /// Registers a simulated payment.
     pub fn add_transaction(&self, t: NewTransaction) -> Result<Registered, String> {
         let (md5, amount, currency, to) = match (&t.md5, &t.qr) {
@@ -322,11 +332,20 @@ impl Sim {
             return Err(format!("md5 {md5} is already registered"));
         }
         let n = g.txs.len();
-        let hash = format!(
-            "{}{}",
-            khqr::md5_hex(&format!("{md5}:{n}:a")),
-            khqr::md5_hex(&format!("{md5}:{n}:b"))
-        );
+        let hash = match &t.hash {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                h.to_ascii_lowercase()
+            }
+            Some(h) => return Err(format!("hash {h:?} is not 64 hex characters")),
+            None => format!(
+                "{}{}",
+                khqr::md5_hex(&format!("{md5}:{n}:a")),
+                khqr::md5_hex(&format!("{md5}:{n}:b"))
+            ),
+        };
+        if g.by_hash.contains_key(&hash) {
+            return Err(format!("hash {hash} is already registered"));
+        }
         let ids = Registered {
             short_hash: hash[..8].to_string(),
             instruction_ref: format!("IR{}", &hash[8..24]),
@@ -544,6 +563,7 @@ fn router(sim: Arc<Sim>) -> Router {
         .route("/_sim/mailbox", get(ctl_mailbox))
         .route("/_sim/accounts", post(ctl_add_account))
         .route("/_sim/tokens", post(ctl_issue_token))
+        .route("/_sim/revoke", post(ctl_revoke))
         .route("/_sim/{*rest}", get(ctl_not_found).post(ctl_not_found))
         .with_state(sim)
 }
@@ -637,6 +657,19 @@ async fn ctl_issue_token(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -
     }
     match parse_ctl::<E>(&body) {
         Ok(e) => ctl_json(serde_json::json!({ "token": sim.issue_token(&e.email) })),
+        Err(e) => e,
+    }
+}
+async fn ctl_revoke(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Ctl {
+    #[derive(serde::Deserialize)]
+    struct E {
+        email: String,
+    }
+    match parse_ctl::<E>(&body) {
+        Ok(e) => {
+            sim.revoke_tokens(&e.email);
+            ctl_json(serde_json::json!({ "ok": true }))
+        }
         Err(e) => e,
     }
 }

@@ -114,6 +114,8 @@ pub struct NewTransaction {
     pub md5: Option<String>,
     /// The full KHQR string.
     pub qr: Option<String>,
+    /// A fixed transaction hash (64 hex); generated when absent.
+    pub hash: Option<String>,
     /// Expected amount (from the QR when `qr` is given).
     #[serde(with = "rust_decimal::serde::str_option")]
     pub amount: Option<Decimal>,

@@ -1,0 +1,1 @@
+//! The daemon against the simulator.

@@ -1,0 +1,8 @@
+//! Integration tests: the simulator, the daemon against it, and the CLI.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod daemon;
+mod helpers;
+mod simulator;
