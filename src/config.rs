@@ -13,7 +13,7 @@ use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
 
 /// All settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// `[database]`.
@@ -203,17 +203,6 @@ impl Default for LogSettings {
         LogSettings {
             format: LogFormat::Text,
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            database: DatabaseSettings::default(),
-            bakong: BakongSettings::default(),
-            poller: PollerSettings::default(),
-            log: LogSettings::default(),
         }
     }
 }

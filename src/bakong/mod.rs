@@ -496,8 +496,10 @@ impl Client {
             }
             let status = match entry.get("status").and_then(Value::as_str) {
                 Some("SUCCESS") => ListStatus::Success {
-                    transaction: Transaction::from_json(entry.get("data").unwrap_or(&Value::Null))
-                        .map_err(|e| decode(format!("{key} {id}: {e}")))?,
+                    transaction: Box::new(
+                        Transaction::from_json(entry.get("data").unwrap_or(&Value::Null))
+                            .map_err(|e| decode(format!("{key} {id}: {e}")))?,
+                    ),
                 },
                 Some("NOT_FOUND") => ListStatus::NotFound,
                 Some("FAILED") => ListStatus::Failed,

@@ -134,7 +134,7 @@ pub enum ListStatus {
     /// Found.
     Success {
         /// The transaction.
-        transaction: Transaction,
+        transaction: Box<Transaction>,
     },
     /// Not found (yet).
     NotFound,

@@ -30,7 +30,17 @@ async fn a_paid_payment_is_confirmed_with_its_hash_and_payer() {
         )
         .await;
     assert_eq!(final_status(&db, &md5, LIMIT).await, "paid");
-    let row: (String, String, String, String, String, Option<String>, Option<String>, Option<String>) = sqlx::query_as(
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let row: Row = sqlx::query_as(
         "SELECT bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency, description, paid_at, confirmed_at FROM payments WHERE md5 = ?1",
     )
     .bind(&md5)
