@@ -766,3 +766,31 @@ async fn the_simulator_never_panics_on_any_body() {
         200
     );
 }
+
+#[tokio::test]
+async fn the_readme_scenario_example_loads() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```toml\naccounts")
+        .expect("scenario example in README")
+        + "```toml\n".len();
+    let text = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let text = text.replace(
+        "/tmp/bakong-token",
+        dir.path().join("token").to_str().unwrap(),
+    );
+    let scenario: bakong_poller::simulator::Scenario = toml::from_str(&text).unwrap();
+    assert_eq!(scenario.transactions.len(), 2);
+    let h = bakong_poller::simulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        &scenario,
+        tokio_util::sync::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert!(dir.path().join("token").exists());
+    assert_eq!(h.sim.transactions().len(), 2);
+    assert!(h.sim.faults().rate_limit.is_some());
+    h.stop().await;
+}
