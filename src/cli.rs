@@ -122,9 +122,9 @@ pub enum Command {
         /// md5 of the KHQR string (32 lowercase hex).
         #[arg(long, value_parser = parse_md5)]
         md5: String,
-        /// Expected amount, e.g. 1.50 or 4000.
-        #[arg(long, value_parser = parse_decimal)]
-        amount: Decimal,
+        /// Expected amount, e.g. 1.50 or 4000 (stored as written).
+        #[arg(long, allow_hyphen_values = true, value_parser = parse_amount_text)]
+        amount: String,
         /// USD or KHR.
         #[arg(long, value_parser = parse_currency)]
         currency: Currency,
@@ -233,7 +233,7 @@ pub enum CheckCommand {
         /// The short hash.
         hash: String,
         /// Amount paid.
-        #[arg(long, value_parser = parse_decimal)]
+        #[arg(long, allow_hyphen_values = true, value_parser = parse_decimal)]
         amount: Decimal,
         /// USD or KHR.
         #[arg(long, value_parser = parse_currency)]
@@ -280,6 +280,11 @@ fn parse_md5(s: &str) -> Result<String, String> {
 fn parse_decimal(s: &str) -> Result<Decimal, String> {
     parse_amount(s).map_err(|e| e.to_string())
 }
+fn parse_amount_text(s: &str) -> Result<String, String> {
+    parse_amount(s)
+        .map(|_| s.trim().to_string())
+        .map_err(|e| e.to_string())
+}
 fn parse_currency(s: &str) -> Result<Currency, String> {
     s.parse::<Currency>().map_err(|e| e.to_string())
 }
@@ -320,7 +325,11 @@ impl From<RunError> for Failure {
 impl From<bakong::Error> for Failure {
     fn from(e: bakong::Error) -> Self {
         let code = match &e {
-            bakong::Error::InvalidArgument { .. } | bakong::Error::NoToken => EXIT_USAGE,
+            // errorCode 5 (missing or invalid field) and 12 (malformed
+            // account id): the argument was bad, as the server judged it.
+            bakong::Error::InvalidArgument { .. }
+            | bakong::Error::NoToken
+            | bakong::Error::Api { code: 5 | 12, .. } => EXIT_USAGE,
             bakong::Error::NotFound { .. } => EXIT_NOT_FOUND,
             _ => EXIT_ERROR,
         };
@@ -345,9 +354,17 @@ pub fn parse() -> Cli {
             ) {
                 e.exit();
             }
+            // One line: the message and what it lists, without usage text.
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("error: bad arguments");
-            eprintln!("{first} (see --help)");
+            let body = text
+                .split("\n\nUsage:")
+                .next()
+                .unwrap_or_default()
+                .split("\n\nFor more information")
+                .next()
+                .unwrap_or_default();
+            let line = body.split_whitespace().collect::<Vec<_>>().join(" ");
+            eprintln!("{line} (see --help)");
             std::process::exit(EXIT_USAGE);
         }
     }
@@ -454,7 +471,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             store.close().await;
             output(
                 &cli,
-                json!({ "id": id, "md5": md5, "amount": amount.to_string(), "currency": currency.code(), "expires_at": expires }),
+                json!({ "id": id, "md5": md5, "amount": amount, "currency": currency.code(), "expires_at": expires }),
                 || format!("added payment {id}: {md5} {amount} {currency} (pending)"),
             );
             Ok(EXIT_OK)
