@@ -382,7 +382,17 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             crate::telemetry::init(settings.log.format, &settings.log.level);
             let shutdown = crate::shutdown::on_signal()
                 .map_err(|e| Failure::runtime(format!("cannot install signal handlers: {e}")))?;
-            poller::run(settings, shutdown, Arc::new(poller::NoObserver)).await?;
+            let notify = crate::systemd::SdNotify::from_env();
+            if let Some(w) = notify.watchdog() {
+                if settings.poller.scan_interval > w / 2 {
+                    return Err(Failure::usage(format!(
+                        "config key poller.scan_interval: {} is longer than half of systemd's WatchdogSec ({}); shorten it",
+                        humantime::format_duration(settings.poller.scan_interval),
+                        humantime::format_duration(w)
+                    )));
+                }
+            }
+            poller::run(settings, shutdown, Arc::new(notify)).await?;
             Ok(EXIT_OK)
         }
         Command::Migrate => {

@@ -17,4 +17,5 @@ pub mod poller;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;
+pub mod systemd;
 pub mod telemetry;

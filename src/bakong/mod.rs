@@ -66,7 +66,12 @@ struct Inner {
     /// HTTP status or decoding.
     last_success_ms: AtomicI64,
     renewals: std::sync::atomic::AtomicU64,
+    /// Milliseconds per answered request since the last `take_latencies`.
+    latencies: std::sync::Mutex<Vec<u32>>,
 }
+
+/// How many latency samples are kept between two reads.
+const MAX_SAMPLES: usize = 10_000;
 
 fn check_len(field: &'static str, v: &str, min: usize, max: usize) -> Result<(), Error> {
     let n = v.chars().count();
@@ -125,6 +130,7 @@ impl Client {
                 keeper,
                 last_success_ms: AtomicI64::new(0),
                 renewals: Default::default(),
+                latencies: Default::default(),
             }),
         })
     }
@@ -142,6 +148,17 @@ impl Client {
     /// Unix ms of the last readable answer, 0 if none yet.
     pub fn last_success_ms(&self) -> i64 {
         self.inner.last_success_ms.load(Ordering::Relaxed)
+    }
+
+    /// The request latencies (ms) recorded since the last call.
+    pub fn take_latencies(&self) -> Vec<u32> {
+        std::mem::take(
+            &mut *self
+                .inner
+                .latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        )
     }
 
     /// Renewals done by this client.
@@ -175,6 +192,7 @@ impl Client {
                 }
             }
         };
+        let sent = std::time::Instant::now();
         let mut resp = req.send().await.map_err(transport)?;
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -192,6 +210,16 @@ impl Client {
                 });
             }
             body.extend_from_slice(&chunk);
+        }
+        {
+            let mut l = self
+                .inner
+                .latencies
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if l.len() < MAX_SAMPLES {
+                l.push(sent.elapsed().as_millis().min(u32::MAX as u128) as u32);
+            }
         }
         if status == 429 {
             let wait = self.inner.gate.rate_limited(retry_after);

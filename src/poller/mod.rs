@@ -9,6 +9,7 @@
 //! recorder finishes the writes in hand.
 
 pub mod classify;
+pub mod report;
 pub mod schedule;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -73,6 +74,8 @@ pub trait Observer: Send + Sync + 'static {
     fn tick(&self) {}
     /// Shutdown began.
     fn stopping(&self) {}
+    /// A one-line summary of the daemon's state.
+    fn status(&self, _line: &str) {}
 }
 
 /// An observer that does nothing.
@@ -134,11 +137,20 @@ pub async fn run(
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let tracker = TaskTracker::new();
+    observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
     tracker.spawn(renew_ahead(
         client.clone(),
         settings.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(report::run(
+        store.clone(),
+        client.clone(),
+        metrics.clone(),
+        settings.clone(),
+        observer.clone(),
         shutdown.clone(),
     ));
     tracker.close();
@@ -150,7 +162,6 @@ pub async fn run(
         concurrency = settings.poller.concurrency,
         "bakong-poller running"
     );
-    observer.ready();
 
     let result = schedule_loop(
         &store,

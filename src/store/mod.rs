@@ -379,6 +379,16 @@ impl Store {
         Ok(c)
     }
 
+    /// Payments confirmed paid since midnight UTC.
+    pub async fn paid_today(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= date('now')",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("count today's payments"))
+    }
+
     /// The write pool, for tests and tools that insert rows as a merchant.
     pub fn pool(&self) -> &SqlitePool {
         &self.write

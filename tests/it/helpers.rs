@@ -64,6 +64,7 @@ impl TestEnv {
         p.renew_retry = Duration::from_millis(100);
         p.payment_ttl = Duration::from_secs(30);
         p.expiry_grace = Duration::from_millis(100);
+        p.summary_interval = Duration::from_millis(300);
         s
     }
 
@@ -76,7 +77,7 @@ impl TestEnv {
         let d = |d: Duration| format!("\"{}ms\"", d.as_millis());
         let p = &s.poller;
         let text = format!(
-            "[database]\nurl = \"{}\"\n\n[bakong]\nbase_url = \"{}\"\nemail = \"{}\"\ntoken = \"{}\"\ntoken_file = \"{}\"\ntimeout = {}\nrenew_before = {}\n\n[poller]\nmax_requests_per_second = {:?}\nconcurrency = {}\nscan_interval = {}\nfresh_interval = {}\nfresh_period = {}\nmax_interval = {}\nlease = {}\nerror_backoff_min = {}\nerror_backoff_max = {}\nrate_backoff_min = {}\nrate_backoff_max = {}\npayment_ttl = {}\nexpiry_grace = {}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
+            "[database]\nurl = \"{}\"\n\n[bakong]\nbase_url = \"{}\"\nemail = \"{}\"\ntoken = \"{}\"\ntoken_file = \"{}\"\ntimeout = {}\nrenew_before = {}\n\n[poller]\nmax_requests_per_second = {:?}\nconcurrency = {}\nscan_interval = {}\nfresh_interval = {}\nfresh_period = {}\nmax_interval = {}\nlease = {}\nerror_backoff_min = {}\nerror_backoff_max = {}\nrate_backoff_min = {}\nrate_backoff_max = {}\npayment_ttl = {}\nexpiry_grace = {}\nsummary_interval = {}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
             s.database.url,
             s.bakong.base_url,
             EMAIL,
@@ -97,6 +98,7 @@ impl TestEnv {
             d(p.rate_backoff_max),
             d(p.payment_ttl),
             d(p.expiry_grace),
+            d(p.summary_interval),
         );
         let path = self.dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();

@@ -6,3 +6,4 @@ mod cli;
 mod daemon;
 mod helpers;
 mod simulator;
+mod systemd;
