@@ -125,9 +125,27 @@ pub struct PollerSettings {
     /// How often a summary event is logged.
     #[serde(with = "humantime_serde")]
     pub summary_interval: Duration,
+    /// Bulk lookups (50 md5s a request): `auto`, `always` or `never`.
+    pub bulk: BulkMode,
+    /// In `auto`, how long to use single lookups after the bulk endpoint
+    /// answered 403/404 before trying it again.
+    #[serde(with = "humantime_serde")]
+    pub bulk_retry: Duration,
     /// How long shutdown waits for writes in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+}
+
+/// Whether the daemon checks 50 md5s per request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkMode {
+    /// Bulk while the endpoint works; single lookups while it answers 403/404.
+    Auto,
+    /// Always bulk; a closed endpoint is an error like any other.
+    Always,
+    /// Single lookups only.
+    Never,
 }
 
 /// `[log]`.
@@ -193,6 +211,8 @@ impl Default for PollerSettings {
             rate_backoff_max: Duration::from_secs(60),
             renew_retry: Duration::from_secs(30),
             summary_interval: Duration::from_secs(300),
+            bulk: BulkMode::Auto,
+            bulk_retry: Duration::from_secs(1800),
             shutdown_timeout: Duration::from_secs(8),
         }
     }
@@ -317,6 +337,7 @@ impl Settings {
             ("poller.rate_backoff_min", p.rate_backoff_min),
             ("poller.renew_retry", p.renew_retry),
             ("poller.summary_interval", p.summary_interval),
+            ("poller.bulk_retry", p.bulk_retry),
         ] {
             if d.is_zero() {
                 return bad(key, "must be longer than zero".into());

@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// An error is never a "not found": only [`Error::NotFound`] means that
 /// Bakong answered that the transaction does not exist.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A request argument broke the spec's rules; nothing was sent.
     #[error("invalid {field}: {rule}")]

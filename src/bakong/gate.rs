@@ -5,14 +5,20 @@
 //! requests of a client. With `Retry-After` (seconds or an HTTP-date) no
 //! request leaves before that instant; without it the wait grows
 //! exponentially with jitter (backon), capped, and resets on success.
+//!
+//! The rate is adaptive, as no limit is published: it starts at the
+//! ceiling, halves on a 429 and climbs back by a fiftieth of the ceiling per
+//! answered request, never above the ceiling. Requests leave one at a
+//! time, each at least 1/rate seconds after the previous one actually left
+//! (no credit saved up while idle, a late wake-up never shortens the next
+//! gap), so there are no bursts. `governor` was the first choice, but its quota cannot
+//! change at run time.
 
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
 /// Settings of the gate.
@@ -48,13 +54,18 @@ pub struct GateStats {
 struct State {
     not_before: Option<Instant>,
     backoff: ExponentialBackoff,
+    /// Current requests per second (adaptive), if there is a ceiling.
+    rate: Option<f64>,
 }
 
 /// The shared request gate.
 pub struct Gate {
-    limiter: Option<DefaultDirectRateLimiter>,
+    ceiling: Option<f64>,
     builder: ExponentialBuilder,
+    max_backoff: Duration,
     state: Mutex<State>,
+    /// When the next request may leave; held by the one waiter in line.
+    pacer: tokio::sync::Mutex<Instant>,
     /// Counters.
     pub stats: GateStats,
 }
@@ -96,15 +107,9 @@ impl RetryAfter {
 impl Gate {
     /// A gate with the given settings.
     pub fn new(cfg: &GateConfig) -> Self {
-        let limiter = cfg
+        let ceiling = cfg
             .max_requests_per_second
-            .filter(|r| r.is_finite() && *r > 0.0)
-            .and_then(|rps| {
-                // Evenly spaced, no bursts: one permit per period.
-                Quota::with_period(Duration::from_secs_f64(1.0 / rps))
-                    .map(|q| q.allow_burst(NonZeroU32::MIN))
-            })
-            .map(RateLimiter::direct);
+            .filter(|r| r.is_finite() && *r > 0.0);
         let builder = ExponentialBuilder::default()
             .with_min_delay(cfg.backoff_min)
             .with_max_delay(cfg.backoff_max)
@@ -112,21 +117,30 @@ impl Gate {
             .with_jitter()
             .without_max_times();
         Gate {
-            limiter,
+            ceiling,
             state: Mutex::new(State {
                 not_before: None,
                 backoff: builder.build(),
+                rate: ceiling,
             }),
+            pacer: tokio::sync::Mutex::new(Instant::now()),
             builder,
+            max_backoff: cfg.backoff_max,
             stats: GateStats::default(),
         }
     }
 
+    /// The current request rate (adaptive), if there is a ceiling.
+    pub fn rate(&self) -> Option<f64> {
+        self.lock().rate
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn not_before(&self) -> Option<Instant> {
-        self.state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .not_before
+        self.lock().not_before
     }
 
     /// Waits until a request may leave.
@@ -138,14 +152,20 @@ impl Gate {
                     continue;
                 }
             }
-            if let Some(l) = &self.limiter {
-                l.until_ready().await;
+            if self.ceiling.is_none() {
+                break;
             }
-            // A 429 may have arrived while we waited for the limiter.
-            match self.not_before() {
-                Some(nb) if nb > Instant::now() => continue,
-                _ => break,
+            let mut next = self.pacer.lock().await;
+            tokio::time::sleep_until(*next).await;
+            // A 429 may have arrived while we waited in line.
+            if self.not_before().is_some_and(|nb| nb > Instant::now()) {
+                continue;
             }
+            if let Some(rate) = self.rate() {
+                // 1% spare, so arrivals stay under the ceiling too.
+                *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
+            }
+            break;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -153,11 +173,19 @@ impl Gate {
     /// Records a 429; returns the wait imposed on every request.
     pub fn rate_limited(&self, retry_after: Option<RetryAfter>) -> Duration {
         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         let wait = match retry_after {
             Some(ra) => ra.wait(),
-            None => st.backoff.next().unwrap_or(Duration::from_secs(60)),
+            // backon's jitter adds up to 100%: keep the cap a cap.
+            None => st
+                .backoff
+                .next()
+                .unwrap_or(self.max_backoff)
+                .min(self.max_backoff),
         };
+        if let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) {
+            st.rate = Some((rate / 2.0).max(ceiling / 32.0));
+        }
         // A date is whole seconds; add a little so we land after it.
         let margin = match retry_after {
             Some(RetryAfter::Date(_)) => Duration::from_millis(20),
@@ -168,10 +196,14 @@ impl Gate {
         wait
     }
 
-    /// Records a non-429 answer: the backoff starts over.
+    /// Records a non-429 answer: the backoff starts over and the rate
+    /// climbs back towards the ceiling.
     pub fn succeeded(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.lock();
         st.backoff = self.builder.build();
+        if let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) {
+            st.rate = Some((rate + ceiling / 50.0).min(ceiling));
+        }
     }
 }
 
@@ -188,6 +220,48 @@ mod tests {
             other => panic!("expected a date, got {other:?}"),
         }
         assert_eq!(RetryAfter::parse("soon"), None);
+    }
+
+    #[tokio::test]
+    async fn the_rate_halves_on_429_and_climbs_back_to_the_ceiling() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        assert_eq!(gate.rate(), Some(10.0));
+        gate.rate_limited(Some(RetryAfter::Seconds(0)));
+        assert_eq!(gate.rate(), Some(5.0));
+        for _ in 0..24 {
+            gate.succeeded();
+        }
+        assert!(gate.rate().is_some_and(|r| r < 10.0), "climbs slowly");
+        for _ in 0..2 {
+            gate.succeeded();
+        }
+        assert_eq!(gate.rate(), Some(10.0));
+        for _ in 0..20 {
+            gate.rate_limited(Some(RetryAfter::Seconds(0)));
+        }
+        assert_eq!(gate.rate(), Some(10.0 / 32.0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_are_evenly_spaced_without_bursts() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(4.0),
+            ..GateConfig::default()
+        });
+        // Idle time saves up no credit.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let start = Instant::now();
+        for _ in 0..5 {
+            gate.acquire().await;
+        }
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_millis(1010) && took < Duration::from_millis(1020),
+            "{took:?}"
+        );
     }
 
     #[tokio::test]

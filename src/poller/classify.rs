@@ -144,7 +144,7 @@ pub fn classify(
                 payment: Some(p.clone()),
             }
         }
-        Err(Error::NotFound { .. }) if past_deadline => Verdict {
+        Err(Error::NotFound { .. } | Error::StaticQr { .. }) if past_deadline => Verdict {
             write: Write::Final {
                 id: p.id,
                 status: FinalStatus::Expired,
@@ -160,6 +160,11 @@ pub fn classify(
                 tx: None,
             },
             reason: "failed: Bakong reports the transaction failed, and the payment expired".into(),
+            payment: Some(p.clone()),
+        },
+        Err(Error::StaticQr { message }) => Verdict {
+            write: reschedule("static_qr", Some(message), false),
+            reason: "Bakong says this md5 is a static QR, which cannot be tracked".into(),
             payment: Some(p.clone()),
         },
         Err(Error::NotFound { .. }) => Verdict {

@@ -8,6 +8,7 @@
 //! the loop stops claiming, in-flight checks give their rows back, and the
 //! recorder finishes the writes in hand.
 
+pub mod bulk;
 pub mod classify;
 pub mod report;
 pub mod schedule;
@@ -187,6 +188,16 @@ pub async fn run(
     result
 }
 
+/// What the checks share.
+struct Ctx {
+    client: Client,
+    settings: Arc<Settings>,
+    tx: mpsc::Sender<Verdict>,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+    bulk: bulk::Bulk,
+}
+
 async fn schedule_loop(
     store: &Store,
     client: &Client,
@@ -197,6 +208,14 @@ async fn schedule_loop(
     observer: &dyn Observer,
 ) -> Result<(), RunError> {
     let cfg = &settings.poller;
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        settings: settings.clone(),
+        tx,
+        shutdown: shutdown.clone(),
+        metrics: metrics.clone(),
+        bulk: bulk::Bulk::new(cfg.bulk, cfg.bulk_retry),
+    });
     let mut tick = tokio::time::interval(cfg.scan_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut checks: JoinSet<()> = JoinSet::new();
@@ -204,51 +223,36 @@ async fn schedule_loop(
     loop {
         observer.tick();
         let room = cfg.concurrency.saturating_sub(checks.len());
+        // One request checks a batch: 50 md5s in bulk mode, else one.
+        let batch = if ctx.bulk.active() {
+            bakong::MAX_LIST
+        } else {
+            1
+        };
         let mut full = false;
         if room > 0 {
+            let now = Utc::now().timestamp_millis();
+            let fresh_since = now - cfg.fresh_period.as_millis() as i64;
             match store
-                .claim(
-                    Utc::now().timestamp_millis(),
-                    cfg.lease,
-                    room,
-                    cfg.payment_ttl,
-                )
+                .claim(now, cfg.lease, room * batch, cfg.payment_ttl, fresh_since)
                 .await
             {
                 Ok(rows) => {
                     db_errors = 0;
-                    full = rows.len() == room;
+                    full = rows.len() == room * batch;
+                    let mut valid = Vec::with_capacity(rows.len());
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
-                            Ok(p) => {
-                                checks.spawn(check(
-                                    p,
-                                    client.clone(),
-                                    settings.clone(),
-                                    tx.clone(),
-                                    shutdown.clone(),
-                                    metrics.clone(),
-                                ));
-                            }
-                            Err(why) => {
-                                error!(id = row.id, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
-                                let _ = tx
-                                    .send(Verdict {
-                                        write: Write::Reschedule {
-                                            id: row.id,
-                                            lease_id: row.lease_id,
-                                            next_check_at: Utc::now().timestamp_millis()
-                                                + 3_600_000,
-                                            answer: "invalid_row",
-                                            error: Some(why.clone()),
-                                            transient: true,
-                                        },
-                                        reason: why,
-                                        payment: None,
-                                    })
-                                    .await;
-                            }
+                            Ok(p) => valid.push(p),
+                            Err(why) => park_bad_row(&ctx, &row, why).await,
                         }
+                    }
+                    // Spread the rows over the free slots, fresh ones first.
+                    let per = valid.len().div_ceil(room).max(1);
+                    let mut rest = valid.into_iter().peekable();
+                    while rest.peek().is_some() {
+                        let chunk: Vec<Payment> = rest.by_ref().take(per).collect();
+                        checks.spawn(check_batch(chunk, ctx.clone()));
                     }
                 }
                 Err(e) => {
@@ -292,50 +296,96 @@ async fn schedule_loop(
     Ok(())
 }
 
-async fn check(
-    p: Payment,
-    client: Client,
-    settings: Arc<Settings>,
-    tx: mpsc::Sender<Verdict>,
-    shutdown: CancellationToken,
-    metrics: Arc<Metrics>,
-) {
-    let release = Verdict {
+async fn park_bad_row(ctx: &Ctx, row: &crate::store::Claimed, why: String) {
+    error!(id = row.id, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
+    let _ = ctx
+        .tx
+        .send(Verdict {
+            write: Write::Reschedule {
+                id: row.id,
+                lease_id: row.lease_id,
+                next_check_at: Utc::now().timestamp_millis() + 3_600_000,
+                answer: "invalid_row",
+                error: Some(why.clone()),
+                transient: true,
+            },
+            reason: why,
+            payment: None,
+        })
+        .await;
+}
+
+fn release(p: &Payment) -> Verdict {
+    Verdict {
         write: Write::Release {
             id: p.id,
             lease_id: p.lease_id,
         },
-        reason: "shutdown".into(),
+        reason: "released".into(),
         payment: None,
-    };
+    }
+}
+
+/// Checks a batch (one request in bulk mode, one per payment otherwise)
+/// and sends a verdict per payment.
+async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
     // Taken before the request leaves, so "after the deadline" is never early.
     let checked_ms = Utc::now().timestamp_millis();
-    let answer = tokio::select! {
+    let answers = tokio::select! {
         biased;
-        _ = shutdown.cancelled() => {
-            let _ = tx.send(release).await;
-            return;
-        }
-        a = client.check_md5(&p.md5) => a,
+        _ = ctx.shutdown.cancelled() => None,
+        a = ask(&batch, &ctx) => a,
     };
-    metrics.checks.fetch_add(1, Ordering::Relaxed);
-    let v = classify(
-        &p,
-        answer,
-        checked_ms,
-        settings.bakong.account_id.as_deref(),
-        &settings.poller,
-    );
-    if let Write::Reschedule {
-        transient: true, ..
-    } = &v.write
-    {
-        metrics.errors.fetch_add(1, Ordering::Relaxed);
-        warn!(md5 = %p.md5, errors = p.errors + 1, error = %v.reason, "check failed; payment stays pending");
-    } else {
-        debug!(md5 = %p.md5, reason = %v.reason, "checked");
+    let Some(answers) = answers else {
+        // Shutdown, or the bulk endpoint closed: give the rows back so they
+        // are checked again at once.
+        for p in &batch {
+            let _ = ctx.tx.send(release(p)).await;
+        }
+        return;
+    };
+    for (p, answer) in batch.iter().zip(answers) {
+        ctx.metrics.checks.fetch_add(1, Ordering::Relaxed);
+        let v = classify(
+            p,
+            answer,
+            checked_ms,
+            ctx.settings.bakong.account_id.as_deref(),
+            &ctx.settings.poller,
+        );
+        if let Write::Reschedule {
+            transient: true, ..
+        } = &v.write
+        {
+            ctx.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            warn!(md5 = %p.md5, errors = p.errors + 1, error = %v.reason, "check failed; payment stays pending");
+        } else {
+            debug!(md5 = %p.md5, reason = %v.reason, "checked");
+        }
+        let _ = ctx.tx.send(v).await;
     }
-    let _ = tx.send(v).await;
+}
+
+/// One answer per payment, in order; `None` when the rows should be
+/// released unchecked (the bulk endpoint just closed).
+async fn ask(
+    batch: &[Payment],
+    ctx: &Ctx,
+) -> Option<Vec<Result<bakong::Transaction, bakong::Error>>> {
+    if batch.len() == 1 && !ctx.bulk.active() {
+        return Some(vec![ctx.client.check_md5(&batch[0].md5).await]);
+    }
+    let md5s: Vec<String> = batch.iter().map(|p| p.md5.clone()).collect();
+    match ctx.client.check_md5_list(&md5s).await {
+        Ok(mut answers) => Some(
+            batch
+                .iter()
+                .map(|p| bulk::answer_for(&mut answers, &p.md5))
+                .collect(),
+        ),
+        Err(e) if e.endpoint_closed() && ctx.bulk.close(&e) => None,
+        Err(e) => Some(batch.iter().map(|_| Err(e.clone())).collect()),
+    }
 }
 
 /// Writes verdicts in batches, each in one short transaction, and logs one

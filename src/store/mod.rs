@@ -199,22 +199,27 @@ impl Store {
         Ok(applied == Some(latest))
     }
 
-    /// Claims up to `limit` due pending rows for `lease`: never-checked rows
-    /// first (a customer is waiting), then by due time. Their
-    /// `next_check_at` moves past the lease, so a crash only delays them.
+    /// Claims up to `limit` due pending rows for `lease`: rows created since
+    /// `fresh_since_ms` first (a customer is waiting), never-checked ones
+    /// first among them, then by due time. Their `next_check_at` moves past
+    /// the lease, so a crash only delays them. The partial index keeps the
+    /// cost to the due rows.
     pub async fn claim(
         &self,
         now_ms: i64,
         lease: Duration,
         limit: usize,
         ttl: Duration,
+        fresh_since_ms: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let rows = sqlx::query(
             "UPDATE payments SET next_check_at = ?1, lease_id = ?2
              WHERE id IN (SELECT id FROM payments
                           WHERE status = 'pending' AND next_check_at <= ?3
-                          ORDER BY checks = 0 DESC, next_check_at LIMIT ?4)
+                          ORDER BY unixepoch(created_at, 'subsec') * 1000 >= ?6 DESC,
+                                   checks = 0 DESC, next_check_at
+                          LIMIT ?4)
              RETURNING id, md5, amount, currency,
                  CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
                  CAST(coalesce(unixepoch(expires_at, 'subsec'),
@@ -226,6 +231,7 @@ impl Store {
         .bind(now_ms)
         .bind(limit as i64)
         .bind(ttl.as_secs_f64())
+        .bind(fresh_since_ms)
         .fetch_all(&self.write)
         .await
         .map_err(ctx("claim due payments"))?;
@@ -255,7 +261,14 @@ impl Store {
                 errors: r.try_get("errors").unwrap_or(0),
             });
         }
-        out.sort_by_key(|c| c.id);
+        // RETURNING does not keep the ORDER BY: fresh rows first again.
+        out.sort_by_key(|c| {
+            (
+                c.created_ms.unwrap_or(0) < fresh_since_ms,
+                c.checks != 0,
+                c.id,
+            )
+        });
         Ok(out)
     }
 

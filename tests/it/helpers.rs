@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bakong_poller::config::Settings;
+use bakong_poller::config::{BulkMode, Settings};
 use bakong_poller::poller::{self, RunError};
 use bakong_poller::simulator::{self, NewTransaction, Scenario, SimHandle};
 use rust_decimal::Decimal;
@@ -65,6 +65,9 @@ impl TestEnv {
         p.payment_ttl = Duration::from_secs(30);
         p.expiry_grace = Duration::from_millis(100);
         p.summary_interval = Duration::from_millis(300);
+        // Single lookups unless a test asks for bulk (tests/it/bulk.rs).
+        p.bulk = BulkMode::Never;
+        p.bulk_retry = Duration::from_millis(500);
         s
     }
 
@@ -77,7 +80,7 @@ impl TestEnv {
         let d = |d: Duration| format!("\"{}ms\"", d.as_millis());
         let p = &s.poller;
         let text = format!(
-            "[database]\nurl = \"{}\"\n\n[bakong]\nbase_url = \"{}\"\nemail = \"{}\"\ntoken = \"{}\"\ntoken_file = \"{}\"\ntimeout = {}\nrenew_before = {}\n\n[poller]\nmax_requests_per_second = {:?}\nconcurrency = {}\nscan_interval = {}\nfresh_interval = {}\nfresh_period = {}\nmax_interval = {}\nlease = {}\nerror_backoff_min = {}\nerror_backoff_max = {}\nrate_backoff_min = {}\nrate_backoff_max = {}\npayment_ttl = {}\nexpiry_grace = {}\nsummary_interval = {}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
+            "[database]\nurl = \"{}\"\n\n[bakong]\nbase_url = \"{}\"\nemail = \"{}\"\ntoken = \"{}\"\ntoken_file = \"{}\"\ntimeout = {}\nrenew_before = {}\n\n[poller]\nmax_requests_per_second = {:?}\nconcurrency = {}\nscan_interval = {}\nfresh_interval = {}\nfresh_period = {}\nmax_interval = {}\nlease = {}\nerror_backoff_min = {}\nerror_backoff_max = {}\nrate_backoff_min = {}\nrate_backoff_max = {}\npayment_ttl = {}\nexpiry_grace = {}\nsummary_interval = {}\nbulk = \"{}\"\nbulk_retry = {}\n\n[log]\nformat = \"json\"\nlevel = \"info\"\n{extra}",
             s.database.url,
             s.bakong.base_url,
             EMAIL,
@@ -99,6 +102,8 @@ impl TestEnv {
             d(p.payment_ttl),
             d(p.expiry_grace),
             d(p.summary_interval),
+            format!("{:?}", p.bulk).to_lowercase(),
+            d(p.bulk_retry),
         );
         let path = self.dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
