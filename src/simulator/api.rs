@@ -144,7 +144,11 @@ async fn answer(
         }
         return r;
     }
-    if !NO_AUTH.contains(&name) {
+    // The token is judged on arrival (so stale-token counts are exact);
+    // the answer, like every answer, comes after the added latency.
+    let refused = if NO_AUTH.contains(&name) {
+        None
+    } else {
         let mut g = sim.lock();
         let bearer = headers
             .get("authorization")
@@ -154,21 +158,22 @@ async fn answer(
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        if let Err(why) = sim.check_token(&mut g, bearer) {
-            if faults.bare_401 {
-                return StatusCode::UNAUTHORIZED.into_response();
-            }
-            return envelope(
-                StatusCode::UNAUTHORIZED,
-                1,
-                Some(6),
-                &format!("Unauthorized. ({why})"),
-                Value::Null,
-            );
-        }
-    }
+        sim.check_token(&mut g, bearer).err()
+    };
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if let Some(why) = refused {
+        if faults.bare_401 {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        return envelope(
+            StatusCode::UNAUTHORIZED,
+            1,
+            Some(6),
+            &format!("Unauthorized. ({why})"),
+            Value::Null,
+        );
     }
     let roll = |ratio: f64| ratio > 0.0 && rand::rng().random_bool(ratio.clamp(0.0, 1.0));
     if roll(faults.hang_ratio) {

@@ -309,6 +309,7 @@ async fn a_401_with_20_checks_in_flight_renews_once() {
     let e = env().await;
     let mut s = e.settings();
     s.poller.concurrency = 20;
+    s.poller.max_requests_per_second = 1000.0;
     let db = e.merchant(&s).await;
     let mut md5s = Vec::new();
     for _ in 0..20 {
@@ -316,7 +317,7 @@ async fn a_401_with_20_checks_in_flight_renews_once() {
     }
     e.sim.sim.revoke_tokens(EMAIL);
     e.sim.sim.set_faults(Faults {
-        latency: Duration::from_millis(100),
+        latency: Duration::from_millis(300),
         ..Faults::default()
     });
     let d = start(s.clone());
