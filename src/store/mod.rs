@@ -149,11 +149,36 @@ pub fn sql_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
+/// Creates a missing database file with mode 0660 (less the umask), so the
+/// merchant's application can share it through the group: SQLite would
+/// create it 0644, and its -wal and -shm files copy the database's mode.
+fn create_shared(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o660)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens (creating if missing) the database at `url`.
     pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(ctx(format!("database.url {url:?}")))?
+        let opts =
+            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {url:?}")))?;
+        create_shared(opts.get_filename()).map_err(|e| StoreError {
+            what: format!("create {}", opts.get_filename().display()),
+            source: sqlx::Error::Io(e),
+        })?;
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)

@@ -179,3 +179,34 @@ async fn under_journald_each_line_carries_its_syslog_priority() {
         );
     }
 }
+
+#[tokio::test]
+async fn under_umask_0007_the_database_is_group_writable_for_the_merchant_app() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env().await;
+    let s = e.settings();
+    let cfg = e.config_file(&s, "");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 0007; exec '{}' --config '{}' migrate",
+            env!("CARGO_BIN_EXE_bakong-poller"),
+            cfg.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for suffix in ["", "-wal", "-shm"] {
+        let path = format!("{}{suffix}", e.db_path().display());
+        if let Ok(m) = std::fs::metadata(&path) {
+            assert_eq!(m.permissions().mode() & 0o777, 0o660, "{path}");
+        } else {
+            assert!(!suffix.is_empty(), "no database created");
+        }
+    }
+}
