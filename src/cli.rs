@@ -72,6 +72,11 @@ pub enum Command {
     /// Run the simulator and the daemon on a temporary database with simulated customers.
     #[command(after_help = "Example:\n  bakong-poller demo --payments 24")]
     Demo(DemoArgs),
+    /// Benchmark the daemon against the simulator under a rate limit, with a naive baseline.
+    #[command(
+        after_help = "Example:\n  cargo run --release -- bench\n  bakong-poller bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2"
+    )]
+    Bench(BenchArgs),
     /// Serve a local Bakong Open API simulator until SIGINT/SIGTERM.
     #[command(
         after_help = "Example:\n  bakong-poller simulate --listen 127.0.0.1:8080 --scenario scenario.toml"
@@ -169,6 +174,29 @@ pub struct DemoArgs {
     /// How many payments the simulated customers make.
     #[arg(long, default_value_t = 36, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub payments: u32,
+}
+
+/// `bench` options.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// How long payments are created at each load level.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// The simulator's request limit, requests per second.
+    #[arg(long, default_value_t = 10.0)]
+    pub limit: f64,
+    /// New payments per second in bulk mode (comma-separated; empty for none).
+    #[arg(long, default_value = "10,25,50,75", value_parser = crate::bench::parse_levels)]
+    pub bulk_levels: std::vec::Vec<f64>,
+    /// New payments per second in single-lookup mode.
+    #[arg(long, default_value = "1,2,4", value_parser = crate::bench::parse_levels)]
+    pub single_levels: std::vec::Vec<f64>,
+    /// Levels at which the naive baseline runs too.
+    #[arg(long, default_value = "2,10", value_parser = crate::bench::parse_levels)]
+    pub baseline_levels: std::vec::Vec<f64>,
+    /// Pending payments for the RSS / CPU measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub pending: usize,
 }
 
 /// `token` subcommands.
@@ -409,6 +437,25 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         Command::Simulate { listen, scenario } => simulate(*listen, scenario.as_deref()).await,
+        Command::Bench(a) => {
+            if !(a.limit.is_finite() && a.limit > 0.0) {
+                return Err(Failure::usage(format!(
+                    "--limit {} must be a positive number",
+                    a.limit
+                )));
+            }
+            crate::bench::run(crate::bench::BenchOptions {
+                duration: a.duration,
+                limit: a.limit,
+                bulk_levels: a.bulk_levels.clone(),
+                single_levels: a.single_levels.clone(),
+                baseline_levels: a.baseline_levels.clone(),
+                pending: a.pending,
+            })
+            .await
+            .map_err(Failure::runtime)?;
+            Ok(EXIT_OK)
+        }
         Command::PrintConfig => {
             print!("{}", crate::config::EXAMPLE);
             Ok(EXIT_OK)

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
 
@@ -13,7 +13,7 @@ use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
 
 /// All settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// `[database]`.
@@ -27,7 +27,7 @@ pub struct Settings {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH`.
@@ -38,7 +38,7 @@ pub struct DatabaseSettings {
 }
 
 /// `[bakong]`.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BakongSettings {
     /// API base URL.
@@ -77,7 +77,7 @@ impl std::fmt::Debug for BakongSettings {
 }
 
 /// `[poller]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PollerSettings {
     /// Ceiling on API requests per second.
@@ -131,13 +131,17 @@ pub struct PollerSettings {
     /// answered 403/404 before trying it again.
     #[serde(with = "humantime_serde")]
     pub bulk_retry: Duration,
+    /// In bulk mode, how long due payments may gather before a request
+    /// that is not full (50) goes out.
+    #[serde(with = "humantime_serde")]
+    pub bulk_flush: Duration,
     /// How long shutdown waits for writes in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
 }
 
 /// Whether the daemon checks 50 md5s per request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BulkMode {
     /// Bulk while the endpoint works; single lookups while it answers 403/404.
@@ -149,7 +153,7 @@ pub enum BulkMode {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `text` or `json`.
@@ -159,7 +163,7 @@ pub struct LogSettings {
 }
 
 /// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human text (ANSI colours only on a terminal).
@@ -213,6 +217,7 @@ impl Default for PollerSettings {
             summary_interval: Duration::from_secs(300),
             bulk: BulkMode::Auto,
             bulk_retry: Duration::from_secs(1800),
+            bulk_flush: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(8),
         }
     }
@@ -387,6 +392,12 @@ impl Settings {
         Ok(())
     }
 
+    /// The settings as a TOML config file (the token included: for files
+    /// the daemon writes for itself, such as the benchmark's).
+    pub fn to_toml(&self) -> Result<String, String> {
+        toml::to_string(self).map_err(|e| format!("cannot write settings as TOML: {e}"))
+    }
+
     /// The database file path from `database.url`.
     pub fn database_path(&self) -> Option<PathBuf> {
         let rest = self.database.url.strip_prefix("sqlite://")?;
@@ -440,6 +451,19 @@ mod tests {
         std::fs::write(&p, "[poller]\npayment_ttl = \"soon\"\n").expect("write");
         let e = Settings::load(Some(&p)).expect_err("refused");
         assert!(e.to_string().contains("payment_ttl"), "{e}");
+    }
+
+    #[test]
+    fn settings_round_trip_through_toml() {
+        let mut s = Settings::default();
+        s.poller.fresh_interval = Duration::from_millis(150);
+        s.bakong.email = Some("a@b.c".into());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, s.to_toml().expect("toml")).expect("write");
+        let back = Settings::load(Some(&p)).expect("loads");
+        assert_eq!(back.poller.fresh_interval, Duration::from_millis(150));
+        assert_eq!(back.bakong.email.as_deref(), Some("a@b.c"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bakong;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -297,6 +297,20 @@ impl Store {
         Ok(out)
     }
 
+    /// How many pending rows are due at `now_ms`, counting at most `cap`.
+    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM payments
+             WHERE status = 'pending' AND next_check_at <= ?1 LIMIT ?2)",
+        )
+        .bind(now_ms)
+        .bind(cap as i64)
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("count due payments"))?;
+        Ok(n as usize)
+    }
+
     /// Applies writes in one short `BEGIN IMMEDIATE` transaction. Returns,
     /// per write, whether it changed a row (a final write that finds the
     /// row no longer pending changes nothing: results are written once).

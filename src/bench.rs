@@ -1,0 +1,638 @@
+//! `bakong-poller bench`: checkout traffic against the simulator under a
+//! request-rate limit, the daemon (a child process, so its RSS and CPU are
+//! its own) on a temporary database, and the naive loop client libraries
+//! suggest as a baseline. Prints a table per load level.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rust_decimal::Decimal;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{BulkMode, Settings};
+use crate::simulator::{
+    self, Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode, Scenario,
+};
+use crate::store::Store;
+
+const EMAIL: &str = "bench@shop.example";
+
+/// Benchmark options.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// How long payments are created at each level.
+    pub duration: Duration,
+    /// The simulator's request limit (requests per second).
+    pub limit: f64,
+    /// New payments per second, bulk mode.
+    pub bulk_levels: Vec<f64>,
+    /// New payments per second, single-lookup mode.
+    pub single_levels: Vec<f64>,
+    /// Levels at which the naive baseline runs too.
+    pub baseline_levels: Vec<f64>,
+    /// Pending rows for the RSS / CPU measurement.
+    pub pending: usize,
+}
+
+/// One load level's figures.
+#[derive(Debug, Clone, Default)]
+struct Figures {
+    created: usize,
+    confirmed: usize,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    requests: u64,
+    rate_limited: u64,
+    inside_window: u64,
+    rss_mb: f64,
+    cpu_s: f64,
+}
+
+impl Figures {
+    fn per_confirmation(&self) -> f64 {
+        self.requests as f64 / self.confirmed.max(1) as f64
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Peak RSS (MB) and CPU seconds of a process, from /proc.
+fn proc_usage(pid: u32) -> (f64, f64) {
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN);
+    // Fields 14 and 15 (utime, stime) in clock ticks of 1/100 s (Linux's USER_HZ).
+    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
+        })
+        .unwrap_or(f64::NAN);
+    (rss, cpu)
+}
+
+struct Daemon {
+    child: Child,
+}
+
+impl Daemon {
+    fn start(settings: &Settings, dir: &Path) -> Result<Self, String> {
+        let cfg = dir.join("bench.toml");
+        std::fs::write(&cfg, settings.to_toml()?)
+            .map_err(|e| format!("write {}: {e}", cfg.display()))?;
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let child = Command::new(exe)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
+            .spawn()
+            .map_err(|e| format!("cannot start the daemon: {e}"))?;
+        Ok(Daemon { child })
+    }
+
+    fn usage(&self) -> (f64, f64) {
+        proc_usage(self.child.id())
+    }
+
+    fn stop(mut self) -> Result<(), String> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let status = self.child.wait().map_err(|e| e.to_string())?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("daemon exited with {status}"))
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: BulkMode) -> Settings {
+    let mut s = crate::demo::local_settings(dir, base_url, token);
+    s.bakong.email = Some(EMAIL.into());
+    s.bakong.account_id = None;
+    s.bakong.timeout = Duration::from_secs(5);
+    s.log.level = "warn".into();
+    let p = &mut s.poller;
+    p.max_requests_per_second = limit;
+    p.bulk = bulk;
+    p.concurrency = if bulk == BulkMode::Never { 4 } else { 2 };
+    p.scan_interval = Duration::from_millis(100);
+    p.fresh_period = Duration::from_secs(60);
+    p.max_interval = Duration::from_secs(10);
+    p.lease = Duration::from_secs(30);
+    p.payment_ttl = Duration::from_secs(3600);
+    p.expiry_grace = Duration::from_secs(60);
+    p.rate_backoff_min = Duration::from_millis(500);
+    p.rate_backoff_max = Duration::from_secs(5);
+    s
+}
+
+async fn merchant_pool(path: &Path) -> Result<SqlitePool, String> {
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(
+            SqliteConnectOptions::new()
+                .filename(path)
+                .busy_timeout(Duration::from_secs(5)),
+        )
+        .await
+        .map_err(|e| format!("merchant connection: {e}"))
+}
+
+/// A simulated checkout: most customers pay 1-5 s after the QR is shown,
+/// one in ten never pays.
+fn checkout(md5: &str) -> NewTransaction {
+    let mut rng = rand::rng();
+    NewTransaction {
+        md5: Some(md5.to_string()),
+        amount: Some(Decimal::new(rng.random_range(100..5000), 2)),
+        currency: Some(crate::money::Currency::Usd),
+        outcome: if rng.random_bool(0.1) {
+            OutcomeKind::Never
+        } else {
+            OutcomeKind::Paid
+        },
+        after: Duration::from_millis(rng.random_range(1000..5000)),
+        ..NewTransaction::default()
+    }
+}
+
+fn new_md5(i: usize) -> String {
+    crate::khqr::md5_hex(&format!("bench-{i}-{}", rand::random::<u64>()))
+}
+
+async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, String> {
+    let scenario = Scenario {
+        faults: Faults {
+            rate_limit: Some(RateLimit {
+                requests_per_second: limit,
+                burst: limit.ceil() as u32,
+                retry_after: RetryAfterMode::Seconds,
+                retry_after_secs: None,
+            }),
+            ..Faults::default()
+        },
+        ..Scenario::default()
+    };
+    simulator::spawn(
+        ([127, 0, 0, 1], 0).into(),
+        &scenario,
+        CancellationToken::new(),
+    )
+    .await
+}
+
+/// The daemon at `rate` new payments per second.
+async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<Figures, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(opts.limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let settings = bench_settings(dir.path(), &sim.base_url(), &token, opts.limit, bulk);
+    crate::poller::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
+    let db = merchant_pool(&dir.path().join("payments.db")).await?;
+    let daemon = Daemon::start(&settings, dir.path())?;
+    let start = Instant::now();
+    let total = (rate * opts.duration.as_secs_f64()).round() as usize;
+    let mut paid = 0usize;
+    for i in 0..total {
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let md5 = new_md5(i);
+        let t = checkout(&md5);
+        paid += usize::from(t.outcome == OutcomeKind::Paid);
+        let amount = t.amount.unwrap_or(Decimal::ONE).to_string();
+        sim.sim.add_transaction(t)?;
+        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, ?2, 'USD')")
+            .bind(&md5)
+            .bind(&amount)
+            .execute(&db)
+            .await
+            .map_err(|e| format!("insert: {e}"))?;
+    }
+    // Let the last customers pay and the daemon confirm them.
+    let drain_until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'paid'")
+            .fetch_one(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        if n as usize >= paid || Instant::now() > drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (rss_mb, cpu_s) = daemon.usage();
+    daemon.stop()?;
+    let rows = sqlx::query(
+        "SELECT (julianday(confirmed_at) - julianday(paid_at)) * 86400.0 AS s FROM payments WHERE status = 'paid'",
+    )
+    .fetch_all(&db)
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut lat: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.try_get::<f64, _>("s").ok())
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    db.close().await;
+    let st = sim.sim.stats();
+    sim.stop().await;
+    Ok(Figures {
+        created: total,
+        confirmed: lat.len(),
+        p50: percentile(&lat, 0.5),
+        p95: percentile(&lat, 0.95),
+        p99: percentile(&lat, 0.99),
+        requests: st.total,
+        rate_limited: st.rate_limited,
+        inside_window: st.inside_retry_after,
+        rss_mb,
+        cpu_s,
+    })
+}
+
+/// The loop client libraries suggest: every pending md5 checked one by one
+/// on a fixed interval (1 s), errors and 429s simply retried next round.
+async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, String> {
+    let sim = fresh_sim(opts.limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("{}/v1/check_transaction_by_md5", sim.base_url());
+    let total = (rate * opts.duration.as_secs_f64()).round() as usize;
+    let start = Instant::now();
+    let stop_at = start + opts.duration + Duration::from_secs(20);
+    // md5 -> the moment the customer pays (unix ms), for paid ones.
+    let mut pending: Vec<(String, Option<i64>)> = Vec::new();
+    let mut created = 0usize;
+    let mut expected = 0usize;
+    let mut lat = Vec::new();
+    let mut paid_at: HashMap<String, i64> = HashMap::new();
+    let mut next_round = Instant::now();
+    while Instant::now() < stop_at && (created < total || lat.len() < expected) {
+        // New customers since the last round.
+        while created < total
+            && start + Duration::from_secs_f64(created as f64 / rate) <= Instant::now()
+        {
+            let md5 = new_md5(created);
+            let t = checkout(&md5);
+            if t.outcome == OutcomeKind::Paid {
+                expected += 1;
+            }
+            let r = sim.sim.add_transaction(t)?;
+            if let Some(tx) = sim.sim.transactions().iter().find(|t| t.ids.md5 == r.md5) {
+                paid_at.insert(r.md5.clone(), tx.at_ms);
+            }
+            pending.push((md5, None));
+            created += 1;
+        }
+        if Instant::now() >= next_round {
+            next_round = Instant::now() + Duration::from_secs(1);
+            for (md5, done) in pending.iter_mut().filter(|(_, d)| d.is_none()) {
+                let resp = http
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "md5": md5 }))
+                    .send()
+                    .await;
+                let Ok(resp) = resp else { continue };
+                let Ok(v) = resp.json::<serde_json::Value>().await else {
+                    continue;
+                };
+                if v["responseCode"] == 0 {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    *done = Some(now);
+                    if let Some(at) = paid_at.get(md5.as_str()) {
+                        lat.push((now - at) as f64 / 1000.0);
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lat.sort_by(f64::total_cmp);
+    let st = sim.sim.stats();
+    sim.stop().await;
+    Ok(Figures {
+        created,
+        confirmed: lat.len(),
+        p50: percentile(&lat, 0.5),
+        p95: percentile(&lat, 0.95),
+        p99: percentile(&lat, 0.99),
+        requests: st.total,
+        rate_limited: st.rate_limited,
+        inside_window: st.inside_retry_after,
+        rss_mb: f64::NAN,
+        cpu_s: f64::NAN,
+    })
+}
+
+/// Idle CPU, and RSS / CPU with `n` pending payments, over `secs` each.
+async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, f64), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(opts.limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let settings = bench_settings(
+        dir.path(),
+        &sim.base_url(),
+        &token,
+        opts.limit,
+        BulkMode::Auto,
+    );
+    let store = crate::poller::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Idle: an empty table.
+    let daemon = Daemon::start(&settings, dir.path())?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, cpu0) = daemon.usage();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (idle_rss, cpu1) = daemon.usage();
+    daemon.stop()?;
+    let idle_cpu = (cpu1 - cpu0) / secs as f64 * 100.0;
+    // Loaded: n payments nobody pays.
+    let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
+    for i in 0..opts.pending {
+        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1.00', 'USD')")
+            .bind(new_md5(i))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    store.close().await;
+    let daemon = Daemon::start(&settings, dir.path())?;
+    // Let the first sweep over the backlog pass, then measure steady state.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, cpu0) = daemon.usage();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    let (rss, cpu1) = daemon.usage();
+    daemon.stop()?;
+    sim.stop().await;
+    Ok((idle_cpu, idle_rss, (cpu1 - cpu0) / secs as f64 * 100.0, rss))
+}
+
+/// Time of one claim of 50 due rows in a table of `n` pending rows.
+async fn claim_time(n: usize) -> Result<Duration, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    let store = Store::connect(&url, Duration::from_secs(5))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let future = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
+    for i in 0..n {
+        sqlx::query("INSERT INTO payments (md5, amount, currency, next_check_at) VALUES (?1, '1', 'USD', ?2)")
+            .bind(new_md5(i))
+            .bind(future + i as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(|e| e.to_string())?;
+    let runs = 50;
+    let mut total = Duration::ZERO;
+    for _ in 0..runs {
+        // 50 rows become due, among n pending.
+        sqlx::query("UPDATE payments SET next_check_at = 0 WHERE id IN (SELECT id FROM payments ORDER BY random() LIMIT 50)")
+            .execute(store.pool())
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let t = Instant::now();
+        let got = store
+            .claim(
+                now,
+                Duration::from_secs(60),
+                50,
+                Duration::from_secs(900),
+                now - 60_000,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        total += t.elapsed();
+        if got.len() != 50 {
+            return Err(format!("claim returned {} rows, expected 50", got.len()));
+        }
+    }
+    store.close().await;
+    Ok(total / runs)
+}
+
+/// First-check delay: rows inserted into an idle daemon (default
+/// scheduling) that Bakong already reports paid; from INSERT to confirmed.
+async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(opts.limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let mut settings = bench_settings(
+        dir.path(),
+        &sim.base_url(),
+        &token,
+        opts.limit,
+        BulkMode::Auto,
+    );
+    let defaults = crate::config::PollerSettings::default();
+    settings.poller.scan_interval = defaults.scan_interval;
+    settings.poller.max_requests_per_second = defaults.max_requests_per_second;
+    crate::poller::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
+    let db = merchant_pool(&dir.path().join("payments.db")).await?;
+    let daemon = Daemon::start(&settings, dir.path())?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut delays = Vec::new();
+    for i in 0..20 {
+        let md5 = new_md5(i);
+        sim.sim.add_transaction(NewTransaction {
+            after: Duration::ZERO,
+            outcome: OutcomeKind::Paid,
+            ..checkout(&md5)
+        })?;
+        let inserted = Instant::now();
+        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1', 'USD')")
+            .bind(&md5)
+            .execute(&db)
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            let s: String = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = ?1")
+                .bind(&md5)
+                .fetch_one(&db)
+                .await
+                .map_err(|e| e.to_string())?;
+            if s != "pending" {
+                break;
+            }
+            if inserted.elapsed() > Duration::from_secs(10) {
+                return Err(format!("{md5} not confirmed within 10 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        delays.push(inserted.elapsed().as_secs_f64());
+        tokio::time::sleep(Duration::from_millis(rand::rng().random_range(200..700))).await;
+    }
+    daemon.stop()?;
+    sim.stop().await;
+    delays.sort_by(f64::total_cmp);
+    Ok((percentile(&delays, 0.5), percentile(&delays, 1.0)))
+}
+
+fn row(label: &str, rate: f64, f: &Figures) -> String {
+    format!(
+        "{label:<9} {rate:>6.1} {:>7} {:>9} {:>6.2} {:>6.2} {:>6.2} {:>9.2} {:>6} {:>6} {:>7.1} {:>6.2}",
+        f.created, f.confirmed, f.p50, f.p95, f.p99, f.per_confirmation(), f.rate_limited, f.inside_window, f.rss_mb, f.cpu_s
+    )
+}
+
+/// Runs the benchmark and prints its tables.
+pub async fn run(opts: BenchOptions) -> Result<(), String> {
+    crate::telemetry::init(crate::config::LogFormat::Text, "warn");
+    println!(
+        "bakong-poller bench: simulator limit {} requests/s (token bucket, Retry-After in seconds); {} s of checkout traffic per level;",
+        opts.limit,
+        opts.duration.as_secs()
+    );
+    println!("customers pay 1-5 s after the QR is shown, 1 in 10 never pays. Latency: customer paid -> row confirmed.\n");
+    println!(
+        "{:<9} {:>6} {:>7} {:>9} {:>6} {:>6} {:>6} {:>9} {:>6} {:>6} {:>7} {:>6}",
+        "mode",
+        "new/s",
+        "created",
+        "confirmed",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "req/conf",
+        "429s",
+        "in-RA",
+        "RSS MB",
+        "CPU s"
+    );
+    let mut by_rate: HashMap<String, (Option<Figures>, Option<Figures>)> = HashMap::new();
+    for &r in &opts.bulk_levels {
+        let f = daemon_level(&opts, r, BulkMode::Auto).await?;
+        println!("{}", row("bulk", r, &f));
+        by_rate.entry(format!("{r}")).or_default().0 = Some(f);
+    }
+    for &r in &opts.single_levels {
+        let f = daemon_level(&opts, r, BulkMode::Never).await?;
+        println!("{}", row("single", r, &f));
+        if !opts.bulk_levels.contains(&r) {
+            by_rate.entry(format!("{r}")).or_default().0 = Some(f);
+        }
+    }
+    for &r in &opts.baseline_levels {
+        let f = baseline_level(&opts, r).await?;
+        println!("{}", row("baseline", r, &f));
+        by_rate.entry(format!("{r}")).or_default().1 = Some(f);
+    }
+    println!("\nratios, baseline / daemon (the daemon's best mode at that load):");
+    let mut rates: Vec<f64> = opts.baseline_levels.clone();
+    rates.sort_by(f64::total_cmp);
+    for r in rates {
+        if let Some((Some(d), Some(b))) = by_rate.get(&format!("{r}")) {
+            println!(
+                "  {r:>5.1} new/s: requests per confirmation {:.1}x fewer; p99 latency {:.1}x; 429s {} vs {}",
+                b.per_confirmation() / d.per_confirmation().max(f64::MIN_POSITIVE),
+                b.p99 / d.p99,
+                b.rate_limited,
+                d.rate_limited
+            );
+        }
+    }
+    let (p50, max) = first_check_delay(&opts).await?;
+    println!("\nfirst check of a new row (default scan_interval 250ms, ceiling 5/s): p50 {:.0} ms, max {:.0} ms (INSERT -> confirmed)", p50 * 1000.0, max * 1000.0);
+    let (idle_cpu, idle_rss, cpu, rss) =
+        resource_use(&opts, opts.duration.as_secs().max(5)).await?;
+    println!("idle daemon: CPU {idle_cpu:.2}% of one core, RSS {idle_rss:.1} MB");
+    println!(
+        "{} pending payments (bulk): CPU {cpu:.2}% of one core, peak RSS {rss:.1} MB",
+        opts.pending
+    );
+    for n in [10_000, 100_000] {
+        let t = claim_time(n).await?;
+        println!(
+            "claim of 50 due rows among {n} pending: {:.2} ms",
+            t.as_secs_f64() * 1000.0
+        );
+    }
+    Ok(())
+}
+
+/// Parses a comma-separated list of rates.
+pub fn parse_levels(s: &str) -> Result<Vec<f64>, String> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| format!("{x:?} is not a positive number"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_and_refuse_nonsense() {
+        assert_eq!(parse_levels("1, 2.5"), Ok(vec![1.0, 2.5]));
+        assert_eq!(parse_levels(""), Ok(vec![]));
+        assert!(parse_levels("0").is_err());
+        assert!(parse_levels("x").is_err());
+    }
+
+    #[test]
+    fn proc_usage_reads_this_process() {
+        let (rss, cpu) = proc_usage(std::process::id());
+        assert!(rss > 0.0 && cpu >= 0.0);
+    }
+}
