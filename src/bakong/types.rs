@@ -187,6 +187,7 @@ mod tests {
     #[test]
     fn a_transaction_without_a_valid_hash_is_refused() {
         let v = json!({"hash": "zz", "fromAccountId": "a@b", "toAccountId": "c@d", "currency": "USD", "amount": 1});
-        assert!(Transaction::from_json(&v).unwrap_err().contains("hash"));
+        let err = Transaction::from_json(&v).expect_err("refused");
+        assert!(err.contains("hash"), "{err}");
     }
 }
