@@ -422,6 +422,7 @@ impl Settings {
                 backoff_min: self.poller.rate_backoff_min,
                 backoff_max: self.poller.rate_backoff_max,
             },
+            renew_cooldown: self.poller.renew_retry,
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct ClientConfig {
     pub email: Option<String>,
     /// The request gate's settings.
     pub gate: GateConfig,
+    /// After a failed renewal, further renewals wait this long (doubling
+    /// with each failure, at most an hour) instead of hammering renew_token.
+    pub renew_cooldown: Duration,
 }
 
 /// The Bakong API client. Cheap to clone; clones share the gate and token.
@@ -68,6 +71,9 @@ struct Inner {
     renewals: std::sync::atomic::AtomicU64,
     /// Milliseconds per answered request since the last `take_latencies`.
     latencies: std::sync::Mutex<Vec<u32>>,
+    renew_cooldown: Duration,
+    /// The last failed renewal: when, how many in a row, and why.
+    renew_failed: std::sync::Mutex<Option<(std::time::Instant, u32, String)>>,
 }
 
 /// How many latency samples are kept between two reads.
@@ -131,6 +137,8 @@ impl Client {
                 last_success_ms: AtomicI64::new(0),
                 renewals: Default::default(),
                 latencies: Default::default(),
+                renew_cooldown: cfg.renew_cooldown,
+                renew_failed: Default::default(),
             }),
         })
     }
@@ -304,6 +312,54 @@ impl Client {
         if keeper.generation() != generation {
             return Ok(());
         }
+        let failed = self
+            .inner
+            .renew_failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some((at, n, why)) = &failed {
+            let wait = (self.inner.renew_cooldown
+                * 2u32.saturating_pow(n.saturating_sub(1).min(12)))
+            .min(Duration::from_secs(3600));
+            if at.elapsed() < wait {
+                return Err(Error::Renewal(format!(
+                    "{why} (next attempt in {})",
+                    humantime::format_duration(Duration::from_secs(
+                        (wait - at.elapsed()).as_secs()
+                    ))
+                )));
+            }
+        }
+        match self.renew_now().await {
+            Ok(()) => {
+                *self
+                    .inner
+                    .renew_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                Ok(())
+            }
+            Err(e) => {
+                let n = failed.map(|(_, n, _)| n + 1).unwrap_or(1);
+                let why = match &e {
+                    Error::Renewal(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %why, failures = n, "token renewal failed; payments stay pending");
+                *self
+                    .inner
+                    .renew_failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) =
+                    Some((std::time::Instant::now(), n, why.clone()));
+                Err(Error::Renewal(why))
+            }
+        }
+    }
+
+    async fn renew_now(&self) -> Result<(), Error> {
+        let keeper = self.inner.keeper.as_ref().ok_or(Error::NoToken)?;
         let email = self.inner.email.clone().ok_or_else(|| {
             Error::Renewal("bakong.email is not set, so the token cannot be renewed".into())
         })?;

@@ -357,31 +357,65 @@ async fn a_401_with_20_checks_in_flight_renews_once() {
 }
 
 #[tokio::test]
-async fn a_failed_renewal_leaves_payments_pending_and_is_retried() {
+async fn a_failed_renewal_leaves_payments_pending_and_is_retried_with_backoff() {
     let e = env().await;
     let mut s = e.settings();
     s.bakong.email = Some("unregistered@shop.example".into());
+    s.poller.renew_retry = Duration::from_millis(500);
     let db = e.merchant(&s).await;
     e.sim.sim.revoke_tokens(EMAIL);
+    let mut md5s = Vec::new();
+    for _ in 0..10 {
+        md5s.push(e.payment(&db, "1", "USD", paid_after(0)).await);
+    }
+    let started = Instant::now();
     let d = start(s);
-    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
-    wait_for("two failed renewals", LIMIT, || async {
-        let n = e
-            .sim
+    let renewals = || {
+        e.sim
             .sim
             .stats()
             .requests
             .get("renew_token")
             .and_then(|m| m.get(&200))
             .copied()
-            .unwrap_or(0);
-        (n >= 2).then_some(())
+            .unwrap_or(0)
+    };
+    let refused = || {
+        e.sim
+            .sim
+            .stats()
+            .requests
+            .get("check_transaction_by_md5")
+            .and_then(|m| m.get(&401))
+            .copied()
+            .unwrap_or(0)
+    };
+    wait_for("30 refused checks", LIMIT, || async {
+        (refused() >= 30).then_some(())
     })
     .await;
-    assert_eq!(status(&db, &md5).await, "pending");
-    // Registering the email lets the next renewal through.
+    // Many checks were refused, but renewal attempts back off: 0.5 s, then
+    // 1 s, 2 s, ... apart, not one per refused check.
+    let elapsed = started.elapsed().as_secs_f64();
+    let allowed = 1 + (elapsed / 0.5).log2().max(0.0).ceil() as u64 + 1;
+    assert!(
+        renewals() <= allowed,
+        "{} renewal attempts in {elapsed:.1} s for {} refused checks",
+        renewals(),
+        refused()
+    );
+    wait_for("a second failed renewal", LIMIT, || async {
+        (renewals() >= 2).then_some(())
+    })
+    .await;
+    for md5 in &md5s {
+        assert_eq!(status(&db, md5).await, "pending");
+    }
+    // Registering the email lets a later renewal through.
     e.sim.sim.register("unregistered@shop.example");
-    assert_eq!(final_status(&db, &md5, LIMIT).await, "paid");
+    for md5 in &md5s {
+        assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
+    }
     d.stop().await;
 }
 

@@ -65,6 +65,7 @@ fn client(base: &str, token: Option<String>, dir: &std::path::Path) -> Client {
                 max_requests_per_second: None,
                 ..GateConfig::default()
             },
+            renew_cooldown: Duration::from_millis(100),
         },
         Some(keeper),
     )
