@@ -17,7 +17,8 @@ use super::{Inner, OutcomeKind, Sim, SimTx};
 use crate::khqr;
 use crate::money::amount_from_json;
 
-const ENDPOINTS: &[&str] = &[
+/// Every endpoint the simulator serves under `/v1`.
+pub const ENDPOINTS: &[&str] = &[
     "request_token",
     "verify",
     "renew_token",

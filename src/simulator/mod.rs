@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::khqr;
 use crate::money::Currency;
+pub use api::ENDPOINTS;
 pub use model::*;
 
 /// A simulated transaction.
