@@ -29,6 +29,10 @@ use crate::config::Settings;
 use crate::store::{FinalStatus, Store, Write};
 use classify::{classify, Payment, Verdict};
 
+/// How long in-flight checks get to give their rows back on shutdown; the
+/// rest of `poller.shutdown_timeout` (at most 9 s) is for the writes.
+const CHECK_DRAIN: Duration = Duration::from_secs(1);
+
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -178,7 +182,7 @@ pub async fn run(
     info!("stopping: finishing writes in hand");
     // The recorder ends when every sender is gone; the renewer on the token.
     shutdown.cancel();
-    let waited = tokio::time::timeout(settings.poller.shutdown_timeout, tracker.wait()).await;
+    let waited = tokio::time::timeout(settings.poller.shutdown_timeout.saturating_sub(CHECK_DRAIN), tracker.wait()).await;
     if waited.is_err() {
         error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
     }
@@ -287,7 +291,7 @@ async fn schedule_loop(
             }
         }
     };
-    if tokio::time::timeout(Duration::from_secs(2), drain)
+    if tokio::time::timeout(CHECK_DRAIN, drain)
         .await
         .is_err()
     {
