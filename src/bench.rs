@@ -389,14 +389,20 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     let (idle_rss, cpu1) = daemon.usage();
     daemon.stop()?;
     let idle_cpu = (cpu1 - cpu0) / secs as f64 * 100.0;
-    // Loaded: n payments nobody pays.
+    // Loaded: n payments nobody pays, created over the last 15 minutes (the
+    // backlog a busy till builds up with payment_ttl = 15m).
     let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
     for i in 0..opts.pending {
-        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1.00', 'USD')")
-            .bind(new_md5(i))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
+        let age = 900.0 * i as f64 / opts.pending.max(1) as f64;
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, created_at)
+             VALUES (?1, '1.00', 'USD', strftime('%Y-%m-%d %H:%M:%f', 'now', ?2))",
+        )
+        .bind(new_md5(i))
+        .bind(format!("-{age:.3} seconds"))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| e.to_string())?;
     }
     tx.commit().await.map_err(|e| e.to_string())?;
     store.close().await;

@@ -182,7 +182,11 @@ pub async fn run(
     info!("stopping: finishing writes in hand");
     // The recorder ends when every sender is gone; the renewer on the token.
     shutdown.cancel();
-    let waited = tokio::time::timeout(settings.poller.shutdown_timeout.saturating_sub(CHECK_DRAIN), tracker.wait()).await;
+    let waited = tokio::time::timeout(
+        settings.poller.shutdown_timeout.saturating_sub(CHECK_DRAIN),
+        tracker.wait(),
+    )
+    .await;
     if waited.is_err() {
         error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
     }
@@ -291,10 +295,7 @@ async fn schedule_loop(
             }
         }
     };
-    if tokio::time::timeout(CHECK_DRAIN, drain)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(CHECK_DRAIN, drain).await.is_err() {
         checks.abort_all();
     }
     Ok(())
