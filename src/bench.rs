@@ -371,13 +371,19 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
-    let settings = bench_settings(
+    let mut settings = bench_settings(
         dir.path(),
         &sim.base_url(),
         &token,
         opts.limit,
         BulkMode::Auto,
     );
+    // The product's own scheduling defaults, as a merchant runs it.
+    let defaults = crate::config::PollerSettings::default();
+    settings.poller.scan_interval = defaults.scan_interval;
+    settings.poller.fresh_interval = defaults.fresh_interval;
+    settings.poller.fresh_period = defaults.fresh_period;
+    settings.poller.max_interval = defaults.max_interval;
     let store = crate::poller::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?;
