@@ -601,7 +601,7 @@ pub async fn run(opts: BenchOptions) -> Result<(), String> {
         resource_use(&opts, opts.duration.as_secs().max(5)).await?;
     println!("idle daemon: CPU {idle_cpu:.2}% of one core, RSS {idle_rss:.1} MB");
     println!(
-        "{} pending payments (bulk): CPU {cpu:.2}% of one core, peak RSS {rss:.1} MB",
+        "{} pending payments created over 15 min (bulk, default scheduling): CPU {cpu:.2}% of one core, peak RSS {rss:.1} MB",
         opts.pending
     );
     for n in [10_000, 100_000] {
