@@ -453,13 +453,7 @@ async fn claim_time(n: usize) -> Result<Duration, String> {
         let now = chrono::Utc::now().timestamp_millis();
         let t = Instant::now();
         let got = store
-            .claim(
-                now,
-                Duration::from_secs(60),
-                50,
-                Duration::from_secs(900),
-                now - 60_000,
-            )
+            .claim(now, Duration::from_secs(60), 50, Duration::from_secs(900))
             .await
             .map_err(|e| e.to_string())?;
         total += t.elapsed();

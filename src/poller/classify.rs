@@ -129,6 +129,7 @@ pub fn classify(
             answer,
             error,
             transient,
+            lane: i64::from(checked_ms - p.created_ms >= cfg.fresh_period.as_millis() as i64),
         }
     };
     match answer {

@@ -240,9 +240,8 @@ async fn schedule_loop(
         let mut full = false;
         if room > 0 {
             let now = Utc::now().timestamp_millis();
-            let fresh_since = now - cfg.fresh_period.as_millis() as i64;
             match store
-                .claim(now, cfg.lease, room * batch, cfg.payment_ttl, fresh_since)
+                .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
                 .await
             {
                 Ok(rows) => {
@@ -313,6 +312,7 @@ async fn park_bad_row(ctx: &Ctx, row: &crate::store::Claimed, why: String) {
                 answer: "invalid_row",
                 error: Some(why.clone()),
                 transient: true,
+                lane: 1,
             },
             reason: why,
             payment: None,

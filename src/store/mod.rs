@@ -107,6 +107,8 @@ pub enum Write {
         error: Option<String>,
         /// Whether this was a transient error (counts up `errors`).
         transient: bool,
+        /// 0 while the payment is fresh, 1 after.
+        lane: i64,
     },
     /// Give a claimed row back unchecked (shutdown).
     Release {
@@ -142,6 +144,29 @@ pub struct Store {
     write: SqlitePool,
     read: SqlitePool,
 }
+
+// Due rows of lane 0 (fresh) first, then lane 1, each branch a range scan
+// of the partial index that stops at the limit. Both name the index:
+// without statistics SQLite's planner prefers the status index and would
+// walk every pending row.
+const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
+    WHERE id IN (
+        SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
+                        WHERE status = 'pending' AND lane = 0 AND next_check_at <= ?3
+                        ORDER BY next_check_at LIMIT ?4)
+        UNION ALL
+        SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
+                        WHERE status = 'pending' AND lane = 1 AND next_check_at <= ?3
+                        ORDER BY next_check_at LIMIT ?4)
+        LIMIT ?4)
+    RETURNING id, md5, amount, currency,
+        CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
+        CAST(coalesce(unixepoch(expires_at, 'subsec'),
+                      unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
+        checks, errors";
+
+const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments INDEXED BY payments_due
+    WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= ?1 LIMIT ?2)";
 
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
@@ -224,42 +249,27 @@ impl Store {
         Ok(applied == Some(latest))
     }
 
-    /// Claims up to `limit` due pending rows for `lease`: rows created since
-    /// `fresh_since_ms` first (a customer is waiting), never-checked ones
-    /// first among them, then by due time. Their `next_check_at` moves past
-    /// the lease, so a crash only delays them. The partial index keeps the
-    /// cost to the due rows.
+    /// Claims up to `limit` due pending rows for `lease`: fresh ones (lane
+    /// 0: a customer may be waiting) first, then older ones, each by due
+    /// time. Their `next_check_at` moves past the lease, so a crash only
+    /// delays them.
     pub async fn claim(
         &self,
         now_ms: i64,
         lease: Duration,
         limit: usize,
         ttl: Duration,
-        fresh_since_ms: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
-        let rows = sqlx::query(
-            "UPDATE payments SET next_check_at = ?1, lease_id = ?2
-             WHERE id IN (SELECT id FROM payments
-                          WHERE status = 'pending' AND next_check_at <= ?3
-                          ORDER BY unixepoch(created_at, 'subsec') * 1000 >= ?6 DESC,
-                                   checks = 0 DESC, next_check_at
-                          LIMIT ?4)
-             RETURNING id, md5, amount, currency,
-                 CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
-                 CAST(coalesce(unixepoch(expires_at, 'subsec'),
-                               unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
-                 checks, errors",
-        )
-        .bind(now_ms + lease.as_millis() as i64)
-        .bind(lease_id)
-        .bind(now_ms)
-        .bind(limit as i64)
-        .bind(ttl.as_secs_f64())
-        .bind(fresh_since_ms)
-        .fetch_all(&self.write)
-        .await
-        .map_err(ctx("claim due payments"))?;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now_ms + lease.as_millis() as i64)
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.write)
+            .await
+            .map_err(ctx("claim due payments"))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(Claimed {
@@ -286,28 +296,18 @@ impl Store {
                 errors: r.try_get("errors").unwrap_or(0),
             });
         }
-        // RETURNING does not keep the ORDER BY: fresh rows first again.
-        out.sort_by_key(|c| {
-            (
-                c.created_ms.unwrap_or(0) < fresh_since_ms,
-                c.checks != 0,
-                c.id,
-            )
-        });
+        out.sort_by_key(|c| c.id);
         Ok(out)
     }
 
     /// How many pending rows are due at `now_ms`, counting at most `cap`.
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM (SELECT 1 FROM payments
-             WHERE status = 'pending' AND next_check_at <= ?1 LIMIT ?2)",
-        )
-        .bind(now_ms)
-        .bind(cap as i64)
-        .fetch_one(&self.read)
-        .await
-        .map_err(ctx("count due payments"))?;
+        let n: i64 = sqlx::query_scalar(DUE_SQL)
+            .bind(now_ms)
+            .bind(cap as i64)
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("count due payments"))?;
         Ok(n as usize)
     }
 
@@ -361,11 +361,12 @@ impl Store {
                     answer,
                     error,
                     transient,
+                    lane,
                 } => {
                     sqlx::query(
                         "UPDATE payments SET next_check_at = ?3, lease_id = NULL,
                             checks = checks + ?4, errors = CASE WHEN ?4 THEN 0 ELSE errors + 1 END,
-                            last_answer = ?5, last_error = ?6, last_checked_at = ?7
+                            last_answer = ?5, last_error = ?6, last_checked_at = ?7, lane = ?8
                          WHERE id = ?1 AND lease_id = ?2 AND status = 'pending'",
                     )
                     .bind(id)
@@ -375,6 +376,7 @@ impl Store {
                     .bind(*answer)
                     .bind(error.as_deref())
                     .bind(&now_text)
+                    .bind(lane)
                     .execute(&mut *tx)
                     .await
                 }
@@ -562,5 +564,74 @@ impl Store {
             .fetch_one(&self.read)
             .await
             .map_err(ctx("read last answer time"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_claim_and_due_queries_walk_only_the_due_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for sql in [CLAIM_SQL, DUE_SQL] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(store.pool())
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                .collect();
+            let text = plan.join("\n");
+            assert!(text.contains("INDEX payments_due"), "{text}");
+            assert!(!text.contains("payments_status"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_payments_are_claimed_before_older_due_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for i in 0..3 {
+            sqlx::query("INSERT INTO payments (md5, amount, currency, lane, next_check_at) VALUES (?1, '1', 'USD', 1, ?2)")
+                .bind(format!("{:032x}", i))
+                .bind(i)
+                .execute(store.pool())
+                .await
+                .expect("old row");
+        }
+        let fresh = store
+            .insert_payment(&format!("{:032x}", 99), "1", "USD", None)
+            .await
+            .expect("fresh row");
+        let now = 1_000_000;
+        let ttl = Duration::from_secs(900);
+        let first = store
+            .claim(now, Duration::from_secs(60), 1, ttl)
+            .await
+            .expect("claim");
+        assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![fresh]);
+        let rest = store
+            .claim(now, Duration::from_secs(60), 10, ttl)
+            .await
+            .expect("claim");
+        assert_eq!(rest.len(), 3, "then the older ones, by due time");
+        assert!(
+            store
+                .claim(now, Duration::from_secs(60), 10, ttl)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "leased rows are not claimed twice"
+        );
     }
 }
