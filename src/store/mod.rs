@@ -314,6 +314,8 @@ impl Store {
     /// Applies writes in one short `BEGIN IMMEDIATE` transaction. Returns,
     /// per write, whether it changed a row (a final write that finds the
     /// row no longer pending changes nothing: results are written once).
+    /// Reschedules and releases go as one statement each (a JSON array), as
+    /// every statement is a round trip to SQLite's worker thread.
     pub async fn record(
         &self,
         writes: &[Write],
@@ -325,12 +327,14 @@ impl Store {
             .await
             .map_err(ctx("begin write"))?;
         let now_text = sql_time(now);
-        let mut applied = Vec::with_capacity(writes.len());
-        for w in writes {
-            let res = match w {
+        let mut applied = vec![true; writes.len()];
+        let mut reschedules = Vec::new();
+        let mut releases = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            match w {
                 Write::Final { id, status, tx: t } => {
                     let t = t.as_deref();
-                    sqlx::query(
+                    let res = sqlx::query(
                         "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
                             to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
                             description = ?8, paid_at = ?9, confirmed_at = ?10,
@@ -353,6 +357,8 @@ impl Store {
                     .bind(&now_text)
                     .execute(&mut *tx)
                     .await
+                    .map_err(ctx("record result"))?;
+                    applied[i] = res.rows_affected() == 1;
                 }
                 Write::Reschedule {
                     id,
@@ -362,38 +368,44 @@ impl Store {
                     error,
                     transient,
                     lane,
-                } => {
-                    sqlx::query(
-                        "UPDATE payments SET next_check_at = ?3, lease_id = NULL,
-                            checks = checks + ?4, errors = CASE WHEN ?4 THEN 0 ELSE errors + 1 END,
-                            last_answer = ?5, last_error = ?6, last_checked_at = ?7, lane = ?8
-                         WHERE id = ?1 AND lease_id = ?2 AND status = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(lease_id)
-                    .bind(next_check_at)
-                    .bind(!transient)
-                    .bind(*answer)
-                    .bind(error.as_deref())
-                    .bind(&now_text)
-                    .bind(lane)
-                    .execute(&mut *tx)
-                    .await
-                }
+                } => reschedules.push(serde_json::json!({
+                    "id": id, "lease": lease_id, "next": next_check_at, "answer": answer,
+                    "error": error, "transient": i64::from(*transient), "lane": lane,
+                })),
                 Write::Release { id, lease_id } => {
-                    sqlx::query(
-                        "UPDATE payments SET next_check_at = ?3, lease_id = NULL
-                         WHERE id = ?1 AND lease_id = ?2 AND status = 'pending'",
-                    )
-                    .bind(id)
-                    .bind(lease_id)
-                    .bind(now.timestamp_millis())
-                    .execute(&mut *tx)
-                    .await
+                    releases.push(serde_json::json!({ "id": id, "lease": lease_id }))
                 }
             }
-            .map_err(ctx("record result"))?;
-            applied.push(res.rows_affected() == 1);
+        }
+        if !reschedules.is_empty() {
+            sqlx::query(
+                "UPDATE payments SET next_check_at = v.next, lease_id = NULL,
+                    checks = checks + 1 - v.transient,
+                    errors = CASE WHEN v.transient THEN errors + 1 ELSE 0 END,
+                    last_answer = v.answer, last_error = v.error, last_checked_at = ?2, lane = v.lane
+                 FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
+                              value ->> 'answer' AS answer, value ->> 'error' AS error,
+                              value ->> 'transient' AS transient, value ->> 'lane' AS lane
+                       FROM json_each(?1)) AS v
+                 WHERE payments.id = v.id AND payments.lease_id = v.lease AND payments.status = 'pending'",
+            )
+            .bind(serde_json::Value::Array(reschedules).to_string())
+            .bind(&now_text)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("reschedule payments"))?;
+        }
+        if !releases.is_empty() {
+            sqlx::query(
+                "UPDATE payments SET next_check_at = ?2, lease_id = NULL
+                 FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
+                 WHERE payments.id = v.id AND payments.lease_id = v.lease AND payments.status = 'pending'",
+            )
+            .bind(serde_json::Value::Array(releases).to_string())
+            .bind(now.timestamp_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("release payments"))?;
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
@@ -632,6 +644,62 @@ mod tests {
                 .expect("claim")
                 .is_empty(),
             "leased rows are not claimed twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn reschedules_and_releases_respect_the_lease_and_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = Store::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for i in 0..3 {
+            store
+                .insert_payment(&format!("{:032x}", i), "1", "USD", None)
+                .await
+                .expect("insert");
+        }
+        let lease = Duration::from_secs(60);
+        let claimed = store
+            .claim(1_000, lease, 3, Duration::from_secs(900))
+            .await
+            .expect("claim");
+        let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
+        let resched = |row: &Claimed, lease_id: i64, transient: bool| Write::Reschedule {
+            id: row.id,
+            lease_id,
+            next_check_at: 5_000,
+            answer: if transient { "http" } else { "not_found" },
+            error: transient.then(|| "HTTP 502".to_string()),
+            transient,
+            lane: 1,
+        };
+        let writes = [
+            resched(a, a.lease_id, true),
+            resched(b, b.lease_id + 1, false),
+            Write::Release {
+                id: c.id,
+                lease_id: c.lease_id,
+            },
+        ];
+        store.record(&writes, Utc::now()).await.expect("record");
+        let rows: Vec<(i64, i64, i64, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, next_check_at, checks, errors, lane, last_error FROM payments ORDER BY id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .expect("rows");
+        assert_eq!(
+            rows[0],
+            (a.id, 5_000, 0, 1, 1, Some("HTTP 502".into())),
+            "transient error: errors + 1"
+        );
+        assert_eq!(rows[1].1, 1_000 + 60_000, "a stale lease changes nothing");
+        assert!(
+            rows[2].1 <= Utc::now().timestamp_millis() && rows[2].1 > 1_000,
+            "released: due now"
         );
     }
 }
