@@ -168,6 +168,23 @@ const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
 const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments INDEXED BY payments_due
     WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= ?1 LIMIT ?2)";
 
+// One statement for a whole batch, driven by the JSON rows: each is a rowid
+// lookup (the unary + keeps the planner off the status index, which would
+// walk every pending row once per JSON row).
+const RESCHEDULE_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL,
+        checks = checks + 1 - v.transient,
+        errors = CASE WHEN v.transient THEN errors + 1 ELSE 0 END,
+        last_answer = v.answer, last_error = v.error, last_checked_at = ?2, lane = v.lane
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
+                 value ->> 'answer' AS answer, value ->> 'error' AS error,
+                 value ->> 'transient' AS transient, value ->> 'lane' AS lane
+          FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+
+const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NULL
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
 pub fn sql_time(t: DateTime<Utc>) -> String {
@@ -378,34 +395,20 @@ impl Store {
             }
         }
         if !reschedules.is_empty() {
-            sqlx::query(
-                "UPDATE payments SET next_check_at = v.next, lease_id = NULL,
-                    checks = checks + 1 - v.transient,
-                    errors = CASE WHEN v.transient THEN errors + 1 ELSE 0 END,
-                    last_answer = v.answer, last_error = v.error, last_checked_at = ?2, lane = v.lane
-                 FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
-                              value ->> 'answer' AS answer, value ->> 'error' AS error,
-                              value ->> 'transient' AS transient, value ->> 'lane' AS lane
-                       FROM json_each(?1)) AS v
-                 WHERE payments.id = v.id AND payments.lease_id = v.lease AND payments.status = 'pending'",
-            )
-            .bind(serde_json::Value::Array(reschedules).to_string())
-            .bind(&now_text)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("reschedule payments"))?;
+            sqlx::query(RESCHEDULE_SQL)
+                .bind(serde_json::Value::Array(reschedules).to_string())
+                .bind(&now_text)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("reschedule payments"))?;
         }
         if !releases.is_empty() {
-            sqlx::query(
-                "UPDATE payments SET next_check_at = ?2, lease_id = NULL
-                 FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
-                 WHERE payments.id = v.id AND payments.lease_id = v.lease AND payments.status = 'pending'",
-            )
-            .bind(serde_json::Value::Array(releases).to_string())
-            .bind(now.timestamp_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("release payments"))?;
+            sqlx::query(RELEASE_SQL)
+                .bind(serde_json::Value::Array(releases).to_string())
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("release payments"))?;
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
@@ -601,6 +604,18 @@ mod tests {
                 .collect();
             let text = plan.join("\n");
             assert!(text.contains("INDEX payments_due"), "{text}");
+            assert!(!text.contains("payments_status"), "{text}");
+        }
+        for sql in [RESCHEDULE_SQL, RELEASE_SQL] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(store.pool())
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                .collect();
+            let text = plan.join("\n");
+            assert!(text.contains("INTEGER PRIMARY KEY"), "{text}");
             assert!(!text.contains("payments_status"), "{text}");
         }
     }
