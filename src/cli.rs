@@ -186,7 +186,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10.0)]
     pub limit: f64,
     /// New payments per second in bulk mode (comma-separated; empty for none).
-    #[arg(long, default_value = "10,25,50,75", value_parser = crate::bench::parse_levels)]
+    #[arg(long, default_value = "2,10,25,50,75", value_parser = crate::bench::parse_levels)]
     pub bulk_levels: std::vec::Vec<f64>,
     /// New payments per second in single-lookup mode.
     #[arg(long, default_value = "1,2,4", value_parser = crate::bench::parse_levels)]
