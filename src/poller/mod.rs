@@ -254,11 +254,10 @@ async fn schedule_loop(
                             Err(why) => park_bad_row(&ctx, &row, why).await,
                         }
                     }
-                    // Spread the rows over the free slots, fresh ones first.
-                    let per = valid.len().div_ceil(room).max(1);
+                    // Full batches: every request carries as many md5s as it can.
                     let mut rest = valid.into_iter().peekable();
                     while rest.peek().is_some() {
-                        let chunk: Vec<Payment> = rest.by_ref().take(per).collect();
+                        let chunk: Vec<Payment> = rest.by_ref().take(batch).collect();
                         checks.spawn(check_batch(chunk, ctx.clone()));
                     }
                 }
