@@ -228,17 +228,25 @@ async fn schedule_loop(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut checks: JoinSet<()> = JoinSet::new();
     let mut db_errors = 0u32;
+    let mut last_flush = tokio::time::Instant::now();
     loop {
         observer.tick();
         let room = cfg.concurrency.saturating_sub(checks.len());
         // One request checks a batch: 50 md5s in bulk mode, else one.
-        let batch = if ctx.bulk.active() {
-            bakong::MAX_LIST
-        } else {
-            1
-        };
+        let bulk = ctx.bulk.active();
+        let batch = if bulk { bakong::MAX_LIST } else { 1 };
         let mut full = false;
-        if room > 0 {
+        // In bulk mode due rows gather until a batch is full or bulk_flush
+        // has passed, so each request carries many md5s.
+        let gather = bulk
+            && room > 0
+            && last_flush.elapsed() < cfg.bulk_flush
+            && store
+                .due(Utc::now().timestamp_millis(), batch)
+                .await
+                .is_ok_and(|n| n < batch);
+        if room > 0 && !gather {
+            last_flush = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
             match store
                 .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
@@ -247,6 +255,9 @@ async fn schedule_loop(
                 Ok(rows) => {
                     db_errors = 0;
                     full = rows.len() == room * batch;
+                    if !rows.is_empty() {
+                        debug!(rows = rows.len(), batch, room, "claimed due payments");
+                    }
                     let mut valid = Vec::with_capacity(rows.len());
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
