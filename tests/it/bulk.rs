@@ -141,3 +141,30 @@ async fn in_always_mode_a_closed_list_endpoint_is_an_error_and_rows_stay_pending
     assert_eq!(final_status(&db, &md5, LIMIT).await, "paid");
     d.stop().await;
 }
+
+#[tokio::test]
+async fn due_payments_gather_into_one_request_until_bulk_flush() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.bulk = BulkMode::Auto;
+    s.poller.bulk_flush = Duration::from_millis(400);
+    let db = e.merchant(&s).await;
+    let d = start(s);
+    // Ten customers, one every 20 ms (scan_interval is 20 ms): without
+    // gathering nearly every one would go out in a request of its own.
+    let mut pace = tokio::time::interval(Duration::from_millis(20));
+    let mut md5s = Vec::new();
+    for _ in 0..10 {
+        pace.tick().await;
+        md5s.push(e.payment(&db, "1", "USD", paid_after(0)).await);
+    }
+    for md5 in &md5s {
+        assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
+    }
+    d.stop().await;
+    let lists = e.sim.sim.stats().requests["check_transaction_by_md5_list"][&200];
+    assert!(
+        lists <= 4,
+        "{lists} list requests for 10 payments inserted over 200 ms"
+    );
+}
