@@ -132,8 +132,6 @@ pub enum TokenSource {
     File(PathBuf),
     /// `$CREDENTIALS_DIRECTORY/token` (systemd LoadCredential).
     Credential(PathBuf),
-    /// Issued by a renewal in this process.
-    Renewed,
 }
 
 impl std::fmt::Display for TokenSource {
@@ -142,7 +140,6 @@ impl std::fmt::Display for TokenSource {
             TokenSource::Config => f.write_str("bakong.token"),
             TokenSource::File(p) => write!(f, "bakong.token_file ({})", p.display()),
             TokenSource::Credential(p) => write!(f, "systemd credential ({})", p.display()),
-            TokenSource::Renewed => f.write_str("renewal"),
         }
     }
 }

@@ -57,8 +57,6 @@ impl RunError {
 /// Counters shared by the daemon's tasks.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Checks answered.
-    pub checks: AtomicU64,
     /// Rows finalized, by status.
     pub paid: AtomicU64,
     /// Mismatches recorded.
@@ -360,7 +358,6 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
         return;
     };
     for (p, answer) in batch.iter().zip(answers) {
-        ctx.metrics.checks.fetch_add(1, Ordering::Relaxed);
         let v = classify(
             p,
             answer,

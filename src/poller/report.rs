@@ -88,6 +88,7 @@ pub async fn run(
                     api_p95_ms = percentile(&lat, 0.95),
                     token_days_left = days_left.map(|d| (d * 10.0).round() / 10.0),
                     renewals = client.renewals(),
+                    rate_per_second = client.gate().rate(),
                     "summary"
                 );
                 if let Some(d) = days_left.filter(|d| *d < TOKEN_WARNING_DAYS) {

@@ -255,17 +255,6 @@ impl Store {
             .map_err(ctx("read journal mode"))
     }
 
-    /// Whether the schema is at the latest migration.
-    pub async fn is_migrated(&self) -> Result<bool, StoreError> {
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.read)
-                .await
-                .unwrap_or(None);
-        Ok(applied == Some(latest))
-    }
-
     /// Claims up to `limit` due pending rows for `lease`: fresh ones (lane
     /// 0: a customer may be waiting) first, then older ones, each by due
     /// time. Their `next_check_at` moves past the lease, so a crash only
