@@ -215,12 +215,21 @@ async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, String> {
     .await
 }
 
-/// The daemon at `rate` new payments per second.
-async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<Figures, String> {
+/// A temporary directory, a rate-limited simulator and daemon settings for it.
+async fn setup(
+    opts: &BenchOptions,
+    bulk: BulkMode,
+) -> Result<(tempfile::TempDir, simulator::SimHandle, Settings), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
     let settings = bench_settings(dir.path(), &sim.base_url(), &token, opts.limit, bulk);
+    Ok((dir, sim, settings))
+}
+
+/// The daemon at `rate` new payments per second.
+async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<Figures, String> {
+    let (dir, sim, settings) = setup(opts, bulk).await?;
     crate::poller::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
@@ -368,16 +377,7 @@ async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, Strin
 
 /// Idle CPU, and RSS / CPU with `n` pending payments, over `secs` each.
 async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, f64), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sim = fresh_sim(opts.limit).await?;
-    let token = sim.sim.issue_token(EMAIL);
-    let mut settings = bench_settings(
-        dir.path(),
-        &sim.base_url(),
-        &token,
-        opts.limit,
-        BulkMode::Auto,
-    );
+    let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
     // The product's own scheduling defaults, as a merchant runs it.
     let defaults = crate::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
@@ -468,16 +468,7 @@ async fn claim_time(n: usize) -> Result<Duration, String> {
 /// First-check delay: rows inserted into an idle daemon (default
 /// scheduling) that Bakong already reports paid; from INSERT to confirmed.
 async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let sim = fresh_sim(opts.limit).await?;
-    let token = sim.sim.issue_token(EMAIL);
-    let mut settings = bench_settings(
-        dir.path(),
-        &sim.base_url(),
-        &token,
-        opts.limit,
-        BulkMode::Auto,
-    );
+    let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
     let defaults = crate::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
     settings.poller.max_requests_per_second = defaults.max_requests_per_second;
