@@ -347,7 +347,7 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
     let answers = tokio::select! {
         biased;
         _ = ctx.shutdown.cancelled() => None,
-        a = ask(&batch, &ctx) => a,
+        a = ask(&batch, &ctx, checked_ms) => a,
     };
     let Some(answers) = answers else {
         // Shutdown, or the bulk endpoint closed: give the rows back so they
@@ -383,18 +383,29 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
 async fn ask(
     batch: &[Payment],
     ctx: &Ctx,
+    checked_ms: i64,
 ) -> Option<Vec<Result<bakong::Transaction, bakong::Error>>> {
     if batch.len() == 1 && !ctx.bulk.active() {
         return Some(vec![ctx.client.check_md5(&batch[0].md5).await]);
     }
     let md5s: Vec<String> = batch.iter().map(|p| p.md5.clone()).collect();
     match ctx.client.check_md5_list(&md5s).await {
-        Ok(mut answers) => Some(
-            batch
-                .iter()
-                .map(|p| bulk::answer_for(&mut answers, &p.md5))
-                .collect(),
-        ),
+        Ok(mut answers) => {
+            let mut out = Vec::with_capacity(batch.len());
+            for p in batch {
+                let answer = match bulk::answer_for(&mut answers, &p.md5) {
+                    // The md5 list has no FAILED status: before a payment
+                    // expires, one single lookup tells "failed" (errorCode 3)
+                    // from "not found", as the contract distinguishes them.
+                    Err(bakong::Error::NotFound { .. }) if checked_ms >= p.deadline_ms => {
+                        ctx.client.check_md5(&p.md5).await
+                    }
+                    other => other,
+                };
+                out.push(answer);
+            }
+            Some(out)
+        }
         Err(e) if e.endpoint_closed() && ctx.bulk.close(&e) => None,
         Err(e) => Some(batch.iter().map(|_| Err(e.clone())).collect()),
     }

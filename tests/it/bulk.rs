@@ -45,8 +45,20 @@ async fn bulk_mode_confirms_every_status_with_a_request_per_50_payments() {
             },
         )
         .await;
-    sqlx::query("UPDATE payments SET expires_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+0.5 seconds') WHERE md5 = ?1")
+    let failed = e
+        .payment(
+            &db,
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Failed,
+                ..paid_after(0)
+            },
+        )
+        .await;
+    sqlx::query("UPDATE payments SET expires_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+0.5 seconds') WHERE md5 IN (?1, ?2)")
         .bind(&never)
+        .bind(&failed)
         .execute(&db)
         .await
         .unwrap();
@@ -56,11 +68,20 @@ async fn bulk_mode_confirms_every_status_with_a_request_per_50_payments() {
     }
     assert_eq!(final_status(&db, &mismatch, LIMIT).await, "mismatch");
     assert_eq!(final_status(&db, &never, LIMIT).await, "expired");
+    // The md5 list says only NOT_FOUND for a failed transaction; one single
+    // lookup at the deadline tells them apart.
+    assert_eq!(final_status(&db, &failed, LIMIT).await, "failed");
     d.stop().await;
     let st = e.sim.sim.stats();
+    let singles = st
+        .requests
+        .get("check_transaction_by_md5")
+        .and_then(|m| m.get(&200))
+        .copied()
+        .unwrap_or(0);
     assert!(
-        !st.requests.contains_key("check_transaction_by_md5"),
-        "no single lookups: {:?}",
+        singles <= 4,
+        "single lookups only at the two deadlines: {:?}",
         st.requests
     );
     let lists = st.requests["check_transaction_by_md5_list"][&200];
