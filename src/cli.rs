@@ -738,13 +738,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         TokenCommand::Show { reveal } => {
-            let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-            let picked = bakong::token::pick_initial(
-                settings.config_token().as_ref(),
-                &settings.bakong.token_file,
-                creds.as_deref(),
-            )
-            .map_err(Failure::usage)?;
+            let picked = settings.initial_token().map_err(Failure::usage)?;
             let Some((token, source)) = picked else {
                 return Err(Failure::usage(format!(
                     "no access token: set bakong.token or put one in bakong.token_file ({})",
@@ -794,15 +788,11 @@ async fn status(cli: &Cli) -> Result<i32, Failure> {
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
     store.close().await;
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    let token_exp = bakong::token::pick_initial(
-        settings.config_token().as_ref(),
-        &settings.bakong.token_file,
-        creds.as_deref(),
-    )
-    .ok()
-    .flatten()
-    .and_then(|(t, _)| t.claims().expires_at);
+    let token_exp = settings
+        .initial_token()
+        .ok()
+        .flatten()
+        .and_then(|(t, _)| t.claims().expires_at);
     let next = counts
         .next_check_ms
         .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis);
@@ -844,8 +834,7 @@ async fn config_check(cli: &Cli) -> Result<i32, Failure> {
         }
         Err(e) => problems.push(format!("database.url: {e}")),
     }
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-    match bakong::token::pick_initial(settings.config_token().as_ref(), &settings.bakong.token_file, creds.as_deref()) {
+    match settings.initial_token() {
         Ok(Some((t, src))) => {
             if let Some(exp) = t.claims().expires_at {
                 if exp <= chrono::Utc::now() {

@@ -405,6 +405,18 @@ impl Settings {
         (!path.is_empty()).then(|| PathBuf::from(path))
     }
 
+    /// The initial token: the newest of `bakong.token`, `bakong.token_file`
+    /// and `$CREDENTIALS_DIRECTORY/token` (systemd's LoadCredential), with
+    /// where it came from. The one place that reads that variable.
+    pub fn initial_token(&self) -> Result<Option<(Token, crate::bakong::TokenSource)>, String> {
+        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        crate::bakong::token::pick_initial(
+            self.config_token().as_ref(),
+            &self.bakong.token_file,
+            creds.as_deref(),
+        )
+    }
+
     /// The configured token, if any.
     pub fn config_token(&self) -> Option<Token> {
         self.bakong.token.as_deref().and_then(Token::new)

@@ -105,13 +105,9 @@ pub async fn open_store(settings: &Settings) -> Result<Store, RunError> {
 /// Builds the API client with the initial token (newest of `bakong.token`,
 /// `bakong.token_file`, `$CREDENTIALS_DIRECTORY/token`).
 pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, RunError> {
-    let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
-    let picked = bakong::token::pick_initial(
-        settings.config_token().as_ref(),
-        &settings.bakong.token_file,
-        creds.as_deref(),
-    )
-    .map_err(|e| RunError::Config(format!("bakong.token_file: {e}")))?;
+    let picked = settings
+        .initial_token()
+        .map_err(|e| RunError::Config(format!("bakong.token_file: {e}")))?;
     if picked.is_none() && require_token {
         return Err(RunError::Config(format!(
             "no access token: set bakong.token, or put one in bakong.token_file ({}), or run `bakong-poller token verify`",
