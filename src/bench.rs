@@ -230,7 +230,7 @@ async fn setup(
 /// The daemon at `rate` new payments per second.
 async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<Figures, String> {
     let (dir, sim, settings) = setup(opts, bulk).await?;
-    crate::poller::open_store(&settings)
+    crate::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
@@ -384,7 +384,7 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     settings.poller.fresh_interval = defaults.fresh_interval;
     settings.poller.fresh_period = defaults.fresh_period;
     settings.poller.max_interval = defaults.max_interval;
-    let store = crate::poller::open_store(&settings)
+    let store = crate::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?;
     // Idle: an empty table.
@@ -472,7 +472,7 @@ async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
     let defaults = crate::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
     settings.poller.max_requests_per_second = defaults.max_requests_per_second;
-    crate::poller::open_store(&settings)
+    crate::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()

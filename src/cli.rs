@@ -17,7 +17,7 @@ use crate::bakong::{self, SourceInfo, Transaction};
 use crate::config::Settings;
 use crate::khqr::is_md5;
 use crate::money::{parse_amount, Currency};
-use crate::poller::{self, RunError};
+use crate::app::{self, AppError};
 
 /// Exit code: success, or found.
 pub const EXIT_OK: i32 = 0;
@@ -341,10 +341,13 @@ impl Failure {
     }
 }
 
-impl From<RunError> for Failure {
-    fn from(e: RunError) -> Self {
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
         Failure {
-            code: e.exit_code(),
+            code: match e {
+                AppError::Config(_) => EXIT_USAGE,
+                AppError::Database(_) | AppError::Runtime(_) => EXIT_ERROR,
+            },
             message: e.to_string(),
         }
     }
@@ -420,13 +423,13 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
                     )));
                 }
             }
-            poller::run(settings, shutdown, Arc::new(notify)).await?;
+            crate::poller::run(settings, shutdown, Arc::new(notify)).await?;
             Ok(EXIT_OK)
         }
         Command::Migrate => {
             let settings = load(&cli)?;
             crate::telemetry::init(settings.log.format, &settings.log.level);
-            poller::open_store(&settings).await?.close().await;
+            app::open_store(&settings).await?.close().await;
             println!("database {} is at the latest schema", settings.database.url);
             Ok(EXIT_OK)
         }
@@ -470,7 +473,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         Command::Check(c) => check(&cli, c).await,
         Command::Account { account_id } => {
             let settings = quiet(&cli)?;
-            let client = poller::build_client(&settings, true)?;
+            let client = app::build_client(&settings, true)?;
             let exists = client.check_account(account_id).await?;
             output(
                 &cli,
@@ -491,7 +494,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             callback,
         } => {
             let settings = quiet(&cli)?;
-            let client = poller::build_client(&settings, true)?;
+            let client = app::build_client(&settings, true)?;
             let link = client
                 .generate_deeplink(
                     qr,
@@ -512,7 +515,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             expires_in,
         } => {
             let settings = quiet(&cli)?;
-            let store = poller::open_store(&settings).await?;
+            let store = app::open_store(&settings).await?;
             let expires = expires_in
                 .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
                 .map(crate::store::sql_time);
@@ -535,7 +538,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
         }
         Command::List { status, limit } => {
             let settings = quiet(&cli)?;
-            let store = poller::open_store(&settings).await?;
+            let store = app::open_store(&settings).await?;
             let rows = store
                 .list(status.as_deref(), *limit)
                 .await
@@ -604,7 +607,7 @@ fn show_tx(t: &Transaction) -> String {
 
 async fn check(cli: &Cli, c: &CheckCommand) -> Result<i32, Failure> {
     let settings = quiet(cli)?;
-    let client = poller::build_client(&settings, true)?;
+    let client = app::build_client(&settings, true)?;
     if let CheckCommand::Md5List { md5s } = c {
         let mut all = serde_json::Map::new();
         let mut human = Vec::new();
@@ -679,7 +682,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
             organization,
             project,
         } => {
-            let client = poller::build_client(&settings, false)?;
+            let client = app::build_client(&settings, false)?;
             let msg = client
                 .request_token(&bakong::RequestTokenBody {
                     email: email.clone(),
@@ -693,7 +696,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         TokenCommand::Verify { code } => {
-            let client = poller::build_client(&settings, false)?;
+            let client = app::build_client(&settings, false)?;
             let token = client.verify(code).await?;
             bakong::token::save_token_file(&settings.bakong.token_file, &token)
                 .map_err(Failure::runtime)?;
@@ -718,7 +721,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
                     "config key bakong.email: needed to renew the token",
                 ));
             }
-            let client = poller::build_client(&settings, false)?;
+            let client = app::build_client(&settings, false)?;
             let generation = client.keeper().map(|k| k.generation()).unwrap_or(0);
             client.renew_if_current(generation).await?;
             let exp = client
@@ -778,7 +781,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
 
 async fn status(cli: &Cli) -> Result<i32, Failure> {
     let settings = quiet(cli)?;
-    let store = poller::open_store(&settings).await?;
+    let store = app::open_store(&settings).await?;
     let counts = store
         .counts()
         .await

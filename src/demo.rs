@@ -61,7 +61,7 @@ pub async fn run(n: usize) -> Result<(), String> {
     println!("  database   {}", settings.database.url);
     println!("  {n} payments; customers pay 1-8 s after their QR is shown; unpaid ones expire after 12 s\n");
 
-    let store = crate::poller::open_store(&settings)
+    let store = crate::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?;
     let daemon_stop = CancellationToken::new();

@@ -7,6 +7,7 @@
 //! tests, the demo and the benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod bakong;
 pub mod bench;
 pub mod cli;

@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::bakong::{self, Client, TokenKeeper};
+use crate::app::{build_client, open_store, AppError};
+use crate::bakong::{self, Client};
 use crate::config::Settings;
 use crate::store::{FinalStatus, Store, Write};
 use classify::{classify, Payment, Verdict};
@@ -32,27 +33,6 @@ use classify::{classify, Payment, Verdict};
 /// How long in-flight checks get to give their rows back on shutdown; the
 /// rest of `poller.shutdown_timeout` (at most 9 s) is for the writes.
 const CHECK_DRAIN: Duration = Duration::from_secs(1);
-
-/// Why the daemon could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// Bad or missing configuration (exit code 2).
-    #[error("{0}")]
-    Config(String),
-    /// A runtime failure (exit code 1).
-    #[error("{0}")]
-    Runtime(String),
-}
-
-impl RunError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunError::Config(_) => 2,
-            RunError::Runtime(_) => 1,
-        }
-    }
-}
 
 /// Counters shared by the daemon's tasks.
 #[derive(Debug, Default)]
@@ -86,51 +66,12 @@ pub trait Observer: Send + Sync + 'static {
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
-/// Opens the database and migrates it.
-pub async fn open_store(settings: &Settings) -> Result<Store, RunError> {
-    let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
-        .await
-        .map_err(|e| {
-            RunError::Runtime(format!(
-                "{e} (check database.url and that the directory exists and is writable)"
-            ))
-        })?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| RunError::Runtime(e.to_string()))?;
-    Ok(store)
-}
-
-/// Builds the API client with the initial token (newest of `bakong.token`,
-/// `bakong.token_file`, `$CREDENTIALS_DIRECTORY/token`).
-pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, RunError> {
-    let picked = settings
-        .initial_token()
-        .map_err(|e| RunError::Config(format!("bakong.token_file: {e}")))?;
-    if picked.is_none() && require_token {
-        return Err(RunError::Config(format!(
-            "no access token: set bakong.token, or put one in bakong.token_file ({}), or run `bakong-poller token verify`",
-            settings.bakong.token_file.display()
-        )));
-    }
-    if let Some((t, src)) = &picked {
-        let c = t.claims();
-        info!(source = %src, expires_at = ?c.expires_at, "access token loaded");
-    }
-    let keeper = Arc::new(TokenKeeper::new(
-        picked.map(|(t, _)| t),
-        settings.bakong.token_file.clone(),
-    ));
-    Client::new(&settings.client_config(), Some(keeper)).map_err(RunError::Config)
-}
-
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
     observer: Arc<dyn Observer>,
-) -> Result<(), RunError> {
+) -> Result<(), AppError> {
     let store = open_store(&settings).await?;
     let client = build_client(&settings, true)?;
     let settings = Arc::new(settings);
@@ -208,7 +149,7 @@ async fn schedule_loop(
     shutdown: &CancellationToken,
     metrics: &Arc<Metrics>,
     observer: &dyn Observer,
-) -> Result<(), RunError> {
+) -> Result<(), AppError> {
     let cfg = &settings.poller;
     let ctx = Arc::new(Ctx {
         client: client.clone(),

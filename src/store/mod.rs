@@ -16,7 +16,7 @@ use sqlx::{Row, SqlitePool};
 use crate::bakong::Transaction;
 
 /// The embedded migrations.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// A database error, with what was being done.
 #[derive(Debug, thiserror::Error)]

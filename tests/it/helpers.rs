@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bakong_poller::config::{BulkMode, Settings};
-use bakong_poller::poller::{self, RunError};
+use bakong_poller::app::{self, AppError};
+use bakong_poller::poller;
 use bakong_poller::simulator::{self, NewTransaction, Scenario, SimHandle};
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -112,7 +113,7 @@ impl TestEnv {
 
     /// A merchant's own connection (5 s busy timeout), after migrating.
     pub async fn merchant(&self, s: &Settings) -> SqlitePool {
-        poller::open_store(s).await.unwrap().close().await;
+        app::open_store(s).await.unwrap().close().await;
         let opts = SqliteConnectOptions::new()
             .filename(self.db_path())
             .busy_timeout(Duration::from_secs(5));
@@ -165,7 +166,7 @@ pub fn paid_after(ms: u64) -> NewTransaction {
 /// An in-process daemon.
 pub struct Daemon {
     stop: CancellationToken,
-    join: JoinHandle<Result<(), RunError>>,
+    join: JoinHandle<Result<(), AppError>>,
 }
 
 pub fn start(s: Settings) -> Daemon {
