@@ -1,0 +1,221 @@
+//! `token request|verify|renew|show`: getting the access token, keeping it
+//! in `bakong.token_file`, and seeing which one is used and when it expires.
+//! The token itself is printed only by `token show --reveal`.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use serde::{Serialize, Serializer};
+
+use super::{CliError, Context, Output, Report};
+use crate::app;
+use crate::bakong::{self, Token};
+
+/// `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Register and have Bakong email a verification code.
+    #[command(
+        after_help = "Example:\n  bakong-poller token request --email shop@example.com --organization Shop --project checkout"
+    )]
+    Request {
+        /// Email (at most 30 characters).
+        #[arg(long)]
+        email: String,
+        /// Organization name.
+        #[arg(long)]
+        organization: String,
+        /// Project name.
+        #[arg(long)]
+        project: String,
+    },
+    /// Exchange the emailed code for a token and save it to bakong.token_file.
+    #[command(after_help = "Example:\n  bakong-poller token verify --code ABCDEFGHJKLMNPQRSTUV")]
+    Verify {
+        /// The 20-character code.
+        #[arg(long)]
+        code: String,
+    },
+    /// Renew the token now (needs bakong.email) and save it.
+    #[command(after_help = "Example:\n  bakong-poller token renew")]
+    Renew,
+    /// Show the token's source, issue and expiry dates and days left.
+    #[command(after_help = "Example:\n  bakong-poller token show")]
+    Show {
+        /// Print the token itself too.
+        #[arg(long)]
+        reveal: bool,
+    },
+}
+
+/// Runs a `token` subcommand.
+pub async fn run(ctx: &Context, c: &TokenCommand) -> Result<Output, CliError> {
+    let settings = ctx.quiet_settings()?;
+    Ok(match c {
+        TokenCommand::Request {
+            email,
+            organization,
+            project,
+        } => {
+            let client = app::build_client(&settings, false)?;
+            let body = bakong::RequestTokenBody {
+                email: email.clone(),
+                organization: organization.clone(),
+                project: project.clone(),
+            };
+            let message = client.request_token(&body).await?;
+            Requested {
+                message,
+                email: email.clone(),
+            }
+            .into()
+        }
+        TokenCommand::Verify { code } => {
+            let client = app::build_client(&settings, false)?;
+            let token = client.verify(code).await?;
+            bakong::token::save_token_file(&settings.bakong.token_file, &token)
+                .map_err(CliError::Runtime)?;
+            Saved {
+                token_file: settings.bakong.token_file.clone(),
+                expires_at: token.claims().expires_at,
+                renewed: false,
+            }
+            .into()
+        }
+        TokenCommand::Renew => {
+            if settings.bakong.email.is_none() {
+                return Err(CliError::Usage(
+                    "config key bakong.email: needed to renew the token".into(),
+                ));
+            }
+            let client = app::build_client(&settings, false)?;
+            let generation = client.keeper().map(|k| k.generation()).unwrap_or(0);
+            client.renew_if_current(generation).await?;
+            let expires_at = client
+                .keeper()
+                .and_then(|k| k.current())
+                .and_then(|(t, _)| t.claims().expires_at);
+            Saved {
+                token_file: settings.bakong.token_file.clone(),
+                expires_at,
+                renewed: true,
+            }
+            .into()
+        }
+        TokenCommand::Show { reveal } => {
+            let picked = settings.initial_token().map_err(CliError::Usage)?;
+            let Some((token, source)) = picked else {
+                return Err(CliError::Usage(format!(
+                    "no access token: set bakong.token or put one in bakong.token_file ({})",
+                    settings.bakong.token_file.display()
+                )));
+            };
+            let c = token.claims();
+            Shown {
+                source: source.to_string(),
+                issued_at: c.issued_at,
+                expires_at: c.expires_at,
+                days_left: c
+                    .expires_at
+                    .map(|e| (e - Utc::now()).num_seconds() as f64 / 86400.0),
+                token: reveal.then_some(token),
+            }
+            .into()
+        }
+    })
+}
+
+/// `token request`'s result.
+#[derive(Debug, Serialize)]
+pub struct Requested {
+    /// Bakong's answer.
+    pub message: String,
+    /// Where the code was sent.
+    pub email: String,
+}
+
+impl Report for Requested {
+    fn human(&self) -> String {
+        format!(
+            "{}: Bakong emailed a 20-character code to {}; run `bakong-poller token verify --code CODE`",
+            self.message, self.email
+        )
+    }
+}
+
+/// `token verify` and `token renew`: where the new token went.
+#[derive(Debug, Serialize)]
+pub struct Saved {
+    /// `bakong.token_file`.
+    pub token_file: PathBuf,
+    /// The new token's `exp`, if readable.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Renewed (`token renew`) rather than verified.
+    #[serde(skip)]
+    pub renewed: bool,
+}
+
+impl Report for Saved {
+    fn human(&self) -> String {
+        if self.renewed {
+            format!("token renewed and saved to {}", self.token_file.display())
+        } else {
+            format!(
+                "token saved to {} (expires {})",
+                self.token_file.display(),
+                date_or_unknown(self.expires_at)
+            )
+        }
+    }
+}
+
+/// `token show`'s result. Debug never shows the token.
+#[derive(Debug, Serialize)]
+pub struct Shown {
+    /// Where the token in use comes from, and why it was picked.
+    pub source: String,
+    /// `iat`.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// `exp`.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Days until `exp`.
+    pub days_left: Option<f64>,
+    /// The token itself, with `--reveal` only.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "reveal_token"
+    )]
+    pub token: Option<Token>,
+}
+
+// The one place a token is written to output, asked for with --reveal.
+fn reveal_token<S: Serializer>(t: &Option<Token>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(t.expose()),
+        None => s.serialize_none(),
+    }
+}
+
+impl Report for Shown {
+    fn human(&self) -> String {
+        let mut s = format!(
+            "source     {}\nissued     {}\nexpires    {}\ndays left  {}",
+            self.source,
+            date_or_unknown(self.issued_at),
+            date_or_unknown(self.expires_at),
+            self.days_left
+                .map(|d| format!("{d:.1}"))
+                .unwrap_or_else(|| "unknown".into()),
+        );
+        if let Some(t) = &self.token {
+            s += &format!("\ntoken      {}", t.expose());
+        }
+        s
+    }
+}
+
+fn date_or_unknown(d: Option<DateTime<Utc>>) -> String {
+    d.map(|d| d.to_rfc3339())
+        .unwrap_or_else(|| "unknown".into())
+}
