@@ -11,6 +11,7 @@ use serde::{Serialize, Serializer};
 use super::{CliError, Context, Output, Report};
 use crate::app;
 use crate::bakong::{self, Token};
+use crate::config::Settings;
 
 /// `token` subcommands.
 #[derive(Debug, Subcommand)]
@@ -58,71 +59,80 @@ pub async fn run(ctx: &Context, c: &TokenCommand) -> Result<Output, CliError> {
             organization,
             project,
         } => {
-            let client = app::build_client(&settings, false)?;
             let body = bakong::RequestTokenBody {
                 email: email.clone(),
                 organization: organization.clone(),
                 project: project.clone(),
             };
-            let message = client.request_token(&body).await?;
-            Requested {
-                message,
-                email: email.clone(),
-            }
-            .into()
+            request(&settings, body).await?.into()
         }
-        TokenCommand::Verify { code } => {
-            let client = app::build_client(&settings, false)?;
-            let token = client.verify(code).await?;
-            bakong::token::save_token_file(&settings.bakong.token_file, &token)
-                .map_err(CliError::Runtime)?;
-            Saved {
-                token_file: settings.bakong.token_file.clone(),
-                expires_at: token.claims().expires_at,
-                renewed: false,
-            }
-            .into()
-        }
-        TokenCommand::Renew => {
-            if settings.bakong.email.is_none() {
-                return Err(CliError::Usage(
-                    "config key bakong.email: needed to renew the token".into(),
-                ));
-            }
-            let client = app::build_client(&settings, false)?;
-            let generation = client.keeper().map(|k| k.generation()).unwrap_or(0);
-            client.renew_if_current(generation).await?;
-            let expires_at = client
-                .keeper()
-                .and_then(|k| k.current())
-                .and_then(|(t, _)| t.claims().expires_at);
-            Saved {
-                token_file: settings.bakong.token_file.clone(),
-                expires_at,
-                renewed: true,
-            }
-            .into()
-        }
-        TokenCommand::Show { reveal } => {
-            let picked = settings.initial_token().map_err(CliError::Usage)?;
-            let Some((token, source)) = picked else {
-                return Err(CliError::Usage(format!(
-                    "no access token: set bakong.token or put one in bakong.token_file ({})",
-                    settings.bakong.token_file.display()
-                )));
-            };
-            let c = token.claims();
-            Shown {
-                source: source.to_string(),
-                issued_at: c.issued_at,
-                expires_at: c.expires_at,
-                days_left: c
-                    .expires_at
-                    .map(|e| (e - Utc::now()).num_seconds() as f64 / 86400.0),
-                token: reveal.then_some(token),
-            }
-            .into()
-        }
+        TokenCommand::Verify { code } => verify(&settings, code).await?.into(),
+        TokenCommand::Renew => renew(&settings).await?.into(),
+        TokenCommand::Show { reveal } => show(&settings, *reveal)?.into(),
+    })
+}
+
+async fn request(
+    settings: &Settings,
+    body: bakong::RequestTokenBody,
+) -> Result<Requested, CliError> {
+    let client = app::build_client(settings, false)?;
+    let message = client.request_token(&body).await?;
+    Ok(Requested {
+        message,
+        email: body.email,
+    })
+}
+
+async fn verify(settings: &Settings, code: &str) -> Result<Saved, CliError> {
+    let client = app::build_client(settings, false)?;
+    let token = client.verify(code).await?;
+    bakong::token::save_token_file(&settings.bakong.token_file, &token)
+        .map_err(CliError::Runtime)?;
+    Ok(Saved {
+        token_file: settings.bakong.token_file.clone(),
+        expires_at: token.claims().expires_at,
+        renewed: false,
+    })
+}
+
+async fn renew(settings: &Settings) -> Result<Saved, CliError> {
+    if settings.bakong.email.is_none() {
+        return Err(CliError::Usage(
+            "config key bakong.email: needed to renew the token".into(),
+        ));
+    }
+    let client = app::build_client(settings, false)?;
+    let generation = client.keeper().map(|k| k.generation()).unwrap_or(0);
+    client.renew_if_current(generation).await?;
+    let expires_at = client
+        .keeper()
+        .and_then(|k| k.current())
+        .and_then(|(t, _)| t.claims().expires_at);
+    Ok(Saved {
+        token_file: settings.bakong.token_file.clone(),
+        expires_at,
+        renewed: true,
+    })
+}
+
+fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
+    let picked = settings.initial_token().map_err(CliError::Usage)?;
+    let Some((token, source)) = picked else {
+        return Err(CliError::Usage(format!(
+            "no access token: set bakong.token or put one in bakong.token_file ({})",
+            settings.bakong.token_file.display()
+        )));
+    };
+    let c = token.claims();
+    Ok(Shown {
+        source: source.to_string(),
+        issued_at: c.issued_at,
+        expires_at: c.expires_at,
+        days_left: c
+            .expires_at
+            .map(|e| (e - Utc::now()).num_seconds() as f64 / 86400.0),
+        token: reveal.then_some(token),
     })
 }
 
