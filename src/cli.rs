@@ -13,11 +13,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::app::{self, AppError};
 use crate::bakong::{self, SourceInfo, Transaction};
 use crate::config::Settings;
 use crate::khqr::is_md5;
 use crate::money::{parse_amount, Currency};
-use crate::app::{self, AppError};
 
 /// Exit code: success, or found.
 pub const EXIT_OK: i32 = 0;
@@ -514,6 +514,11 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             currency,
             expires_in,
         } => {
+            // The table refuses it too; saying so here names the argument.
+            let value =
+                parse_amount(amount).map_err(|e| Failure::usage(format!("--amount: {e}")))?;
+            crate::money::check_precision(value, *currency)
+                .map_err(|e| Failure::usage(format!("--amount: {e}")))?;
             let settings = quiet(&cli)?;
             let store = app::open_store(&settings).await?;
             let expires = expires_in
