@@ -291,11 +291,15 @@ pub enum CheckCommand {
 /// `config` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate config, database, journal mode and token; one line per problem.
+    /// Validate config, database, journal mode and token; one line per problem or warning.
     #[command(
-        after_help = "Example:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml config check"
+        after_help = "Exit 2 when run could not start or recover by itself; warnings (things run mends) exit 0.\n\nExample:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml config check --online"
     )]
-    Check,
+    Check {
+        /// Also ask Bakong whether bakong.account_id exists (check_bakong_account).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 fn parse_md5(s: &str) -> Result<String, String> {
@@ -430,7 +434,10 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let settings = load(&cli)?;
             crate::telemetry::init(settings.log.format, &settings.log.level);
             app::open_store(&settings).await?.close().await;
-            println!("database {} is at the latest schema", settings.database.url);
+            println!(
+                "database {} is at the latest schema",
+                crate::config::redact_url(&settings.database.url)
+            );
             Ok(EXIT_OK)
         }
         Command::Demo(args) => {
@@ -468,7 +475,7 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             clap_complete::generate(*shell, &mut cmd, "bakong-poller", &mut std::io::stdout());
             Ok(EXIT_OK)
         }
-        Command::Config(ConfigCommand::Check) => config_check(&cli).await,
+        Command::Config(ConfigCommand::Check { online }) => config_check(&cli, *online).await,
         Command::Token(t) => token(&cli, t).await,
         Command::Check(c) => check(&cli, c).await,
         Command::Account { account_id } => {
@@ -821,53 +828,23 @@ async fn status(cli: &Cli) -> Result<i32, Failure> {
     Ok(EXIT_OK)
 }
 
-async fn config_check(cli: &Cli) -> Result<i32, Failure> {
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(EXIT_USAGE);
-        }
-    };
-    let mut problems = Vec::new();
-    match crate::store::Store::connect(&settings.database.url, settings.database.busy_timeout).await
-    {
-        Ok(store) => {
-            match store.journal_mode().await {
-                Ok(m) if m.eq_ignore_ascii_case("wal") => {}
-                Ok(m) => problems.push(format!("database.url: journal mode is {m}, expected wal")),
-                Err(e) => problems.push(format!("database.url: {e}")),
-            }
-            store.close().await;
-        }
-        Err(e) => problems.push(format!("database.url: {e}")),
-    }
-    match settings.initial_token() {
-        Ok(Some((t, src))) => {
-            if let Some(exp) = t.claims().expires_at {
-                if exp <= chrono::Utc::now() {
-                    problems.push(format!("bakong.token: the token from {src} expired at {exp}; renew it"));
-                }
-            }
-        }
-        Ok(None) => problems.push(format!(
-            "bakong.token: no token in bakong.token, bakong.token_file ({}) or $CREDENTIALS_DIRECTORY/token",
-            settings.bakong.token_file.display()
-        )),
-        Err(e) => problems.push(format!("bakong.token_file: {e}")),
-    }
-    if settings.bakong.email.is_none() {
-        problems.push("bakong.email: not set, so an expired token cannot be renewed".into());
-    }
-    for p in &problems {
-        eprintln!("{p}");
-    }
-    if problems.is_empty() {
-        println!("config ok");
-        Ok(EXIT_OK)
+async fn config_check(cli: &Cli, online: bool) -> Result<i32, Failure> {
+    // The checks live in crate::preflight; this only prints the report.
+    let report = crate::preflight::check(cli.config.as_deref(), online).await;
+    if cli.json {
+        println!("{}", json!(report));
     } else {
-        Ok(EXIT_USAGE)
+        for p in &report.problems {
+            eprintln!("{p}");
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if report.is_ok() {
+            println!("config ok");
+        }
     }
+    Ok(if report.is_ok() { EXIT_OK } else { EXIT_USAGE })
 }
 
 async fn simulate(listen: SocketAddr, scenario: Option<&std::path::Path>) -> Result<i32, Failure> {

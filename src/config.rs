@@ -821,12 +821,18 @@ impl Settings {
     /// and `$CREDENTIALS_DIRECTORY/token` (systemd's LoadCredential), with
     /// where it came from. The one place that reads that variable.
     pub fn initial_token(&self) -> Result<Option<(Token, crate::bakong::TokenSource)>, String> {
-        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        let creds = self.credentials_dir();
         crate::bakong::token::pick_initial(
             self.config_token().as_ref(),
             &self.bakong.token_file,
             creds.as_deref(),
         )
+    }
+
+    /// `$CREDENTIALS_DIRECTORY` (systemd's LoadCredential): the one place
+    /// that reads that variable.
+    pub fn credentials_dir(&self) -> Option<PathBuf> {
+        std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from)
     }
 
     /// The configured token, if any.

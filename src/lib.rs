@@ -16,6 +16,7 @@ pub mod demo;
 pub mod khqr;
 pub mod money;
 pub mod poller;
+pub mod preflight;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;

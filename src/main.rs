@@ -13,7 +13,8 @@ fn main() {
     let code = match runtime.block_on(bakong_poller::cli::dispatch(cli)) {
         Ok(code) => code,
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            // The last net: no credential in a URL, no token, ever on stderr.
+            eprintln!("error: {}", bakong_poller::config::redact_text(&f.message));
             f.code
         }
     };

@@ -120,7 +120,12 @@ impl Client {
             .connect_timeout(cfg.timeout)
             .user_agent(concat!("bakong-poller/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = &cfg.proxy {
-            let proxy = reqwest::Proxy::all(p).map_err(|e| format!("bakong.proxy {p:?}: {e}"))?;
+            let proxy = reqwest::Proxy::all(p).map_err(|e| {
+                crate::config::redact_text(&format!(
+                    "bakong.proxy {:?}: {e}",
+                    crate::config::redact_url(p)
+                ))
+            })?;
             b = b.proxy(proxy);
         }
         let http = b

@@ -214,8 +214,10 @@ fn create_shared(path: &std::path::Path) -> std::io::Result<()> {
 impl Store {
     /// Opens (creating if missing) the database at `url`.
     pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        // The URL is shown redacted: a database URL can carry a password.
+        let shown = crate::config::redact_url(url);
         let opts =
-            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {url:?}")))?;
+            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
         create_shared(opts.get_filename()).map_err(|e| StoreError {
             what: format!("create {}", opts.get_filename().display()),
             source: sqlx::Error::Io(e),
@@ -230,12 +232,12 @@ impl Store {
             .max_connections(1)
             .connect_with(opts.clone())
             .await
-            .map_err(ctx(format!("open {url}")))?;
+            .map_err(ctx(format!("open {shown}")))?;
         let read = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(opts)
             .await
-            .map_err(ctx(format!("open {url} for reading")))?;
+            .map_err(ctx(format!("open {shown} for reading")))?;
         Ok(Store { write, read })
     }
 
