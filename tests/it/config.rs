@@ -178,7 +178,9 @@ async fn config_check_exits_2_naming_bakong_account_id_for_a_stray_character() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
 
-#[tokio::test]
+// Multi-threaded: the simulator must answer while the test waits on the
+// binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_check_online_asks_bakong_whether_the_account_exists() {
     let e = env().await;
     let s = e.settings();
@@ -187,6 +189,14 @@ async fn config_check_online_asks_bakong_whether_the_account_exists() {
     let cfg = config_with(&e, &s, in_bakong("account_id = \"demo_shop@aclb\""));
     let out = run_cli(&cfg, &["config", "check", "--online"], &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(warnings(&out).is_empty(), "{}", text(&out));
+    let asked = |s: &bakong_poller::simulator::Stats| {
+        s.requests
+            .get("check_bakong_account")
+            .map(|m| m.values().sum::<u64>())
+            .unwrap_or(0)
+    };
+    assert_eq!(asked(&e.sim.sim.stats()), 1);
     let cfg = config_with(&e, &s, in_bakong("account_id = \"nobody_here@aclb\""));
     let out = run_cli(&cfg, &["config", "check", "--online"], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -313,10 +323,8 @@ async fn the_daemon_start_line_shows_urls_without_their_password() {
     )
     .unwrap();
     let _ = child.wait();
-    let text = format!(
-        "{text}{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert!(text.contains("opsuser:***@"), "{text}");
+    let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(SECRET), "{text}");
     assert!(text.contains("opsuser:***@"), "{text}");
     // The /v1 warning is logged once, at start.
