@@ -620,21 +620,27 @@ impl Settings {
             }
         };
         let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
-        push(
-            exact("database.url", &self.database.url, "remove them").and_then(|()| {
-                if self.database_path().is_none() {
-                    bad(
-                        "database.url",
-                        format!(
-                            "{:?} is not of the form sqlite://PATH",
-                            redact_url(&self.database.url)
-                        ),
-                    )
-                } else {
-                    Ok(())
-                }
-            }),
-        );
+        // A path may hold spaces; only its ends must be clean.
+        let url = &self.database.url;
+        push(if url.trim() != url {
+            bad(
+                "database.url",
+                format!(
+                    "{:?} has white space at its start or end; remove it",
+                    redact_url(url)
+                ),
+            )
+        } else if self.database_path().is_none() {
+            bad(
+                "database.url",
+                format!(
+                    "{:?} is not of the form sqlite://PATH",
+                    redact_url(&self.database.url)
+                ),
+            )
+        } else {
+            Ok(())
+        });
         push(self.check_base_url());
         if let Some(e) = &self.bakong.email {
             push(

@@ -84,7 +84,13 @@ pub async fn check(path: Option<&Path>, online: bool) -> Report {
         Ok(s) => check_settings(&s, online).await,
         Err(e) => {
             let mut r = Report::default();
-            r.problem(e.key.as_deref().unwrap_or("config"), e.message);
+            let key = e.key.clone().unwrap_or_else(|| "config".into());
+            let msg = e
+                .message
+                .strip_prefix(&format!("config key {key}: "))
+                .or_else(|| e.message.strip_prefix("config: "))
+                .unwrap_or(&e.message);
+            r.problem(&key, msg);
             r
         }
     }
