@@ -725,3 +725,55 @@ async fn config_check_exits_2_for_states_run_cannot_mend() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("newer release"), "{}", text(&out));
 }
+
+/// A relay on 127.0.0.1 serving the simulator under its own path prefix
+/// `/relay`, as relays for merchants hosted abroad do. Anything outside the
+/// prefix answers 404.
+async fn relay(target: String) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+        let client = client.clone();
+        let target = target.clone();
+        async move {
+            let Some(rest) = uri.path().strip_prefix("/relay/") else {
+                return (StatusCode::NOT_FOUND, Vec::new());
+            };
+            let mut req = client
+                .post(format!("{target}/{rest}"))
+                .header("content-type", "application/json")
+                .body(body.to_vec());
+            if let Some(a) = headers.get("authorization") {
+                req = req.header("authorization", a.as_bytes());
+            }
+            let resp = req.send().await.unwrap();
+            let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+            (status, resp.bytes().await.unwrap().to_vec())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/relay")
+}
+
+#[tokio::test]
+async fn a_relay_under_its_own_path_prefix_keeps_working_with_or_without_v1() {
+    let e = env().await;
+    let relay = relay(e.sim.base_url()).await;
+    for base in [relay.clone(), format!("{relay}/"), format!("{relay}/v1")] {
+        let mut s = e.settings();
+        s.bakong.base_url = base.clone();
+        assert_eq!(
+            s.warnings().len(),
+            usize::from(base.ends_with("/v1")),
+            "{base}"
+        );
+        let db = e.merchant(&s).await;
+        let md5 = e.payment(&db, "1.50", "USD", paid_after(0)).await;
+        let d = start(s);
+        assert_eq!(final_status(&db, &md5, LIMIT).await, "paid", "{base}");
+        d.stop().await;
+    }
+}
