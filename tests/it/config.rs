@@ -684,6 +684,12 @@ async fn config_check_passes_with_a_warning_for_each_state_run_mends() {
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("bakong.email"), "{w:?}");
+    // The same report for scripts.
+    let out = run_cli(&cfg, &["--json", "config", "check"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["warnings"][0]["key"], "bakong.email", "{v}");
 }
 
 #[tokio::test]
