@@ -6,6 +6,7 @@ mod bulk;
 mod cli;
 mod config;
 mod daemon;
+mod field;
 mod helpers;
 mod simulator;
 mod systemd;
