@@ -6,5 +6,6 @@ mod bulk;
 mod cli;
 mod daemon;
 mod helpers;
+mod khqr;
 mod simulator;
 mod systemd;

@@ -1,0 +1,430 @@
+//! KHQR conformance with NBC's SDK (the committed fixture made by
+//! tests/fixtures/khqr-sdk/gen.js), round trips, corrupted and random
+//! strings under a deadline, the PNG read back by a QR decoder, and the
+//! simulator accepting an SDK-made QR with a Khmer merchant name.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bakong_poller::bakong::SourceInfo;
+use bakong_poller::khqr::{self, render, Account, AdditionalData, AlternateLanguage, KhqrRequest};
+use bakong_poller::money::Currency;
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+struct Case {
+    name: String,
+    input: Value,
+    expect_ok: bool,
+    field: Option<String>,
+    divergence: bool,
+    qr: Option<String>,
+    md5: Option<String>,
+}
+
+fn cases() -> Vec<Case> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/khqr-sdk/sdk-vectors.json"
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(v["sdk"], "bakong-khqr@1.0.20");
+    v["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| Case {
+            name: c["name"].as_str().unwrap().into(),
+            input: c["input"].clone(),
+            expect_ok: c["expect"] == "ok",
+            field: c["field"].as_str().map(String::from),
+            divergence: c.get("divergence").is_some(),
+            qr: c["qr"].as_str().map(String::from),
+            md5: c["md5"].as_str().map(String::from),
+        })
+        .collect()
+}
+
+fn s(input: &Value, key: &str) -> Option<String> {
+    input[key].as_str().map(String::from)
+}
+
+fn ms(input: &Value, key: &str) -> Option<DateTime<Utc>> {
+    input[key]
+        .as_i64()
+        .map(|m| DateTime::from_timestamp_millis(m).unwrap())
+}
+
+/// The fixture's input as the encoder takes it (an empty string is passed
+/// through as-is: the encoder treats it as the SDK does).
+fn request(input: &Value) -> KhqrRequest {
+    let account_id = s(input, "account_id").unwrap_or_default();
+    let account = if input["account_type"] == "merchant" {
+        Account::Merchant {
+            account_id,
+            merchant_id: s(input, "merchant_id").unwrap_or_default(),
+            acquiring_bank: s(input, "acquiring_bank").unwrap_or_default(),
+        }
+    } else {
+        Account::Individual {
+            account_id,
+            account_information: s(input, "account_information"),
+            acquiring_bank: s(input, "acquiring_bank"),
+        }
+    };
+    KhqrRequest {
+        account,
+        merchant_name: s(input, "merchant_name").unwrap_or_default(),
+        merchant_city: s(input, "merchant_city").unwrap_or_default(),
+        mcc: s(input, "mcc").unwrap_or_default(),
+        currency: s(input, "currency").unwrap().parse().unwrap(),
+        amount: s(input, "amount").map(|a| a.parse::<Decimal>().unwrap()),
+        additional_data: AdditionalData {
+            bill_number: s(input, "bill_number"),
+            mobile_number: s(input, "mobile_number"),
+            store_label: s(input, "store_label"),
+            terminal_label: s(input, "terminal_label"),
+            purpose: s(input, "purpose_of_transaction"),
+            unknown: vec![],
+        },
+        alternate_language: AlternateLanguage {
+            language_preference: s(input, "language_preference"),
+            name: s(input, "alternate_name"),
+            city: s(input, "alternate_city"),
+            unknown: vec![],
+        },
+        upi_merchant_account: s(input, "upi_merchant_account"),
+        expires_at: ms(input, "expires_ms"),
+    }
+}
+
+fn created(input: &Value) -> DateTime<Utc> {
+    ms(input, "created_ms").unwrap()
+}
+
+fn valid_cases() -> Vec<Case> {
+    let v: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| c.expect_ok && !c.divergence)
+        .collect();
+    assert!(v.len() >= 50, "only {} valid SDK strings", v.len());
+    v
+}
+
+#[test]
+fn the_same_inputs_give_the_sdks_strings_byte_for_byte() {
+    for c in valid_cases() {
+        let qr = khqr::encode(&request(&c.input), created(&c.input))
+            .unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        assert_eq!(Some(&qr), c.qr.as_ref(), "{}", c.name);
+        assert_eq!(Some(khqr::md5_hex(&qr)), c.md5, "{}", c.name);
+    }
+}
+
+#[test]
+fn every_sdk_string_decodes_to_its_inputs() {
+    for c in valid_cases() {
+        let qr = c.qr.as_deref().unwrap();
+        let k = khqr::decode(qr).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        let mut want = request(&c.input);
+        // What the SDK fills in or leaves out, as the string carries it.
+        if want.mcc.is_empty() {
+            want.mcc = "5999".into();
+        }
+        let dynamic = want.amount.is_some();
+        if !dynamic {
+            want.expires_at = None;
+        }
+        let got = k.to_request().unwrap();
+        assert_eq!(got, want, "{}", c.name);
+        assert_eq!(k.is_dynamic(), dynamic, "{}", c.name);
+        assert_eq!(k.country_code.as_deref(), Some("KH"));
+        if dynamic {
+            assert_eq!(k.created_at(), Some(created(&c.input)), "{}", c.name);
+        } else {
+            assert!(k.timestamps.is_none(), "{}", c.name);
+        }
+        assert!(k.unknown.is_empty(), "{}", c.name);
+    }
+}
+
+#[test]
+fn verify_accepts_every_sdk_string_and_calls_the_dynamic_ones_expired_later() {
+    for c in valid_cases() {
+        let qr = c.qr.as_deref().unwrap();
+        let k = khqr::verify(qr, created(&c.input)).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+        // The SDK compares the CRC without regard to case: so do we.
+        let lower = format!(
+            "{}{}",
+            &qr[..qr.len() - 4],
+            qr[qr.len() - 4..].to_lowercase()
+        );
+        assert!(
+            khqr::verify(&lower, created(&c.input)).is_ok(),
+            "{}",
+            c.name
+        );
+        if let Some(exp) = k.expires_at() {
+            let after = exp + chrono::Duration::milliseconds(1);
+            let e = khqr::verify(qr, after).unwrap_err();
+            assert!(e.is_expired(), "{}: {e}", c.name);
+            assert!(khqr::verify(qr, exp).is_ok(), "{}", c.name);
+        }
+    }
+}
+
+/// Corrupted copies of a good string: some keep a correct CRC so that the
+/// structure checks, not the CRC, have to catch them.
+fn corruptions(qr: &str) -> Vec<(String, String)> {
+    let recrc = |payload: &str| format!("{payload}{}", khqr::crc_hex(payload));
+    let body = &qr[..qr.len() - 4]; // ends with 6304
+    let mut out = vec![
+        ("flipped CRC".to_string(), {
+            let last = qr.chars().last().unwrap();
+            let swap = if last == '0' { '1' } else { '0' };
+            format!("{}{swap}", &qr[..qr.len() - 1])
+        }),
+        ("truncated".into(), qr[..qr.len() - 6].to_string()),
+        ("no CRC".into(), body[..body.len() - 4].to_string()),
+        (
+            "changed character".into(),
+            qr.replacen("5802KH", "5802KX", 1),
+        ),
+        (
+            "tag 01 says 13, CRC fixed".into(),
+            recrc(
+                &body
+                    .replacen("010211", "010213", 1)
+                    .replacen("010212", "010213", 1),
+            ),
+        ),
+        (
+            "payload format 02, CRC fixed".into(),
+            recrc(&body.replacen("000201", "000202", 1)),
+        ),
+        ("merchant name length one more, CRC fixed".into(), {
+            let i = body.find("59").unwrap();
+            let n: usize = body[i + 2..i + 4].parse().unwrap();
+            recrc(&format!("{}59{:02}{}", &body[..i], n + 1, &body[i + 4..]))
+        }),
+        (
+            "country code removed, CRC fixed".into(),
+            recrc(&body.replacen("5802KH", "", 1)),
+        ),
+        (
+            "currency 999, CRC fixed".into(),
+            recrc(
+                &body
+                    .replacen("5303116", "5303999", 1)
+                    .replacen("5303840", "5303999", 1),
+            ),
+        ),
+    ];
+    if let Some(i) = body.find("9934") {
+        // The first sub-length inside tag 99 off by one: the SDK loops here.
+        out.push((
+            "tag 99 sub-length off, CRC fixed".into(),
+            recrc(&format!("{}99340014{}", &body[..i], &body[i + 8..])),
+        ));
+        out.push((
+            "tag 99 removed, CRC fixed".into(),
+            recrc(&format!("{}{}", &body[..i], &body[i + 38..])),
+        ));
+    }
+    if body.contains("010211") {
+        out.push((
+            "static with an amount, CRC fixed".into(),
+            recrc(&body.replacen("5802KH", "54015802KH", 1)),
+        ));
+    }
+    out
+}
+
+#[test]
+fn verify_rejects_corrupted_copies_as_malformed_not_expired() {
+    let mut checked = 0;
+    for c in valid_cases() {
+        let qr = c.qr.as_deref().unwrap();
+        for (what, bad) in corruptions(qr) {
+            let e = khqr::verify(&bad, created(&c.input))
+                .err()
+                .unwrap_or_else(|| panic!("{}: {what} was accepted: {bad}", c.name));
+            assert!(!e.is_expired(), "{}: {what}: {e}", c.name);
+            checked += 1;
+        }
+    }
+    assert!(checked > 500, "{checked}");
+}
+
+#[test]
+fn inputs_the_sdk_refuses_are_refused_naming_the_field() {
+    let mut n = 0;
+    for c in cases().into_iter().filter(|c| !c.expect_ok || c.divergence) {
+        let e = khqr::encode(&request(&c.input), created(&c.input))
+            .err()
+            .unwrap_or_else(|| panic!("{}: accepted", c.name));
+        assert_eq!(e.field(), c.field.as_deref(), "{}: {e}", c.name);
+        assert!(
+            e.to_string().contains(c.field.as_deref().unwrap()),
+            "{}: {e}",
+            c.name
+        );
+        n += 1;
+    }
+    assert!(n >= 30, "{n}");
+}
+
+#[test]
+fn a_khmer_merchant_name_is_longer_in_bytes_than_its_length_field() {
+    let c = valid_cases()
+        .into_iter()
+        .find(|c| c.name == "Khmer merchant name")
+        .unwrap();
+    let qr = c.qr.unwrap();
+    assert!(qr.contains("5911ហាងលក់ទំនិញ"));
+    assert_eq!("ហាងលក់ទំនិញ".len(), 33);
+    assert_eq!(
+        khqr::decode(&qr).unwrap().merchant_name.as_deref(),
+        Some("ហាងលក់ទំនិញ")
+    );
+}
+
+#[test]
+fn the_png_reads_back_as_the_same_string() {
+    let c = valid_cases()
+        .into_iter()
+        .find(|c| c.name == "dynamic merchant everything")
+        .unwrap();
+    let qr = c.qr.unwrap();
+    let png = render::png(&qr, 4).unwrap();
+    let mut dec = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
+    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
+    let info = dec.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1);
+    let mut bytes = Vec::new();
+    grids[0].decode_to(&mut bytes).unwrap();
+    assert_eq!(String::from_utf8(bytes).unwrap(), qr);
+}
+
+/// Runs `f` on its own thread and fails if it panics or takes longer than
+/// the deadline, so a loop fails the test instead of hanging CI.
+fn within_deadline(input: &str, f: fn(&str)) {
+    let (tx, rx) = mpsc::channel();
+    let owned = input.to_string();
+    std::thread::spawn(move || {
+        f(&owned);
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(Duration::from_secs(2)) {
+        Ok(()) => {}
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("no answer within 2 s for {input:?}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("panicked on {input:?}"),
+    }
+}
+
+fn decode_and_verify(s: &str) {
+    let _ = khqr::decode(s);
+    let _ = khqr::verify(s, Utc::now());
+}
+
+fn sdk_strings() -> Vec<String> {
+    valid_cases().into_iter().filter_map(|c| c.qr).collect()
+}
+
+/// A good string with random edits, its CRC recomputed (when it still ends
+/// with a CRC-shaped tail) so the edits reach the structure parser.
+fn mutated() -> impl Strategy<Value = String> {
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, "[0-9]|.|[ក-឵]"), 1..6);
+    (prop::sample::select(sdk_strings()), edits, any::<bool>()).prop_map(|(qr, edits, fix)| {
+        let mut chars: Vec<char> = qr.chars().collect();
+        for (at, op, text) in edits {
+            let i = at.index(chars.len().max(1));
+            match op {
+                0 if i < chars.len() => {
+                    chars.remove(i);
+                }
+                1 => chars.splice(i..i, text.chars()).for_each(drop),
+                _ if i < chars.len() => {
+                    chars.splice(i..=i, text.chars()).for_each(drop);
+                }
+                _ => {}
+            }
+        }
+        let s: String = chars.into_iter().collect();
+        match s.char_indices().rev().nth(7) {
+            Some((i, _)) if fix && s.is_char_boundary(i) && s[i..].starts_with("6304") => {
+                let payload = &s[..i + 4];
+                format!("{payload}{}", khqr::crc_hex(payload))
+            }
+            _ => s,
+        }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn decode_answers_promptly_on_random_strings(s in ".{0,300}") {
+        within_deadline(&s, decode_and_verify);
+    }
+
+    #[test]
+    fn decode_answers_promptly_on_random_tlv_like_strings(s in "([0-9]{2}[0-9]{2}[0-9A-Za-zក-៹]{0,12}){0,20}6304[0-9A-F]{4}") {
+        within_deadline(&s, decode_and_verify);
+    }
+
+    #[test]
+    fn decode_answers_promptly_on_mutated_sdk_strings(s in mutated()) {
+        within_deadline(&s, decode_and_verify);
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_accepts_an_sdk_qr_with_a_khmer_merchant_name() {
+    let e = env().await;
+    let c = valid_cases()
+        .into_iter()
+        .find(|c| c.name == "merchant with Khmer names")
+        .unwrap();
+    let qr = c.qr.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/_sim/transactions", e.sim.base_url()))
+        .json(&serde_json::json!({ "qr": qr }))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    assert!(status.is_success(), "{status} {body}");
+    assert_eq!(body["md5"], c.md5.unwrap());
+    let client = bakong_poller::app::build_client(&e.settings(), true).unwrap();
+    let link = client
+        .generate_deeplink(
+            &qr,
+            &SourceInfo {
+                app_icon_url: "https://shop.example/icon.png".into(),
+                app_name: "Shop".into(),
+                app_deep_link_callback: "https://shop.example/paid".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(link.starts_with("https://"), "{link}");
+    // The payment the simulator made from that QR carries its amount and
+    // receiver, read from the Khmer-named string.
+    let tx = client.check_md5(&khqr::md5_hex(&qr)).await.unwrap();
+    assert_eq!(tx.amount, Decimal::from(8000));
+    assert_eq!(tx.currency, Currency::Khr);
+    assert_eq!(tx.to_account_id, "shop@devb");
+}
