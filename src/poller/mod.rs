@@ -299,7 +299,7 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
             p,
             answer,
             checked_ms,
-            ctx.settings.bakong.account_id.as_deref(),
+            ctx.settings.receiver_account(),
             &ctx.settings.poller,
         );
         if let Write::Reschedule {
