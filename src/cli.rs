@@ -13,11 +13,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::app::{self, AppError};
 use crate::bakong::{self, SourceInfo, Transaction};
 use crate::config::Settings;
 use crate::khqr::is_md5;
 use crate::money::{parse_amount, Currency};
-use crate::app::{self, AppError};
 
 /// Exit code: success, or found.
 pub const EXIT_OK: i32 = 0;
@@ -517,15 +517,14 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let settings = quiet(&cli)?;
             let store = app::open_store(&settings).await?;
             let expires = expires_in
-                .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default())
-                .map(crate::store::sql_time);
+                .map(|d| chrono::Utc::now() + chrono::Duration::from_std(d).unwrap_or_default());
             let id = store
-                .insert_payment(
-                    md5,
-                    &amount.to_string(),
-                    currency.code(),
-                    expires.as_deref(),
-                )
+                .insert_payment(&crate::store::NewPayment {
+                    md5: md5.clone(),
+                    amount: amount.to_string(),
+                    currency: *currency,
+                    expires_at: expires,
+                })
                 .await
                 .map_err(|e| Failure::runtime(e.to_string()))?;
             store.close().await;
@@ -540,7 +539,12 @@ pub async fn dispatch(cli: Cli) -> Result<i32, Failure> {
             let settings = quiet(&cli)?;
             let store = app::open_store(&settings).await?;
             let rows = store
-                .list(status.as_deref(), *limit)
+                .list(
+                    status
+                        .as_deref()
+                        .and_then(|s| s.parse::<crate::payment::Status>().ok()),
+                    *limit,
+                )
                 .await
                 .map_err(|e| Failure::runtime(e.to_string()))?;
             store.close().await;
@@ -594,7 +598,7 @@ fn show_tx(t: &Transaction) -> String {
         "paid {} {} from {} to {} at {}\nhash {}{}",
         t.amount,
         t.currency,
-        t.from_account_id,
+        t.from_account_id.as_deref().unwrap_or("-"),
         t.to_account_id,
         when,
         t.hash,
@@ -617,17 +621,18 @@ async fn check(cli: &Cli, c: &CheckCommand) -> Result<i32, Failure> {
             for m in chunk {
                 let st = answers.get(m);
                 let (label, v) = match st {
-                    Some(bakong::ListStatus::Success { transaction }) => (
+                    Some(Ok(bakong::ListStatus::Success { transaction })) => (
                         "paid",
                         json!({"status": "SUCCESS", "transaction": transaction}),
                     ),
-                    Some(bakong::ListStatus::NotFound) | None => {
+                    Some(Ok(bakong::ListStatus::NotFound)) | None => {
                         ("not found", json!({"status": "NOT_FOUND"}))
                     }
-                    Some(bakong::ListStatus::Failed) => ("failed", json!({"status": "FAILED"})),
-                    Some(bakong::ListStatus::StaticQr) => {
+                    Some(Ok(bakong::ListStatus::Failed)) => ("failed", json!({"status": "FAILED"})),
+                    Some(Ok(bakong::ListStatus::StaticQr)) => {
                         ("static QR", json!({"status": "STATIC_QR"}))
                     }
+                    Some(Err(e)) => ("unreadable", json!({"error": e.to_string()})),
                 };
                 found_all &= label == "paid";
                 human.push(format!("{m}  {label}"));
@@ -699,7 +704,7 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
             let client = app::build_client(&settings, false)?;
             let token = client.verify(code).await?;
             bakong::token::save_token_file(&settings.bakong.token_file, &token)
-                .map_err(Failure::runtime)?;
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             let exp = token.claims().expires_at;
             output(
                 cli,
@@ -722,11 +727,11 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
                 ));
             }
             let client = app::build_client(&settings, false)?;
-            let generation = client.keeper().map(|k| k.generation()).unwrap_or(0);
+            let generation = client.tokens().generation();
             client.renew_if_current(generation).await?;
             let exp = client
-                .keeper()
-                .and_then(|k| k.current())
+                .tokens()
+                .current()
                 .and_then(|(t, _)| t.claims().expires_at);
             output(
                 cli,
@@ -741,24 +746,27 @@ async fn token(cli: &Cli, t: &TokenCommand) -> Result<i32, Failure> {
             Ok(EXIT_OK)
         }
         TokenCommand::Show { reveal } => {
-            let picked = settings.initial_token().map_err(Failure::usage)?;
-            let Some((token, source)) = picked else {
+            let picked = settings
+                .token_choice()
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let Some(choice) = picked else {
                 return Err(Failure::usage(format!(
-                    "no access token: set bakong.token or put one in bakong.token_file ({})",
+                    "no usable access token: set bakong.token or put one in bakong.token_file ({}) (a token whose JWT exp has passed is not used)",
                     settings.bakong.token_file.display()
                 )));
             };
+            let (token, source, why) = (choice.token, choice.source, choice.reason);
             let c = token.claims();
             let days_left = c
                 .expires_at
                 .map(|e| (e - chrono::Utc::now()).num_seconds() as f64 / 86400.0);
-            let mut v = json!({ "source": source.to_string(), "issued_at": c.issued_at, "expires_at": c.expires_at, "days_left": days_left });
+            let mut v = json!({ "source": source.to_string(), "why": why, "dropped": choice.dropped, "issued_at": c.issued_at, "expires_at": c.expires_at, "days_left": days_left });
             if *reveal {
                 v["token"] = json!(token.expose());
             }
             output(cli, v, || {
                 let mut s = format!(
-                    "source     {source}\nissued     {}\nexpires    {}\ndays left  {}",
+                    "source     {source}\nwhy        {why}\nissued     {}\nexpires    {}\ndays left  {}",
                     c.issued_at
                         .map(|d| d.to_rfc3339())
                         .unwrap_or_else(|| "unknown".into()),
@@ -792,10 +800,10 @@ async fn status(cli: &Cli) -> Result<i32, Failure> {
         .map_err(|e| Failure::runtime(e.to_string()))?;
     store.close().await;
     let token_exp = settings
-        .initial_token()
+        .token_choice()
         .ok()
         .flatten()
-        .and_then(|(t, _)| t.claims().expires_at);
+        .and_then(|c| c.token.claims().expires_at);
     let next = counts
         .next_check_ms
         .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis);
@@ -828,22 +836,21 @@ async fn config_check(cli: &Cli) -> Result<i32, Failure> {
     match crate::store::Store::connect(&settings.database.url, settings.database.busy_timeout).await
     {
         Ok(store) => {
-            match store.journal_mode().await {
-                Ok(m) if m.eq_ignore_ascii_case("wal") => {}
-                Ok(m) => problems.push(format!("database.url: journal mode is {m}, expected wal")),
+            match store.setup_problems().await {
+                Ok(p) => problems.extend(p),
                 Err(e) => problems.push(format!("database.url: {e}")),
             }
             store.close().await;
         }
         Err(e) => problems.push(format!("database.url: {e}")),
     }
-    match settings.initial_token() {
-        Ok(Some((t, src))) => {
-            if let Some(exp) = t.claims().expires_at {
-                if exp <= chrono::Utc::now() {
-                    problems.push(format!("bakong.token: the token from {src} expired at {exp}; renew it"));
-                }
-            }
+    match settings.token_choice() {
+        Ok(Some(_)) => {}
+        Ok(None) if !settings.token_candidates().unwrap_or_default().is_empty() => {
+            problems.push(
+                "bakong.token: every token found has expired (its JWT exp has passed); renew it"
+                    .into(),
+            )
         }
         Ok(None) => problems.push(format!(
             "bakong.token: no token in bakong.token, bakong.token_file ({}) or $CREDENTIALS_DIRECTORY/token",

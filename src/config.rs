@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
+use crate::bakong::token::{read_token_file, Candidate, TokenChoice, TokenError, TokenSource};
+use crate::bakong::{ClientConfig, GateConfig, Token, TokenConfig, PRODUCTION_URL};
 use crate::khqr::{Account, AccountKind, KhqrRequest};
 
 /// The commented example config, embedded in the binary (`print-config`).
@@ -27,6 +28,19 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[merchant]`: who receives the money in the KHQRs `new` builds.
     pub merchant: MerchantSettings,
+    /// Where the settings came from (not a key).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where the settings came from: what the token choice needs to date a
+/// `bakong.token` without readable dates.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
+    /// Whether `bakong.token` came from `BAKONG_POLLER__BAKONG__TOKEN`.
+    pub token_from_env: bool,
 }
 
 /// `[merchant]`: the receiving account and the fixed parts of every KHQR
@@ -437,9 +451,13 @@ impl Settings {
                 .try_parsing(true),
         );
         let built = b.build().map_err(|e| ConfigError(format!("config: {e}")))?;
-        let s: Settings = built
+        let mut s: Settings = built
             .try_deserialize()
             .map_err(|e| ConfigError(format!("config: {e}")))?;
+        s.origin = Origin {
+            file: path.map(Path::to_path_buf),
+            token_from_env: std::env::var_os("BAKONG_POLLER__BAKONG__TOKEN").is_some(),
+        };
         s.validate()?;
         Ok(s)
     }
@@ -604,16 +622,70 @@ impl Settings {
         (!path.is_empty()).then(|| PathBuf::from(path))
     }
 
-    /// The initial token: the newest of `bakong.token`, `bakong.token_file`
-    /// and `$CREDENTIALS_DIRECTORY/token` (systemd's LoadCredential), with
-    /// where it came from. The one place that reads that variable.
-    pub fn initial_token(&self) -> Result<Option<(Token, crate::bakong::TokenSource)>, String> {
-        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-        crate::bakong::token::pick_initial(
-            self.config_token().as_ref(),
-            &self.bakong.token_file,
-            creds.as_deref(),
-        )
+    /// The token candidates: `bakong.token`, the systemd credential
+    /// (`$CREDENTIALS_DIRECTORY/token`, the one place that reads that
+    /// variable) and `bakong.token_file`, each with when its source was
+    /// last written.
+    pub fn token_candidates(&self) -> Result<Vec<Candidate>, TokenError> {
+        let mtime = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+        };
+        let mut out = Vec::new();
+        if let Some(token) = self.config_token() {
+            let (source, written) = if self.origin.token_from_env {
+                (TokenSource::Environment, Some(crate::process_start()))
+            } else {
+                (
+                    TokenSource::Config,
+                    self.origin.file.as_deref().and_then(mtime),
+                )
+            };
+            out.push(Candidate {
+                token,
+                source,
+                written,
+            });
+        }
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let p = PathBuf::from(dir).join("token");
+            if let Some((token, m)) = read_token_file(&p)? {
+                out.push(Candidate {
+                    token,
+                    source: TokenSource::Credential(p),
+                    written: m.map(Into::into),
+                });
+            }
+        }
+        let p = &self.bakong.token_file;
+        if let Some((token, m)) = read_token_file(p)? {
+            out.push(Candidate {
+                token,
+                source: TokenSource::File(p.clone()),
+                written: m.map(Into::into),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The token used at start, by the contract's rule ("Which token is
+    /// used"), with why.
+    pub fn token_choice(&self) -> Result<Option<TokenChoice>, TokenError> {
+        Ok(crate::bakong::token::choose(
+            self.token_candidates()?,
+            chrono::Utc::now(),
+        ))
+    }
+
+    /// How the token manager renews.
+    pub fn token_config(&self) -> TokenConfig {
+        TokenConfig {
+            email: self.bakong.email.clone(),
+            renew_before: self.bakong.renew_before,
+            renew_retry: self.poller.renew_retry,
+        }
     }
 
     /// The configured token, if any.
@@ -627,13 +699,11 @@ impl Settings {
             base_url: self.bakong.base_url.clone(),
             timeout: self.bakong.timeout,
             proxy: self.bakong.proxy.clone(),
-            email: self.bakong.email.clone(),
             gate: GateConfig {
                 max_requests_per_second: Some(self.poller.max_requests_per_second),
                 backoff_min: self.poller.rate_backoff_min,
                 backoff_max: self.poller.rate_backoff_max,
             },
-            renew_cooldown: self.poller.renew_retry,
         }
     }
 }

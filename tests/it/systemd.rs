@@ -36,18 +36,11 @@ async fn the_daemon_notifies_ready_after_migrations_pings_the_watchdog_and_says_
     let first = next_message(&sock, Duration::from_secs(10)).await;
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
     // Migrations were applied before READY.
-    let db = sqlx::SqlitePool::connect(&s.database.url).await.unwrap();
-    let version: i64 =
-        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&db)
-            .await
-            .unwrap();
-    let latest = bakong_poller::store::MIGRATOR
-        .iter()
-        .map(|m| m.version)
-        .max()
+    let db = bakong_poller::store::Store::connect(&s.database.url, Duration::from_secs(5))
+        .await
         .unwrap();
-    assert_eq!(version, latest);
+    let (version, latest) = db.schema_version().await.unwrap();
+    assert_eq!(version, Some(latest));
     // WATCHDOG=1 every half of WATCHDOG_USEC (1 s), from the loop.
     let mut pings = Vec::new();
     let mut status_seen = false;
