@@ -428,3 +428,284 @@ async fn the_simulator_accepts_an_sdk_qr_with_a_khmer_merchant_name() {
     assert_eq!(tx.currency, Currency::Khr);
     assert_eq!(tx.to_account_id, "shop@devb");
 }
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
+    }
+}
+
+async fn bin(cfg: &std::path::Path, args: &[&str]) -> Out {
+    bin_env(cfg, args, &[]).await
+}
+
+async fn bin_env(cfg: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Out {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .envs(envs.iter().copied())
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn assert_usage(o: &Out, names: &str) {
+    assert_eq!(o.code, 2, "stdout {} stderr {}", o.stdout, o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line: {}", o.stderr);
+    assert!(
+        o.stderr.contains(names),
+        "{:?} does not name {names}",
+        o.stderr
+    );
+}
+
+const MERCHANT: &str =
+    "\n[merchant]\naccount_id = \"shop@devb\"\nname = \"ហាងសុខជា\"\ncity = \"Phnom Penh\"\n";
+
+#[tokio::test]
+async fn new_opens_a_payment_that_the_daemon_confirms_against_the_simulator() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.merchant.account_id = Some("shop@devb".into());
+    let cfg = e.config_file(&s, MERCHANT);
+    let png_path = e.dir.path().join("qr.png");
+    let svg_path = e.dir.path().join("qr.svg");
+    let o = bin(
+        &cfg,
+        &[
+            "new",
+            "--amount",
+            "5.5",
+            "--currency",
+            "USD",
+            "--bill",
+            "INV-1042",
+            "--expires-in",
+            "10m",
+            "--png",
+            png_path.to_str().unwrap(),
+            "--svg",
+            svg_path.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    let j = o.json();
+    let qr = j["qr"].as_str().unwrap().to_string();
+    let md5 = j["md5"].as_str().unwrap().to_string();
+    assert_eq!(md5, khqr::md5_hex(&qr));
+    assert_eq!(j["amount"], "5.50");
+    assert_eq!(j["currency"], "USD");
+    let k = khqr::verify(&qr, Utc::now()).unwrap();
+    assert_eq!(k.merchant_name.as_deref(), Some("ហាងសុខជា"));
+    assert_eq!(
+        k.additional_data.unwrap().bill_number.as_deref(),
+        Some("INV-1042")
+    );
+    let expires: DateTime<Utc> = j["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(k.timestamps.unwrap().expires_at, Some(expires));
+    let left = expires - Utc::now();
+    assert!(left > chrono::Duration::minutes(9) && left <= chrono::Duration::minutes(10));
+    assert!(std::fs::read(&png_path).unwrap().starts_with(b"\x89PNG"));
+    assert!(std::fs::read_to_string(&svg_path).unwrap().contains("<svg"));
+
+    let db = e.merchant(&s).await;
+    let (amount, currency, stored): (String, String, String) = sqlx::query_as(
+        "SELECT amount, currency, expires_at FROM payments WHERE md5 = ?1 AND status = 'pending'",
+    )
+    .bind(&md5)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((amount.as_str(), currency.as_str()), ("5.50", "USD"));
+    assert_eq!(stored, bakong_poller::store::sql_time(expires));
+
+    // The customer pays that very QR; the daemon sees it.
+    e.sim
+        .sim
+        .add_transaction(bakong_poller::simulator::NewTransaction {
+            qr: Some(qr),
+            ..paid_after(100)
+        })
+        .unwrap();
+    let daemon = start(s);
+    assert_eq!(
+        final_status(&db, &md5, Duration::from_secs(10)).await,
+        "paid"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn new_prints_the_qr_in_half_blocks_with_its_md5_and_string() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), MERCHANT);
+    let o = bin(&cfg, &["new", "--amount", "4000", "--currency", "KHR"]).await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    assert!(
+        o.stdout.contains('▀') && o.stdout.contains('█'),
+        "{}",
+        o.stdout
+    );
+    let qr = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("qr  "))
+        .unwrap();
+    assert!(o.stdout.contains(&format!("md5 {}", khqr::md5_hex(qr))));
+    assert!(khqr::verify(qr, Utc::now()).is_ok());
+}
+
+#[tokio::test]
+async fn new_refuses_bad_arguments_and_config_naming_them() {
+    let e = env().await;
+    let good = e.config_file(&e.settings(), MERCHANT);
+    for (args, names) in [
+        (vec!["new", "--currency", "USD"], "static"),
+        (
+            vec!["new", "--amount", "0", "--currency", "USD"],
+            "--amount",
+        ),
+        (
+            vec!["new", "--amount", "1.005", "--currency", "USD"],
+            "--amount",
+        ),
+        (
+            vec!["new", "--amount", "1.5", "--currency", "KHR"],
+            "--amount",
+        ),
+        (
+            vec!["new", "--amount", "1", "--currency", "EUR"],
+            "--currency",
+        ),
+        (
+            vec![
+                "new",
+                "--amount",
+                "1",
+                "--currency",
+                "USD",
+                "--bill",
+                "INV-0000000000000000000001",
+            ],
+            "--bill",
+        ),
+        (
+            vec![
+                "new",
+                "--amount",
+                "1",
+                "--currency",
+                "USD",
+                "--purpose",
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+            ],
+            "--purpose",
+        ),
+        (
+            vec![
+                "new",
+                "--amount",
+                "1",
+                "--currency",
+                "USD",
+                "--expires-in",
+                "0s",
+            ],
+            "--expires-in",
+        ),
+        (
+            vec!["new", "--amount", "1", "--currency", "USD", "--deeplink"],
+            "--app-name",
+        ),
+    ] {
+        let o = bin(&good, &args).await;
+        assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
+        assert_usage(&o, names);
+    }
+    let db = e.merchant(&e.settings()).await;
+    assert_eq!(count(&db, "pending").await, 0, "nothing was inserted");
+
+    let no_merchant = e.config_file(&e.settings(), "");
+    assert_usage(
+        &bin(&no_merchant, &["new", "--amount", "1", "--currency", "USD"]).await,
+        "merchant.account_id",
+    );
+    let long_name = e.config_file(
+        &e.settings(),
+        "\n[merchant]\naccount_id = \"shop@devb\"\nname = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n",
+    );
+    assert_usage(
+        &bin(&long_name, &["new", "--amount", "1", "--currency", "USD"]).await,
+        "merchant.name",
+    );
+    // config_file writes one path: write the good config again.
+    let good = e.config_file(&e.settings(), MERCHANT);
+    let o = bin_env(
+        &good,
+        &["new", "--amount", "1", "--currency", "USD"],
+        &[("BAKONG_POLLER__BAKONG__ACCOUNT_ID", "other@devb")],
+    )
+    .await;
+    assert_usage(&o, "merchant.account_id");
+    assert!(o.stderr.contains("bakong.account_id"), "{}", o.stderr);
+}
+
+#[tokio::test]
+async fn khqr_verify_exits_0_valid_1_malformed_4_expired() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), "");
+    let all = valid_cases();
+    let valid = all
+        .iter()
+        .find(|c| c.name == "Khmer merchant name")
+        .unwrap();
+    let expired = all
+        .iter()
+        .find(|c| c.name == "expiration one minute after creation")
+        .unwrap();
+    let qr = valid.qr.as_deref().unwrap();
+    let o = bin(&cfg, &["khqr", "verify", qr, "--json"]).await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    assert_eq!(o.json()["valid"], true);
+    assert_eq!(o.json()["md5"], valid.md5.as_deref().unwrap());
+
+    let bad = qr.replace("5802KH", "5802KX");
+    let o = bin(&cfg, &["khqr", "verify", &bad]).await;
+    assert_eq!(o.code, 1, "{} {}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("CRC"), "{}", o.stdout);
+
+    let o = bin(
+        &cfg,
+        &["khqr", "verify", expired.qr.as_deref().unwrap(), "--json"],
+    )
+    .await;
+    assert_eq!(o.code, 4, "{} {}", o.stdout, o.stderr);
+    assert_eq!(o.json()["expired"], true);
+    let err: Value = serde_json::from_str(o.stderr.trim()).unwrap();
+    assert_eq!(err["exit_code"], 4);
+
+    // decode is lenient: the expired one and the reference vector decode.
+    let reference = "00020101021229180014jonhsmith@nbcq52045999530311654035005802KH5910Jonh Smith6010PHNOM PENH99170013173949577872263046894";
+    let o = bin(&cfg, &["khqr", "decode", reference, "--json"]).await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    assert_eq!(o.json()["md5"], "b1c250304b8594e4c6b53dd44791b57a");
+    assert_eq!(o.json()["khqr"]["amount"], "500");
+    let o = bin(&cfg, &["khqr", "verify", reference]).await;
+    assert_eq!(o.code, 1, "{} {}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("99.01"), "{}", o.stdout);
+}
