@@ -316,6 +316,51 @@ fn the_png_reads_back_as_the_same_string() {
     assert_eq!(String::from_utf8(bytes).unwrap(), qr);
 }
 
+/// Reads a QR drawn in half blocks back into pixels (4 per module) and
+/// decodes it, as a phone camera would from the screen.
+fn read_terminal(text: &str, background: render::Background) -> String {
+    let rows: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+    let w = rows[0].len();
+    let h = rows.len() * 2;
+    let scale = 4;
+    let ink_is_light = background == render::Background::Dark;
+    let module_dark = |x: usize, y: usize| -> bool {
+        let c = rows[y / 2][x];
+        let ink = match c {
+            '█' => true,
+            '▀' => y % 2 == 0,
+            '▄' => y % 2 == 1,
+            _ => false,
+        };
+        ink != ink_is_light
+    };
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w * scale, h * scale, |x, y| {
+        if module_dark(x / scale, y / scale) {
+            0
+        } else {
+            255
+        }
+    });
+    let grids = img.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the terminal drawing");
+    let mut bytes = Vec::new();
+    grids[0].decode_to(&mut bytes).unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn the_terminal_drawing_reads_back_as_the_same_string_on_both_backgrounds() {
+    let c = valid_cases()
+        .into_iter()
+        .find(|c| c.name == "merchant with Khmer names")
+        .unwrap();
+    let qr = c.qr.unwrap();
+    for bg in [render::Background::Dark, render::Background::Light] {
+        let t = render::terminal(&qr, bg).unwrap();
+        assert_eq!(read_terminal(&t, bg), qr, "{bg:?}");
+    }
+}
+
 /// Runs `f` on its own thread and fails if it panics or takes longer than
 /// the deadline, so a loop fails the test instead of hanging CI.
 fn within_deadline(input: &str, f: fn(&str)) {
