@@ -8,19 +8,32 @@ pub const DEFAULT_CITY: &str = "Phnom Penh";
 /// Country code, always `KH`.
 pub const COUNTRY_CODE: &str = "KH";
 
-/// Limits (UTF-16 code units), from the SDK's `INVALID_LENGTH`.
+// Limits (UTF-16 code units), from the SDK's `INVALID_LENGTH`.
+/// Bakong account id (29/30 sub-tag 00).
 pub const MAX_ACCOUNT_ID: usize = 32;
+/// Account information (29 sub-tag 01).
 pub const MAX_ACCOUNT_INFORMATION: usize = 32;
+/// Merchant id (30 sub-tag 01).
 pub const MAX_MERCHANT_ID: usize = 32;
+/// Acquiring bank (29/30 sub-tag 02).
 pub const MAX_ACQUIRING_BANK: usize = 32;
+/// Merchant name (tag 59).
 pub const MAX_NAME: usize = 25;
+/// Merchant city (tag 60).
 pub const MAX_CITY: usize = 15;
+/// Merchant category code (tag 52), in digits.
 pub const MAX_MCC: usize = 4;
+/// Amount text (tag 54).
 pub const MAX_AMOUNT: usize = 13;
+/// Each tag 62 sub-field.
 pub const MAX_ADDITIONAL: usize = 25;
+/// Language preference (64 sub-tag 00).
 pub const MAX_LANGUAGE_PREFERENCE: usize = 2;
+/// Alternate-language name (64 sub-tag 01).
 pub const MAX_ALTERNATE_NAME: usize = 25;
+/// Alternate-language city (64 sub-tag 02).
 pub const MAX_ALTERNATE_CITY: usize = 15;
+/// UnionPay merchant account (tag 15).
 pub const MAX_UPI: usize = 99;
 /// Every TLV value: the length field has two digits.
 pub const MAX_VALUE: usize = 99;
