@@ -361,6 +361,18 @@ fn the_terminal_drawing_reads_back_as_the_same_string_on_both_backgrounds() {
     }
 }
 
+#[test]
+fn a_string_on_which_the_sdk_loops_forever_is_refused_promptly() {
+    // Bill number sub-length "x8" with the CRC recomputed: NBC's SDK 1.0.20
+    // `decode` never returns on this string (checked with `timeout 5 node`).
+    let qr = "00020101021229130009shop@devb520459995303840540155802KH5913Sok Chea Shop6010Phnom Penh621201x8INV-10429934001317645000000000113407090880000063040AE2";
+    within_deadline(qr, |qr| {
+        let e = khqr::decode(qr).unwrap_err();
+        assert!(e.to_string().contains("62"), "{e}");
+        assert!(khqr::verify(qr, Utc::now()).is_err());
+    });
+}
+
 /// Runs `f` on its own thread and fails if it panics or takes longer than
 /// the deadline, so a loop fails the test instead of hanging CI.
 fn within_deadline(input: &str, f: fn(&str)) {
