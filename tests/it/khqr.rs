@@ -766,3 +766,51 @@ async fn khqr_verify_exits_0_valid_1_malformed_4_expired() {
     assert_eq!(o.code, 1, "{} {}", o.stdout, o.stderr);
     assert!(o.stdout.contains("99.01"), "{}", o.stdout);
 }
+
+#[tokio::test]
+async fn new_needs_no_network_and_no_token_without_deeplink() {
+    let e = env().await;
+    let mut s = e.settings();
+    // Nothing listens on the discard port: any request would fail.
+    s.bakong.base_url = "http://127.0.0.1:9".into();
+    let cfg = e.config_file(&s, MERCHANT);
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!("token = \"{}\"\n", e.token), "");
+    std::fs::write(&cfg, text).unwrap();
+    let o = bin(
+        &cfg,
+        &["new", "--amount", "1", "--currency", "USD", "--json"],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    assert!(khqr::is_md5(o.json()["md5"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn new_with_deeplink_asks_bakong_for_a_short_link() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), MERCHANT);
+    let o = bin(
+        &cfg,
+        &[
+            "new",
+            "--amount",
+            "2.25",
+            "--currency",
+            "USD",
+            "--deeplink",
+            "--app-name",
+            "Shop",
+            "--app-icon-url",
+            "https://shop.example/icon.png",
+            "--callback",
+            "https://shop.example/paid",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
+    let link = o.json()["deeplink"].as_str().unwrap().to_string();
+    assert!(link.starts_with("https://"), "{link}");
+}
