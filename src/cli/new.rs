@@ -171,9 +171,15 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
         ));
     };
     let amount = parse_amount(amount_text).map_err(|e| {
-        CliError::Usage(format!(
-            "--amount: {e} (a static KHQR, without an amount, cannot be tracked by md5)"
-        ))
+        let zero = amount_text
+            .trim()
+            .parse::<rust_decimal::Decimal>()
+            .is_ok_and(|d| d.is_zero());
+        CliError::Usage(if zero {
+            "--amount: 0 would make a static KHQR, which cannot be tracked by md5; give the amount to pay".into()
+        } else {
+            format!("--amount: {e}")
+        })
     })?;
     let settings = ctx.quiet_settings()?;
     let mut req = settings.merchant.request()?;
