@@ -16,6 +16,8 @@ use crate::app;
 use crate::bakong::SourceInfo;
 use crate::khqr::{self, render, KhqrError};
 use crate::money::{parse_amount, Currency};
+use crate::payment::PaymentId;
+use crate::store::NewPayment;
 
 /// `new` arguments.
 #[derive(Debug, Args)]
@@ -88,7 +90,7 @@ fn lifetime_arg(s: &str) -> Result<TimeDelta, BadLifetime> {
 #[derive(Debug, Serialize)]
 pub struct Opened {
     /// Row id in the payments table.
-    pub id: i64,
+    pub id: PaymentId,
     /// md5 of the KHQR string: the row's key.
     pub md5: String,
     /// The KHQR string.
@@ -235,12 +237,12 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
     };
     let store = app::open_store(&settings).await?;
     let inserted = store
-        .insert_payment(
-            &md5,
-            &amount_text,
-            a.currency.code(),
-            Some(&crate::store::sql_time(expires_at)),
-        )
+        .insert_payment(&NewPayment {
+            md5: md5.clone(),
+            amount: amount_text.clone(),
+            currency: a.currency,
+            expires_at: Some(expires_at),
+        })
         .await;
     store.close().await;
     let id = inserted?;
