@@ -8,6 +8,30 @@
 //! Lengths are counted in UTF-16 code units, as the JavaScript SDK counts
 //! them, so a merchant name in Khmer carries more UTF-8 bytes than its
 //! length field says; the md5 and the CRC are still over the UTF-8 bytes.
+//!
+//! ```
+//! use bakong_poller::khqr::{self, render, KhqrRequest};
+//! use bakong_poller::money::Currency;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let now = chrono::Utc::now();
+//! let mut req = KhqrRequest::individual("shop@devb", "Sok Chea Shop", "Phnom Penh");
+//! req.currency = Currency::Usd;
+//! req.amount = Some("5.00".parse()?);
+//! req.expires_at = Some(now + chrono::Duration::minutes(10));
+//! req.additional_data.bill_number = Some("INV-1042".into());
+//! let qr = khqr::encode(&req, now)?; // as NBC's SDK writes it
+//! let md5 = khqr::md5_hex(&qr); // the payments row's key
+//! assert_eq!(khqr::decode(&qr)?.amount, req.amount);
+//! assert!(khqr::verify(&qr, now)?.is_dynamic());
+//! let later = now + chrono::Duration::minutes(11);
+//! assert!(khqr::verify(&qr, later).unwrap_err().is_expired());
+//! let _terminal = render::terminal(&qr, render::Background::Dark)?;
+//! let _png = render::png(&qr, 8)?;
+//! # let _ = md5;
+//! # Ok(())
+//! # }
+//! ```
 
 mod crc;
 mod decode;
