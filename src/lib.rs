@@ -17,6 +17,7 @@ pub mod khqr;
 pub mod money;
 pub mod payment;
 pub mod poller;
+pub mod preflight;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;

@@ -166,7 +166,10 @@ impl Client {
         if let Some(p) = &cfg.proxy {
             let proxy = reqwest::Proxy::all(p).map_err(|e| Error::InvalidArgument {
                 field: "bakong.proxy",
-                rule: format!("not a usable proxy URL: {e}"),
+                rule: crate::config::redact_text(&format!(
+                    "{:?} is not a usable proxy URL: {e}",
+                    crate::config::redact_url(p)
+                )),
             })?;
             b = b.proxy(proxy);
         }

@@ -1,9 +1,7 @@
-//! `config check` and `print-config`.
-//!
-//! `config check` runs before the daemon (systemd's `ExecStartPre=`):
-//! config, database, journal mode, token and email, one line per problem,
-//! exit 2 if any. (Its checks are moving to `src/preflight.rs`; this is the
-//! body as it was, to be replaced by a call there.)
+//! `config check`: whether `run` can start, or recover by itself, with
+//! this config. The checks live in [`crate::preflight`]; this prints the
+//! report. systemd runs it before the daemon (`ExecStartPre=`), so a state
+//! that `run` mends is a warning (exit 0), not a problem (exit 2).
 
 use clap::Subcommand;
 use serde::Serialize;
@@ -13,18 +11,26 @@ use super::{CliError, Context, Report};
 /// `config` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Validate config, database, journal mode and token; one line per problem.
+    /// Validate config, database, migrations and token; one line per problem or warning.
     #[command(
-        after_help = "Example:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml config check"
+        after_help = "Exit 2 when run could not start or recover by itself; warnings (things run mends) exit 0.\n\nExample:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml config check --online"
     )]
-    Check,
+    Check {
+        /// Also ask Bakong whether bakong.account_id exists (check_bakong_account).
+        #[arg(long)]
+        online: bool,
+    },
 }
 
-/// `config check`'s result when nothing is wrong.
+/// `config check`'s result when `run` can start: no problem, maybe warnings
+/// (things `run` mends by itself), each naming its key.
 #[derive(Debug, Serialize)]
 pub struct ConfigOk {
     /// Always true; problems are an error ([`CliError::Problems`]).
     pub ok: bool,
+    /// The report: `problems` (empty here) and `warnings`.
+    #[serde(flatten)]
+    pub report: crate::preflight::Report,
 }
 
 impl Report for ConfigOk {
@@ -36,41 +42,23 @@ impl Report for ConfigOk {
 /// Runs a `config` subcommand.
 pub async fn run(ctx: &Context, c: &ConfigCommand) -> Result<ConfigOk, CliError> {
     match c {
-        ConfigCommand::Check => check(ctx).await,
+        ConfigCommand::Check { online } => check(ctx, *online).await,
     }
 }
 
-async fn check(ctx: &Context) -> Result<ConfigOk, CliError> {
-    let settings = ctx.settings()?;
-    let mut problems = Vec::new();
-    match crate::store::Store::connect(&settings.database.url, settings.database.busy_timeout).await
-    {
-        Ok(store) => {
-            match store.setup_problems().await {
-                Ok(p) => problems.extend(p),
-                Err(e) => problems.push(format!("database.url: {e}")),
-            }
-            store.close().await;
+async fn check(ctx: &Context, online: bool) -> Result<ConfigOk, CliError> {
+    let report = crate::preflight::check(ctx.config.as_deref(), online).await;
+    if !ctx.json {
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
         }
-        Err(e) => problems.push(format!("database.url: {e}")),
     }
-    match settings.token_choice() {
-        Ok(Some(_)) => {}
-        Ok(None) if !settings.token_candidates().unwrap_or_default().is_empty() => problems
-            .push("bakong.token: every token found has expired (its JWT exp has passed); renew it".into()),
-        Ok(None) => problems.push(format!(
-            "bakong.token: no token in bakong.token, bakong.token_file ({}) or $CREDENTIALS_DIRECTORY/token",
-            settings.bakong.token_file.display()
-        )),
-        Err(e) => problems.push(format!("bakong.token_file: {e}")),
-    }
-    if settings.bakong.email.is_none() {
-        problems.push("bakong.email: not set, so an expired token cannot be renewed".into());
-    }
-    if problems.is_empty() {
-        Ok(ConfigOk { ok: true })
+    if report.is_ok() {
+        Ok(ConfigOk { ok: true, report })
     } else {
-        Err(CliError::Problems(problems))
+        Err(CliError::Problems(
+            report.problems.iter().map(ToString::to_string).collect(),
+        ))
     }
 }
 

@@ -98,14 +98,16 @@ impl Output {
 /// Prints a failure on stderr; returns its exit code.
 pub fn emit_error(json: bool, e: &CliError) -> i32 {
     let code = e.exit_code();
+    // The last net against secrets on stderr (under systemd: the journal).
+    let message = crate::config::redact_text(&e.to_string());
     if json {
-        stderr_line(&error_object(&e.to_string(), code));
+        stderr_line(&error_object(&message, code));
     } else if let CliError::Problems(lines) = e {
         for l in lines {
-            stderr_line(l);
+            stderr_line(&crate::config::redact_text(l));
         }
     } else {
-        stderr_line(&format!("error: {e}"));
+        stderr_line(&format!("error: {message}"));
     }
     code
 }

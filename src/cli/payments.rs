@@ -75,6 +75,11 @@ impl Report for Added {
 
 /// Inserts a pending payment.
 pub async fn add(ctx: &Context, a: &AddArgs) -> Result<Added, CliError> {
+    // The table refuses it too; saying so here names the argument.
+    let value = crate::money::parse_amount(&a.amount)
+        .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
+    crate::money::check_precision(value, a.currency)
+        .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
     let settings = ctx.quiet_settings()?;
     let expires_at = match a.expires_in {
         Some(d) => Some(

@@ -49,6 +49,6 @@ pub async fn migrate(ctx: &Context) -> Result<Migrated, CliError> {
     crate::telemetry::init(settings.log.format, &settings.log.level);
     app::open_store(&settings).await?.close().await;
     Ok(Migrated {
-        database: settings.database.url,
+        database: crate::config::redact_url(&settings.database.url),
     })
 }

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 use crate::bakong::{Error, Transaction};
 use crate::config::PollerSettings;
 use crate::khqr::is_md5;
-use crate::money::{parse_amount, Currency};
+use crate::money::{check_precision, parse_amount, Currency};
 use crate::payment::{Confirmation, FinalStatus, Lane, PaymentId};
 use crate::store::{Claimed, Write};
 
@@ -58,6 +58,7 @@ impl Payment {
             .currency
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
+        check_precision(amount, currency).map_err(|e| format!("amount: {e}"))?;
         let created_ms = c
             .created_ms
             .ok_or("created_at is not a readable UTC time")?;

@@ -109,9 +109,12 @@ pub async fn run(
     ));
     tracker.close();
 
+    for w in settings.warnings() {
+        warn!(key = w.key, "{}", w.message);
+    }
     info!(
-        database = %settings.database.url,
-        base_url = %settings.bakong.base_url,
+        database = %crate::config::redact_url(&settings.database.url),
+        base_url = %crate::config::redact_url(&settings.api_base_url()),
         max_rps = settings.poller.max_requests_per_second,
         concurrency = settings.poller.concurrency,
         "bakong-poller running"

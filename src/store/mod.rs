@@ -213,6 +213,34 @@ pub struct LastAnswer {
     pub error: Option<String>,
 }
 
+/// What `config check` learns about a database without changing it.
+#[derive(Debug, Clone, Default)]
+pub struct Inspection {
+    /// The journal mode in force (`wal` expected on SQLite).
+    pub journal_mode: String,
+    /// Applied migrations this build does not know (a newer release's).
+    pub unknown_migrations: Vec<i64>,
+    /// Migrations recorded as failed.
+    pub failed_migrations: Vec<i64>,
+    /// Migrations applied from a file other than this build's ("version description").
+    pub altered_migrations: Vec<String>,
+    /// Migrations not applied yet ("version description").
+    pub pending_migrations: Vec<String>,
+    /// Pending rows whose amount no KHQR can carry (an older release let
+    /// them in).
+    pub too_precise_ids: Vec<i64>,
+}
+
+/// Looks at the existing database at `url` without creating or migrating
+/// it (for `config check`).
+pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, StoreError> {
+    if url.starts_with("sqlite:") {
+        return sqlite::inspect(url, busy_timeout).await;
+    }
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    Err(StoreError::UnknownScheme(scheme.to_string()))
+}
+
 /// Held while this process is the daemon of a database that allows one
 /// daemon only (SQLite): released on drop, or by the OS if the process dies.
 #[derive(Debug)]

@@ -27,6 +27,69 @@ fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Sql { what, source }
 }
 
+// Pending rows whose amount has more decimals than its currency allows.
+const TOO_PRECISE: &str = "status = 'pending' AND typeof(amount) = 'text' \
+     AND amount NOT GLOB '*[^0-9.]*' AND instr(amount, '.') > 0 \
+     AND length(rtrim(substr(amount, instr(amount, '.') + 1), '0')) > \
+     CASE currency WHEN 'KHR' THEN 0 ELSE 2 END";
+
+/// See [`super::inspect`]: opened as is, never created, the journal mode
+/// untouched.
+pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<super::Inspection, StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let shown = crate::config::redact_url(url);
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(ctx(format!("database.url {shown:?}")))?
+        .create_if_missing(false)
+        .busy_timeout(busy_timeout);
+    let mut conn = opts.connect().await.map_err(ctx(format!("open {shown}")))?;
+    let mut found = super::Inspection {
+        journal_mode: sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(ctx("read the journal mode"))?,
+        ..Default::default()
+    };
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("list tables"))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if tables.iter().any(|t| t == "_sqlx_migrations") {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("read the applied migrations"))?
+    } else {
+        Vec::new()
+    };
+    for (version, success, checksum) in &applied {
+        match MIGRATOR.iter().find(|m| m.version == *version) {
+            None => found.unknown_migrations.push(*version),
+            Some(_) if !success => found.failed_migrations.push(*version),
+            Some(m) if m.checksum.as_ref() != checksum.as_slice() => found
+                .altered_migrations
+                .push(format!("{} ({})", m.version, m.description)),
+            Some(_) => {}
+        }
+    }
+    found.pending_migrations = MIGRATOR
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    if tables.iter().any(|t| t == "payments") {
+        found.too_precise_ids = sqlx::query_scalar(&format!(
+            "SELECT id FROM payments WHERE {TOO_PRECISE} ORDER BY id"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(ctx("look for amounts no KHQR can carry"))?;
+    }
+    let _ = conn.close().await;
+    Ok(found)
+}
+
 /// The SQLite backend.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -144,8 +207,10 @@ fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url`.
     pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        // The URL is shown redacted: a database URL can carry a password.
+        let shown = crate::config::redact_url(url);
         let opts =
-            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {url:?}")))?;
+            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
         let path = opts.get_filename().to_path_buf();
         create_shared(&path).map_err(|source| StoreError::Io {
             what: format!("create {}", path.display()),
@@ -161,12 +226,12 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(opts.clone())
             .await
-            .map_err(ctx(format!("open {url}")))?;
+            .map_err(ctx(format!("open {shown}")))?;
         let read = SqlitePoolOptions::new()
             .max_connections(2)
             .connect_with(opts)
             .await
-            .map_err(ctx(format!("open {url} for reading")))?;
+            .map_err(ctx(format!("open {shown} for reading")))?;
         Ok(SqliteStore { write, read, path })
     }
 

@@ -669,14 +669,20 @@ async fn with_json_every_failure_is_one_error_object_on_stderr() {
     let o = run(&cfg, &["--json", "config", "check"]).await;
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert_eq!(o.json()["ok"], true);
+    // Without email a valid token is only a warning (run works until it
+    // expires); with no token at all run cannot start: a problem.
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
-        .replace(&format!("email = \"{EMAIL}\"\n"), "");
+        .replace(&format!("email = \"{EMAIL}\"\n"), "")
+        .lines()
+        .filter(|l| !l.starts_with("token = "))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(&cfg, text).unwrap();
     let o = run(&cfg, &["--json", "config", "check"]).await;
-    assert_eq!(o.code, 2);
+    assert_eq!(o.code, 2, "{}", o.stderr);
     assert!(error_object(&o)["error"]
         .as_str()
         .unwrap()
-        .contains("bakong.email"));
+        .contains("bakong.token"));
 }
