@@ -128,23 +128,23 @@ impl MerchantSettings {
     /// for a missing `account_id` or `name` (so start-up can check every
     /// key that is set), or an error naming the missing key.
     fn request_with(&self, placeholder: bool) -> Result<KhqrRequest, ConfigError> {
-        let need = |v: &Option<String>, key: &str, ph: &str| {
-            match v {
+        let need = |v: &Option<String>, key: &str, ph: &str| match v {
             Some(v) => Ok(v.clone()),
             None if placeholder => Ok(ph.to_string()),
-            None => Err(ConfigError(format!(
-                "config key merchant.{key} is not set: a KHQR needs it (see `bakong-poller print-config`)"
-            ))),
-        }
+            None => Err(ConfigError::key(
+                &format!("merchant.{key}"),
+                "is not set: a KHQR needs it (see `bakong-poller print-config`)",
+            )),
         };
         let account_id = need(&self.account_id, "account_id", "x@x")?;
         let account = match self.account_type {
             AccountKind::Individual => {
                 for (key, v) in [("merchant_id", &self.merchant_id)] {
                     if v.is_some() {
-                        return Err(ConfigError(format!(
-                            "config key merchant.{key}: only a merchant account has one; set merchant.account_type = \"merchant\" or remove it"
-                        )));
+                        return Err(ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "only a merchant account has one; set merchant.account_type = \"merchant\" or remove it",
+                        ));
                     }
                 }
                 Account::Individual {
@@ -155,15 +155,17 @@ impl MerchantSettings {
             }
             AccountKind::Merchant => {
                 if self.account_information.is_some() {
-                    return Err(ConfigError(
-                        "config key merchant.account_information: only an individual account has it; a merchant account has merchant.merchant_id".into(),
+                    return Err(ConfigError::key(
+                        "merchant.account_information",
+                        "only an individual account has it; a merchant account has merchant.merchant_id",
                     ));
                 }
                 let required = |v: &Option<String>, key: &str| {
                     v.clone().ok_or_else(|| {
-                        ConfigError(format!(
-                            "config key merchant.{key} is required with merchant.account_type = \"merchant\""
-                        ))
+                        ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "is required with merchant.account_type = \"merchant\"",
+                        )
                     })
                 };
                 Account::Merchant {
@@ -214,7 +216,7 @@ fn check_merchant(r: &KhqrRequest) -> Result<(), ConfigError> {
                 Some(f) => format!("merchant.{f}"),
                 None => "merchant".to_string(),
             };
-            Err(ConfigError(format!("config key {key}: {e}")))
+            Err(ConfigError::key(&key, e))
         }
     }
 }
@@ -882,14 +884,24 @@ impl Settings {
         if let Some(a) = &self.bakong.account_id {
             push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
         }
+        if let Some(a) = &self.merchant.account_id {
+            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why)));
+        }
         if self.merchant.is_set() {
-            check_merchant(&self.merchant.request_with(true)?)?;
+            push(
+                self.merchant
+                    .request_with(true)
+                    .and_then(|r| check_merchant(&r)),
+            );
         }
         if let (Some(m), Some(b)) = (&self.merchant.account_id, &self.bakong.account_id) {
             if m != b {
-                return Err(ConfigError(format!(
-                    "config keys merchant.account_id ({m:?}) and bakong.account_id ({b:?}) differ: the daemon checks one receiver; set one of them, or the same account in both"
-                )));
+                push(Err(ConfigError {
+                    key: Some("merchant.account_id".into()),
+                    message: redact_text(&format!(
+                        "config keys merchant.account_id ({m:?}) and bakong.account_id ({b:?}) differ: the daemon checks one receiver; set one of them, or the same account in both"
+                    )),
+                }));
             }
         }
         let p = &self.poller;
