@@ -8,5 +8,6 @@ mod config;
 mod daemon;
 mod field;
 mod helpers;
+mod khqr;
 mod simulator;
 mod systemd;
