@@ -379,7 +379,8 @@ async fn the_endpoints_that_need_no_token_go_out_without_one() {
         rust_decimal::Decimal::ONE,
         bakong_poller::money::Currency::Usd,
         "1",
-    );
+    )
+    .unwrap();
     let (code, out, err) = bin(
         &cfg,
         &[
