@@ -214,7 +214,7 @@ async fn schedule_loop(
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
                             Ok(p) => valid.push(p),
-                            Err(why) => park_bad_row(&ctx, &row, why).await,
+                            Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
                     // Rows that keep failing go alone, so one bad row never
