@@ -823,6 +823,14 @@ impl Settings {
 
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<ConfigError> {
+        let mut out = self.connection_problems();
+        out.extend(self.poller_problems());
+        out.extend(self.log_problems());
+        out
+    }
+
+    /// `[database]`, `[bakong]` and `[merchant]`: where to connect and what is compared with API data.
+    fn connection_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut push = |r: Result<(), ConfigError>| {
             if let Err(e) = r {
@@ -914,6 +922,18 @@ impl Settings {
                 }));
             }
         }
+        out
+    }
+
+    /// `[poller]`: rates, intervals and their relations.
+    fn poller_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         let p = &self.poller;
         if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
             push(bad(
@@ -980,6 +1000,18 @@ impl Settings {
                 "must be at most 9s: the daemon promises to exit within 10s".into(),
             ));
         }
+        out
+    }
+
+    /// `[log]`.
+    fn log_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         if self
             .log
             .level
