@@ -18,6 +18,7 @@ pub mod money;
 pub mod payment;
 pub mod poller;
 pub mod preflight;
+pub mod redact;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;
