@@ -189,6 +189,22 @@ pub struct PaymentRow {
     pub last_error: Option<String>,
 }
 
+/// The daemon's bookkeeping of one payment (not part of the public
+/// contract; for `status`-like tools and tests).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Bookkeeping {
+    /// Unix ms of the next check (a claim pushes it past the lease).
+    pub next_check_at: i64,
+    /// Answers received.
+    pub checks: i64,
+    /// Consecutive transient errors.
+    pub errors: i64,
+    /// The last answer's kind (`not_found`, `static_qr`, an error kind).
+    pub last_answer: Option<String>,
+    /// The last transient error.
+    pub last_error: Option<String>,
+}
+
 /// Per final status: how many, and paid -> confirmed seconds (demo summary).
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusSummary {
@@ -377,6 +393,13 @@ impl Store {
     pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.status_of(md5).await,
+        }
+    }
+
+    /// The daemon's bookkeeping of the payment with this md5, if any.
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.bookkeeping(md5).await,
         }
     }
 

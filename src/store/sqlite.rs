@@ -571,6 +571,17 @@ impl SqliteStore {
         s.map(|s| status_from(&s, "read status")).transpose()
     }
 
+    /// See [`super::Store::bookkeeping`].
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks, errors, last_answer, last_error FROM payments WHERE md5 = ?1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
+    }
+
     /// See [`super::Store::last_answer`].
     pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
         let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
