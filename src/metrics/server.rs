@@ -179,7 +179,8 @@ struct Live {
 
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
     let g = ConstGauge::new(v);
-    g.encode(enc.encode_descriptor(name, help, None, g.metric_type())?)
+    // A period, as the registry adds to the help of the instruments.
+    g.encode(enc.encode_descriptor(name, &format!("{help}."), None, g.metric_type())?)
 }
 
 /// A counter family with one label; `name` without `_total` (added by the
@@ -191,7 +192,7 @@ fn counters(
     label: &str,
     values: &[(&str, u64)],
 ) -> std::fmt::Result {
-    let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
+    let mut m = enc.encode_descriptor(name, &format!("{help}."), None, MetricType::Counter)?;
     for (value, n) in values {
         ConstCounter::new(*n).encode(m.encode_family(&[(label, *value)])?)?;
     }
@@ -201,8 +202,12 @@ fn counters(
 impl Collector for Live {
     fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let e = &mut enc;
-        let mut info =
-            e.encode_descriptor("build_info", "The running version", None, MetricType::Gauge)?;
+        let mut info = e.encode_descriptor(
+            "build_info",
+            "The running version.",
+            None,
+            MetricType::Gauge,
+        )?;
         ConstGauge::new(1i64)
             .encode(info.encode_family(&[("version", env!("CARGO_PKG_VERSION"))])?)?;
         let m = &self.poller;
@@ -254,7 +259,7 @@ impl Collector for Live {
             ConstCounter::new(gate.stats.held_micros.load(Ordering::Relaxed) as f64 / 1_000_000.0);
         held.encode(e.encode_descriptor(
             "gate_retry_after_seconds",
-            "Seconds every request was held after 429 answers (Retry-After, or the backoff without it)",
+            "Seconds every request was held after 429 answers (Retry-After, or the backoff without it).",
             None,
             held.metric_type(),
         )?)?;
@@ -294,7 +299,7 @@ impl Collector for Live {
         )?;
         let mut problem = e.encode_descriptor(
             "api_problem",
-            "1 while a problem about the API or the set-up is in force (geo_blocked, unauthorized, renewal, transport, ...); the text is in the log and the STATUS line",
+            "1 while a problem about the API or the set-up is in force (geo_blocked, unauthorized, renewal, transport, ...); the text is in the log and the STATUS line.",
             None,
             MetricType::Gauge,
         )?;

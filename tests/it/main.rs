@@ -7,5 +7,6 @@ mod cli;
 mod config;
 mod daemon;
 mod helpers;
+mod metrics;
 mod simulator;
 mod systemd;
