@@ -525,3 +525,32 @@ async fn nothing_listens_when_metrics_is_unset() {
         1
     );
 }
+
+#[test]
+fn a_listen_value_that_is_not_an_ip_and_port_is_refused_naming_the_key() {
+    for bad in ["localhost:9464", "9464", "127.0.0.1", " 127.0.0.1:9464"] {
+        let mut s = Settings::default();
+        s.metrics.listen = Some(bad.into());
+        let e = s.validate().expect_err(bad);
+        assert_eq!(e.key.as_deref(), Some("metrics.listen"), "{bad}");
+        assert!(e.message.contains("127.0.0.1:9464"), "{}", e.message);
+    }
+    let mut s = Settings::default();
+    s.metrics.listen = Some("[::1]:9464".into());
+    s.validate().unwrap();
+    assert!(s.warnings().iter().all(|w| w.key != "metrics.listen"));
+    s.metrics.listen = Some("0.0.0.0:9464".into());
+    assert!(s.warnings().iter().any(|w| w.key == "metrics.listen"));
+}
+
+#[tokio::test]
+async fn a_port_in_use_stops_the_start_naming_the_key() {
+    let e = env().await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut s = e.settings();
+    s.metrics.listen = Some(taken.local_addr().unwrap().to_string());
+    let err = poller::run(s, CancellationToken::new(), Arc::new(poller::NoObserver))
+        .await
+        .expect_err("the port is taken");
+    assert!(err.to_string().contains("metrics.listen"), "{err}");
+}
