@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bakong::token::{read_token_file, Candidate, TokenChoice, TokenError, TokenSource};
 use crate::bakong::{ClientConfig, GateConfig, Token, TokenConfig, PRODUCTION_URL};
+use crate::khqr::{Account, AccountKind, KhqrRequest};
 
 /// The commented example config, embedded in the binary (`print-config`).
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
@@ -25,6 +26,8 @@ pub struct Settings {
     pub poller: PollerSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[merchant]`: who receives the money in the KHQRs `new` builds.
+    pub merchant: MerchantSettings,
     /// `[metrics]`.
     pub metrics: MetricsSettings,
     /// Where the settings came from (not a key).
@@ -40,6 +43,184 @@ pub struct Origin {
     pub file: Option<PathBuf>,
     /// Whether `bakong.token` came from `BAKONG_POLLER__BAKONG__TOKEN`.
     pub token_from_env: bool,
+}
+
+/// `[merchant]`: the receiving account and the fixed parts of every KHQR
+/// `new` builds. With only `account_id`, `name` and `city` set: an
+/// individual account (tag 29), MCC 5999 and no optional tag, as NBC's SDK
+/// does. Lengths are in characters as the SDK counts them (UTF-16 code
+/// units).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MerchantSettings {
+    /// `individual` (tag 29, the default) or `merchant` (tag 30).
+    pub account_type: AccountKind,
+    /// The Bakong account (`name@bank`, at most 32); also the receiver the
+    /// daemon checks payments against.
+    pub account_id: Option<String>,
+    /// Merchant name (tag 59), at most 25.
+    pub name: Option<String>,
+    /// Merchant city (tag 60), at most 15; `Phnom Penh` when unset.
+    pub city: Option<String>,
+    /// Merchant id (tag 30 sub-tag 01), required with `account_type = "merchant"`.
+    pub merchant_id: Option<String>,
+    /// Acquiring bank (sub-tag 02), required with `account_type = "merchant"`.
+    pub acquiring_bank: Option<String>,
+    /// Account information (tag 29 sub-tag 01), individual accounts only.
+    pub account_information: Option<String>,
+    /// Merchant category code (tag 52), 1 to 4 digits.
+    pub mcc: String,
+    /// Mobile number (tag 62 sub-tag 02), at most 25.
+    pub mobile_number: Option<String>,
+    /// Store label (tag 62 sub-tag 03), at most 25.
+    pub store_label: Option<String>,
+    /// Terminal label (tag 62 sub-tag 07), at most 25.
+    pub terminal_label: Option<String>,
+    /// Language of the alternate name (tag 64 sub-tag 00), e.g. `km`.
+    pub language_preference: Option<String>,
+    /// Merchant name in that language (tag 64 sub-tag 01), at most 25.
+    pub alternate_name: Option<String>,
+    /// Merchant city in that language (tag 64 sub-tag 02), at most 15.
+    pub alternate_city: Option<String>,
+}
+
+impl Default for MerchantSettings {
+    fn default() -> Self {
+        MerchantSettings {
+            account_type: AccountKind::Individual,
+            account_id: None,
+            name: None,
+            city: None,
+            merchant_id: None,
+            acquiring_bank: None,
+            account_information: None,
+            mcc: "5999".into(),
+            mobile_number: None,
+            store_label: None,
+            terminal_label: None,
+            language_preference: None,
+            alternate_name: None,
+            alternate_city: None,
+        }
+    }
+}
+
+impl MerchantSettings {
+    /// Whether any key that describes the KHQR is set (the section is
+    /// optional for the daemon alone).
+    fn is_set(&self) -> bool {
+        let d = MerchantSettings::default();
+        self.account_id.is_some()
+            || self.name.is_some()
+            || self.city.is_some()
+            || self.merchant_id.is_some()
+            || self.acquiring_bank.is_some()
+            || self.account_information.is_some()
+            || self.mcc != d.mcc
+            || self.account_type != d.account_type
+            || self.mobile_number.is_some()
+            || self.store_label.is_some()
+            || self.terminal_label.is_some()
+            || self.language_preference.is_some()
+            || self.alternate_name.is_some()
+            || self.alternate_city.is_some()
+    }
+
+    /// A static KHQR request from these keys, with `placeholder` standing in
+    /// for a missing `account_id` or `name` (so start-up can check every
+    /// key that is set), or an error naming the missing key.
+    fn request_with(&self, placeholder: bool) -> Result<KhqrRequest, ConfigError> {
+        let need = |v: &Option<String>, key: &str, ph: &str| match v {
+            Some(v) => Ok(v.clone()),
+            None if placeholder => Ok(ph.to_string()),
+            None => Err(ConfigError::key(
+                &format!("merchant.{key}"),
+                "is not set: a KHQR needs it (see `bakong-poller print-config`)",
+            )),
+        };
+        let account_id = need(&self.account_id, "account_id", "x@x")?;
+        let account = match self.account_type {
+            AccountKind::Individual => {
+                for (key, v) in [("merchant_id", &self.merchant_id)] {
+                    if v.is_some() {
+                        return Err(ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "only a merchant account has one; set merchant.account_type = \"merchant\" or remove it",
+                        ));
+                    }
+                }
+                Account::Individual {
+                    account_id,
+                    account_information: self.account_information.clone(),
+                    acquiring_bank: self.acquiring_bank.clone(),
+                }
+            }
+            AccountKind::Merchant => {
+                if self.account_information.is_some() {
+                    return Err(ConfigError::key(
+                        "merchant.account_information",
+                        "only an individual account has it; a merchant account has merchant.merchant_id",
+                    ));
+                }
+                let required = |v: &Option<String>, key: &str| {
+                    v.clone().ok_or_else(|| {
+                        ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "is required with merchant.account_type = \"merchant\"",
+                        )
+                    })
+                };
+                Account::Merchant {
+                    account_id,
+                    merchant_id: required(&self.merchant_id, "merchant_id")?,
+                    acquiring_bank: required(&self.acquiring_bank, "acquiring_bank")?,
+                }
+            }
+        };
+        let mut r = KhqrRequest::individual("", &need(&self.name, "name", "x")?, "");
+        r.account = account;
+        r.merchant_city = self.city.clone().unwrap_or_default();
+        r.mcc = self.mcc.clone();
+        r.additional_data.mobile_number = self.mobile_number.clone();
+        r.additional_data.store_label = self.store_label.clone();
+        r.additional_data.terminal_label = self.terminal_label.clone();
+        r.alternate_language.language_preference = self.language_preference.clone();
+        r.alternate_language.name = self.alternate_name.clone();
+        r.alternate_language.city = self.alternate_city.clone();
+        Ok(r)
+    }
+
+    /// The KHQR request these keys describe (static: set `amount`,
+    /// `currency` and `expires_at` for a payment), or an error naming the
+    /// key that is missing or wrong.
+    pub fn request(&self) -> Result<KhqrRequest, ConfigError> {
+        let r = self.request_with(false)?;
+        check_merchant(&r)?;
+        Ok(r)
+    }
+}
+
+/// Runs the KHQR encoder's checks on a request built from `[merchant]` and
+/// names the config key of the first problem.
+fn check_merchant(r: &KhqrRequest) -> Result<(), ConfigError> {
+    match crate::khqr::encode(r, chrono::Utc::now()) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let key = match e.field() {
+                Some("account") => {
+                    "merchant.account_id + merchant.merchant_id + merchant.acquiring_bank"
+                        .to_string()
+                }
+                Some("additional_data") => {
+                    "merchant.mobile_number + merchant.store_label + merchant.terminal_label"
+                        .to_string()
+                }
+                Some(f) => format!("merchant.{f}"),
+                None => "merchant".to_string(),
+            };
+            Err(ConfigError::key(&key, e))
+        }
+    }
 }
 
 /// `[database]`.
@@ -721,6 +902,26 @@ impl Settings {
         if let Some(a) = &self.bakong.account_id {
             push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
         }
+        if let Some(a) = &self.merchant.account_id {
+            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why)));
+        }
+        if self.merchant.is_set() {
+            push(
+                self.merchant
+                    .request_with(true)
+                    .and_then(|r| check_merchant(&r)),
+            );
+        }
+        if let (Some(m), Some(b)) = (&self.merchant.account_id, &self.bakong.account_id) {
+            if m != b {
+                push(Err(ConfigError {
+                    key: Some("merchant.account_id".into()),
+                    message: redact_text(&format!(
+                        "config keys merchant.account_id ({m:?}) and bakong.account_id ({b:?}) differ: the daemon checks one receiver; set one of them, or the same account in both"
+                    )),
+                }));
+            }
+        }
         let p = &self.poller;
         if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
             push(bad(
@@ -861,6 +1062,16 @@ impl Settings {
     /// slashes and without the API path pasted at its end (`/v1`).
     pub fn api_base_url(&self) -> String {
         split_api_path(&self.bakong.base_url).0
+    }
+
+    /// The account the daemon checks receivers against: `[merchant]
+    /// account_id`, else `bakong.account_id` (validation refuses both set
+    /// and different).
+    pub fn receiver_account(&self) -> Option<&str> {
+        self.merchant
+            .account_id
+            .as_deref()
+            .or(self.bakong.account_id.as_deref())
     }
 
     /// The settings as a TOML config file (the token included: for files
@@ -1243,6 +1454,72 @@ mod tests {
         s.bakong.base_url = "https://u:S3cretPass@relay.example".into();
         s.database.url = "postgres://u:S3cretPass@db/x".into();
         assert!(!format!("{s:?}").contains("S3cretPass"));
+    }
+
+    #[test]
+    fn merchant_keys_are_checked_at_start_and_name_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        for (toml, key) in [
+            (
+                "[merchant]\nname = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n",
+                "merchant.name",
+            ),
+            (
+                "[merchant]\naccount_id = \"no-at-sign\"\n",
+                "merchant.account_id",
+            ),
+            ("[merchant]\nmcc = \"59a9\"\n", "merchant.mcc"),
+            (
+                "[merchant]\naccount_type = \"merchant\"\naccount_id = \"a@b\"\n",
+                "merchant.merchant_id",
+            ),
+            (
+                "[merchant]\nlanguage_preference = \"km\"\n",
+                "merchant.alternate_name",
+            ),
+            ("[merchant]\naccount_type = \"shop\"\n", "account_type"),
+            ("[merchant]\ncolour = \"red\"\n", "colour"),
+            (
+                "[bakong]\naccount_id = \"a@b\"\n[merchant]\naccount_id = \"c@d\"\n",
+                "merchant.account_id (\"c@d\") and bakong.account_id",
+            ),
+        ] {
+            std::fs::write(&p, toml).expect("write");
+            let e = Settings::load(Some(&p)).expect_err(toml);
+            assert!(e.to_string().contains(key), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_receiver_is_the_merchant_account_or_the_bakong_one() {
+        let mut s = Settings::default();
+        assert_eq!(s.receiver_account(), None);
+        s.bakong.account_id = Some("a@b".into());
+        assert_eq!(s.receiver_account(), Some("a@b"));
+        s.merchant.account_id = Some("a@b".into());
+        s.validate().expect("the same account twice is fine");
+        s.bakong.account_id = None;
+        assert_eq!(s.receiver_account(), Some("a@b"));
+    }
+
+    #[test]
+    fn three_merchant_keys_make_an_individual_khqr_with_the_sdk_defaults() {
+        let mut m = MerchantSettings::default();
+        assert!(m.request().is_err());
+        m.account_id = Some("shop@devb".into());
+        m.name = Some("Shop".into());
+        m.city = Some("Siem Reap".into());
+        let r = m.request().expect("request");
+        let qr = crate::khqr::encode(&r, chrono::Utc::now()).expect("encodes");
+        assert_eq!(
+            qr,
+            "00020101021129130009shop@devb5204599953031165802KH5904Shop6009Siem Reap6304"
+                .to_string()
+                + &crate::khqr::crc_hex(
+                    "00020101021129130009shop@devb5204599953031165802KH5904Shop6009Siem Reap6304"
+                )
+        );
     }
 
     #[test]

@@ -134,7 +134,8 @@ async fn add_customer(
         amount,
         currency,
         &format!("{i}-{}", rng.random::<u32>()),
-    );
+    )
+    .map_err(|e| e.to_string())?;
     let roll: f64 = rng.random();
     let mut t = NewTransaction {
         qr: Some(qr.clone()),

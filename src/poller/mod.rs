@@ -386,7 +386,7 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
         }
         return;
     };
-    let account = ctx.settings.bakong.account_id.as_deref();
+    let account = ctx.settings.receiver_account();
     for (p, (answer, via)) in ask.iter().zip(answers) {
         let mut decision = classify(p, answer, via, checked_ms, account, cfg);
         if let Decision::AskSingly = decision {

@@ -312,7 +312,7 @@ impl Sim {
                 )
             }
             (None, Some(qr)) => {
-                let k = khqr::parse(qr).map_err(|e| e.to_string())?;
+                let k = khqr::decode(qr).map_err(|e| e.to_string())?;
                 (
                     khqr::md5_hex(qr),
                     t.amount
@@ -323,7 +323,7 @@ impl Sim {
                         .ok_or("the QR has no currency; give currency")?,
                     t.to_account
                         .clone()
-                        .or(k.account_id)
+                        .or_else(|| k.account_id().map(str::to_string))
                         .unwrap_or_else(|| "merchant@devb".into()),
                 )
             }
