@@ -554,3 +554,51 @@ async fn a_port_in_use_stops_the_start_naming_the_key() {
         .expect_err("the port is taken");
     assert!(err.to_string().contains("metrics.listen"), "{err}");
 }
+
+#[tokio::test]
+async fn overdue_counts_pending_rows_past_their_deadline_and_grace_only() {
+    let e = env().await;
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let insert = |md5: String, expires: Option<&'static str>, created: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query(
+                "INSERT INTO payments (md5, amount, currency, expires_at, created_at) VALUES (?1, '1', 'KHR', datetime('now', ?2), datetime('now', ?3))",
+            )
+            .bind(md5)
+            .bind(expires)
+            .bind(created)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    // Past expires_at + grace (10 s): overdue.
+    insert(new_md5(), Some("-20 seconds"), "-40 seconds").await;
+    // Past expires_at but inside the grace: not yet.
+    insert(new_md5(), Some("-5 seconds"), "-10 seconds").await;
+    // No expires_at: created + ttl (60 s) + grace is past: overdue.
+    insert(new_md5(), None, "-100 seconds").await;
+    // No expires_at, still inside its ttl.
+    insert(new_md5(), None, "-30 seconds").await;
+    // Decided rows never count.
+    insert(new_md5(), Some("-1 hour"), "-2 hours").await;
+    sqlx::query(
+        "UPDATE payments SET status = 'expired' WHERE created_at < datetime('now', '-1 hour')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let store = bakong_poller::app::open_store(&s).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let f = store
+        .pending_facts(now, Duration::from_secs(60), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!((f.pending, f.overdue), (4, 2));
+    let age = (now - f.oldest_created_ms.unwrap()) as f64 / 1000.0;
+    assert!((99.0..110.0).contains(&age), "oldest pending {age}s");
+    store.close().await;
+}
