@@ -690,11 +690,17 @@ fn redact_jwts(s: &str) -> String {
     out
 }
 
+/// An account id that Bakong's data could never equal; the message quotes
+/// it and suggests the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidAccountId(pub String);
+
 /// Checks a Bakong account id as the API compares it: exactly, so
 /// `name@bank`, lower case, no white space anywhere, at most 32 characters
 /// (the KHQR field's limit). The error says what is wrong and, when it can,
 /// the value that was probably meant.
-pub fn check_account_id(a: &str) -> Result<(), String> {
+pub fn check_account_id(a: &str) -> Result<(), InvalidAccountId> {
     let fixed: String = a
         .trim()
         .chars()
@@ -709,20 +715,24 @@ pub fn check_account_id(a: &str) -> Result<(), String> {
         m
     };
     if a.trim() != a {
-        return Err(hint("has white space at its start or end"));
+        return Err(InvalidAccountId(hint(
+            "has white space at its start or end",
+        )));
     }
     if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(hint("holds white space or control characters"));
+        return Err(InvalidAccountId(hint(
+            "holds white space or control characters",
+        )));
     }
     if a.chars().any(|c| c.is_uppercase()) {
-        return Err(hint(
+        return Err(InvalidAccountId(hint(
             "has upper-case letters (Bakong account ids are lower case)",
-        ));
+        )));
     }
     if !is_account_shape(a) {
-        return Err(format!(
+        return Err(InvalidAccountId(format!(
             "{a:?} is not a Bakong account id: expected name@bank (e.g. \"shop@aclb\"), ASCII, at most 32 characters"
-        ));
+        )));
     }
     Ok(())
 }
@@ -900,10 +910,10 @@ impl Settings {
             }));
         }
         if let Some(a) = &self.bakong.account_id {
-            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
+            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why.0)));
         }
         if let Some(a) = &self.merchant.account_id {
-            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why)));
+            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why.0)));
         }
         if self.merchant.is_set() {
             push(
@@ -1076,8 +1086,9 @@ impl Settings {
 
     /// The settings as a TOML config file (the token included: for files
     /// the daemon writes for itself, such as the benchmark's).
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot write settings as TOML: {e}"))
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self)
+            .map_err(|e| ConfigError::general(format!("cannot write settings as TOML: {e}")))
     }
 
     /// The database file path from `database.url`.
@@ -1343,7 +1354,7 @@ mod tests {
             ("averyveryveryverylongaccountname@aclb", None),
             ("shöp@aclb", None),
         ] {
-            let e = check_account_id(bad).expect_err(bad);
+            let e = check_account_id(bad).expect_err(bad).0;
             assert!(e.contains(&format!("{bad:?}")), "quotes the value: {e}");
             if let Some(h) = hint {
                 assert!(e.contains(&format!("{h:?}")), "suggests {h}: {e}");

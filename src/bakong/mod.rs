@@ -125,7 +125,7 @@ fn check_amount(amount: Decimal) -> Result<(), Error> {
 fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction, Error> {
     Transaction::from_json(&env.data).map_err(|detail| Error::Decode {
         endpoint,
-        detail,
+        detail: detail.0,
         excerpt: error::excerpt(env.data.to_string().as_bytes()),
     })
 }
@@ -616,7 +616,7 @@ impl Client {
         let (read, stray) =
             types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
                 endpoint,
-                detail,
+                detail: detail.0,
                 excerpt: error::excerpt(env.data.to_string().as_bytes()),
             })?;
         for s in &stray {

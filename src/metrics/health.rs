@@ -13,6 +13,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Why the daemon is not healthy: the one line `/healthz` answers with 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unhealthy {
+    /// The scheduling loop has not gone round within the limit.
+    #[error("the scheduling loop has not gone round for {:.1}s (limit {}s)", .since.as_secs_f64(), .limit.as_secs_f64())]
+    LoopStalled {
+        /// Since the last round.
+        since: Duration,
+        /// The limit (half the watchdog interval, or 30 s).
+        limit: Duration,
+    },
+    /// A query has waited longer than `database.busy_timeout`.
+    #[error("the database has not answered for {:.1}s (database.busy_timeout is {}); another process may hold its locks", .waited.as_secs_f64(), humantime::format_duration(*.busy_timeout))]
+    DatabaseWaiting {
+        /// How long the query has waited.
+        waited: Duration,
+        /// `database.busy_timeout`.
+        busy_timeout: Duration,
+    },
+    /// The last query failed.
+    #[error("the database does not answer: {0}")]
+    DatabaseFailed(String),
+}
+
 /// Liveness facts shared by the scheduling loop, the recorder and the
 /// health check. A few atomic stores per loop round.
 #[derive(Debug)]
@@ -81,26 +105,24 @@ impl Health {
     /// Ok, or the one-line reason the daemon is not healthy: the loop has
     /// not gone round within `loop_limit`, a query has waited past
     /// `busy_timeout`, or the last query failed.
-    pub fn check(&self, loop_limit: Duration, busy_timeout: Duration) -> Result<(), String> {
+    pub fn check(&self, loop_limit: Duration, busy_timeout: Duration) -> Result<(), Unhealthy> {
         let now = self.now_ms();
         let since_round =
             Duration::from_millis(now.saturating_sub(self.last_round_ms.load(Ordering::Relaxed)));
         if since_round > loop_limit {
-            return Err(format!(
-                "the scheduling loop has not gone round for {:.1}s (limit {}s)",
-                since_round.as_secs_f64(),
-                loop_limit.as_secs_f64()
-            ));
+            return Err(Unhealthy::LoopStalled {
+                since: since_round,
+                limit: loop_limit,
+            });
         }
         let since = self.query_since_ms.load(Ordering::Relaxed);
         if since > 0 {
             let waited = Duration::from_millis(now.saturating_sub(since - 1));
             if waited > busy_timeout {
-                return Err(format!(
-                    "the database has not answered for {:.1}s (database.busy_timeout is {}); another process may hold its locks",
-                    waited.as_secs_f64(),
-                    humantime::format_duration(busy_timeout)
-                ));
+                return Err(Unhealthy::DatabaseWaiting {
+                    waited,
+                    busy_timeout,
+                });
             }
         }
         if let Some(e) = self
@@ -109,7 +131,7 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .as_deref()
         {
-            return Err(format!("the database does not answer: {e}"));
+            return Err(Unhealthy::DatabaseFailed(e.to_string()));
         }
         Ok(())
     }
@@ -129,9 +151,10 @@ mod tests {
         h.query_started();
         h.query_ended(Some(&"database is\nlocked"));
         assert!(!h.database_up());
+        let e = h.check(LONG, LONG).expect_err("unhealthy");
         assert_eq!(
-            h.check(LONG, LONG),
-            Err("the database does not answer: database is locked".into())
+            e.to_string(),
+            "the database does not answer: database is locked"
         );
         h.query_started();
         h.query_ended(None);
@@ -147,7 +170,7 @@ mod tests {
         let e = h
             .check(LONG, Duration::from_millis(10))
             .expect_err("unhealthy");
-        assert!(e.contains("has not answered"), "{e}");
+        assert!(matches!(e, Unhealthy::DatabaseWaiting { .. }), "{e}");
         assert_eq!(h.check(LONG, LONG), Ok(()));
     }
 
@@ -159,6 +182,6 @@ mod tests {
         let e = h
             .check(Duration::from_millis(10), LONG)
             .expect_err("unhealthy");
-        assert!(e.contains("scheduling loop"), "{e}");
+        assert!(e.to_string().contains("scheduling loop"), "{e}");
     }
 }

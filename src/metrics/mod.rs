@@ -28,7 +28,7 @@ use prometheus_client::registry::Registry;
 
 use crate::bakong::{Envelope, Error};
 
-pub use health::Health;
+pub use health::{Health, Unhealthy};
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "bakong_poller";

@@ -58,11 +58,25 @@ pub struct Sources {
     pub loop_limit: Duration,
 }
 
+/// The listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// `metrics.listen` cannot be bound (in use, not an address of this host).
+    #[error("config key metrics.listen: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Binds `metrics.listen`; the error names the key.
-pub async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ListenError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| format!("config key metrics.listen: cannot listen on {addr}: {e}"))
+        .map_err(|source| ListenError::Bind { addr, source })
 }
 
 /// Serves `/metrics` and `/healthz` on `listener` until `shutdown`.

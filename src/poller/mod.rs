@@ -104,7 +104,7 @@ pub async fn run(
         Some(addr) => Some(
             crate::metrics::server::bind(addr)
                 .await
-                .map_err(AppError::Runtime)?,
+                .map_err(|e| AppError::Runtime(e.to_string()))?,
         ),
         None => None,
     };
@@ -268,7 +268,7 @@ async fn schedule_loop(
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
                             Ok(p) => valid.push(p),
-                            Err(why) => park_bad_row(&ctx, &row, why).await,
+                            Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
                     // Rows that keep failing go alone, so one bad row never
