@@ -139,6 +139,19 @@ pub struct Counts {
     pub next_check_ms: Option<i64>,
 }
 
+/// The pending rows at a moment, for the metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PendingFacts {
+    /// Pending rows.
+    pub pending: i64,
+    /// Pending rows past their deadline (`expires_at`, or created +
+    /// `poller.payment_ttl`, plus `poller.expiry_grace`): they should have
+    /// been decided by now.
+    pub overdue: i64,
+    /// created_at of the oldest pending row, unix ms.
+    pub oldest_created_ms: Option<i64>,
+}
+
 /// A payment to insert, as a merchant's application would.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
@@ -360,6 +373,19 @@ impl Store {
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.counts().await,
+        }
+    }
+
+    /// Pending, overdue (past deadline + `grace` at `now_ms`, a row without
+    /// `expires_at` living `ttl`) and the oldest pending row's age.
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<PendingFacts, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.pending_facts(now_ms, ttl, grace).await,
         }
     }
 

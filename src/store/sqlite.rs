@@ -495,6 +495,34 @@ impl SqliteStore {
         Ok(c)
     }
 
+    /// See [`super::Store::pending_facts`]. One pass over the pending rows
+    /// (the status index), on the read pool.
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE coalesce(unixepoch(expires_at, 'subsec'),
+                                                unixepoch(created_at, 'subsec') + ?1) * 1000 + ?2 < ?3),
+                CAST(min(unixepoch(created_at, 'subsec')) * 1000 AS INTEGER)
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
     /// See [`super::Store::paid_today`].
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
