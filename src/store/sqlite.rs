@@ -267,7 +267,9 @@ impl SqliteStore {
         if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
             return Ok(InstanceGuard { _file: None });
         }
-        let mut name = self.path.clone().into_os_string();
+        // The real path, so a symlinked name locks the same file.
+        let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut name = real.into_os_string();
         name.push(".lock");
         let lock_path = std::path::PathBuf::from(name);
         let io = |what: &str| {
