@@ -300,9 +300,11 @@ impl SqliteStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown host".into());
+        // gethostname(2), not /proc/sys: the unit's ProcSubset=pid hides it.
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown host".into());
         file.set_len(0).map_err(io("write"))?;
         file.rewind().map_err(io("write"))?;
         writeln!(file, "pid {} on host {host}", std::process::id()).map_err(io("write"))?;
