@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod khqr;
 pub mod money;
+pub mod pg_cluster;
 pub mod poller;
 pub mod shutdown;
 pub mod simulator;

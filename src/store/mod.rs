@@ -15,6 +15,8 @@ use sqlx::{Row, SqlitePool};
 
 use crate::bakong::Transaction;
 
+pub mod postgres;
+
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 

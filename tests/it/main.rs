@@ -6,5 +6,7 @@ mod bulk;
 mod cli;
 mod daemon;
 mod helpers;
+mod pg;
+mod postgres;
 mod simulator;
 mod systemd;

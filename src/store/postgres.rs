@@ -1,0 +1,483 @@
+//! The payments database on PostgreSQL: pool, migrations and every SQL
+//! statement of the daemon, with the same operations as the SQLite
+//! [`Store`](super::Store), for merchants whose application already keeps
+//! its orders in PostgreSQL and runs on several hosts.
+//!
+//! Several daemons may share one database. A claim locks the rows it takes
+//! with `FOR UPDATE SKIP LOCKED`, so two daemons never take the same row,
+//! and moves them past a lease, so a daemon that dies leaves them to the
+//! others once the lease passes. A final status is written only over
+//! `status = 'pending'` and sends `NOTIFY bakong_payments` with exactly
+//! `{"md5": "...", "status": "paid"}` in the same transaction; reschedules
+//! and releases are guarded by the lease.
+//!
+//! Tables live in the schema the connection's `search_path` names (no name
+//! here is schema-qualified): `?options=-csearch_path%3Dbakong` keeps them
+//! apart from an application's own `payments`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+use super::{ctx, sql_time, Claimed, Counts, PaymentRow, StoreError, Write};
+
+/// The embedded PostgreSQL migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel a final status is announced on.
+pub const CHANNEL: &str = "bakong_payments";
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or
+/// `postgresql://`), so the caller can pick this backend.
+pub fn accepts(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// `url` with any password replaced, fit for logs and error messages.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        // Unparseable: keep only the scheme, as the rest may hold a secret.
+        return match url.split_once("://") {
+            Some((scheme, _)) => format!("{scheme}://(unreadable URL)"),
+            None => "(unreadable URL)".into(),
+        };
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some("redacted"));
+    }
+    if u.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "redacted".to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+fn config_error(what: String, message: String) -> StoreError {
+    StoreError {
+        what,
+        source: sqlx::Error::Configuration(message.into()),
+    }
+}
+
+// Due rows of lane 0 (fresh: a customer may be waiting) first, then lane 1,
+// each a range scan of the partial index that stops at the limit; lane 1
+// asks only for the room lane 0 left. SKIP LOCKED passes over rows another
+// daemon is claiming right now, and the recheck FOR UPDATE does on a row
+// changed since the snapshot drops one another daemon has just claimed, so
+// no row is handed out twice.
+const CLAIM_SQL: &str = "WITH lane0 AS (
+        SELECT id FROM payments
+        WHERE status = 'pending' AND lane = 0 AND next_check_at <= $3
+        ORDER BY next_check_at LIMIT $4
+        FOR UPDATE SKIP LOCKED),
+    lane1 AS (
+        SELECT id FROM payments
+        WHERE status = 'pending' AND lane = 1 AND next_check_at <= $3
+        ORDER BY next_check_at LIMIT greatest($4 - (SELECT count(*) FROM lane0), 0)
+        FOR UPDATE SKIP LOCKED)
+    UPDATE payments AS p SET next_check_at = $1, lease_id = $2
+    FROM (SELECT id FROM lane0 UNION ALL SELECT id FROM lane1) AS picked
+    WHERE p.id = picked.id
+    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency,
+        (extract(epoch FROM p.created_at) * 1000)::bigint AS created_ms,
+        (extract(epoch FROM coalesce(p.expires_at, p.created_at + make_interval(secs => $5)))
+            * 1000)::bigint AS expires_ms,
+        p.checks::bigint AS checks, p.errors::bigint AS errors";
+
+const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments
+    WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= $1 LIMIT $2) AS due";
+
+// The final write and its notification in one statement, so there is no
+// path that writes one without the other. jsonb renders exactly
+// {"md5": "...", "status": "paid"} (its keys ordered by length).
+const FINAL_SQL: &str = "WITH done AS (
+        UPDATE payments SET status = $2, bakong_hash = $3, from_account_id = $4,
+            to_account_id = $5, paid_amount = $6::numeric, paid_currency = $7,
+            description = $8, paid_at = $9, confirmed_at = $10,
+            last_checked_at = $10, checks = checks + 1, lease_id = NULL
+        WHERE id = $1 AND status = 'pending'
+        RETURNING md5, status)
+    SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)
+    FROM done";
+
+// One statement for a whole batch, driven by the JSON rows.
+const RESCHEDULE_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, lease_id = NULL,
+        checks = p.checks + 1 - v.transient,
+        errors = CASE WHEN v.transient = 1 THEN p.errors + 1 ELSE 0 END,
+        last_answer = v.answer, last_error = v.error, last_checked_at = $2, lane = v.lane
+    FROM jsonb_to_recordset($1::jsonb)
+        AS v(id bigint, lease bigint, next bigint, answer text, error text,
+             transient integer, lane smallint)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+
+const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id = NULL
+    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+
+/// The payments database on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`,
+    /// with the usual `sslmode`, `host`, `options` parameters). A statement
+    /// waits at most `busy_timeout` for a row lock held by another writer
+    /// (`lock_timeout`), as SQLite's busy timeout bounds its waits.
+    pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        if !accepts(url) {
+            return Err(config_error(
+                format!("database.url {shown:?}"),
+                "expected a URL starting with postgres:// or postgresql://".into(),
+            ));
+        }
+        let mut opts =
+            PgConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
+        opts = opts.options([("lock_timeout", format!("{}ms", busy_timeout.as_millis()))]);
+        if opts.get_application_name().is_none() {
+            // Lets an operator tell the daemons apart in pg_stat_activity.
+            opts = opts.application_name("bakong-poller");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(busy_timeout.max(Duration::from_secs(5)))
+            .connect_with(opts)
+            .await
+            .map_err(ctx(format!("open {shown}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// Applies pending migrations, in the schema the search_path names.
+    /// sqlx holds an advisory lock meanwhile, so daemons starting together
+    /// migrate once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let (schema, path): (Option<String>, String) =
+            sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read search_path"))?;
+        if schema.is_none() {
+            return Err(config_error(
+                "migrate".into(),
+                format!(
+                    "the connection's search_path ({path}) names no existing schema: \
+                     create it first (CREATE SCHEMA name AUTHORIZATION role) or fix \
+                     the options parameter of database.url"
+                ),
+            ));
+        }
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError {
+            what: "migrate".into(),
+            source: e.into(),
+        })
+    }
+
+    /// Claims up to `limit` due pending rows for a new lease: fresh ones
+    /// (lane 0) first, then older ones, each by due time. Their
+    /// `next_check_at` moves past the lease, so a crash only delays them;
+    /// rows another daemon holds are skipped, never waited for.
+    pub async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now_ms.saturating_add(lease.as_millis() as i64))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim due payments"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Claimed {
+                id: r.try_get("id").map_err(ctx("claim: id"))?,
+                lease_id,
+                md5: text(&r, "md5").unwrap_or_default(),
+                amount: text(&r, "amount").unwrap_or_default(),
+                currency: text(&r, "currency").unwrap_or_default(),
+                created_ms: r.try_get("created_ms").ok().flatten(),
+                expires_ms: r.try_get("expires_ms").ok().flatten(),
+                checks: r.try_get("checks").unwrap_or(0),
+                errors: r.try_get("errors").unwrap_or(0),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// How many pending rows are due at `now_ms`, counting at most `cap`.
+    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(DUE_SQL)
+            .bind(now_ms)
+            .bind(cap as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("count due payments"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Applies writes in one transaction. Returns, per write, whether it
+    /// changed a row (a final write that finds the row no longer pending
+    /// changes nothing and announces nothing: results are written once).
+    pub async fn record(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin write"))?;
+        let mut applied = vec![true; writes.len()];
+        let mut reschedules = Vec::new();
+        let mut releases = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            match w {
+                Write::Final { id, status, tx: t } => {
+                    let t = t.as_deref();
+                    let notified = sqlx::query(FINAL_SQL)
+                        .bind(id)
+                        .bind(status.as_str())
+                        .bind(t.map(|t| t.hash.clone()))
+                        .bind(t.map(|t| t.from_account_id.clone()))
+                        .bind(t.map(|t| t.to_account_id.clone()))
+                        .bind(t.map(|t| t.amount.normalize().to_string()))
+                        .bind(t.map(|t| t.currency.code()))
+                        .bind(t.and_then(|t| t.description.clone()))
+                        .bind(
+                            t.and_then(|t| t.created_date_ms)
+                                .and_then(DateTime::<Utc>::from_timestamp_millis),
+                        )
+                        .bind(now)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(ctx("record result"))?;
+                    applied[i] = notified.len() == 1;
+                }
+                Write::Reschedule {
+                    id,
+                    lease_id,
+                    next_check_at,
+                    answer,
+                    error,
+                    transient,
+                    lane,
+                } => reschedules.push(serde_json::json!({
+                    "id": id, "lease": lease_id, "next": next_check_at, "answer": answer,
+                    "error": error, "transient": i64::from(*transient), "lane": lane,
+                })),
+                Write::Release { id, lease_id } => {
+                    releases.push(serde_json::json!({ "id": id, "lease": lease_id }))
+                }
+            }
+        }
+        if !reschedules.is_empty() {
+            sqlx::query(RESCHEDULE_SQL)
+                .bind(serde_json::Value::Array(reschedules).to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("reschedule payments"))?;
+        }
+        if !releases.is_empty() {
+            sqlx::query(RELEASE_SQL)
+                .bind(serde_json::Value::Array(releases).to_string())
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("release payments"))?;
+        }
+        tx.commit().await.map_err(ctx("commit results"))?;
+        Ok(applied)
+    }
+
+    /// Counts per status, the oldest pending row and the next due check.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let rows = sqlx::query("SELECT status, count(*) AS n FROM payments GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("count payments"))?;
+        let mut c = Counts::default();
+        for r in rows {
+            let n: i64 = r.try_get("n").unwrap_or(0);
+            match text(&r, "status").unwrap_or_default().as_str() {
+                "pending" => c.pending = n,
+                "paid" => c.paid = n,
+                "mismatch" => c.mismatch = n,
+                "failed" => c.failed = n,
+                "expired" => c.expired = n,
+                _ => {}
+            }
+        }
+        let row = sqlx::query(
+            "SELECT min(created_at) AS oldest, min(next_check_at) AS next
+             FROM payments WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = time(&row, "oldest");
+        c.next_check_ms = row.try_get("next").ok().flatten();
+        Ok(c)
+    }
+
+    /// Payments confirmed paid since midnight UTC.
+    pub async fn paid_today(&self) -> Result<i64, StoreError> {
+        let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= $1",
+        )
+        .bind(midnight)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count today's payments"))
+    }
+
+    /// The pool, for tests and tools that insert rows as a merchant.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Inserts a pending payment as a merchant would. The table's CHECK
+    /// constraints have the last word on what is valid; `expires_at`
+    /// without a zone is UTC.
+    pub async fn insert_payment(
+        &self,
+        md5: &str,
+        amount: &str,
+        currency: &str,
+        expires_at: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO payments (md5, amount, currency, expires_at)
+             VALUES ($1, $2::numeric, $3, $4::timestamptz) RETURNING id",
+        )
+        .bind(md5)
+        .bind(amount)
+        .bind(currency)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx(format!("insert payment {md5}")))
+    }
+
+    /// The newest rows, optionally of one status.
+    pub async fn list(
+        &self,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
+                    bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
+                    paid_currency, paid_at, confirmed_at, last_answer, last_error
+             FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list payments"))?;
+        Ok(rows
+            .iter()
+            .map(|r| PaymentRow {
+                id: r.try_get("id").unwrap_or(0),
+                md5: text(r, "md5").unwrap_or_default(),
+                amount: text(r, "amount").unwrap_or_default(),
+                currency: text(r, "currency").unwrap_or_default(),
+                status: text(r, "status").unwrap_or_default(),
+                created_at: time(r, "created_at").unwrap_or_default(),
+                expires_at: time(r, "expires_at"),
+                bakong_hash: text(r, "bakong_hash"),
+                from_account_id: text(r, "from_account_id"),
+                to_account_id: text(r, "to_account_id"),
+                paid_amount: text(r, "paid_amount"),
+                paid_currency: text(r, "paid_currency"),
+                paid_at: time(r, "paid_at"),
+                confirmed_at: time(r, "confirmed_at"),
+                last_answer: text(r, "last_answer"),
+                last_error: text(r, "last_error"),
+            })
+            .collect())
+    }
+
+    /// When the daemon last got a readable answer from Bakong (a row
+    /// checked without a transient error).
+    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+        let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read last answer time"))?;
+        Ok(t.map(sql_time))
+    }
+}
+
+/// A text column, None when NULL or unreadable.
+fn text(r: &PgRow, k: &str) -> Option<String> {
+    r.try_get::<Option<String>, _>(k).ok().flatten()
+}
+
+/// A timestamptz column in the text form the SQLite backend shows.
+fn time(r: &PgRow, k: &str) -> Option<String> {
+    r.try_get::<Option<DateTime<Utc>>, _>(k)
+        .ok()
+        .flatten()
+        .map(sql_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        let shown = redact_url("postgres://app:s3cret@db.example/shop?sslmode=require");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let shown = redact_url("postgresql://app@db/shop?password=s3cret&sslmode=verify-full");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("sslmode=verify-full"), "{shown}");
+        assert!(!redact_url("postgres://a:s3cret@[bad").contains("s3cret"));
+    }
+
+    #[test]
+    fn both_url_schemes_select_postgres_and_sqlite_does_not() {
+        assert!(accepts("postgres://u@h/db"));
+        assert!(accepts("postgresql://u@h/db?sslmode=require"));
+        assert!(!accepts("sqlite://payments.db"));
+    }
+
+    #[test]
+    fn sslmode_parameters_are_understood() {
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgresql://u@h/db?sslmode={mode}");
+            assert!(PgConnectOptions::from_str(&url).is_ok(), "{mode}");
+        }
+        assert!(PgConnectOptions::from_str("postgres://u@h/db?sslmode=sometimes").is_err());
+    }
+}

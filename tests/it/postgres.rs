@@ -1,0 +1,434 @@
+//! The PostgreSQL backend against a real server (tests/it/pg.rs): the
+//! table's refusals, claims shared by several daemons, final statuses
+//! written and announced once, and the search_path schema.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bakong_poller::bakong::Transaction;
+use bakong_poller::money::Currency;
+use bakong_poller::store::postgres::{PgStore, CHANNEL};
+use bakong_poller::store::{Claimed, FinalStatus, Write};
+use chrono::Utc;
+use rust_decimal::Decimal;
+use sqlx::postgres::PgListener;
+
+use crate::pg;
+
+const LEASE: Duration = Duration::from_secs(60);
+const TTL: Duration = Duration::from_secs(900);
+
+fn md5(i: usize) -> String {
+    format!("{i:032x}")
+}
+
+fn tx(amount: &str) -> Box<Transaction> {
+    Box::new(Transaction {
+        hash: "ab".repeat(32),
+        from_account_id: "payer@abaa".into(),
+        to_account_id: "shop@devb".into(),
+        currency: Currency::Usd,
+        amount: amount.parse::<Decimal>().unwrap(),
+        description: Some("order 7".into()),
+        created_date_ms: Some(1_764_000_000_000),
+        acknowledged_date_ms: None,
+        external_ref: None,
+        instruction_ref: None,
+        tracking_status: None,
+        receiver_bank: None,
+        receiver_bank_account: None,
+    })
+}
+
+async fn insert(store: &PgStore, md5: &str, amount: &str, currency: &str, expires: Option<&str>) {
+    store
+        .insert_payment(md5, amount, currency, expires)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_postgres_table_refuses_bad_rows_at_insert_time() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    let db = store.pool();
+    let good = "b1c250304b8594e4c6b53dd44791b57a";
+    // As a merchant's driver sends them: text parameters, typed by the SQL.
+    let try_insert = |md5: &'static str, amount: &'static str, currency, expires| {
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, expires_at)
+             VALUES ($1, $2::numeric, $3, $4::timestamptz)",
+        )
+        .bind(md5)
+        .bind(amount)
+        .bind(currency)
+        .bind(expires)
+        .execute(db)
+    };
+    for (md5, amount, currency, expires) in [
+        ("B1C250304B8594E4C6B53DD44791B57A", "1", "USD", None),
+        ("b1c250304b8594e4c6b53dd44791b57", "1", "USD", None),
+        ("z1c250304b8594e4c6b53dd44791b57a", "1", "USD", None),
+        (good, "0", "USD", None),
+        (good, "0.00", "USD", None),
+        (good, "-1", "USD", None),
+        (good, "1.2.3", "USD", None),
+        (good, "abc", "USD", None),
+        (good, "1", "EUR", None),
+        (good, "1", "usd", None),
+        (good, "1", "USD", Some("next tuesday")),
+        // Values a KHQR cannot carry.
+        (good, "1.001", "USD", None),
+        (good, "0.001", "USD", None),
+        (good, "1.5", "KHR", None),
+        (good, "4000.01", "KHR", None),
+        (good, "10000000000000", "KHR", None),
+        (good, "NaN", "USD", None),
+        (good, "Infinity", "USD", None),
+    ] {
+        let r = try_insert(md5, amount, currency, expires).await;
+        assert!(r.is_err(), "accepted {md5} {amount} {currency} {expires:?}");
+    }
+    // Compared by value: trailing zeros are fine.
+    for (i, (amount, currency)) in [
+        ("1.50", "USD"),
+        ("1.500", "USD"),
+        ("4000", "KHR"),
+        ("4000.00", "KHR"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m: &'static str = Box::leak(md5(i).into_boxed_str());
+        try_insert(m, amount, currency, Some("2026-11-24 10:15:00"))
+            .await
+            .unwrap_or_else(|e| panic!("refused {amount} {currency}: {e}"));
+    }
+    // A number inserted by a client is accepted, and kept exact.
+    sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES ($1, $2, 'USD')")
+        .bind(good)
+        .bind(1.5_f64)
+        .execute(db)
+        .await
+        .unwrap();
+    let amount: String = sqlx::query_scalar("SELECT amount::text FROM payments WHERE md5 = $1")
+        .bind(good)
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(amount, "1.5");
+    let dup = sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES ($1, 1, 'USD')")
+        .bind(good)
+        .execute(db)
+        .await;
+    assert!(dup.is_err(), "a duplicate md5 was accepted");
+}
+
+#[tokio::test]
+async fn two_daemons_claiming_at_once_never_get_the_same_row() {
+    let Some((first, url)) = pg::store_and_url().await else {
+        return;
+    };
+    let n = 400;
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("('{}', 1, 'USD')", md5(i)))
+        .collect();
+    sqlx::query(&format!(
+        "INSERT INTO payments (md5, amount, currency) VALUES {}",
+        values.join(",")
+    ))
+    .execute(first.pool())
+    .await
+    .unwrap();
+    let second = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp_millis();
+    let claimer = |store: PgStore| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            // Two claimers per daemon, like its scan loop and a refill.
+            loop {
+                let batch = store.claim(now, LEASE, 7, TTL).await.unwrap();
+                if batch.is_empty() {
+                    break got;
+                }
+                got.extend(batch.into_iter().map(|c| c.id));
+            }
+        })
+    };
+    let tasks = [
+        claimer(first.clone()),
+        claimer(first.clone()),
+        claimer(second.clone()),
+        claimer(second.clone()),
+    ];
+    let mut all = Vec::new();
+    let mut per_claimer = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        per_claimer.push(got.len());
+        all.extend(got);
+    }
+    let distinct: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(distinct.len(), all.len(), "a row was claimed twice");
+    assert_eq!(all.len(), n, "every due row was claimed: {per_claimer:?}");
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM payments WHERE lease_id IS NOT NULL AND next_check_at = $1",
+    )
+    .bind(now + LEASE.as_millis() as i64)
+    .fetch_one(first.pool())
+    .await
+    .unwrap();
+    assert_eq!(held, n as i64, "each claimed row is pushed past its lease");
+}
+
+#[tokio::test]
+async fn fresh_payments_are_claimed_before_older_due_ones_on_postgres() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    for i in 0..3 {
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, lane, next_check_at)
+             VALUES ($1, 1, 'USD', 1, $2)",
+        )
+        .bind(md5(i))
+        .bind(i as i64)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let fresh = store
+        .insert_payment(&md5(99), "1", "USD", None)
+        .await
+        .unwrap();
+    let now = 1_000_000;
+    let first = store.claim(now, LEASE, 1, TTL).await.unwrap();
+    assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![fresh]);
+    let c = &first[0];
+    assert_eq!((c.md5.as_str(), c.amount.as_str()), (md5(99).as_str(), "1"));
+    let (created, expires) = (c.created_ms.unwrap(), c.expires_ms.unwrap());
+    assert_eq!(
+        expires - created,
+        TTL.as_millis() as i64,
+        "no expires_at: created + ttl"
+    );
+    let rest = store.claim(now, LEASE, 10, TTL).await.unwrap();
+    assert_eq!(rest.len(), 3, "then the older ones, by due time");
+    assert!(
+        store.claim(now, LEASE, 10, TTL).await.unwrap().is_empty(),
+        "leased rows are not claimed twice"
+    );
+    assert_eq!(
+        store
+            .due(now + LEASE.as_millis() as i64, 100)
+            .await
+            .unwrap(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_final_status_is_written_once_and_announced_once_with_the_exact_payload() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    let mut listener = PgListener::connect_with(store.pool()).await.unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    insert(&store, &md5(1), "5.00", "USD", None).await;
+    insert(&store, &md5(2), "5.00", "USD", None).await;
+    let claimed: Vec<Claimed> = store
+        .claim(Utc::now().timestamp_millis(), LEASE, 10, TTL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let (a, b) = (&claimed[0], &claimed[1]);
+    let paid = Write::Final {
+        id: a.id,
+        status: FinalStatus::Paid,
+        tx: Some(tx("5")),
+    };
+    assert_eq!(
+        store
+            .record(std::slice::from_ref(&paid), Utc::now())
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    let n = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("no notification within 5 s")
+        .unwrap();
+    assert_eq!(n.channel(), "bakong_payments");
+    assert_eq!(
+        n.payload(),
+        format!(r#"{{"md5": "{}", "status": "paid"}}"#, md5(1))
+    );
+
+    // A second final write for the same row changes nothing and announces
+    // nothing: the next notification is the other row's.
+    let again = Write::Final {
+        id: a.id,
+        status: FinalStatus::Mismatch,
+        tx: Some(tx("4")),
+    };
+    let expired = Write::Final {
+        id: b.id,
+        status: FinalStatus::Expired,
+        tx: None,
+    };
+    assert_eq!(
+        store
+            .record(&[again, paid, expired], Utc::now())
+            .await
+            .unwrap(),
+        vec![false, false, true]
+    );
+    let n = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .expect("no notification within 5 s")
+        .unwrap();
+    assert_eq!(
+        n.payload(),
+        format!(r#"{{"md5": "{}", "status": "expired"}}"#, md5(2))
+    );
+
+    let rows = store.list(None, 10).await.unwrap();
+    let row = rows.iter().find(|r| r.id == a.id).unwrap();
+    assert_eq!(row.status, "paid");
+    assert_eq!(row.paid_amount.as_deref(), Some("5"));
+    assert_eq!(row.paid_currency.as_deref(), Some("USD"));
+    assert_eq!(row.bakong_hash.as_deref(), Some("ab".repeat(32).as_str()));
+    assert!(row.paid_at.as_deref().unwrap().starts_with("2025-11-24"));
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.paid, counts.expired, counts.pending), (1, 1, 0));
+    assert_eq!(store.paid_today().await.unwrap(), 1);
+    assert!(store.last_answer_at().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn reschedules_and_releases_respect_the_lease_on_postgres() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    for i in 0..3 {
+        insert(&store, &md5(i), "1", "USD", None).await;
+    }
+    let claimed = store.claim(1_000, LEASE, 3, TTL).await.unwrap();
+    let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
+    let resched = |row: &Claimed, lease_id: i64, transient: bool| Write::Reschedule {
+        id: row.id,
+        lease_id,
+        next_check_at: 5_000,
+        answer: if transient { "http" } else { "not_found" },
+        error: transient.then(|| "HTTP 502".to_string()),
+        transient,
+        lane: 1,
+    };
+    let writes = [
+        resched(a, a.lease_id, true),
+        resched(b, b.lease_id + 1, false),
+        Write::Release {
+            id: c.id,
+            lease_id: c.lease_id,
+        },
+    ];
+    store.record(&writes, Utc::now()).await.unwrap();
+    let rows: Vec<(i64, i64, i32, i32, i16, Option<String>)> = sqlx::query_as(
+        "SELECT id, next_check_at, checks, errors, lane, last_error FROM payments ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        rows[0],
+        (a.id, 5_000, 0, 1, 1, Some("HTTP 502".into())),
+        "transient error: errors + 1"
+    );
+    assert_eq!(
+        rows[1].1,
+        1_000 + LEASE.as_millis() as i64,
+        "a stale lease changes nothing"
+    );
+    assert!(
+        rows[2].1 <= Utc::now().timestamp_millis() && rows[2].1 > 1_000,
+        "released: due now"
+    );
+}
+
+#[tokio::test]
+async fn the_tables_land_in_the_schema_the_search_path_names() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    // The application's own, unrelated payments table.
+    sqlx::query("CREATE TABLE public.payments (order_no int PRIMARY KEY, total numeric)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let in_bakong = format!("{url}&options=-csearch_path%3Dbakong");
+
+    // No such schema yet: migrate says what to do instead of failing later.
+    let store = PgStore::connect(&in_bakong, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let err = store.migrate().await.unwrap_err().to_string();
+    assert!(err.contains("CREATE SCHEMA"), "{err}");
+    store.close().await;
+
+    sqlx::query("CREATE SCHEMA bakong")
+        .execute(&admin)
+        .await
+        .unwrap();
+    let store = PgStore::connect(&in_bakong, Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .insert_payment(&md5(1), "1.50", "USD", Some("2026-11-24 10:15:00"))
+        .await
+        .unwrap();
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_schema::text, table_name::text FROM information_schema.tables
+         WHERE table_name IN ('payments', '_sqlx_migrations') ORDER BY 1, 2",
+    )
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        [
+            ("bakong".into(), "_sqlx_migrations".into()),
+            ("bakong".into(), "payments".into()),
+            ("public".into(), "payments".into()),
+        ]
+    );
+    let (md5_in_bakong, expires): (String, String) = sqlx::query_as(
+        "SELECT md5, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') FROM bakong.payments",
+    )
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert_eq!(
+        (md5_in_bakong.as_str(), expires.as_str()),
+        (md5(1).as_str(), "2026-11-24 10:15")
+    );
+    let theirs: i64 = sqlx::query_scalar("SELECT count(*) FROM public.payments")
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert_eq!(theirs, 0, "the application's table is untouched");
+}
+
+#[tokio::test]
+async fn a_url_that_is_not_postgres_is_refused_naming_the_key() {
+    let err = PgStore::connect("sqlite://payments.db", Duration::from_secs(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("database.url"), "{err}");
+}
