@@ -13,11 +13,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::app::{self, AppError};
 use crate::bakong::{self, SourceInfo, Transaction};
 use crate::config::Settings;
 use crate::khqr::is_md5;
 use crate::money::{parse_amount, Currency};
+use crate::app::{self, AppError};
 
 /// Exit code: success, or found.
 pub const EXIT_OK: i32 = 0;
