@@ -437,6 +437,124 @@ impl PgStore {
     }
 }
 
+/// What [`PgStore::import_sqlite`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Rows read from the SQLite database.
+    pub read: u64,
+    /// Rows copied into PostgreSQL.
+    pub copied: u64,
+    /// Rows whose md5 PostgreSQL already had (copied by an earlier run, or
+    /// inserted there by the application): left as they are.
+    pub already_there: u64,
+    /// Rows PostgreSQL's table refused (md5, reason): SQLite's table is
+    /// laxer about an amount's precision than a KHQR allows.
+    pub refused: Vec<(String, String)>,
+}
+
+// Each SQLite row as one JSON object, times normalised to UTC ISO 8601
+// (strftime reads every form SQLite's datetime() reads; NULL if none).
+const EXPORT_SQL: &str = "SELECT id, json_object(
+        'md5', md5, 'amount', amount, 'currency', currency,
+        'expires_at', strftime('%Y-%m-%dT%H:%M:%fZ', expires_at),
+        'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
+        'status', status, 'bakong_hash', bakong_hash,
+        'from_account_id', from_account_id, 'to_account_id', to_account_id,
+        'paid_amount', paid_amount, 'paid_currency', paid_currency,
+        'description', description,
+        'paid_at', strftime('%Y-%m-%dT%H:%M:%fZ', paid_at),
+        'confirmed_at', strftime('%Y-%m-%dT%H:%M:%fZ', confirmed_at),
+        'next_check_at', next_check_at, 'checks', checks, 'errors', errors,
+        'last_answer', last_answer, 'last_error', last_error,
+        'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
+        'lane', lane) AS row
+    FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+// Ids are assigned here (they are internal); leases are not carried over,
+// as they belong to the daemon that held them.
+const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
+        status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
+        description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
+        last_error, last_checked_at, lane)
+    SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
+        coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
+        paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
+        coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
+        last_error, last_checked_at, coalesce(lane, 0)
+    FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
+        expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
+        from_account_id text, to_account_id text, paid_amount text, paid_currency text,
+        description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
+        checks integer, errors integer, last_answer text, last_error text,
+        last_checked_at timestamptz, lane smallint)
+    ON CONFLICT (md5) DO NOTHING";
+
+const IMPORT_BATCH: i64 = 500;
+
+impl PgStore {
+    /// Copies every row of a SQLite payments database into this one, so a
+    /// merchant moving to PostgreSQL keeps the history and the pending rows.
+    /// Idempotent on md5: a second run copies nothing twice. Rows the
+    /// PostgreSQL table refuses are reported, not copied.
+    pub async fn import_sqlite(&self, from: &super::Store) -> Result<ImportReport, StoreError> {
+        let mut report = ImportReport::default();
+        let mut after = 0_i64;
+        loop {
+            let rows: Vec<(i64, String)> = sqlx::query_as(EXPORT_SQL)
+                .bind(after)
+                .bind(IMPORT_BATCH)
+                .fetch_all(from.pool())
+                .await
+                .map_err(ctx("import: read the SQLite payments"))?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = *last;
+            report.read += rows.len() as u64;
+            let batch = format!(
+                "[{}]",
+                rows.iter()
+                    .map(|(_, r)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            match sqlx::query(IMPORT_SQL)
+                .bind(&batch)
+                .execute(&self.pool)
+                .await
+            {
+                Ok(done) => {
+                    report.copied += done.rows_affected();
+                    report.already_there += rows.len() as u64 - done.rows_affected();
+                }
+                // Some row is refused: find which, one at a time.
+                Err(sqlx::Error::Database(_)) => {
+                    for (_, row) in &rows {
+                        match sqlx::query(IMPORT_SQL)
+                            .bind(format!("[{row}]"))
+                            .execute(&self.pool)
+                            .await
+                        {
+                            Ok(done) if done.rows_affected() == 1 => report.copied += 1,
+                            Ok(_) => report.already_there += 1,
+                            Err(sqlx::Error::Database(e)) => {
+                                let md5 = serde_json::from_str::<serde_json::Value>(row)
+                                    .ok()
+                                    .and_then(|v| v["md5"].as_str().map(str::to_string))
+                                    .unwrap_or_default();
+                                report.refused.push((md5, e.message().to_string()));
+                            }
+                            Err(e) => return Err(ctx("import: copy a payment")(e)),
+                        }
+                    }
+                }
+                Err(e) => return Err(ctx("import: copy payments")(e)),
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// A text column, None when NULL or unreadable.
 fn text(r: &PgRow, k: &str) -> Option<String> {
     r.try_get::<Option<String>, _>(k).ok().flatten()

@@ -432,3 +432,102 @@ async fn a_url_that_is_not_postgres_is_refused_naming_the_key() {
         .to_string();
     assert!(err.contains("database.url"), "{err}");
 }
+
+type Time = Option<chrono::DateTime<Utc>>;
+type ImportedRow = (String, String, String, String, Time, Time, i32);
+
+#[tokio::test]
+async fn importing_a_sqlite_database_copies_every_row_once() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("old.db").display());
+    let old = bakong_poller::store::Store::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    old.migrate().await.unwrap();
+    old.insert_payment(&md5(1), "5.00", "USD", Some("2026-11-24 10:15:00"))
+        .await
+        .unwrap();
+    old.insert_payment(&md5(2), "4000", "KHR", None)
+        .await
+        .unwrap();
+    // SQLite's table lets through a precision no KHQR carries.
+    old.insert_payment(&md5(3), "1.001", "USD", None)
+        .await
+        .unwrap();
+    let claimed = old
+        .claim(Utc::now().timestamp_millis(), LEASE, 10, TTL)
+        .await
+        .unwrap();
+    let first = claimed.iter().find(|c| c.md5 == md5(1)).unwrap();
+    let second = claimed.iter().find(|c| c.md5 == md5(2)).unwrap();
+    old.record(
+        &[
+            Write::Final {
+                id: first.id,
+                status: FinalStatus::Paid,
+                tx: Some(tx("5")),
+            },
+            Write::Reschedule {
+                id: second.id,
+                lease_id: second.lease_id,
+                next_check_at: 123_456,
+                answer: "not_found",
+                error: None,
+                transient: false,
+                lane: 1,
+            },
+        ],
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    // The application already moved this one over by hand.
+    insert(&store, &md5(2), "4000", "KHR", None).await;
+
+    let report = store.import_sqlite(&old).await.unwrap();
+    assert_eq!(
+        (report.read, report.copied, report.already_there),
+        (3, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    assert_eq!(report.refused[0].0, md5(3));
+    assert!(
+        report.refused[0].1.contains("payments_amount_precision"),
+        "{report:?}"
+    );
+
+    let again = store.import_sqlite(&old).await.unwrap();
+    assert_eq!((again.copied, again.already_there), (0, 2), "{again:?}");
+
+    let (status, amount, expires, paid_amount, paid_at, confirmed, checks): ImportedRow = sqlx::query_as(
+        "SELECT status, amount::text, to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                paid_amount::text, paid_at, confirmed_at, checks
+         FROM payments WHERE md5 = $1",
+    )
+    .bind(md5(1))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            status.as_str(),
+            amount.as_str(),
+            expires.as_str(),
+            paid_amount.as_str()
+        ),
+        ("paid", "5.00", "2026-11-24 10:15:00", "5")
+    );
+    assert_eq!(paid_at.unwrap().timestamp_millis(), 1_764_000_000_000);
+    assert!(confirmed.is_some());
+    assert_eq!(checks, 1);
+    let copies: i64 = sqlx::query_scalar("SELECT count(*) FROM payments")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(copies, 2);
+    old.close().await;
+}
