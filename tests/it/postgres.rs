@@ -7,12 +7,14 @@ use std::time::Duration;
 
 use bakong_poller::bakong::Transaction;
 use bakong_poller::money::Currency;
+use bakong_poller::pg_cluster::TempCluster;
 use bakong_poller::store::postgres::{PgStore, CHANNEL};
 use bakong_poller::store::{Claimed, FinalStatus, Write};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgListener;
 
+use crate::helpers::wait_for;
 use crate::pg;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -530,4 +532,36 @@ async fn importing_a_sqlite_database_copies_every_row_once() {
         .unwrap();
     assert_eq!(copies, 2);
     old.close().await;
+}
+
+#[tokio::test]
+async fn a_store_reconnects_after_the_server_restarts_and_the_cluster_cleans_up() {
+    if pg::cluster().await.is_none() {
+        return;
+    }
+    // Its own cluster: stopping the shared one would break other tests.
+    let cluster = tokio::task::spawn_blocking(TempCluster::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let root = cluster.socket_dir().to_path_buf();
+    let url = cluster.create_database().await.unwrap();
+    let store = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    insert(&store, &md5(1), "1", "USD", None).await;
+
+    cluster.stop().unwrap();
+    assert!(store.counts().await.is_err(), "the server is down");
+    cluster.start_again().unwrap();
+    let counts = wait_for("the pool to reconnect", Duration::from_secs(10), || async {
+        store.counts().await.ok()
+    })
+    .await;
+    assert_eq!(counts.pending, 1, "nothing lost across the restart");
+
+    store.close().await;
+    drop(cluster);
+    assert!(!root.exists(), "{} left behind", root.display());
 }
