@@ -565,3 +565,19 @@ async fn a_store_reconnects_after_the_server_restarts_and_the_cluster_cleans_up(
     drop(cluster);
     assert!(!root.exists(), "{} left behind", root.display());
 }
+
+#[tokio::test]
+async fn an_unreachable_server_is_an_error_naming_the_url_but_not_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://shop:s3cret@localhost/shop?host={}",
+        dir.path().display()
+    );
+    let err = PgStore::connect(&url, Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("shop:redacted@localhost"), "{text}");
+    assert!(text.contains("No such file"), "the cause is kept: {text}");
+}
