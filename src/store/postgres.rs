@@ -250,7 +250,16 @@ impl PgStore {
         let mut applied = vec![true; writes.len()];
         let mut reschedules = Vec::new();
         let mut releases = Vec::new();
-        for (i, w) in writes.iter().enumerate() {
+        // Final writes lock their rows in id order, so two daemons
+        // finishing the same rows (one whose lease ran out) wait for each
+        // other instead of deadlocking.
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        order.sort_by_key(|&i| match &writes[i] {
+            Write::Final { id, .. } => (0, *id),
+            Write::Reschedule { id, .. } | Write::Release { id, .. } => (1, *id),
+        });
+        for i in order {
+            let w = &writes[i];
             match w {
                 Write::Final { id, status, tx: t } => {
                     let t = t.as_deref();

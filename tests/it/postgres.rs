@@ -581,3 +581,108 @@ async fn an_unreachable_server_is_an_error_naming_the_url_but_not_its_password()
     assert!(text.contains("shop:redacted@localhost"), "{text}");
     assert!(text.contains("No such file"), "the cause is kept: {text}");
 }
+
+#[tokio::test]
+async fn two_daemons_finishing_the_same_rows_change_each_status_once_without_deadlock() {
+    let Some((first, url)) = pg::store_and_url().await else {
+        return;
+    };
+    let second = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    // An auditor's trigger: one line per status change.
+    sqlx::raw_sql(
+        "CREATE TABLE audit (md5 text, old text, new text);
+         CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.status IS DISTINCT FROM OLD.status THEN
+                 INSERT INTO audit VALUES (NEW.md5, OLD.status, NEW.status);
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER audit AFTER UPDATE ON payments FOR EACH ROW EXECUTE FUNCTION audit();",
+    )
+    .execute(first.pool())
+    .await
+    .unwrap();
+    let n = 100;
+    for i in 0..n {
+        insert(&first, &md5(i), "5", "USD", None).await;
+    }
+    let mut listener = PgListener::connect_with(first.pool()).await.unwrap();
+    listener.listen(CHANNEL).await.unwrap();
+    let claimed = first
+        .claim(Utc::now().timestamp_millis(), LEASE, n, TTL)
+        .await
+        .unwrap();
+    let finals = |status: FinalStatus| -> Vec<Write> {
+        claimed
+            .iter()
+            .map(|c| Write::Final {
+                id: c.id,
+                status,
+                tx: Some(tx("5")),
+            })
+            .collect()
+    };
+    // Each daemon finishes all of them, in opposite orders, at once (as
+    // when a lease ran out while a check was in flight).
+    let race = |store: PgStore, mut writes: Vec<Write>, reverse: bool| {
+        tokio::spawn(async move {
+            if reverse {
+                writes.reverse();
+            }
+            let mut applied = 0;
+            for chunk in writes.chunks(25) {
+                let done = store.record(chunk, Utc::now()).await.unwrap();
+                applied += done.iter().filter(|d| **d).count();
+            }
+            applied
+        })
+    };
+    let a = race(first.clone(), finals(FinalStatus::Paid), false);
+    let b = race(second.clone(), finals(FinalStatus::Mismatch), true);
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    assert_eq!(a + b, n, "each row written once: {a} + {b}");
+
+    let changes: Vec<(String, i64)> =
+        sqlx::query_as("SELECT md5, count(*) FROM audit GROUP BY md5 ORDER BY md5")
+            .fetch_all(first.pool())
+            .await
+            .unwrap();
+    assert_eq!(changes.len(), n);
+    assert!(changes.iter().all(|(_, c)| *c == 1), "{changes:?}");
+
+    let mut heard = HashSet::new();
+    while heard.len() < n {
+        let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+            .await
+            .expect("a notification per row within 5 s")
+            .unwrap();
+        assert!(
+            heard.insert(note.payload().to_string()),
+            "twice: {}",
+            note.payload()
+        );
+    }
+    // Nothing more was announced: the next notification is a new row's.
+    insert(&first, &md5(999), "5", "USD", None).await;
+    let last = first
+        .claim(Utc::now().timestamp_millis(), LEASE, 1, TTL)
+        .await
+        .unwrap();
+    let expired = Write::Final {
+        id: last[0].id,
+        status: FinalStatus::Expired,
+        tx: None,
+    };
+    first.record(&[expired], Utc::now()).await.unwrap();
+    let note = tokio::time::timeout(Duration::from_secs(5), listener.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        note.payload(),
+        format!(r#"{{"md5": "{}", "status": "expired"}}"#, md5(999))
+    );
+}
