@@ -7,9 +7,9 @@
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::bakong::{Client, TokenKeeper};
+use crate::bakong::{Client, FileKeep, TokenManager};
 use crate::config::Settings;
 use crate::store::{Store, StoreError};
 
@@ -36,25 +36,33 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     Ok(store)
 }
 
-/// Builds the API client with the initial token (the contract's rule,
-/// "Which token is used"). With `require_token`, no token is a config error.
+/// Builds the API client with the token chosen by the contract's rule
+/// ("Which token is used"). With `require_token`, no usable token is a
+/// config error.
 pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, AppError> {
-    let picked = settings
-        .initial_token()
+    let candidates = settings
+        .token_candidates()
         .map_err(|e| AppError::Config(format!("bakong.token_file: {e}")))?;
-    if picked.is_none() && require_token {
+    let found_any = !candidates.is_empty();
+    let choice = crate::bakong::token::choose(candidates, chrono::Utc::now());
+    if let Some(c) = &choice {
+        for d in &c.dropped {
+            warn!(dropped = %d, "token not used");
+        }
+        info!(source = %c.source, why = %c.reason, expires_at = ?c.token.claims().expires_at, "access token chosen");
+    } else if require_token && (!found_any || settings.bakong.email.is_none()) {
+        // Every token found has expired and bakong.email can renew it: the
+        // client renews before its first request. No token at all, or no
+        // way to renew, is a config error.
         return Err(AppError::Config(format!(
-            "no access token: set bakong.token, or put one in bakong.token_file ({}), or run `bakong-poller token verify`",
+            "no usable access token: set bakong.token, or put one in bakong.token_file ({}), or run `bakong-poller token verify` (a token whose JWT exp has passed is not used unless bakong.email can renew it)",
             settings.bakong.token_file.display()
         )));
     }
-    if let Some((t, src)) = &picked {
-        let c = t.claims();
-        info!(source = %src, expires_at = ?c.expires_at, "access token loaded");
-    }
-    let keeper = Arc::new(TokenKeeper::new(
-        picked.map(|(t, _)| t),
-        settings.bakong.token_file.clone(),
+    let tokens = Arc::new(TokenManager::new(
+        choice.map(|c| c.token),
+        Arc::new(FileKeep(settings.bakong.token_file.clone())),
+        settings.token_config(),
     ));
-    Client::new(&settings.client_config(), Some(keeper)).map_err(AppError::Config)
+    Client::new(&settings.client_config(), tokens).map_err(|e| AppError::Config(e.to_string()))
 }

@@ -10,15 +10,14 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rust_decimal::Decimal;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{BulkMode, Settings};
+use crate::payment::Status;
 use crate::simulator::{
     self, Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode, Scenario,
 };
-use crate::store::Store;
+use crate::store::{NewPayment, Store};
 
 const EMAIL: &str = "bench@shop.example";
 
@@ -160,16 +159,20 @@ fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: Bul
     s
 }
 
-async fn merchant_pool(path: &Path) -> Result<SqlitePool, String> {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(
-            SqliteConnectOptions::new()
-                .filename(path)
-                .busy_timeout(Duration::from_secs(5)),
-        )
+/// The merchant's own connection to the daemon's database.
+async fn merchant_store(settings: &Settings) -> Result<Store, String> {
+    Store::connect(&settings.database.url, Duration::from_secs(5))
         .await
         .map_err(|e| format!("merchant connection: {e}"))
+}
+
+fn usd(md5: &str, amount: &str) -> NewPayment {
+    NewPayment {
+        md5: md5.to_string(),
+        amount: amount.to_string(),
+        currency: crate::money::Currency::Usd,
+        expires_at: None,
+    }
 }
 
 /// A simulated checkout: most customers pay 1-5 s after the QR is shown,
@@ -235,7 +238,7 @@ async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<
         .map_err(|e| e.to_string())?
         .close()
         .await;
-    let db = merchant_pool(&dir.path().join("payments.db")).await?;
+    let db = merchant_store(&settings).await?;
     let daemon = Daemon::start(&settings, dir.path())?;
     let start = Instant::now();
     let total = (rate * opts.duration.as_secs_f64()).round() as usize;
@@ -248,20 +251,14 @@ async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<
         paid += usize::from(t.outcome == OutcomeKind::Paid);
         let amount = t.amount.unwrap_or(Decimal::ONE).to_string();
         sim.sim.add_transaction(t)?;
-        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, ?2, 'USD')")
-            .bind(&md5)
-            .bind(&amount)
-            .execute(&db)
+        db.insert_payment(&usd(&md5, &amount))
             .await
             .map_err(|e| format!("insert: {e}"))?;
     }
     // Let the last customers pay and the daemon confirm them.
     let drain_until = Instant::now() + Duration::from_secs(20);
     loop {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'paid'")
-            .fetch_one(&db)
-            .await
-            .map_err(|e| e.to_string())?;
+        let n = db.counts().await.map_err(|e| e.to_string())?.paid;
         if n as usize >= paid || Instant::now() > drain_until {
             break;
         }
@@ -269,17 +266,10 @@ async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<
     }
     let (rss_mb, cpu_s) = daemon.usage();
     daemon.stop()?;
-    let rows = sqlx::query(
-        "SELECT (julianday(confirmed_at) - julianday(paid_at)) * 86400.0 AS s FROM payments WHERE status = 'paid'",
-    )
-    .fetch_all(&db)
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut lat: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.try_get::<f64, _>("s").ok())
-        .collect();
-    lat.sort_by(f64::total_cmp);
+    let lat = db
+        .confirm_latencies(Status::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
@@ -397,20 +387,11 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     let idle_cpu = (cpu1 - cpu0) / secs as f64 * 100.0;
     // Loaded: n payments nobody pays, created over the last 15 minutes (the
     // backlog a busy till builds up with payment_ttl = 15m).
-    let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
-    for i in 0..opts.pending {
-        let age = 900.0 * i as f64 / opts.pending.max(1) as f64;
-        sqlx::query(
-            "INSERT INTO payments (md5, amount, currency, created_at)
-             VALUES (?1, '1.00', 'USD', strftime('%Y-%m-%d %H:%M:%f', 'now', ?2))",
-        )
-        .bind(new_md5(i))
-        .bind(format!("-{age:.3} seconds"))
-        .execute(&mut *tx)
+    let md5s: Vec<String> = (0..opts.pending).map(new_md5).collect();
+    store
+        .seed_backlog(&md5s, Duration::from_secs(900), None)
         .await
         .map_err(|e| e.to_string())?;
-    }
-    tx.commit().await.map_err(|e| e.to_string())?;
     store.close().await;
     let daemon = Daemon::start(&settings, dir.path())?;
     // Let the first sweep over the backlog pass, then measure steady state.
@@ -431,25 +412,16 @@ async fn claim_time(n: usize) -> Result<Duration, String> {
         .await
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
-    let future = chrono::Utc::now().timestamp_millis() + 3_600_000;
-    let mut tx = store.pool().begin().await.map_err(|e| e.to_string())?;
-    for i in 0..n {
-        sqlx::query("INSERT INTO payments (md5, amount, currency, next_check_at) VALUES (?1, '1', 'USD', ?2)")
-            .bind(new_md5(i))
-            .bind(future + i as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| e.to_string())?;
-    }
-    tx.commit().await.map_err(|e| e.to_string())?;
+    let md5s: Vec<String> = (0..n).map(new_md5).collect();
+    store
+        .seed_backlog(&md5s, Duration::ZERO, Some(Duration::from_secs(3600)))
+        .await
+        .map_err(|e| e.to_string())?;
     let runs = 50;
     let mut total = Duration::ZERO;
     for _ in 0..runs {
         // 50 rows become due, among n pending.
-        sqlx::query("UPDATE payments SET next_check_at = 0 WHERE id IN (SELECT id FROM payments ORDER BY random() LIMIT 50)")
-            .execute(store.pool())
-            .await
-            .map_err(|e| e.to_string())?;
+        store.make_due(50).await.map_err(|e| e.to_string())?;
         let now = chrono::Utc::now().timestamp_millis();
         let t = Instant::now();
         let got = store
@@ -477,7 +449,7 @@ async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
         .map_err(|e| e.to_string())?
         .close()
         .await;
-    let db = merchant_pool(&dir.path().join("payments.db")).await?;
+    let db = merchant_store(&settings).await?;
     let daemon = Daemon::start(&settings, dir.path())?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut delays = Vec::new();
@@ -489,18 +461,12 @@ async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
             ..checkout(&md5)
         })?;
         let inserted = Instant::now();
-        sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1', 'USD')")
-            .bind(&md5)
-            .execute(&db)
+        db.insert_payment(&usd(&md5, "1"))
             .await
             .map_err(|e| e.to_string())?;
         loop {
-            let s: String = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = ?1")
-                .bind(&md5)
-                .fetch_one(&db)
-                .await
-                .map_err(|e| e.to_string())?;
-            if s != "pending" {
+            let s = db.status_of(&md5).await.map_err(|e| e.to_string())?;
+            if s != Some(Status::Pending) {
                 break;
             }
             if inserted.elapsed() > Duration::from_secs(10) {

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bakong::{ClientConfig, GateConfig, Token, PRODUCTION_URL};
+use crate::bakong::token::{read_token_file, Candidate, TokenChoice, TokenError, TokenSource};
+use crate::bakong::{ClientConfig, GateConfig, Token, TokenConfig, PRODUCTION_URL};
 
 /// The commented example config, embedded in the binary (`print-config`).
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
@@ -24,10 +25,23 @@ pub struct Settings {
     pub poller: PollerSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// Where the settings came from (not a key).
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// Where the settings came from: what the token choice needs to date a
+/// `bakong.token` without readable dates.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// The config file read, if any.
+    pub file: Option<PathBuf>,
+    /// Whether `bakong.token` came from `BAKONG_POLLER__BAKONG__TOKEN`.
+    pub token_from_env: bool,
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH`.
@@ -61,16 +75,26 @@ pub struct BakongSettings {
     pub renew_before: Duration,
 }
 
+// A database URL can carry a password (PostgreSQL): Debug shows it redacted.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("busy_timeout", &self.busy_timeout)
+            .finish()
+    }
+}
+
 impl std::fmt::Debug for BakongSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BakongSettings")
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_url(&self.base_url))
             .field("email", &self.email)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
             .field("token_file", &self.token_file)
             .field("account_id", &self.account_id)
             .field("timeout", &self.timeout)
-            .field("proxy", &self.proxy)
+            .field("proxy", &self.proxy.as_deref().map(redact_url))
             .field("renew_before", &self.renew_before)
             .finish()
     }
@@ -232,19 +256,347 @@ impl Default for LogSettings {
     }
 }
 
-/// A config problem, naming the key or file.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ConfigError(pub String);
+/// A config problem: the key it is about (when one key is to blame) and one
+/// line saying what is wrong and what to do. Values that can carry a
+/// credential are redacted before they reach the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The key, e.g. `bakong.account_id`.
+    pub key: Option<String>,
+    /// The whole line, naming the key.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// A problem with one key.
+    pub fn key(key: &str, why: impl std::fmt::Display) -> Self {
+        ConfigError {
+            key: Some(key.to_string()),
+            message: redact_text(&format!("config key {key}: {why}")),
+        }
+    }
+
+    /// A problem with the file or the environment as a whole.
+    pub fn general(why: impl std::fmt::Display) -> Self {
+        ConfigError {
+            key: None,
+            message: redact_text(&why.to_string()),
+        }
+    }
+}
+
+/// Something `run` mends or works around by itself, said once: by
+/// `config check` and in the daemon's log at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// The key it is about.
+    pub key: &'static str,
+    /// What was found and what the daemon does about it.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "config key {}: {}", self.key, self.message)
+    }
+}
+
+/// The endpoint names of the Bakong Open API, as they appear after `/v1/`.
+const ENDPOINTS: &[&str] = &[
+    "request_token",
+    "verify",
+    "renew_token",
+    "check_transaction_by_md5",
+    "check_transaction_by_hash",
+    "check_transaction_by_short_hash",
+    "check_transaction_by_md5_list",
+    "check_transaction_by_hash_list",
+    "check_transaction_by_instruction_ref",
+    "check_transaction_by_external_ref",
+    "check_bakong_account",
+    "generate_deeplink_by_qr",
+];
+
+/// Splits a base URL into the base the client wants (no trailing `/`) and
+/// the API path pasted at its end, if any: `/v1`, `/v1/` or a whole
+/// endpoint URL (`/v1/check_transaction_by_md5`). Integrators copy the
+/// endpoint URL; the client adds `/v1/<endpoint>` itself, so keeping it
+/// would send every request to `/v1/v1/...`, a 404 for ever. Any other path
+/// (a relay's prefix) is kept.
+pub fn split_api_path(base_url: &str) -> (String, Option<String>) {
+    let trimmed = base_url.trim_end_matches('/');
+    let (rest, last) = match trimmed.rsplit_once('/') {
+        Some(x) => x,
+        None => return (trimmed.to_string(), None),
+    };
+    // Only a path segment counts, never the host of "https://v1".
+    let in_path = |head: &str| head.contains("://") && !head.ends_with(':') && !head.ends_with('/');
+    if last == "v1" && in_path(rest) {
+        return (rest.to_string(), Some(base_url[rest.len()..].to_string()));
+    }
+    if ENDPOINTS.contains(&last) {
+        if let Some((head, v1)) = rest.rsplit_once('/') {
+            if v1 == "v1" && in_path(head) {
+                return (head.to_string(), Some(base_url[head.len()..].to_string()));
+            }
+        }
+    }
+    (trimmed.to_string(), None)
+}
+
+/// A URL as it may be shown: a password becomes `***` (`user:***@host`), a
+/// user name alone (often a token) becomes `***@host`, and the values of
+/// query parameters that look like secrets (`password`, `token`, `key`,
+/// `secret`, ...) become `***`. Works on strings that do not parse as URLs
+/// (a bad port, a stray character), since those are the ones echoed in
+/// error messages. Every message that shows a config value that can carry
+/// a credential (`database.url`, `bakong.base_url`, `bakong.proxy`, webhook
+/// URLs) goes through this.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..start]);
+    let authority = &url[start..end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let rest = &url[end..];
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let parts: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            out.push_str(&parts.join("&"));
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
+            }
+        }
+        None => out.push_str(rest),
+    }
+    out
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !n.ends_with("_file")
+        && [
+            "pass",
+            "pwd",
+            "token",
+            "secret",
+            "key",
+            "auth",
+            "credential",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// Redacts secrets inside free text (an error from the TOML parser, the
+/// database driver or the HTTP client that quotes a value or a line of the
+/// config file): the credentials of every URL in it, `key = value` lines
+/// whose key names a secret (`token = "..."`, `secret = ...`), and
+/// anything shaped like a JWT.
+pub fn redact_text(text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(redact_line).collect();
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn redact_line(line: &str) -> String {
+    // `token = "eyJ..."`, as the TOML parser quotes a line of the file.
+    if let Some((k, _)) = line.split_once('=') {
+        let key = k
+            .trim()
+            .trim_start_matches(|c: char| c == '|' || c.is_ascii_digit() || c.is_whitespace())
+            .trim();
+        let last = key.rsplit('.').next().unwrap_or(key);
+        if !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && is_secret_name(last)
+        {
+            return format!("{}= \"***\"", &line[..k.len()]);
+        }
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        // The URL starts at its scheme, just before "://".
+        let scheme_start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map(|j| j + 1)
+            .unwrap_or(0);
+        let url_end = rest[i..]
+            .find(|c: char| c.is_whitespace() || "\"'`<>(),;".contains(c))
+            .map(|j| i + j)
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..scheme_start]);
+        out.push_str(&redact_url(&rest[scheme_start..url_end]));
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    redact_jwts(&out)
+}
+
+/// Replaces JWT-shaped words (`eyJ` header, three base64url parts) by `***`.
+fn redact_jwts(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("eyJ") {
+        let len = rest[i..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.=".contains(c)))
+            .unwrap_or(rest.len() - i);
+        let word = &rest[i..i + len];
+        out.push_str(&rest[..i]);
+        if word.matches('.').count() >= 2 {
+            out.push_str("***");
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[i + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Checks a Bakong account id as the API compares it: exactly, so
+/// `name@bank`, lower case, no white space anywhere, at most 32 characters
+/// (the KHQR field's limit). The error says what is wrong and, when it can,
+/// the value that was probably meant.
+pub fn check_account_id(a: &str) -> Result<(), String> {
+    let fixed: String = a
+        .trim()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_lowercase();
+    let hint = |why: &str| {
+        let mut m = format!("{a:?} {why}; Bakong compares account ids exactly, so every payment would be a mismatch");
+        if fixed != a && is_account_shape(&fixed) {
+            m.push_str(&format!(": write {fixed:?}"));
+        }
+        m
+    };
+    if a.trim() != a {
+        return Err(hint("has white space at its start or end"));
+    }
+    if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(hint("holds white space or control characters"));
+    }
+    if a.chars().any(|c| c.is_uppercase()) {
+        return Err(hint(
+            "has upper-case letters (Bakong account ids are lower case)",
+        ));
+    }
+    if !is_account_shape(a) {
+        return Err(format!(
+            "{a:?} is not a Bakong account id: expected name@bank (e.g. \"shop@aclb\"), ASCII, at most 32 characters"
+        ));
+    }
+    Ok(())
+}
+
+fn is_account_shape(a: &str) -> bool {
+    let Some((name, bank)) = a.split_once('@') else {
+        return false;
+    };
+    !name.is_empty()
+        && !bank.is_empty()
+        && !bank.contains('@')
+        && a.len() <= 32
+        && a.chars()
+            .all(|c| c.is_ascii_graphic() && !c.is_ascii_uppercase())
+}
+
+/// Refuses white space and control characters in a string the API (or the
+/// HTTP stack) compares or parses exactly.
+fn exact(key: &str, v: &str, what: &str) -> Result<(), ConfigError> {
+    if v.trim() != v {
+        return Err(ConfigError::key(
+            key,
+            format!(
+                "{:?} has white space at its start or end; remove it",
+                redact_url(v)
+            ),
+        ));
+    }
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::key(
+            key,
+            format!(
+                "{:?} holds white space or control characters; {what}",
+                redact_url(v)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Shortens a config-crate error (a TOML parse error quotes the line in a
+/// few lines of its own) to one line; secrets are redacted by the caller.
+fn one_line(e: &config::ConfigError) -> String {
+    let text = e.to_string();
+    let is_snippet = |l: &str| {
+        l.starts_with('|')
+            || l.split_once(" |")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_snippet(l))
+        .collect();
+    lines.join(" ")
+}
 
 impl Settings {
     /// Loads defaults, then `path` (if given), then the environment, and
     /// validates.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let s = Self::load_unchecked(path)?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Loads like [`Settings::load`] but stops after reading: the values
+    /// have their types, not yet their checks (see [`Settings::problems`]).
+    pub fn load_unchecked(path: Option<&Path>) -> Result<Self, ConfigError> {
         let mut b = config::Config::builder();
         if let Some(p) = path {
             if !p.is_file() {
-                return Err(ConfigError(format!(
+                return Err(ConfigError::general(format!(
                     "config file {} does not exist (print a commented example with `bakong-poller print-config`)",
                     p.display()
                 )));
@@ -257,79 +609,118 @@ impl Settings {
                 .separator("__")
                 .try_parsing(true),
         );
-        let built = b.build().map_err(|e| ConfigError(format!("config: {e}")))?;
-        let s: Settings = built
+        let built = b
+            .build()
+            .map_err(|e| ConfigError::general(format!("config: {}", one_line(&e))))?;
+        let mut s: Settings = built
             .try_deserialize()
-            .map_err(|e| ConfigError(format!("config: {e}")))?;
-        s.validate()?;
+            .map_err(|e| ConfigError::general(format!("config: {}", one_line(&e))))?;
+        s.origin = Origin {
+            file: path.map(Path::to_path_buf),
+            token_from_env: std::env::var_os("BAKONG_POLLER__BAKONG__TOKEN").is_some(),
+        };
         Ok(s)
     }
 
     /// Checks every value and names the key of the first problem.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: String| Err(ConfigError(format!("config key {key}: {why}")));
-        if self.database_path().is_none() {
-            return bad(
-                "database.url",
-                format!("{:?} is not of the form sqlite://PATH", self.database.url),
-            );
+        match self.problems().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
-        let base = &self.bakong.base_url;
-        if !(base.starts_with("https://") || base.starts_with("http://"))
-            || reqwest::Url::parse(base).is_err()
-        {
-            return bad("bakong.base_url", format!("{base:?} is not an http(s) URL"));
-        }
-        if let Some(e) = &self.bakong.email {
-            if e.is_empty() || e.chars().count() > 30 || !e.contains('@') {
-                return bad(
-                    "bakong.email",
-                    format!("{e:?} is not an email of at most 30 characters"),
-                );
+    }
+
+    /// Every problem of the values, each naming its key.
+    pub fn problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
             }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
+        // A path may hold spaces; only its ends must be clean.
+        let url = &self.database.url;
+        push(if url.trim() != url {
+            bad(
+                "database.url",
+                format!(
+                    "{:?} has white space at its start or end; remove it",
+                    redact_url(url)
+                ),
+            )
+        } else if self.database_path().is_none() {
+            bad(
+                "database.url",
+                format!(
+                    "{:?} is not of the form sqlite://PATH",
+                    redact_url(&self.database.url)
+                ),
+            )
+        } else {
+            Ok(())
+        });
+        push(self.check_base_url());
+        if let Some(e) = &self.bakong.email {
+            push(
+                exact("bakong.email", e, "renew_token compares the email exactly").and_then(|()| {
+                    if e.is_empty() || e.chars().count() > 30 || e.matches('@').count() != 1 {
+                        bad(
+                            "bakong.email",
+                            format!("{e:?} is not an email of at most 30 characters"),
+                        )
+                    } else {
+                        Ok(())
+                    }
+                }),
+            );
         }
         if let Some(t) = &self.bakong.token {
             if !t.is_empty() && Token::new(t).is_none() {
-                return bad(
+                push(bad(
                     "bakong.token",
                     "holds white space or control characters".into(),
-                );
+                ));
             }
         }
         if self.bakong.token_file.as_os_str().is_empty() {
-            return bad("bakong.token_file", "must be a path".into());
+            push(bad("bakong.token_file", "must be a path".into()));
         }
         if let Some(p) = &self.bakong.proxy {
-            if reqwest::Url::parse(p).is_err() {
-                return bad("bakong.proxy", format!("{p:?} is not a URL"));
-            }
+            push(exact("bakong.proxy", p, "remove them").and_then(|()| {
+                match reqwest::Url::parse(p) {
+                    Ok(u) if ["http", "https", "socks5", "socks5h"].contains(&u.scheme()) => Ok(()),
+                    _ => bad(
+                        "bakong.proxy",
+                        format!(
+                            "{:?} is not a proxy URL (e.g. \"http://proxy.example:3128\", port 1 to 65535)",
+                            redact_url(p)
+                        ),
+                    ),
+                }
+            }));
         }
         if let Some(a) = &self.bakong.account_id {
-            if a.is_empty() || !a.contains('@') {
-                return bad(
-                    "bakong.account_id",
-                    format!("{a:?} is not a Bakong account id (name@bank)"),
-                );
-            }
+            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
         }
         let p = &self.poller;
         if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
-            return bad(
+            push(bad(
                 "poller.max_requests_per_second",
                 format!("{} must be a positive number", p.max_requests_per_second),
-            );
+            ));
         }
         if p.concurrency == 0 || p.concurrency > 256 {
-            return bad(
+            push(bad(
                 "poller.concurrency",
                 format!("{} must be 1 to 256", p.concurrency),
-            );
+            ));
         }
         if !(0.0..=1.0).contains(&p.jitter) {
-            return bad(
+            push(bad(
                 "poller.jitter",
                 format!("{} must be between 0.0 and 1.0", p.jitter),
-            );
+            ));
         }
         for (key, d) in [
             ("bakong.timeout", self.bakong.timeout),
@@ -345,38 +736,38 @@ impl Settings {
             ("poller.bulk_retry", p.bulk_retry),
         ] {
             if d.is_zero() {
-                return bad(key, "must be longer than zero".into());
+                push(bad(key, "must be longer than zero".into()));
             }
         }
         if p.max_interval < p.fresh_interval {
-            return bad(
+            push(bad(
                 "poller.max_interval",
                 "must not be shorter than poller.fresh_interval".into(),
-            );
+            ));
         }
         if p.error_backoff_max < p.error_backoff_min {
-            return bad(
+            push(bad(
                 "poller.error_backoff_max",
                 "must not be shorter than poller.error_backoff_min".into(),
-            );
+            ));
         }
         if p.rate_backoff_max < p.rate_backoff_min {
-            return bad(
+            push(bad(
                 "poller.rate_backoff_max",
                 "must not be shorter than poller.rate_backoff_min".into(),
-            );
+            ));
         }
         if p.lease <= self.bakong.timeout {
-            return bad(
+            push(bad(
                 "poller.lease",
                 "must be longer than bakong.timeout, or a slow check would be taken twice".into(),
-            );
+            ));
         }
         if p.shutdown_timeout > Duration::from_secs(9) {
-            return bad(
+            push(bad(
                 "poller.shutdown_timeout",
                 "must be at most 9s: the daemon promises to exit within 10s".into(),
-            );
+            ));
         }
         if self
             .log
@@ -384,12 +775,58 @@ impl Settings {
             .parse::<tracing_subscriber::EnvFilter>()
             .is_err()
         {
-            return bad(
+            push(bad(
                 "log.level",
                 format!("{:?} is not a tracing filter", self.log.level),
-            );
+            ));
         }
-        Ok(())
+        out
+    }
+
+    fn check_base_url(&self) -> Result<(), ConfigError> {
+        let key = "bakong.base_url";
+        let base = &self.bakong.base_url;
+        exact(key, base, "remove them")?;
+        let shown = redact_url(base);
+        let parsed = reqwest::Url::parse(base);
+        match parsed {
+            Ok(u) if ["http", "https"].contains(&u.scheme()) && u.host().is_some() => {
+                if u.query().is_some() || u.fragment().is_some() {
+                    return Err(ConfigError::key(
+                        key,
+                        format!("{shown:?} has a query or fragment; give the base only (e.g. \"https://api-bakong.nbc.gov.kh\")"),
+                    ));
+                }
+                Ok(())
+            }
+            _ => Err(ConfigError::key(
+                key,
+                format!("{shown:?} is not an http(s) URL (e.g. \"https://api-bakong.nbc.gov.kh\")"),
+            )),
+        }
+    }
+
+    /// What is not wrong but worth saying once (shown by `config check`,
+    /// logged by `run` at start): values the daemon corrects by itself.
+    pub fn warnings(&self) -> Vec<ConfigWarning> {
+        let mut out = Vec::new();
+        if let (base, Some(removed)) = split_api_path(&self.bakong.base_url) {
+            out.push(ConfigWarning {
+                key: "bakong.base_url",
+                message: format!(
+                    "{:?} ends in {removed:?}, the API's own path, which the client adds itself; using {:?} (remove {removed:?} from the config)",
+                    redact_url(&self.bakong.base_url),
+                    redact_url(&base)
+                ),
+            });
+        }
+        out
+    }
+
+    /// The API base the client uses: `bakong.base_url` without trailing
+    /// slashes and without the API path pasted at its end (`/v1`).
+    pub fn api_base_url(&self) -> String {
+        split_api_path(&self.bakong.base_url).0
     }
 
     /// The settings as a TOML config file (the token included: for files
@@ -405,16 +842,75 @@ impl Settings {
         (!path.is_empty()).then(|| PathBuf::from(path))
     }
 
-    /// The initial token: the newest of `bakong.token`, `bakong.token_file`
-    /// and `$CREDENTIALS_DIRECTORY/token` (systemd's LoadCredential), with
-    /// where it came from. The one place that reads that variable.
-    pub fn initial_token(&self) -> Result<Option<(Token, crate::bakong::TokenSource)>, String> {
-        let creds = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
-        crate::bakong::token::pick_initial(
-            self.config_token().as_ref(),
-            &self.bakong.token_file,
-            creds.as_deref(),
-        )
+    /// The token candidates: `bakong.token`, the systemd credential
+    /// (`$CREDENTIALS_DIRECTORY/token`) and `bakong.token_file`, each with when its source was
+    /// last written.
+    pub fn token_candidates(&self) -> Result<Vec<Candidate>, TokenError> {
+        let mtime = |p: &Path| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .ok()
+                .map(chrono::DateTime::<chrono::Utc>::from)
+        };
+        let mut out = Vec::new();
+        if let Some(token) = self.config_token() {
+            let (source, written) = if self.origin.token_from_env {
+                (TokenSource::Environment, Some(crate::process_start()))
+            } else {
+                (
+                    TokenSource::Config,
+                    self.origin.file.as_deref().and_then(mtime),
+                )
+            };
+            out.push(Candidate {
+                token,
+                source,
+                written,
+            });
+        }
+        if let Some(dir) = self.credentials_dir() {
+            let p = dir.join("token");
+            if let Some((token, m)) = read_token_file(&p)? {
+                out.push(Candidate {
+                    token,
+                    source: TokenSource::Credential(p),
+                    written: m.map(Into::into),
+                });
+            }
+        }
+        let p = &self.bakong.token_file;
+        if let Some((token, m)) = read_token_file(p)? {
+            out.push(Candidate {
+                token,
+                source: TokenSource::File(p.clone()),
+                written: m.map(Into::into),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The token used at start, by the contract's rule ("Which token is
+    /// used"), with why.
+    pub fn token_choice(&self) -> Result<Option<TokenChoice>, TokenError> {
+        Ok(crate::bakong::token::choose(
+            self.token_candidates()?,
+            chrono::Utc::now(),
+        ))
+    }
+
+    /// How the token manager renews.
+    pub fn token_config(&self) -> TokenConfig {
+        TokenConfig {
+            email: self.bakong.email.clone(),
+            renew_before: self.bakong.renew_before,
+            renew_retry: self.poller.renew_retry,
+        }
+    }
+
+    /// `$CREDENTIALS_DIRECTORY` (systemd's LoadCredential): the one place
+    /// that reads that variable.
+    pub fn credentials_dir(&self) -> Option<PathBuf> {
+        std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from)
     }
 
     /// The configured token, if any.
@@ -425,16 +921,14 @@ impl Settings {
     /// The API client settings.
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
-            base_url: self.bakong.base_url.clone(),
+            base_url: self.api_base_url(),
             timeout: self.bakong.timeout,
             proxy: self.bakong.proxy.clone(),
-            email: self.bakong.email.clone(),
             gate: GateConfig {
                 max_requests_per_second: Some(self.poller.max_requests_per_second),
                 backoff_min: self.poller.rate_backoff_min,
                 backoff_max: self.poller.rate_backoff_max,
             },
-            renew_cooldown: self.poller.renew_retry,
         }
     }
 }
@@ -477,6 +971,244 @@ mod tests {
         let back = Settings::load(Some(&p)).expect("loads");
         assert_eq!(back.poller.fresh_interval, Duration::from_millis(150));
         assert_eq!(back.bakong.email.as_deref(), Some("a@b.c"));
+    }
+
+    fn toml_str(s: &str) -> String {
+        toml::Value::String(s.to_string()).to_string()
+    }
+
+    fn load_text(text: &str) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).expect("write");
+        Settings::load(Some(&p))
+    }
+
+    #[test]
+    fn the_api_path_pasted_at_the_end_of_the_base_url_is_removed() {
+        for (given, base, removed) in [
+            (
+                "https://api-bakong.nbc.gov.kh/v1",
+                "https://api-bakong.nbc.gov.kh",
+                Some("/v1"),
+            ),
+            (
+                "https://api-bakong.nbc.gov.kh/v1/",
+                "https://api-bakong.nbc.gov.kh",
+                Some("/v1/"),
+            ),
+            (
+                "http://127.0.0.1:8080/v1//",
+                "http://127.0.0.1:8080",
+                Some("/v1//"),
+            ),
+            (
+                "https://api-bakong.nbc.gov.kh/v1/check_transaction_by_md5",
+                "https://api-bakong.nbc.gov.kh",
+                Some("/v1/check_transaction_by_md5"),
+            ),
+            (
+                "https://relay.example/bakong/v1",
+                "https://relay.example/bakong",
+                Some("/v1"),
+            ),
+        ] {
+            let (b, r) = split_api_path(given);
+            assert_eq!((b.as_str(), r.as_deref()), (base, removed), "{given}");
+        }
+        for (given, base) in [
+            (
+                "https://api-bakong.nbc.gov.kh",
+                "https://api-bakong.nbc.gov.kh",
+            ),
+            (
+                "https://api-bakong.nbc.gov.kh/",
+                "https://api-bakong.nbc.gov.kh",
+            ),
+            (
+                "https://relay.example/bakong",
+                "https://relay.example/bakong",
+            ),
+            (
+                "https://relay.example/v1/bakong",
+                "https://relay.example/v1/bakong",
+            ),
+            ("https://relay.example/v10", "https://relay.example/v10"),
+            ("https://v1", "https://v1"),
+        ] {
+            assert_eq!(split_api_path(given), (base.to_string(), None), "{given}");
+        }
+    }
+
+    #[test]
+    fn a_base_url_ending_in_v1_loads_with_one_warning_and_the_client_drops_it() {
+        let s = load_text("[bakong]\nbase_url = \"http://127.0.0.1:9/v1/\"\n").expect("loads");
+        let w = s.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].key, "bakong.base_url");
+        assert!(w[0].to_string().contains("/v1"), "{}", w[0]);
+        assert_eq!(s.client_config().base_url, "http://127.0.0.1:9");
+        let plain =
+            load_text("[bakong]\nbase_url = \"https://relay.example/bakong\"\n").expect("loads");
+        assert!(plain.warnings().is_empty());
+        assert_eq!(
+            plain.client_config().base_url,
+            "https://relay.example/bakong"
+        );
+    }
+
+    #[test]
+    fn base_urls_that_cannot_work_are_refused_naming_the_key() {
+        for bad in [
+            "api-bakong.nbc.gov.kh",
+            "ftp://api-bakong.nbc.gov.kh",
+            " https://api-bakong.nbc.gov.kh",
+            "https://api-bakong.nbc.gov.kh ",
+            "https://api-bakong.nbc.gov.kh?x=1",
+            "https://api-bakong.nbc.gov.kh#v1",
+        ] {
+            let e = load_text(&format!("[bakong]\nbase_url = {}\n", toml_str(bad))).expect_err(bad);
+            assert_eq!(e.key.as_deref(), Some("bakong.base_url"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn account_ids_must_be_name_at_bank_exactly() {
+        for good in [
+            "demo_shop@aclb",
+            "shop@devb",
+            "jonhsmith@nbcq",
+            "a.b-c_1@abaa",
+        ] {
+            assert_eq!(check_account_id(good), Ok(()), "{good}");
+        }
+        for (bad, hint) in [
+            ("demo_shop@aclb ", Some("demo_shop@aclb")),
+            (" demo_shop@aclb", Some("demo_shop@aclb")),
+            ("demo_shop@aclb\t", Some("demo_shop@aclb")),
+            ("demo_shop@aclb\n", Some("demo_shop@aclb")),
+            ("demo shop@aclb", Some("demoshop@aclb")),
+            ("demo_shop@\u{a0}aclb", Some("demo_shop@aclb")),
+            ("Demo_Shop@ACLB", Some("demo_shop@aclb")),
+            ("demo_shop", None),
+            ("@aclb", None),
+            ("shop@", None),
+            ("a@b@c", None),
+            ("", None),
+            ("averyveryveryverylongaccountname@aclb", None),
+            ("shöp@aclb", None),
+        ] {
+            let e = check_account_id(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")), "quotes the value: {e}");
+            if let Some(h) = hint {
+                assert!(e.contains(&format!("{h:?}")), "suggests {h}: {e}");
+            }
+            let err =
+                load_text(&format!("[bakong]\naccount_id = {}\n", toml_str(bad))).expect_err(bad);
+            assert_eq!(err.key.as_deref(), Some("bakong.account_id"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_email_with_white_space_is_refused() {
+        for bad in [
+            "shop@example.com ",
+            " shop@example.com",
+            "shop @example.com",
+            "a@b@c",
+        ] {
+            let e = load_text(&format!("[bakong]\nemail = {}\n", toml_str(bad))).expect_err(bad);
+            assert_eq!(e.key.as_deref(), Some("bakong.email"), "{e}");
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_without_their_credentials() {
+        for (url, shown) in [
+            (
+                "http://opsuser:S3cretPass@127.0.0.1:99999",
+                "http://opsuser:***@127.0.0.1:99999",
+            ),
+            (
+                "http://opsuser:S3cretPass@proxy:3128/",
+                "http://opsuser:***@proxy:3128/",
+            ),
+            (
+                "postgres://app:S3cretPass@db/payments?sslmode=require",
+                "postgres://app:***@db/payments?sslmode=require",
+            ),
+            (
+                "postgres://db/payments?user=app&password=S3cretPass",
+                "postgres://db/payments?user=app&password=***",
+            ),
+            (
+                "https://S3cretPass@relay.example/bakong",
+                "https://***@relay.example/bakong",
+            ),
+            (
+                "https://relay.example/hook?token=S3cretPass#x",
+                "https://relay.example/hook?token=***#x",
+            ),
+            ("opsuser:S3cretPass@proxy:3128", "opsuser:***@proxy:3128"),
+            ("https://u:p@ss:S3cretPass@host/", "https://u:***@host/"),
+            (
+                "sqlite:///var/lib/bakong-poller/payments.db",
+                "sqlite:///var/lib/bakong-poller/payments.db",
+            ),
+            (
+                "https://api-bakong.nbc.gov.kh",
+                "https://api-bakong.nbc.gov.kh",
+            ),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn secrets_inside_free_text_are_redacted() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2lnbmF0dXJl";
+        for text in [
+            "error sending request for url (http://u:S3cretPass@host/v1/x): refused".to_string(),
+            "2 | proxy = \"http://u:S3cretPass@h:99999\" x".to_string(),
+            "3 | token = \"S3cretPass\" oops".to_string(),
+            "secret = S3cretPass".to_string(),
+            format!("bad token {jwt} here"),
+        ] {
+            let r = redact_text(&text);
+            assert!(
+                !r.contains("S3cretPass") && !r.contains(jwt),
+                "{text} -> {r}"
+            );
+        }
+        assert_eq!(
+            redact_text("token_file = \"/var/lib/t\""),
+            "token_file = \"/var/lib/t\""
+        );
+    }
+
+    #[test]
+    fn config_errors_never_echo_a_password() {
+        for text in [
+            "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
+            "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:3128\" oops\n",
+            "[database]\nurl = \"postgres://app:S3cretPass@db/payments\"\n",
+            "[bakong]\nbase_url = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
+            "[bakong]\ntoken = \"S3cretPass\" oops\n",
+        ] {
+            let e = load_text(text).expect_err(text);
+            assert!(!e.to_string().contains("S3cretPass"), "{e}");
+            assert!(!format!("{e:?}").contains("S3cretPass"), "{e:?}");
+            assert_eq!(e.to_string().lines().count(), 1, "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn debug_output_hides_urls_credentials() {
+        let mut s = Settings::default();
+        s.bakong.proxy = Some("http://u:S3cretPass@proxy:3128".into());
+        s.bakong.base_url = "https://u:S3cretPass@relay.example".into();
+        s.database.url = "postgres://u:S3cretPass@db/x".into();
+        assert!(!format!("{s:?}").contains("S3cretPass"));
     }
 
     #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use rust_decimal::Decimal;
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
@@ -152,7 +151,12 @@ async fn add_customer(
     sim.add_transaction(t)?;
     let md5 = crate::khqr::md5_hex(&qr);
     store
-        .insert_payment(&md5, &amount.to_string(), currency.code(), None)
+        .insert_payment(&crate::store::NewPayment {
+            md5,
+            amount: amount.to_string(),
+            currency,
+            expires_at: None,
+        })
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -163,26 +167,14 @@ async fn summary(
     sim: &simulator::Sim,
     elapsed: Duration,
 ) -> Result<(), String> {
-    let rows = sqlx::query(
-        "SELECT status, count(*) AS n,
-                avg((julianday(confirmed_at) - julianday(paid_at)) * 86400.0) AS avg_s,
-                max((julianday(confirmed_at) - julianday(paid_at)) * 86400.0) AS max_s
-         FROM payments GROUP BY status ORDER BY status",
-    )
-    .fetch_all(store.pool())
-    .await
-    .map_err(|e| e.to_string())?;
+    let rows = store.status_summary().await.map_err(|e| e.to_string())?;
     println!("\n  status     count   paid -> confirmed (avg / max)");
     for r in rows {
-        let status: String = r.try_get("status").unwrap_or_default();
-        let n: i64 = r.try_get("n").unwrap_or(0);
-        let avg: Option<f64> = r.try_get("avg_s").ok().flatten();
-        let max: Option<f64> = r.try_get("max_s").ok().flatten();
-        let lat = match (avg, max) {
+        let lat = match (r.avg_confirm_s, r.max_confirm_s) {
             (Some(a), Some(m)) => format!("{a:.2} s / {m:.2} s"),
             _ => "-".into(),
         };
-        println!("  {status:<9} {n:>6}   {lat}");
+        println!("  {:<9} {:>6}   {lat}", r.status.as_str(), r.count);
     }
     let st = sim.stats();
     println!(

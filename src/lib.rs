@@ -15,10 +15,19 @@ pub mod config;
 pub mod demo;
 pub mod khqr;
 pub mod money;
+pub mod payment;
 pub mod pg_cluster;
 pub mod poller;
+pub mod preflight;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+
+/// When this process started (UTC): the issue time of a token that came
+/// from the environment and carries no readable dates.
+pub fn process_start() -> chrono::DateTime<chrono::Utc> {
+    static START: std::sync::OnceLock<chrono::DateTime<chrono::Utc>> = std::sync::OnceLock::new();
+    *START.get_or_init(chrono::Utc::now)
+}

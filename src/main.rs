@@ -1,23 +1,7 @@
-//! The binary: parse, dispatch, map errors to exit codes.
+//! The binary: everything, exit code included, is decided by
+//! [`bakong_poller::cli::main`].
 #![forbid(unsafe_code)]
 
 fn main() {
-    let cli = bakong_poller::cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(bakong_poller::cli::EXIT_ERROR);
-        }
-    };
-    let code = match runtime.block_on(bakong_poller::cli::dispatch(cli)) {
-        Ok(code) => code,
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            f.code
-        }
-    };
-    // Don't wait for stray blocking tasks (stdin readers, DNS) at exit.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    std::process::exit(code);
+    std::process::exit(bakong_poller::cli::main());
 }

@@ -86,6 +86,48 @@ pub fn parse_amount(s: &str) -> Result<Decimal, InvalidAmount> {
     Ok(d.normalize())
 }
 
+/// An amount more precise than its currency allows: no valid KHQR can
+/// carry it (NBC's SDK refuses USD with more than 2 decimals and KHR with
+/// any), so no payment can ever match it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{amount} {currency} cannot be carried by a KHQR: {currency} takes {rule} (trailing zeros are fine: \"1.50\", \"4000.00\")")]
+pub struct TooPrecise {
+    /// The amount as given.
+    pub amount: Decimal,
+    /// Its currency.
+    pub currency: Currency,
+    /// The rule, in words.
+    pub rule: &'static str,
+}
+
+impl Currency {
+    /// How many decimals an amount in this currency may have (by value:
+    /// trailing zeros do not count).
+    pub fn max_decimals(self) -> u32 {
+        match self {
+            Currency::Usd => 2,
+            Currency::Khr => 0,
+        }
+    }
+}
+
+/// Checks that `amount` is one a KHQR in `currency` can carry: USD at most
+/// 2 decimals, KHR whole, judged by value (`1.500` USD and `4000.00` KHR
+/// pass). The same rule as the table's triggers (migration 3).
+pub fn check_precision(amount: Decimal, currency: Currency) -> Result<(), TooPrecise> {
+    if amount.normalize().scale() > currency.max_decimals() {
+        return Err(TooPrecise {
+            amount,
+            currency,
+            rule: match currency {
+                Currency::Usd => "at most 2 decimals",
+                Currency::Khr => "whole amounts (no decimals)",
+            },
+        });
+    }
+    Ok(())
+}
+
 /// Parses an amount as Bakong sends it: a JSON number (`1.0`, `9800`) or a
 /// string. The JSON text of the number is read exactly, never through f64.
 pub fn amount_from_json(v: &serde_json::Value) -> Option<Decimal> {
@@ -119,6 +161,42 @@ mod tests {
         for s in ["", "0", "0.00", "-1", "1e3", "abc", "1,5", " "] {
             assert!(parse_amount(s).is_err(), "{s:?} should be refused");
         }
+    }
+
+    #[test]
+    fn amounts_a_khqr_can_carry_pass_by_value() {
+        for (a, c) in [
+            ("1.50", Currency::Usd),
+            ("1.500", Currency::Usd),
+            ("0.01", Currency::Usd),
+            ("12", Currency::Usd),
+            ("4000", Currency::Khr),
+            ("4000.00", Currency::Khr),
+            ("4000.0", Currency::Khr),
+            ("100.000000", Currency::Khr),
+        ] {
+            let d = parse_amount(a).expect("parses");
+            assert_eq!(check_precision(d, c), Ok(()), "{a} {c}");
+        }
+    }
+
+    #[test]
+    fn amounts_more_precise_than_their_currency_are_refused() {
+        for (a, c) in [
+            ("0.001", Currency::Usd),
+            ("1.005", Currency::Usd),
+            ("1.0001000", Currency::Usd),
+            ("500.5", Currency::Khr),
+            ("4000.01", Currency::Khr),
+            ("0.5", Currency::Khr),
+        ] {
+            let d = parse_amount(a).expect("parses");
+            let e = check_precision(d, c).expect_err(a);
+            assert!(e.to_string().contains(c.code()), "{e}");
+        }
+        // Read unnormalized, as a caller other than parse_amount might.
+        let raw = Decimal::from_str("500.50").expect("decimal");
+        assert!(check_precision(raw, Currency::Khr).is_err());
     }
 
     #[test]

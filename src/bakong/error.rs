@@ -52,6 +52,17 @@ pub enum Error {
         /// The endpoint that refused.
         endpoint: &'static str,
     },
+    /// Every endpoint answers HTTP 403, single lookups included: the API
+    /// refuses this network.
+    #[error("HTTP 403 from every endpoint: Bakong refuses clients outside Cambodia (geo-block) or this network at its CDN; run from a Cambodian network or set bakong.proxy (or HTTPS_PROXY) to a proxy in Cambodia")]
+    GeoBlocked,
+    /// The list endpoint answers 403 while single lookups work with the
+    /// same token: it is closed to this token.
+    #[error("HTTP 403 from {endpoint} while single lookups work with the same token: the list endpoint is closed to this token (ask NBC to open it); single lookups are used meanwhile")]
+    ListClosed {
+        /// The list endpoint.
+        endpoint: &'static str,
+    },
     /// HTTP 404: the endpoint does not exist at this base URL.
     #[error("HTTP 404 from {endpoint}: the endpoint does not exist at this base URL (check bakong.base_url)")]
     EndpointNotFound {
@@ -116,7 +127,16 @@ impl Error {
     pub fn endpoint_closed(&self) -> bool {
         matches!(
             self,
-            Error::Forbidden { .. } | Error::EndpointNotFound { .. }
+            Error::Forbidden { .. } | Error::ListClosed { .. } | Error::EndpointNotFound { .. }
+        )
+    }
+
+    /// Whether this is Bakong's answer about the transaction (not found,
+    /// failed, static QR) rather than a failure to get one.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound { .. } | Error::TransactionFailed { .. } | Error::StaticQr { .. }
         )
     }
 
@@ -130,6 +150,8 @@ impl Error {
             Error::Unauthorized { .. } => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
             Error::Forbidden { .. } => "forbidden",
+            Error::GeoBlocked => "geo_blocked",
+            Error::ListClosed { .. } => "list_closed",
             Error::EndpointNotFound { .. } => "endpoint_not_found",
             Error::Api { .. } => "api",
             Error::Http { .. } => "http",

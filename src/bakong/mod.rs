@@ -1,11 +1,12 @@
 //! The Bakong Open API client: every endpoint as a typed function, one
-//! request gate, one token keeper.
+//! request gate, one token manager.
 //!
-//! One private function ([`Client::send`]) sends a request and sorts the
+//! One private function ([`Client::send`]) waits at the gate, takes the
+//! token from the [`TokenManager`] only then (so a request that waited
+//! through a renewal leaves with the new token), sends, and sorts the
 //! answer: 2xx envelopes, 401, 403, 404, 429, 5xx and unreadable bodies each
-//! become their own [`Error`]. Authorized calls go through
-//! [`Client::call_authed`], which renews the token once on a 401 (single
-//! flight across all callers) and retries the request once.
+//! become their own [`Error`]. [`Client::call`] asks the manager to refresh
+//! when a request with generation `g` is refused, and retries once.
 
 mod error;
 pub mod gate;
@@ -22,7 +23,10 @@ use serde_json::{json, Value};
 
 pub use error::{error_code_text, Error};
 pub use gate::{Gate, GateConfig, RetryAfter};
-pub use token::{Claims, Token, TokenKeeper, TokenSource};
+pub use token::{
+    Candidate, Claims, FileKeep, Token, TokenChoice, TokenConfig, TokenKeep, TokenManager,
+    TokenSource,
+};
 pub use types::{Envelope, ListStatus, RequestTokenBody, SourceInfo, Transaction};
 
 use crate::money::Currency;
@@ -42,14 +46,25 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// An HTTPS proxy for all requests (HTTPS_PROXY is honoured too).
     pub proxy: Option<String>,
-    /// Registered email, needed by renewals.
-    pub email: Option<String>,
     /// The request gate's settings.
     pub gate: GateConfig,
-    /// After a failed renewal, further renewals wait this long (doubling
-    /// with each failure, at most an hour) instead of hammering renew_token.
-    pub renew_cooldown: Duration,
 }
+
+/// Whether a request carries the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Auth {
+    /// Never (request_token, verify, renew_token).
+    None,
+    /// When there is one (check_bakong_account and generate_deeplink_by_qr
+    /// answer without a token on the live service).
+    Optional,
+    /// Always; no token is [`Error::NoToken`].
+    Required,
+}
+
+/// One answer per md5 of a batch, in the order asked, each shaped as a
+/// single lookup's answer.
+pub type BatchAnswers = Vec<Result<Transaction, Error>>;
 
 /// The Bakong API client. Cheap to clone; clones share the gate and token.
 #[derive(Clone, Debug)]
@@ -62,19 +77,21 @@ struct Inner {
     http: reqwest::Client,
     base: String,
     timeout: Duration,
-    email: Option<String>,
     gate: Gate,
-    keeper: Option<Arc<TokenKeeper>>,
+    tokens: Arc<TokenManager>,
     /// Unix ms of the last answer that was not an error of transport,
     /// HTTP status or decoding.
     last_success_ms: AtomicI64,
-    renewals: std::sync::atomic::AtomicU64,
     /// Milliseconds per answered request since the last `take_latencies`.
     latencies: std::sync::Mutex<Vec<u32>>,
-    renew_cooldown: Duration,
-    /// The last failed renewal: when, how many in a row, and why.
-    renew_failed: std::sync::Mutex<Option<(std::time::Instant, u32, String)>>,
+    /// The list endpoint was found closed to the token of this generation,
+    /// until this instant: its 403s need no new probe meanwhile.
+    list_closed: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
 }
+
+/// How long a list found closed to a token is taken as closed without a
+/// new probe (a token refused later is still found by the next probe).
+const LIST_CLOSED_MEMORY: Duration = Duration::from_secs(300);
 
 /// How many latency samples are kept between two reads.
 const MAX_SAMPLES: usize = 10_000;
@@ -111,34 +128,65 @@ fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction
     })
 }
 
+/// A list item's answer shaped as a single lookup's.
+fn as_single(
+    endpoint: &'static str,
+    item: Option<Result<ListStatus, Error>>,
+    id: &str,
+) -> Result<Transaction, Error> {
+    match item {
+        Some(Ok(ListStatus::Success { transaction })) => Ok(*transaction),
+        Some(Ok(ListStatus::NotFound)) => Err(Error::NotFound {
+            message: "not found (list)".into(),
+        }),
+        Some(Ok(ListStatus::Failed)) => Err(Error::TransactionFailed {
+            message: "failed (list)".into(),
+        }),
+        Some(Ok(ListStatus::StaticQr)) => Err(Error::StaticQr {
+            message: "static QR (list)".into(),
+        }),
+        Some(Err(e)) => Err(e),
+        None => Err(Error::Decode {
+            endpoint,
+            detail: format!("the answer does not mention {id}"),
+            excerpt: String::new(),
+        }),
+    }
+}
+
 impl Client {
-    /// Builds a client. `keeper` is needed by the endpoints that take a token.
-    pub fn new(cfg: &ClientConfig, keeper: Option<Arc<TokenKeeper>>) -> Result<Self, String> {
+    /// Builds a client sharing `tokens` for the endpoints that take a token.
+    pub fn new(cfg: &ClientConfig, tokens: Arc<TokenManager>) -> Result<Self, Error> {
         let mut b = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bakong-poller/", env!("CARGO_PKG_VERSION")));
         if let Some(p) = &cfg.proxy {
-            let proxy = reqwest::Proxy::all(p).map_err(|e| format!("bakong.proxy {p:?}: {e}"))?;
+            let proxy = reqwest::Proxy::all(p).map_err(|e| Error::InvalidArgument {
+                field: "bakong.proxy",
+                rule: crate::config::redact_text(&format!(
+                    "{:?} is not a usable proxy URL: {e}",
+                    crate::config::redact_url(p)
+                )),
+            })?;
             b = b.proxy(proxy);
         }
-        let http = b
-            .build()
-            .map_err(|e| format!("cannot build HTTP client: {e}"))?;
+        let http = b.build().map_err(|e| Error::Transport {
+            endpoint: "-",
+            detail: format!("cannot build the HTTP client: {}", error_chain(&e)),
+        })?;
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
                 base: cfg.base_url.trim_end_matches('/').to_string(),
                 timeout: cfg.timeout,
-                email: cfg.email.clone(),
                 gate: Gate::new(&cfg.gate),
-                keeper,
+                tokens,
                 last_success_ms: AtomicI64::new(0),
-                renewals: Default::default(),
                 latencies: Default::default(),
-                renew_cooldown: cfg.renew_cooldown,
-                renew_failed: Default::default(),
+                list_closed: Default::default(),
             }),
         })
     }
@@ -148,9 +196,9 @@ impl Client {
         &self.inner.gate
     }
 
-    /// The token keeper, if any.
-    pub fn keeper(&self) -> Option<&Arc<TokenKeeper>> {
-        self.inner.keeper.as_ref()
+    /// The token manager.
+    pub fn tokens(&self) -> &Arc<TokenManager> {
+        &self.inner.tokens
     }
 
     /// Unix ms of the last readable answer, 0 if none yet.
@@ -169,24 +217,37 @@ impl Client {
         )
     }
 
-    /// Renewals done by this client.
-    pub fn renewals(&self) -> u64 {
-        self.inner.renewals.load(Ordering::Relaxed)
-    }
-
-    /// Sends one request through the gate and sorts the answer.
+    /// Sends one request through the gate and sorts the answer. The token
+    /// is read after the gate lets the request go; the generation it had
+    /// comes back with the answer.
     async fn send(
         &self,
         endpoint: &'static str,
         body: &Value,
-        token: Option<&Token>,
-    ) -> Result<Envelope, Error> {
+        auth: Auth,
+    ) -> (Result<Envelope, Error>, Option<u64>) {
+        if auth == Auth::Required && self.inner.tokens.current().is_none() {
+            return (Err(Error::NoToken), None);
+        }
         self.inner.gate.acquire().await;
+        let token = match auth {
+            Auth::None => None,
+            Auth::Optional | Auth::Required => self.inner.tokens.current(),
+        };
+        let generation = token.as_ref().map(|(_, g)| *g);
         let url = format!("{}/v1/{endpoint}", self.inner.base);
         let mut req = self.inner.http.post(url).json(body);
-        if let Some(t) = token {
+        if let Some((t, _)) = &token {
             req = req.bearer_auth(t.expose());
         }
+        (self.exchange(endpoint, req).await, generation)
+    }
+
+    async fn exchange(
+        &self,
+        endpoint: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<Envelope, Error> {
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 Error::Timeout {
@@ -282,96 +343,55 @@ impl Client {
         Ok(env)
     }
 
-    /// Sends an authorized request; on a 401 renews once (single flight)
-    /// and retries once.
-    async fn call_authed(&self, endpoint: &'static str, body: &Value) -> Result<Envelope, Error> {
-        let keeper = self.inner.keeper.as_ref().ok_or(Error::NoToken)?;
-        let (token, generation) = keeper.current().ok_or(Error::NoToken)?;
-        match self.send(endpoint, body, Some(&token)).await {
-            Err(Error::Unauthorized { detail }) => {
-                tracing::info!(endpoint, %detail, "token refused; renewing");
-                self.renew_if_current(generation).await?;
-                let (token, _) = keeper.current().ok_or(Error::NoToken)?;
-                match self.send(endpoint, body, Some(&token)).await {
-                    Err(Error::Unauthorized { detail }) => {
-                        tracing::error!(endpoint, %detail, "token refused right after a renewal; check bakong.email and the token's registration");
-                        Err(Error::Unauthorized { detail })
-                    }
-                    other => other,
+    /// Sends a request; when the token is refused (401 / errorCode 6), asks
+    /// the manager to refresh the generation the request carried (one
+    /// renewal however many requests were refused) and retries once.
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        body: &Value,
+        auth: Auth,
+    ) -> Result<Envelope, Error> {
+        let tokens = &self.inner.tokens;
+        // No usable token, or one known to have expired: renew before the
+        // request (renew_token needs only the email).
+        if auth == Auth::Required && tokens.can_renew() {
+            match tokens.current() {
+                None => {
+                    tracing::info!(endpoint, "no usable token; renewing with bakong.email");
+                    tokens.refresh(0, self).await?;
                 }
+                Some((t, g)) if t.known_expired(chrono::Utc::now()) => {
+                    tracing::info!(
+                        endpoint,
+                        "the token's exp has passed; renewing before the request"
+                    );
+                    tokens.refresh(g, self).await?;
+                }
+                Some(_) => {}
+            }
+        }
+        let (result, generation) = self.send(endpoint, body, auth).await;
+        let (Err(Error::Unauthorized { detail }), Some(generation)) = (&result, generation) else {
+            return result;
+        };
+        if !tokens.can_renew() {
+            return result;
+        }
+        tracing::info!(endpoint, %detail, "token refused; renewing");
+        tokens.refresh(generation, self).await?;
+        match self.send(endpoint, body, auth).await.0 {
+            Err(Error::Unauthorized { detail }) => {
+                tracing::error!(endpoint, %detail, "token refused right after a renewal; check bakong.email and the token's registration");
+                Err(Error::Unauthorized { detail })
             }
             other => other,
         }
     }
 
-    /// Renews the token unless another caller already did since
-    /// `generation`. Exactly one renewal runs at a time.
+    /// Renews the token now unless another caller did since `generation`.
     pub async fn renew_if_current(&self, generation: u64) -> Result<(), Error> {
-        let keeper = self.inner.keeper.as_ref().ok_or(Error::NoToken)?;
-        let _guard = keeper.renewing.lock().await;
-        if keeper.generation() != generation {
-            return Ok(());
-        }
-        let failed = self
-            .inner
-            .renew_failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if let Some((at, n, why)) = &failed {
-            let wait = (self.inner.renew_cooldown
-                * 2u32.saturating_pow(n.saturating_sub(1).min(12)))
-            .min(Duration::from_secs(3600));
-            if at.elapsed() < wait {
-                return Err(Error::Renewal(format!(
-                    "{why} (next attempt in {})",
-                    humantime::format_duration(Duration::from_secs(
-                        (wait - at.elapsed()).as_secs()
-                    ))
-                )));
-            }
-        }
-        match self.renew_now().await {
-            Ok(()) => {
-                *self
-                    .inner
-                    .renew_failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
-                Ok(())
-            }
-            Err(e) => {
-                let n = failed.map(|(_, n, _)| n + 1).unwrap_or(1);
-                let why = match &e {
-                    Error::Renewal(m) => m.clone(),
-                    other => other.to_string(),
-                };
-                tracing::error!(error = %why, failures = n, "token renewal failed; payments stay pending");
-                *self
-                    .inner
-                    .renew_failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) =
-                    Some((std::time::Instant::now(), n, why.clone()));
-                Err(Error::Renewal(why))
-            }
-        }
-    }
-
-    async fn renew_now(&self) -> Result<(), Error> {
-        let keeper = self.inner.keeper.as_ref().ok_or(Error::NoToken)?;
-        let email = self.inner.email.clone().ok_or_else(|| {
-            Error::Renewal("bakong.email is not set, so the token cannot be renewed".into())
-        })?;
-        let token = self.renew_token(&email).await.map_err(|e| match e {
-            Error::Renewal(m) => Error::Renewal(m),
-            other => Error::Renewal(other.to_string()),
-        })?;
-        let expires = token.claims().expires_at;
-        let generation = keeper.install(token).map_err(Error::Renewal)?;
-        self.inner.renewals.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(generation, expires_at = ?expires, file = %keeper.file().display(), "access token renewed and saved");
-        Ok(())
+        self.inner.tokens.refresh(generation, self).await
     }
 
     fn answer(env: Envelope) -> Result<Envelope, Error> {
@@ -419,15 +439,19 @@ impl Client {
         check_len("email", &body.email, 1, 30)?;
         check_len("organization", &body.organization, 1, 100)?;
         check_len("project", &body.project, 1, 100)?;
-        let v = serde_json::to_value(body).unwrap_or(Value::Null);
-        let env = Self::answer(self.send("request_token", &v, None).await?)?;
+        let v = json!({ "email": body.email, "organization": body.organization, "project": body.project });
+        let env = Self::answer(self.send("request_token", &v, Auth::None).await.0?)?;
         Ok(env.response_message.unwrap_or_default())
     }
 
     /// `verify`: exchanges the emailed 20-character code for a token.
     pub async fn verify(&self, code: &str) -> Result<Token, Error> {
         check_len("code", code, 20, 20)?;
-        let env = Self::answer(self.send("verify", &json!({ "code": code }), None).await?)?;
+        let env = Self::answer(
+            self.send("verify", &json!({ "code": code }), Auth::None)
+                .await
+                .0?,
+        )?;
         Self::token_from(env, "verify")
     }
 
@@ -435,8 +459,9 @@ impl Client {
     pub async fn renew_token(&self, email: &str) -> Result<Token, Error> {
         check_len("email", email, 1, 30)?;
         let env = Self::answer(
-            self.send("renew_token", &json!({ "email": email }), None)
-                .await?,
+            self.send("renew_token", &json!({ "email": email }), Auth::None)
+                .await
+                .0?,
         )?;
         Self::token_from(env, "renew_token")
     }
@@ -453,7 +478,10 @@ impl Client {
             1000,
         )?;
         let body = json!({ "qr": qr, "sourceInfo": source });
-        let env = Self::answer(self.call_authed("generate_deeplink_by_qr", &body).await?)?;
+        let env = Self::answer(
+            self.call("generate_deeplink_by_qr", &body, Auth::Optional)
+                .await?,
+        )?;
         env.data
             .get("shortLink")
             .and_then(Value::as_str)
@@ -466,7 +494,7 @@ impl Client {
     }
 
     async fn check_one(&self, endpoint: &'static str, body: Value) -> Result<Transaction, Error> {
-        let env = Self::answer(self.call_authed(endpoint, &body).await?)?;
+        let env = Self::answer(self.call(endpoint, &body, Auth::Required).await?)?;
         transaction_from(env, endpoint)
     }
 
@@ -533,8 +561,12 @@ impl Client {
     pub async fn check_account(&self, account_id: &str) -> Result<bool, Error> {
         check_len("accountId", account_id, 1, 255)?;
         match Self::answer(
-            self.call_authed("check_bakong_account", &json!({ "accountId": account_id }))
-                .await?,
+            self.call(
+                "check_bakong_account",
+                &json!({ "accountId": account_id }),
+                Auth::Optional,
+            )
+            .await?,
         ) {
             Ok(_) => Ok(true),
             Err(Error::Api { code: 11, .. }) => Ok(false),
@@ -547,7 +579,7 @@ impl Client {
         endpoint: &'static str,
         key: &'static str,
         items: &[String],
-    ) -> Result<HashMap<String, ListStatus>, Error> {
+    ) -> Result<HashMap<String, Result<ListStatus, Error>>, Error> {
         if items.is_empty() || items.len() > MAX_LIST {
             return Err(Error::InvalidArgument {
                 field: key,
@@ -557,51 +589,36 @@ impl Client {
         for item in items {
             check_len(key, item, 1, 255)?;
         }
-        let env = Self::answer(self.call_authed(endpoint, &json!(items)).await?)?;
-        let decode = |detail: String| Error::Decode {
-            endpoint,
-            detail,
-            excerpt: error::excerpt(env.data.to_string().as_bytes()),
-        };
-        let arr = env
-            .data
-            .as_array()
-            .ok_or_else(|| decode("data is not an array".into()))?;
-        let mut out = HashMap::new();
-        for entry in arr {
-            // Matched by the echoed key, never by position.
-            let Some(id) = entry.get(key).and_then(Value::as_str) else {
-                return Err(decode(format!("an item has no {key}")));
-            };
-            if !items.iter().any(|i| i == id) {
-                return Err(decode(format!(
-                    "the answer names {id:?}, which was not asked for"
-                )));
-            }
-            let status = match entry.get("status").and_then(Value::as_str) {
-                Some("SUCCESS") => ListStatus::Success {
-                    transaction: Box::new(
-                        Transaction::from_json(entry.get("data").unwrap_or(&Value::Null))
-                            .map_err(|e| decode(format!("{key} {id}: {e}")))?,
-                    ),
-                },
-                Some("NOT_FOUND") => ListStatus::NotFound,
-                Some("FAILED") => ListStatus::Failed,
-                Some("STATIC_QR") => ListStatus::StaticQr,
-                other => return Err(decode(format!("{key} {id}: unknown status {other:?}"))),
-            };
-            out.insert(id.to_string(), status);
+        let env = Self::answer(self.call(endpoint, &json!(items), Auth::Required).await?)?;
+        let (read, stray) =
+            types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
+                endpoint,
+                detail,
+                excerpt: error::excerpt(env.data.to_string().as_bytes()),
+            })?;
+        for s in &stray {
+            tracing::warn!(endpoint, item = %s, "list answer item skipped");
         }
-        Ok(out)
+        Ok(read
+            .into_iter()
+            .map(|(id, r)| {
+                let r = r.map_err(|detail| Error::Decode {
+                    endpoint,
+                    detail: format!("{key} {id}: {detail}"),
+                    excerpt: String::new(),
+                });
+                (id, r)
+            })
+            .collect())
     }
 
     /// `check_transaction_by_md5_list`: up to 50 md5s in one request. The
-    /// map holds an entry per md5 the answer mentioned; a 403/404 is an
-    /// error whose [`Error::endpoint_closed`] is true.
+    /// map holds an entry per md5 the answer mentioned, each read on its
+    /// own (an unreadable item is an error for that md5 only).
     pub async fn check_md5_list(
         &self,
         md5s: &[String],
-    ) -> Result<HashMap<String, ListStatus>, Error> {
+    ) -> Result<HashMap<String, Result<ListStatus, Error>>, Error> {
         self.check_list("check_transaction_by_md5_list", "md5", md5s)
             .await
     }
@@ -610,9 +627,69 @@ impl Client {
     pub async fn check_hash_list(
         &self,
         hashes: &[String],
-    ) -> Result<HashMap<String, ListStatus>, Error> {
+    ) -> Result<HashMap<String, Result<ListStatus, Error>>, Error> {
         self.check_list("check_transaction_by_hash_list", "hash", hashes)
             .await
+    }
+
+    /// Checks up to 50 md5s with one list request; one answer per md5, in
+    /// order, shaped as a single lookup's. The outer error is a failure of
+    /// the whole request.
+    ///
+    /// A 403 from the list is told apart before anyone acts on it: one
+    /// single lookup (which renews the token on a 401) says whether the
+    /// token was refused (renewed: the list is asked again),
+    /// every endpoint is refused ([`Error::GeoBlocked`]), or only the list
+    /// is closed to this token ([`Error::ListClosed`]).
+    pub async fn check_md5_batch(&self, md5s: &[String]) -> Result<BatchAnswers, Error> {
+        const EP: &str = "check_transaction_by_md5_list";
+        let before = self.inner.tokens.generation();
+        let closed = |generation: u64| {
+            *self
+                .inner
+                .list_closed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) =
+                Some((generation, tokio::time::Instant::now() + LIST_CLOSED_MEMORY));
+            Error::ListClosed { endpoint: EP }
+        };
+        let answers = match self.check_md5_list(md5s).await {
+            Err(Error::Forbidden { .. }) => {
+                let known = *self
+                    .inner
+                    .list_closed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if known
+                    .is_some_and(|(g, until)| g == before && tokio::time::Instant::now() < until)
+                {
+                    return Err(Error::ListClosed { endpoint: EP });
+                }
+                let Some(first) = md5s.first() else {
+                    return Ok(Vec::new());
+                };
+                match self.check_md5(first).await {
+                    Err(Error::Forbidden { .. }) => return Err(Error::GeoBlocked),
+                    Err(e) if !e.is_answer() => return Err(e),
+                    _ if self.inner.tokens.generation() != before => {
+                        tracing::info!("the list refused the token with a 403; it was renewed, asking the list again");
+                        match self.check_md5_list(md5s).await {
+                            Err(Error::Forbidden { .. }) => {
+                                return Err(closed(self.inner.tokens.generation()))
+                            }
+                            other => other?,
+                        }
+                    }
+                    _ => return Err(closed(before)),
+                }
+            }
+            other => other?,
+        };
+        let mut answers = answers;
+        Ok(md5s
+            .iter()
+            .map(|m| as_single(EP, answers.remove(m), m))
+            .collect())
     }
 }
 

@@ -1,13 +1,26 @@
-//! The access token: a secret wrapper, its JWT dates, where it is kept, and
-//! the keeper that all requests share.
+//! The access token and the one manager that owns its life: the choice of
+//! the token at start (the contract's "Which token is used"), the current
+//! token and its generation, renewal as a single flight with one backoff
+//! policy, the renew-ahead task, and where a renewed token is kept.
+//!
+//! Requests ask [`TokenManager::current`] for the token after the rate gate
+//! has let them go, so a request that waited through a renewal leaves with
+//! the new token; one refused with generation `g` asks
+//! [`TokenManager::refresh`]`(g)`, which renews only if nobody did since.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
-use base64::Engine;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use chrono::{DateTime, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info};
+
+use super::{Client, Error};
 
 /// An access token. Its Debug output is redacted; the value is reachable
 /// only through [`Token::expose`].
@@ -39,10 +52,16 @@ impl Token {
     pub fn claims(&self) -> Claims {
         Claims::read(self.expose())
     }
+
+    /// Whether the token is known to have expired at `now` (a JWT whose
+    /// `exp` has passed). A token without readable dates is not known to.
+    pub fn known_expired(&self, now: DateTime<Utc>) -> bool {
+        self.claims().expires_at.is_some_and(|e| e <= now)
+    }
 }
 
 /// The dates a JWT carries. Read without checking the signature: they only
-/// steer renewal, and the server checks the token anyway.
+/// steer the choice and renewal, and the server checks the token anyway.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Claims {
     /// Issued at.
@@ -51,146 +70,296 @@ pub struct Claims {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+#[derive(Deserialize)]
+struct RawClaims {
+    #[serde(default)]
+    iat: Option<serde_json::Value>,
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+}
+
 impl Claims {
     fn read(jwt: &str) -> Claims {
-        let payload = jwt.split('.').nth(1).unwrap_or_default();
-        let Ok(bytes) =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))
-        else {
+        let mut v = jsonwebtoken::Validation::default();
+        v.insecure_disable_signature_validation();
+        v.validate_exp = false;
+        v.validate_aud = false;
+        v.required_spec_claims.clear();
+        let key = jsonwebtoken::DecodingKey::from_secret(&[]);
+        let Ok(data) = jsonwebtoken::decode::<RawClaims>(jwt, &key, &v) else {
             return Claims::default();
         };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-            return Claims::default();
-        };
-        let date = |k: &str| {
-            v.get(k)
-                .and_then(|n| n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)))
-                .and_then(|s| Utc.timestamp_opt(s, 0).single())
+        let date = |n: Option<serde_json::Value>| {
+            let n = n?;
+            let secs = n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))?;
+            Utc.timestamp_opt(secs, 0).single()
         };
         Claims {
-            issued_at: date("iat"),
-            expires_at: date("exp"),
+            issued_at: date(data.claims.iat),
+            expires_at: date(data.claims.exp),
         }
     }
 }
 
-/// Reads a token file; `Ok(None)` when it does not exist or is empty.
-pub fn read_token_file(path: &Path) -> Result<Option<Token>, String> {
+/// A token file or credential that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The file exists but cannot be read.
+    #[error("cannot read token file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file does not hold one token.
+    #[error("{} does not hold a token (one line, no spaces)", path.display())]
+    NotAToken {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Saving failed.
+    #[error("cannot save token to {}: {source}", path.display())]
+    Save {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads a token file with its modification time; `Ok(None)` when it does
+/// not exist or is empty.
+pub fn read_token_file(path: &Path) -> Result<Option<(Token, Option<SystemTime>)>, TokenError> {
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().is_empty() => Ok(None),
-        Ok(s) => Token::new(&s).map(Some).ok_or_else(|| {
-            format!(
-                "{} does not hold a token (one line, no spaces)",
-                path.display()
-            )
-        }),
+        Ok(s) => {
+            let token = Token::new(&s).ok_or_else(|| TokenError::NotAToken {
+                path: path.to_path_buf(),
+            })?;
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            Ok(Some((token, mtime)))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read token file {}: {e}", path.display())),
+        Err(source) => Err(TokenError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
-/// Saves a token atomically with mode 0600: a temporary file beside it,
-/// fsync, rename, fsync of the directory.
-pub fn save_token_file(path: &Path, token: &Token) -> Result<(), String> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Saves a token atomically with mode 0600: a temporary file beside it
+/// (tempfile creates it 0600), fsync, rename over the old one, fsync of the
+/// directory.
+pub fn save_token_file(path: &Path, token: &Token) -> Result<(), TokenError> {
+    use std::io::Write;
+    let err = |source| TokenError::Save {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("token file {} has no file name", path.display()))?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(token.expose().as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot save token to {}: {e}", path.display())
-    })
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".token")
+        .tempfile_in(dir)
+        .map_err(err)?;
+    tmp.write_all(token.expose().as_bytes()).map_err(err)?;
+    tmp.write_all(b"\n").map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)
 }
 
 /// Where a token came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenSource {
-    /// `bakong.token` in the config.
+    /// `bakong.token` in the config file (or the defaults).
     Config,
+    /// `bakong.token` from the environment (`BAKONG_POLLER__BAKONG__TOKEN`).
+    Environment,
     /// `bakong.token_file`.
     File(PathBuf),
     /// `$CREDENTIALS_DIRECTORY/token` (systemd LoadCredential).
     Credential(PathBuf),
+    /// A renewal by this process.
+    Renewed,
 }
 
 impl std::fmt::Display for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TokenSource::Config => f.write_str("bakong.token"),
+            TokenSource::Environment => f.write_str("bakong.token (BAKONG_POLLER__BAKONG__TOKEN)"),
             TokenSource::File(p) => write!(f, "bakong.token_file ({})", p.display()),
             TokenSource::Credential(p) => write!(f, "systemd credential ({})", p.display()),
+            TokenSource::Renewed => f.write_str("renewal"),
         }
     }
 }
 
-/// Picks the initial token: of `bakong.token`, the token file and the
-/// systemd credential, the one issued last (JWT `iat`) wins; on a tie the
-/// token file wins, since renewals are saved there.
-pub fn pick_initial(
-    config_token: Option<&Token>,
-    token_file: &Path,
-    credentials_dir: Option<&Path>,
-) -> Result<Option<(Token, TokenSource)>, String> {
-    let mut candidates: Vec<(Token, TokenSource)> = Vec::new();
-    if let Some(t) = config_token {
-        candidates.push((t.clone(), TokenSource::Config));
-    }
-    if let Some(dir) = credentials_dir {
-        let p = dir.join("token");
-        if let Some(t) = read_token_file(&p)? {
-            candidates.push((t, TokenSource::Credential(p)));
-        }
-    }
-    if let Some(t) = read_token_file(token_file)? {
-        candidates.push((t, TokenSource::File(token_file.to_path_buf())));
-    }
-    // max_by_key keeps the last of equal keys: the file, pushed last.
-    Ok(candidates
-        .into_iter()
-        .max_by_key(|(t, _)| t.claims().issued_at))
+/// A token found at start, with when its source was last written (for
+/// tokens without readable dates).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The token.
+    pub token: Token,
+    /// Where it came from.
+    pub source: TokenSource,
+    /// When its source was last written: the file's modification time, the
+    /// config file's for `bakong.token`, start-up for the environment.
+    pub written: Option<DateTime<Utc>>,
 }
 
-/// The shared current token and its generation (bumped by every renewal).
-#[derive(Debug)]
-pub struct TokenKeeper {
+/// The token chosen at start, and why.
+#[derive(Debug, Clone)]
+pub struct TokenChoice {
+    /// The token.
+    pub token: Token,
+    /// Where it came from.
+    pub source: TokenSource,
+    /// When it counts as issued (JWT `iat`, else its source's write time).
+    pub issued: Option<DateTime<Utc>>,
+    /// Why it won, in a sentence.
+    pub reason: String,
+    /// Candidates dropped, each with why.
+    pub dropped: Vec<String>,
+}
+
+/// The contract's rule: a token known to be expired is dropped; of the
+/// rest the one issued last wins (a JWT's `iat`; a token with no readable
+/// dates counts as issued when its source was last written). On a tie the
+/// later candidate wins (the token file, where renewals are saved, comes
+/// last).
+pub fn choose(candidates: Vec<Candidate>, now: DateTime<Utc>) -> Option<TokenChoice> {
+    let mut dropped = Vec::new();
+    let mut live = Vec::new();
+    for c in candidates {
+        let claims = c.token.claims();
+        match claims.expires_at {
+            Some(exp) if exp <= now => {
+                dropped.push(format!("{}: expired at {}", c.source, exp.to_rfc3339()))
+            }
+            _ => {
+                let (issued, basis) = match claims.issued_at {
+                    Some(iat) => (Some(iat), "its JWT iat"),
+                    None => (
+                        c.written,
+                        "when its source was last written (no readable dates)",
+                    ),
+                };
+                live.push((c, issued, basis));
+            }
+        }
+    }
+    let count = live.len();
+    let (c, issued, basis) = live.into_iter().max_by_key(|(_, issued, _)| *issued)?;
+    let when = issued.map_or_else(|| "unknown".to_string(), |d| d.to_rfc3339());
+    let reason = if count == 1 {
+        format!("the only usable token (issued {when}, by {basis})")
+    } else {
+        format!("the newest of {count} usable tokens (issued {when}, by {basis})")
+    };
+    Some(TokenChoice {
+        token: c.token,
+        source: c.source,
+        issued,
+        reason,
+        dropped,
+    })
+}
+
+/// Where a renewed token is kept: the token file today, the database when
+/// several daemons share one. The manager's only dependency for storage.
+pub trait TokenKeep: Send + Sync + std::fmt::Debug {
+    /// Saves a renewed token.
+    fn save(&self, token: &Token) -> Result<(), TokenError>;
+    /// Where, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Keeps the token in a file (mode 0600, replaced atomically).
+#[derive(Debug, Clone)]
+pub struct FileKeep(pub PathBuf);
+
+impl TokenKeep for FileKeep {
+    fn save(&self, token: &Token) -> Result<(), TokenError> {
+        save_token_file(&self.0, token)
+    }
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+/// How the manager renews.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    /// The registered email (renewal is impossible without it).
+    pub email: Option<String>,
+    /// Renew this long before `exp`.
+    pub renew_before: Duration,
+    /// First wait after a failed renewal; doubles, capped at an hour.
+    pub renew_retry: Duration,
+}
+
+struct Flight {
+    backoff: ExponentialBackoff,
+    /// After a failure: no attempt before this instant, and why.
+    cooling: Option<(tokio::time::Instant, String)>,
+    failures: u32,
+}
+
+/// Owns the token. Shared by every request of a client.
+pub struct TokenManager {
     current: RwLock<Option<(Token, u64)>>,
-    /// Held while a renewal is under way: single flight.
-    pub(crate) renewing: tokio::sync::Mutex<()>,
-    file: PathBuf,
+    flight: tokio::sync::Mutex<Flight>,
+    builder: ExponentialBuilder,
+    keep: Arc<dyn TokenKeep>,
+    cfg: TokenConfig,
+    renewals: AtomicU64,
+    failed_renewals: AtomicU64,
 }
 
-impl TokenKeeper {
-    /// A keeper starting from `initial`, saving renewals to `file`.
-    pub fn new(initial: Option<Token>, file: PathBuf) -> Self {
-        TokenKeeper {
+impl std::fmt::Debug for TokenManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenManager")
+            .field("generation", &self.generation())
+            .field("keep", &self.keep)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenManager {
+    /// A manager starting from `initial`, keeping renewals in `keep`.
+    pub fn new(initial: Option<Token>, keep: Arc<dyn TokenKeep>, cfg: TokenConfig) -> Self {
+        let builder = ExponentialBuilder::default()
+            .with_min_delay(cfg.renew_retry)
+            .with_max_delay(Duration::from_secs(3600).max(cfg.renew_retry))
+            .with_factor(2.0)
+            .without_max_times();
+        TokenManager {
             current: RwLock::new(initial.map(|t| (t, 0))),
-            renewing: tokio::sync::Mutex::new(()),
-            file,
+            flight: tokio::sync::Mutex::new(Flight {
+                backoff: builder.build(),
+                cooling: None,
+                failures: 0,
+            }),
+            builder,
+            keep,
+            cfg,
+            renewals: AtomicU64::new(0),
+            failed_renewals: AtomicU64::new(0),
         }
     }
 
-    /// The current token and its generation.
+    /// The current token and its generation (bumped by every renewal).
     pub fn current(&self) -> Option<(Token, u64)> {
         self.current
             .read()
@@ -203,24 +372,131 @@ impl TokenKeeper {
         self.current().map(|(_, g)| g).unwrap_or(0)
     }
 
-    /// Where renewed tokens are saved.
-    pub fn file(&self) -> &Path {
-        &self.file
+    /// Whether renewal is possible at all (an email is configured).
+    pub fn can_renew(&self) -> bool {
+        self.cfg.email.is_some()
     }
 
-    /// Saves and installs a renewed token, bumping the generation.
-    pub(crate) fn install(&self, token: Token) -> Result<u64, String> {
-        save_token_file(&self.file, &token)?;
+    /// Renewals done by this manager.
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
+    }
+
+    /// Renewals that failed.
+    pub fn failed_renewals(&self) -> u64 {
+        self.failed_renewals.load(Ordering::Relaxed)
+    }
+
+    /// Where renewed tokens are kept.
+    pub fn keep(&self) -> &dyn TokenKeep {
+        self.keep.as_ref()
+    }
+
+    fn install(&self, token: Token) -> u64 {
         let mut cur = self.current.write().unwrap_or_else(|e| e.into_inner());
         let generation = cur.as_ref().map(|(_, g)| g + 1).unwrap_or(1);
         *cur = Some((token, generation));
-        Ok(generation)
+        generation
+    }
+
+    /// Renews the token unless another caller already did since `seen`
+    /// (the generation the refused request carried). Exactly one renewal
+    /// runs at a time; after a failure, attempts wait out one backoff
+    /// (from `renew_retry`, doubling, capped at an hour) and fail at once
+    /// meanwhile, saying when the next attempt is.
+    pub async fn refresh(&self, seen: u64, client: &Client) -> Result<(), Error> {
+        let mut flight = self.flight.lock().await;
+        if self.current().is_some_and(|(_, g)| g != seen) {
+            return Ok(());
+        }
+        if let Some((until, why)) = &flight.cooling {
+            let now = tokio::time::Instant::now();
+            if now < *until {
+                return Err(Error::Renewal(format!(
+                    "{why} (next attempt in {})",
+                    humantime::format_duration(Duration::from_secs((*until - now).as_secs() + 1))
+                )));
+            }
+        }
+        match self.renew_now(client).await {
+            Ok(generation) => {
+                flight.backoff = self.builder.build();
+                flight.cooling = None;
+                flight.failures = 0;
+                self.renewals.fetch_add(1, Ordering::Relaxed);
+                info!(generation, file = %self.keep.describe(), "access token renewed and saved");
+                Ok(())
+            }
+            Err(why) => {
+                flight.failures += 1;
+                self.failed_renewals.fetch_add(1, Ordering::Relaxed);
+                let wait = flight.backoff.next().unwrap_or(Duration::from_secs(3600));
+                error!(error = %why, failures = flight.failures, retry_in = %humantime::format_duration(wait), "token renewal failed; payments stay pending");
+                flight.cooling = Some((tokio::time::Instant::now() + wait, why.clone()));
+                Err(Error::Renewal(why))
+            }
+        }
+    }
+
+    async fn renew_now(&self, client: &Client) -> Result<u64, String> {
+        let email = self
+            .cfg
+            .email
+            .as_deref()
+            .ok_or("bakong.email is not set, so the token cannot be renewed")?;
+        let token = client.renew_token(email).await.map_err(|e| match e {
+            Error::Renewal(m) => m,
+            other => other.to_string(),
+        })?;
+        self.keep.save(&token).map_err(|e| e.to_string())?;
+        Ok(self.install(token))
+    }
+
+    /// Renews ahead of the token's `exp` (by `bakong.renew_before`) until
+    /// `shutdown`. A failed attempt is logged once (by [`Self::refresh`])
+    /// and retried on the same backoff as any other renewal.
+    pub async fn renew_ahead(self: Arc<Self>, client: Client, shutdown: CancellationToken) {
+        loop {
+            let Some((token, generation)) = self.current() else {
+                return;
+            };
+            let Some(exp) = token.claims().expires_at else {
+                debug!("token has no exp claim; renewal only when a request is refused");
+                shutdown.cancelled().await;
+                return;
+            };
+            let renew_before = chrono::Duration::from_std(self.cfg.renew_before)
+                .unwrap_or_else(|_| chrono::Duration::days(7));
+            let wait = (exp - renew_before - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            if self.refresh(generation, &client).await.is_err() {
+                // Wait out the cooldown refresh set, then try again.
+                let until = self
+                    .flight
+                    .lock()
+                    .await
+                    .cooling
+                    .as_ref()
+                    .map(|(u, _)| *u)
+                    .unwrap_or_else(|| tokio::time::Instant::now() + self.cfg.renew_retry);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn jwt(iat: i64, exp: i64) -> Token {
         let enc = |v: serde_json::Value| {
@@ -228,10 +504,22 @@ mod tests {
         };
         let s = format!(
             "{}.{}.sig",
-            enc(serde_json::json!({"alg": "HS256"})),
+            enc(serde_json::json!({"alg": "HS256", "typ": "JWT"})),
             enc(serde_json::json!({"iat": iat, "exp": exp}))
         );
         Token::new(&s).expect("token")
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(secs, 0).single().expect("time")
+    }
+
+    fn cand(token: Token, source: TokenSource, written: i64) -> Candidate {
+        Candidate {
+            token,
+            source,
+            written: Some(at(written)),
+        }
     }
 
     #[test]
@@ -245,23 +533,99 @@ mod tests {
         let c = jwt(1_700_000_000, 1_707_776_000).claims();
         assert_eq!(c.issued_at.map(|d| d.timestamp()), Some(1_700_000_000));
         assert_eq!(c.expires_at.map(|d| d.timestamp()), Some(1_707_776_000));
+        assert_eq!(
+            Token::new("rbk_test_opaque").expect("t").claims(),
+            Claims::default()
+        );
     }
 
     #[test]
-    fn the_newest_token_wins_and_the_file_is_private() {
+    fn the_file_is_saved_private_and_replaced_atomically() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("token");
         save_token_file(&file, &jwt(200, 300)).expect("save");
+        save_token_file(&file, &jwt(201, 300)).expect("save again");
         let mode = std::fs::metadata(&file).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let (_, src) = pick_initial(Some(&jwt(100, 300)), &file, None)
-            .expect("read")
-            .expect("some");
-        assert_eq!(src, TokenSource::File(file.clone()));
-        let (_, src) = pick_initial(Some(&jwt(400, 500)), &file, None)
-            .expect("read")
-            .expect("some");
-        assert_eq!(src, TokenSource::Config);
+        let (t, _) = read_token_file(&file).expect("read").expect("some");
+        assert_eq!(t.claims().issued_at.map(|d| d.timestamp()), Some(201));
+        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    }
+
+    #[test]
+    fn the_newest_usable_token_wins() {
+        let now = at(1_000);
+        let file = TokenSource::File("/t".into());
+        // By iat; a tie goes to the later candidate (the token file).
+        let c = choose(
+            vec![
+                cand(jwt(100, 5_000), TokenSource::Config, 0),
+                cand(jwt(200, 5_000), file.clone(), 0),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, file);
+        let c = choose(
+            vec![
+                cand(jwt(400, 5_000), TokenSource::Config, 0),
+                cand(jwt(200, 5_000), file.clone(), 0),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, TokenSource::Config);
+        let c = choose(
+            vec![
+                cand(jwt(200, 5_000), TokenSource::Config, 0),
+                cand(jwt(200, 5_000), file.clone(), 0),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, file, "tie: the file");
+    }
+
+    #[test]
+    fn expired_tokens_are_dropped_and_opaque_ones_count_from_their_source() {
+        let now = at(1_000_000);
+        let opaque = Token::new("rbk_test_abc").expect("t");
+        let file = TokenSource::File("/t".into());
+        // An opaque relay token in the config beats an expired JWT in the file,
+        // however new that JWT's iat.
+        let c = choose(
+            vec![
+                cand(opaque.clone(), TokenSource::Config, 10),
+                cand(jwt(999_000, 999_999), file.clone(), 999_000),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, TokenSource::Config);
+        assert_eq!(c.dropped.len(), 1, "{:?}", c.dropped);
+        assert!(c.dropped[0].contains("expired"), "{:?}", c.dropped);
+        // Both live: an opaque token counts as issued when its source was written.
+        let c = choose(
+            vec![
+                cand(opaque.clone(), TokenSource::Environment, 900_000),
+                cand(jwt(800_000, 2_000_000), file.clone(), 999_999),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, TokenSource::Environment, "{}", c.reason);
+        assert!(c.reason.contains("last written"), "{}", c.reason);
+        let c = choose(
+            vec![
+                cand(opaque, TokenSource::Config, 700_000),
+                cand(jwt(800_000, 2_000_000), file.clone(), 1),
+            ],
+            now,
+        )
+        .expect("one");
+        assert_eq!(c.source, file, "{}", c.reason);
+        // Only expired tokens: none.
+        assert!(choose(vec![cand(jwt(1, 2), file, 1)], now).is_none());
     }
 }

@@ -1,11 +1,15 @@
 //! Request and answer types of the Bakong Open API.
 //!
-//! Answers are read leniently where the live service varies (timestamps as
-//! integers or floats, null or absent fields, extra fields) and strictly
-//! where it matters (amounts as exact decimals, currencies, hashes).
+//! Answers are read by serde derives, leniently where the live service
+//! varies (timestamps as integers, floats or strings; null or absent
+//! fields; extra fields) and strictly where it matters (amounts as exact
+//! decimals, currencies, hashes). A list answer is read item by item: one
+//! unreadable item is an error for its own md5 only.
+
+use std::collections::HashMap;
 
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::money::{amount_from_json, Currency};
@@ -31,10 +35,10 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
-    /// Transaction hash, 64 hex characters.
+    /// Transaction hash, 64 lowercase hex characters.
     pub hash: String,
-    /// Payer account.
-    pub from_account_id: String,
+    /// Payer account; the live service sometimes sends null.
+    pub from_account_id: Option<String>,
     /// Receiver account.
     pub to_account_id: String,
     /// Currency.
@@ -59,70 +63,116 @@ pub struct Transaction {
     pub receiver_bank_account: Option<String>,
 }
 
-fn opt_string(v: &Value, key: &str) -> Option<String> {
-    match v.get(key) {
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
+/// A string field that may arrive as a string or a number; anything else
+/// (null, objects) reads as absent.
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        Value::Number(n) => Some(n.to_string()),
         _ => None,
+    })
+}
+
+/// A millisecond timestamp as an integer, a float (`1586852120700.0` in
+/// NBC's samples) or a numeric string; null or absent is `None`.
+fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error as _;
+    let v = Value::deserialize(d)?;
+    let as_f64 = |f: f64| {
+        (f.is_finite() && f.abs() < 9.0e15)
+            .then(|| f.round() as i64)
+            .ok_or_else(|| D::Error::custom(format!("{v} is not a timestamp")))
+    };
+    match &v {
+        Value::Null => Ok(None),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Ok(Some(i)),
+            None => as_f64(n.as_f64().unwrap_or(f64::NAN)).map(Some),
+        },
+        Value::String(s) => as_f64(s.trim().parse::<f64>().unwrap_or(f64::NAN)).map(Some),
+        _ => Err(D::Error::custom(format!("{v} is not a timestamp"))),
     }
 }
 
-fn opt_millis(v: &Value, key: &str) -> Result<Option<i64>, String> {
-    match v.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.is_finite())
-                    .map(|f| f.round() as i64)
-            })
-            .map(Some)
-            .ok_or_else(|| format!("{key} {n} is not a timestamp")),
-        Some(Value::String(s)) => s
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(|f| Some(f.round() as i64))
-            .ok_or_else(|| format!("{key} {s:?} is not a timestamp")),
-        Some(other) => Err(format!("{key} {other} is not a timestamp")),
-    }
+/// The amount, read exactly from the JSON text (never through a float's
+/// arithmetic).
+fn exact_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    let v = Value::deserialize(d)?;
+    Ok(amount_from_json(&v))
+}
+
+/// The wire shape of a transaction, before validation.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireTransaction {
+    #[serde(default, deserialize_with = "lenient_text")]
+    hash: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    from_account_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    to_account_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    currency: Option<String>,
+    #[serde(default, deserialize_with = "exact_amount")]
+    amount: Option<Decimal>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "lenient_millis")]
+    created_date_ms: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_millis")]
+    acknowledged_date_ms: Option<i64>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    external_ref: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    instruction_ref: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    tracking_status: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    receiver_bank: Option<String>,
+    #[serde(default, deserialize_with = "lenient_text")]
+    receiver_bank_account: Option<String>,
 }
 
 impl Transaction {
-    /// Reads a transaction from the `data` of a check answer.
+    /// Reads a transaction from the `data` of a check answer. What the
+    /// `paid` rule needs (hash, receiver, amount, currency) must be sound;
+    /// the rest is read leniently (a null payer is `None`).
     pub fn from_json(v: &Value) -> Result<Self, String> {
         if !v.is_object() {
             return Err(format!("data is {v}, expected a transaction object"));
         }
-        let req = |key: &str| opt_string(v, key).ok_or_else(|| format!("{key} is missing"));
-        let hash = req("hash")?;
+        let w: WireTransaction = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let hash = w.hash.ok_or("hash is missing")?;
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("hash {hash:?} is not 64 hex characters"));
         }
-        let currency_text = req("currency")?;
-        let currency = currency_text
+        let currency = w
+            .currency
+            .ok_or("currency is missing")?
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
-        let amount = v
-            .get("amount")
-            .and_then(amount_from_json)
+        let amount = w
+            .amount
             .filter(|a| *a > Decimal::ZERO)
             .ok_or_else(|| format!("amount {:?} is not a positive decimal", v.get("amount")))?;
+        let to_account_id = w
+            .to_account_id
+            .filter(|s| !s.is_empty())
+            .ok_or("toAccountId is missing")?;
         Ok(Transaction {
             hash: hash.to_ascii_lowercase(),
-            from_account_id: req("fromAccountId")?,
-            to_account_id: req("toAccountId")?,
+            from_account_id: w.from_account_id.filter(|s| !s.is_empty()),
+            to_account_id,
             currency,
             amount,
-            description: opt_string(v, "description"),
-            created_date_ms: opt_millis(v, "createdDateMs")?,
-            acknowledged_date_ms: opt_millis(v, "acknowledgedDateMs")?,
-            external_ref: opt_string(v, "externalRef"),
-            instruction_ref: opt_string(v, "instructionRef"),
-            tracking_status: opt_string(v, "trackingStatus"),
-            receiver_bank: opt_string(v, "receiverBank"),
-            receiver_bank_account: opt_string(v, "receiverBankAccount"),
+            description: w.description,
+            created_date_ms: w.created_date_ms,
+            acknowledged_date_ms: w.acknowledged_date_ms,
+            external_ref: w.external_ref,
+            instruction_ref: w.instruction_ref,
+            tracking_status: w.tracking_status,
+            receiver_bank: w.receiver_bank,
+            receiver_bank_account: w.receiver_bank_account,
         })
     }
 }
@@ -142,6 +192,74 @@ pub enum ListStatus {
     Failed,
     /// A static QR, which cannot be tracked.
     StaticQr,
+}
+
+/// One item of a list answer as it arrives.
+#[derive(Deserialize)]
+struct WireItem {
+    #[serde(default, deserialize_with = "lenient_text")]
+    status: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Each asked id's item, read on its own (or why it could not be).
+pub type ListItems = HashMap<String, Result<ListStatus, String>>;
+
+/// Reads a list answer's `data` item by item. Items are matched to the
+/// request by the echoed `key` (`md5` or `hash`), never by position; an
+/// item naming nothing that was asked is skipped (and reported in the
+/// second value). Each asked id gets its own result: an item that cannot be
+/// read is an error for that id alone.
+pub fn read_list(
+    data: &Value,
+    key: &str,
+    asked: &[String],
+) -> Result<(ListItems, Vec<String>), String> {
+    let arr = data.as_array().ok_or("data is not an array")?;
+    let mut out: ListItems = HashMap::new();
+    let mut stray = Vec::new();
+    for entry in arr {
+        let Some(id) = entry.get(key).and_then(Value::as_str) else {
+            stray.push(format!("an item without {key}"));
+            continue;
+        };
+        let Some(id) = asked.iter().find(|a| a.eq_ignore_ascii_case(id)) else {
+            stray.push(format!("{key} {id:?}, which was not asked for"));
+            continue;
+        };
+        let item = read_item(entry);
+        match out.get(id) {
+            // The same answer twice is harmless; two different answers
+            // for one id cannot be trusted.
+            Some(prev) if prev != &item => {
+                out.insert(
+                    id.clone(),
+                    Err(format!(
+                        "the answer holds two different items for {key} {id}"
+                    )),
+                );
+            }
+            Some(_) => {}
+            None => {
+                out.insert(id.clone(), item);
+            }
+        }
+    }
+    Ok((out, stray))
+}
+
+fn read_item(entry: &Value) -> Result<ListStatus, String> {
+    let w: WireItem = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
+    match w.status.as_deref() {
+        Some("SUCCESS") => Ok(ListStatus::Success {
+            transaction: Box::new(Transaction::from_json(&w.data)?),
+        }),
+        Some("NOT_FOUND") => Ok(ListStatus::NotFound),
+        Some("FAILED") => Ok(ListStatus::Failed),
+        Some("STATIC_QR") => Ok(ListStatus::StaticQr),
+        other => Err(format!("unknown status {other:?}")),
+    }
 }
 
 /// `request_token` body.
@@ -172,9 +290,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const HASH: &str = "8465d722d7d5065f2886f0a474a4d34dc6a7855355b611836f7b6111228893e9";
+
     #[test]
     fn timestamps_are_read_as_integers_or_floats() {
-        let v = json!({"hash": "8465d722d7d5065f2886f0a474a4d34dc6a7855355b611836f7b6111228893e9",
+        let v = json!({"hash": HASH,
             "fromAccountId": "a@b", "toAccountId": "c@d", "currency": "USD", "amount": 1.0,
             "createdDateMs": 1586852120700.0, "acknowledgedDateMs": 1586852120701_i64, "extra": [1]});
         let t = Transaction::from_json(&v).expect("valid transaction");
@@ -189,5 +309,69 @@ mod tests {
         let v = json!({"hash": "zz", "fromAccountId": "a@b", "toAccountId": "c@d", "currency": "USD", "amount": 1});
         let err = Transaction::from_json(&v).expect_err("refused");
         assert!(err.contains("hash"), "{err}");
+    }
+
+    #[test]
+    fn a_null_or_missing_payer_is_none_but_the_paid_rule_fields_are_required() {
+        for payer in [json!(null), json!(""), json!({"x": 1})] {
+            let v = json!({"hash": HASH, "fromAccountId": payer, "toAccountId": "c@d", "currency": "USD", "amount": "1.50"});
+            let t = Transaction::from_json(&v).expect("payer is optional");
+            assert_eq!(t.from_account_id, None);
+        }
+        let ok = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1.5});
+        assert!(Transaction::from_json(&ok).is_ok(), "no payer at all");
+        for (field, bad) in [
+            ("amount", json!(null)),
+            ("amount", json!("abc")),
+            ("amount", json!(-1)),
+            ("currency", json!("EUR")),
+            ("currency", json!(null)),
+            ("toAccountId", json!(null)),
+            ("hash", json!(null)),
+            ("createdDateMs", json!("yesterday")),
+        ] {
+            let mut v = ok.clone();
+            v[field] = bad.clone();
+            assert!(
+                Transaction::from_json(&v).is_err(),
+                "{field} = {bad} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn each_list_item_stands_alone() {
+        let asked: Vec<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.repeat(32))
+            .collect();
+        let tx = json!({"hash": HASH, "fromAccountId": "p@b", "toAccountId": "c@d", "currency": "USD", "amount": 1.5});
+        let mut null_payer = tx.clone();
+        null_payer["fromAccountId"] = json!(null);
+        let mut bad_amount = tx.clone();
+        bad_amount["amount"] = json!("1,50");
+        let data = json!([
+            {"md5": asked[0], "status": "SUCCESS", "data": tx},
+            {"md5": asked[1], "status": "SUCCESS", "data": null_payer},
+            {"md5": asked[2], "status": "NOT_FOUND", "data": null},
+            {"md5": asked[3], "status": "PENDING?", "data": null},
+            {"md5": asked[4], "status": "SUCCESS", "data": bad_amount},
+            {"md5": "f".repeat(32), "status": "SUCCESS", "data": tx},
+            {"status": "NOT_FOUND"},
+            "not an object",
+        ]);
+        let (items, stray) = read_list(&data, "md5", &asked).expect("an array");
+        assert!(matches!(items[&asked[0]], Ok(ListStatus::Success { .. })));
+        match &items[&asked[1]] {
+            Ok(ListStatus::Success { transaction }) => {
+                assert_eq!(transaction.from_account_id, None)
+            }
+            other => panic!("null payer: {other:?}"),
+        }
+        assert_eq!(items[&asked[2]], Ok(ListStatus::NotFound));
+        assert!(items[&asked[3]].is_err(), "unknown status");
+        assert!(items[&asked[4]].is_err(), "unreadable amount");
+        assert_eq!(stray.len(), 3, "{stray:?}");
+        assert!(read_list(&json!({"x": 1}), "md5", &asked).is_err());
     }
 }

@@ -2,14 +2,13 @@
 //! request, with a fall-back to single lookups while that endpoint answers
 //! 403/404 (as it does on production for some tokens).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::bakong::{Error, ListStatus, Transaction};
+use crate::bakong::Error;
 use crate::config::BulkMode;
 
 /// Whether bulk lookups are in use.
@@ -62,29 +61,5 @@ impl Bulk {
         }
         *closed = Some(Instant::now() + self.retry);
         true
-    }
-}
-
-/// The answer for one md5 of a list answer, as a single lookup would give it.
-pub fn answer_for(
-    answers: &mut HashMap<String, ListStatus>,
-    md5: &str,
-) -> Result<Transaction, Error> {
-    match answers.remove(md5) {
-        Some(ListStatus::Success { transaction }) => Ok(*transaction),
-        Some(ListStatus::NotFound) => Err(Error::NotFound {
-            message: "not found (md5 list)".into(),
-        }),
-        Some(ListStatus::Failed) => Err(Error::TransactionFailed {
-            message: "failed (md5 list)".into(),
-        }),
-        Some(ListStatus::StaticQr) => Err(Error::StaticQr {
-            message: "static QR (md5 list)".into(),
-        }),
-        None => Err(Error::Decode {
-            endpoint: "check_transaction_by_md5_list",
-            detail: format!("the answer does not mention md5 {md5}"),
-            excerpt: String::new(),
-        }),
     }
 }

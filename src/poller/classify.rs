@@ -1,22 +1,31 @@
-//! What an answer means for a payment: final status, or check again when.
+//! What an answer means for a payment: final status, check again when, or
+//! ask once more with a single lookup. Every rule about reading an answer
+//! lives here: the `paid` comparison, "final only after the deadline",
+//! the deadline's single lookup that tells failed from expired (the md5
+//! list has no FAILED), and static QRs.
 
 use std::time::Duration;
 
+use chrono::DateTime;
 use rust_decimal::Decimal;
 
 use crate::bakong::{Error, Transaction};
 use crate::config::PollerSettings;
 use crate::khqr::is_md5;
-use crate::money::{parse_amount, Currency};
-use crate::store::{Claimed, FinalStatus, Write};
+use crate::money::{check_precision, parse_amount, Currency};
+use crate::payment::{Confirmation, FinalStatus, Lane, PaymentId};
+use crate::store::{Claimed, Write};
 
 use super::schedule;
+
+/// The bookkeeping answer kind of a static QR.
+pub const STATIC_QR: &str = "static_qr";
 
 /// A claimed row whose values passed validation.
 #[derive(Debug, Clone)]
 pub struct Payment {
     /// Row id.
-    pub id: i64,
+    pub id: PaymentId,
     /// The claim.
     pub lease_id: i64,
     /// md5, 32 lowercase hex.
@@ -31,6 +40,8 @@ pub struct Payment {
     pub deadline_ms: i64,
     /// Consecutive transient errors so far.
     pub errors: i64,
+    /// Bakong said this md5 is a static QR (no amount: never confirmable).
+    pub static_qr: bool,
 }
 
 impl Payment {
@@ -47,6 +58,7 @@ impl Payment {
             .currency
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
+        check_precision(amount, currency).map_err(|e| format!("amount: {e}"))?;
         let created_ms = c
             .created_ms
             .ok_or("created_at is not a readable UTC time")?;
@@ -62,8 +74,18 @@ impl Payment {
             created_ms,
             deadline_ms: expires_ms.saturating_add(grace.as_millis() as i64),
             errors: c.errors,
+            static_qr: c.last_answer.as_deref() == Some(STATIC_QR),
         })
     }
+}
+
+/// How an answer was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `check_transaction_by_md5`.
+    Single,
+    /// An item of `check_transaction_by_md5_list`, which has no FAILED.
+    List,
 }
 
 /// The verdict on one check.
@@ -75,9 +97,38 @@ pub struct Verdict {
     pub reason: String,
     /// The payment checked (None for a row that failed validation).
     pub payment: Option<Payment>,
+    /// Worth one warning now (first sight of a static QR).
+    pub warn: bool,
 }
 
-/// Compares a found transaction with what the merchant expects.
+/// What to do with an answer.
+#[derive(Debug)]
+pub enum Decision {
+    /// Write this.
+    Record(Verdict),
+    /// Ask once more with a single lookup, then classify that answer (a
+    /// list's "not found" at the deadline: only a single lookup tells a
+    /// failed transaction from none).
+    AskSingly,
+}
+
+/// Maps a transaction Bakong reported onto what the store records.
+pub fn confirmation(tx: &Transaction) -> Confirmation {
+    Confirmation {
+        hash: tx.hash.clone(),
+        from_account_id: tx.from_account_id.clone(),
+        to_account_id: tx.to_account_id.clone(),
+        paid_amount: tx.amount,
+        paid_currency: tx.currency,
+        description: tx.description.clone(),
+        paid_at: tx
+            .created_date_ms
+            .and_then(DateTime::<chrono::Utc>::from_timestamp_millis),
+    }
+}
+
+/// Compares a found transaction with what the merchant expects. Values
+/// compared exactly are quoted in the reason, so a stray space shows.
 pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (FinalStatus, String) {
     let mut diffs = Vec::new();
     if tx.amount != p.amount {
@@ -92,7 +143,7 @@ pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (Fina
     if let Some(acc) = account_id {
         if tx.to_account_id != acc {
             diffs.push(format!(
-                "receiver {} != bakong.account_id {acc}",
+                "receiver {:?} != configured account {acc:?}",
                 tx.to_account_id
             ));
         }
@@ -107,14 +158,67 @@ pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (Fina
     }
 }
 
+fn lane(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Lane {
+    if now_ms - p.created_ms >= cfg.fresh_period.as_millis() as i64 {
+        Lane::Old
+    } else {
+        Lane::Fresh
+    }
+}
+
+fn final_write(p: &Payment, status: FinalStatus, answer: &'static str, reason: String) -> Verdict {
+    Verdict {
+        write: Write::Final {
+            id: p.id,
+            status,
+            confirmation: None,
+            answer,
+        },
+        reason,
+        payment: Some(p.clone()),
+        warn: false,
+    }
+}
+
+/// A known static QR needs no request: it waits for its deadline and then
+/// expires with that reason. `None` for every other payment.
+pub fn without_asking(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Option<Verdict> {
+    if !p.static_qr {
+        return None;
+    }
+    if now_ms >= p.deadline_ms {
+        return Some(final_write(
+            p,
+            FinalStatus::Expired,
+            STATIC_QR,
+            "expired: static QR (no amount), which cannot be confirmed by md5".into(),
+        ));
+    }
+    Some(Verdict {
+        write: Write::Reschedule {
+            id: p.id,
+            lease_id: p.lease_id,
+            next_check_at: p.deadline_ms,
+            answer: STATIC_QR,
+            error: None,
+            transient: false,
+            lane: lane(p, now_ms, cfg),
+        },
+        reason: "static QR: waiting for its deadline".into(),
+        payment: Some(p.clone()),
+        warn: false,
+    })
+}
+
 /// Classifies the answer to a check sent at `checked_ms` (unix ms).
 pub fn classify(
     p: &Payment,
     answer: Result<Transaction, Error>,
+    via: Via,
     checked_ms: i64,
     account_id: Option<&str>,
     cfg: &PollerSettings,
-) -> Verdict {
+) -> Decision {
     let past_deadline = checked_ms >= p.deadline_ms;
     let reschedule = |answer: &'static str, error: Option<String>, transient: bool| {
         let delay = if transient {
@@ -129,62 +233,65 @@ pub fn classify(
             answer,
             error,
             transient,
-            lane: i64::from(checked_ms - p.created_ms >= cfg.fresh_period.as_millis() as i64),
+            lane: lane(p, checked_ms, cfg),
         }
+    };
+    let verdict = |write: Write, reason: String| {
+        Decision::Record(Verdict {
+            write,
+            reason,
+            payment: Some(p.clone()),
+            warn: false,
+        })
     };
     match answer {
         Ok(tx) => {
             let (status, reason) = compare(p, &tx, account_id);
-            Verdict {
+            Decision::Record(Verdict {
                 write: Write::Final {
                     id: p.id,
                     status,
-                    tx: Some(Box::new(tx)),
+                    confirmation: Some(Box::new(confirmation(&tx))),
+                    answer: "found",
                 },
                 reason,
                 payment: Some(p.clone()),
-            }
+                warn: false,
+            })
         }
-        Err(Error::NotFound { .. } | Error::StaticQr { .. }) if past_deadline => Verdict {
-            write: Write::Final {
-                id: p.id,
-                status: FinalStatus::Expired,
-                tx: None,
-            },
-            reason: "expired: not found after expires_at + expiry_grace".into(),
-            payment: Some(p.clone()),
-        },
-        Err(Error::TransactionFailed { .. }) if past_deadline => Verdict {
-            write: Write::Final {
-                id: p.id,
-                status: FinalStatus::Failed,
-                tx: None,
-            },
-            reason: "failed: Bakong reports the transaction failed, and the payment expired".into(),
-            payment: Some(p.clone()),
-        },
-        Err(Error::StaticQr { message }) => Verdict {
-            write: reschedule("static_qr", Some(message), false),
-            reason: "Bakong says this md5 is a static QR, which cannot be tracked".into(),
-            payment: Some(p.clone()),
-        },
-        Err(Error::NotFound { .. }) => Verdict {
-            write: reschedule("not_found", None, false),
-            reason: "not found yet".into(),
-            payment: Some(p.clone()),
-        },
-        Err(Error::TransactionFailed { .. }) => Verdict {
-            write: reschedule("failed", None, false),
-            reason: "transaction failed (the customer may retry)".into(),
-            payment: Some(p.clone()),
-        },
+        Err(Error::NotFound { .. }) if past_deadline && via == Via::List => Decision::AskSingly,
+        Err(Error::NotFound { .. }) if past_deadline => Decision::Record(final_write(
+            p,
+            FinalStatus::Expired,
+            "not_found",
+            "expired: not found after expires_at + expiry_grace".into(),
+        )),
+        Err(Error::TransactionFailed { .. }) if past_deadline => Decision::Record(final_write(
+            p,
+            FinalStatus::Failed,
+            "failed",
+            "failed: Bakong reports the transaction failed, and the payment expired".into(),
+        )),
+        // Final in substance: a static QR has no amount, so no md5 lookup
+        // can ever confirm it. Checked no more; it expires at its deadline.
+        Err(Error::StaticQr { .. }) => {
+            let mut p = p.clone();
+            p.static_qr = true;
+            let mut v = without_asking(&p, checked_ms, cfg)
+                .unwrap_or_else(|| final_write(&p, FinalStatus::Expired, STATIC_QR, String::new()));
+            v.warn = true;
+            Decision::Record(v)
+        }
+        Err(Error::NotFound { .. }) => {
+            verdict(reschedule("not_found", None, false), "not found yet".into())
+        }
+        Err(Error::TransactionFailed { .. }) => verdict(
+            reschedule("failed", None, false),
+            "transaction failed (the customer may retry)".into(),
+        ),
         Err(e) => {
             let reason = e.to_string();
-            Verdict {
-                write: reschedule(e.kind(), Some(reason.clone()), true),
-                reason,
-                payment: Some(p.clone()),
-            }
+            verdict(reschedule(e.kind(), Some(reason.clone()), true), reason)
         }
     }
 }
@@ -195,7 +302,7 @@ mod tests {
 
     fn payment() -> Payment {
         Payment {
-            id: 1,
+            id: PaymentId(1),
             lease_id: 7,
             md5: "b1c250304b8594e4c6b53dd44791b57a".into(),
             amount: Decimal::new(150, 2),
@@ -203,13 +310,21 @@ mod tests {
             created_ms: 0,
             deadline_ms: 10_000,
             errors: 0,
+            static_qr: false,
+        }
+    }
+
+    fn record(d: Decision) -> Write {
+        match d {
+            Decision::Record(v) => v.write,
+            Decision::AskSingly => panic!("expected a write, got AskSingly"),
         }
     }
 
     fn tx(amount: Decimal, currency: Currency, to: &str) -> Transaction {
         Transaction {
             hash: "8465d722d7d5065f2886f0a474a4d34dc6a7855355b611836f7b6111228893e9".into(),
-            from_account_id: "payer@bank".into(),
+            from_account_id: Some("payer@bank".into()),
             to_account_id: to.into(),
             currency,
             amount,
@@ -258,31 +373,33 @@ mod tests {
     #[test]
     fn an_error_never_finalizes_even_past_the_deadline() {
         let cfg = PollerSettings::default();
-        let v = classify(
+        let v = record(classify(
             &payment(),
             Err(Error::RateLimited { retry_after: None }),
+            Via::Single,
             50_000,
             None,
             &cfg,
-        );
+        ));
         assert!(matches!(
-            v.write,
+            v,
             Write::Reschedule {
                 transient: true,
                 ..
             }
         ));
-        let v = classify(
+        let v = record(classify(
             &payment(),
             Err(Error::Unauthorized {
                 detail: String::new(),
             }),
+            Via::Single,
             50_000,
             None,
             &cfg,
-        );
+        ));
         assert!(matches!(
-            v.write,
+            v,
             Write::Reschedule {
                 transient: true,
                 ..
@@ -299,11 +416,11 @@ mod tests {
             })
         };
         assert!(matches!(
-            classify(&payment(), nf(), 9_999, None, &cfg).write,
+            record(classify(&payment(), nf(), Via::Single, 9_999, None, &cfg)),
             Write::Reschedule { .. }
         ));
         assert!(matches!(
-            classify(&payment(), nf(), 10_000, None, &cfg).write,
+            record(classify(&payment(), nf(), Via::Single, 10_000, None, &cfg)),
             Write::Final {
                 status: FinalStatus::Expired,
                 ..
@@ -313,11 +430,87 @@ mod tests {
             message: String::new(),
         });
         assert!(matches!(
-            classify(&payment(), failed, 10_000, None, &cfg).write,
+            record(classify(
+                &payment(),
+                failed,
+                Via::Single,
+                10_000,
+                None,
+                &cfg
+            )),
             Write::Final {
                 status: FinalStatus::Failed,
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn a_list_not_found_at_the_deadline_asks_singly_and_earlier_waits() {
+        let cfg = PollerSettings::default();
+        let nf = || {
+            Err(Error::NotFound {
+                message: String::new(),
+            })
+        };
+        assert!(matches!(
+            classify(&payment(), nf(), Via::List, 10_000, None, &cfg),
+            Decision::AskSingly
+        ));
+        assert!(matches!(
+            record(classify(&payment(), nf(), Via::List, 9_000, None, &cfg)),
+            Write::Reschedule { .. }
+        ));
+    }
+
+    #[test]
+    fn a_static_qr_warns_once_waits_for_its_deadline_and_expires_with_that_reason() {
+        let cfg = PollerSettings::default();
+        let sq = || {
+            Err(Error::StaticQr {
+                message: String::new(),
+            })
+        };
+        for via in [Via::List, Via::Single] {
+            match classify(&payment(), sq(), via, 1_000, None, &cfg) {
+                Decision::Record(v) => {
+                    assert!(v.warn);
+                    assert!(matches!(
+                        v.write,
+                        Write::Reschedule {
+                            next_check_at: 10_000,
+                            answer: STATIC_QR,
+                            transient: false,
+                            ..
+                        }
+                    ));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut p = payment();
+        p.static_qr = true;
+        let v = without_asking(&p, 10_000, &cfg).expect("no request needed");
+        assert!(v.reason.contains("static QR"), "{}", v.reason);
+        assert!(matches!(
+            v.write,
+            Write::Final {
+                status: FinalStatus::Expired,
+                answer: STATIC_QR,
+                ..
+            }
+        ));
+        assert!(without_asking(&payment(), 10_000, &cfg).is_none());
+    }
+
+    #[test]
+    fn the_mismatch_reason_quotes_exactly_compared_values() {
+        let (_, reason) = compare(
+            &payment(),
+            &tx(Decimal::new(15, 1), Currency::Usd, "shop@aclb"),
+            Some("shop@aclb "),
+        );
+        assert!(reason.contains("\"shop@aclb\""), "{reason}");
+        assert!(reason.contains("\"shop@aclb \""), "{reason}");
     }
 }

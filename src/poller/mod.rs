@@ -10,6 +10,7 @@
 
 pub mod bulk;
 pub mod classify;
+pub mod incident;
 pub mod report;
 pub mod schedule;
 
@@ -25,10 +26,16 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::app::{build_client, open_store, AppError};
-use crate::bakong::{self, Client};
+use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
-use crate::store::{FinalStatus, Store, Write};
-use classify::{classify, Payment, Verdict};
+use crate::payment::{FinalStatus, Lane};
+use crate::store::{Claimed, Store, Write};
+use classify::{classify, Decision, Payment, Verdict, Via};
+use incident::Incidents;
+
+/// A row whose checks failed this many times in a row is checked in a
+/// request of its own, so it never holds healthy ones back.
+const ISOLATE_AFTER_ERRORS: i64 = 2;
 
 /// How long in-flight checks get to give their rows back on shutdown; the
 /// rest of `poller.shutdown_timeout` (at most 9 s) is for the writes.
@@ -47,6 +54,8 @@ pub struct Metrics {
     pub expired: AtomicU64,
     /// Transient errors.
     pub errors: AtomicU64,
+    /// The systemic problem in force.
+    pub incidents: Incidents,
 }
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
@@ -73,6 +82,10 @@ pub async fn run(
     observer: Arc<dyn Observer>,
 ) -> Result<(), AppError> {
     let store = open_store(&settings).await?;
+    // One daemon per SQLite database: a second would double the ceiling.
+    let _instance = store
+        .lock_instance()
+        .map_err(|e| AppError::Runtime(e.to_string()))?;
     let client = build_client(&settings, true)?;
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
@@ -80,11 +93,12 @@ pub async fn run(
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
-    tracker.spawn(renew_ahead(
-        client.clone(),
-        settings.clone(),
-        shutdown.clone(),
-    ));
+    tracker.spawn(
+        client
+            .tokens()
+            .clone()
+            .renew_ahead(client.clone(), shutdown.clone()),
+    );
     tracker.spawn(report::run(
         store.clone(),
         client.clone(),
@@ -95,9 +109,12 @@ pub async fn run(
     ));
     tracker.close();
 
+    for w in settings.warnings() {
+        warn!(key = w.key, "{}", w.message);
+    }
     info!(
-        database = %settings.database.url,
-        base_url = %settings.bakong.base_url,
+        database = %crate::config::redact_url(&settings.database.url),
+        base_url = %crate::config::redact_url(&settings.api_base_url()),
         max_rps = settings.poller.max_requests_per_second,
         concurrency = settings.poller.concurrency,
         "bakong-poller running"
@@ -200,8 +217,16 @@ async fn schedule_loop(
                             Err(why) => park_bad_row(&ctx, &row, why).await,
                         }
                     }
+                    // Rows that keep failing go alone, so one bad row never
+                    // holds back the healthy ones it would share a request with.
+                    let (alone, healthy): (Vec<Payment>, Vec<Payment>) = valid
+                        .into_iter()
+                        .partition(|p| p.errors >= ISOLATE_AFTER_ERRORS);
+                    for p in alone {
+                        checks.spawn(check_batch(vec![p], ctx.clone()));
+                    }
                     // Full batches: every request carries as many md5s as it can.
-                    let mut rest = valid.into_iter().peekable();
+                    let mut rest = healthy.into_iter().peekable();
                     while rest.peek().is_some() {
                         let chunk: Vec<Payment> = rest.by_ref().take(batch).collect();
                         checks.spawn(check_batch(chunk, ctx.clone()));
@@ -245,8 +270,8 @@ async fn schedule_loop(
     Ok(())
 }
 
-async fn park_bad_row(ctx: &Ctx, row: &crate::store::Claimed, why: String) {
-    error!(id = row.id, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
+async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
+    error!(id = row.id.0, md5 = %row.md5, error = %why, "bad payment row; parked for an hour (fix the row)");
     let _ = ctx
         .tx
         .send(Verdict {
@@ -257,10 +282,11 @@ async fn park_bad_row(ctx: &Ctx, row: &crate::store::Claimed, why: String) {
                 answer: "invalid_row",
                 error: Some(why.clone()),
                 transient: true,
-                lane: 1,
+                lane: Lane::Old,
             },
             reason: why,
             payment: None,
+            warn: false,
         })
         .await;
 }
@@ -273,6 +299,7 @@ fn release(p: &Payment) -> Verdict {
         },
         reason: "released".into(),
         payment: None,
+        warn: false,
     }
 }
 
@@ -281,71 +308,107 @@ fn release(p: &Payment) -> Verdict {
 async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
     // Taken before the request leaves, so "after the deadline" is never early.
     let checked_ms = Utc::now().timestamp_millis();
+    let cfg = &ctx.settings.poller;
+    let mut ask = Vec::with_capacity(batch.len());
+    for p in batch {
+        match classify::without_asking(&p, checked_ms, cfg) {
+            Some(v) => send(&ctx, v).await,
+            None => ask.push(p),
+        }
+    }
+    if ask.is_empty() {
+        return;
+    }
     let answers = tokio::select! {
         biased;
         _ = ctx.shutdown.cancelled() => None,
-        a = ask(&batch, &ctx, checked_ms) => a,
+        a = self::ask(&ask, &ctx) => a,
     };
     let Some(answers) = answers else {
         // Shutdown, or the bulk endpoint closed: give the rows back so they
         // are checked again at once.
-        for p in &batch {
+        for p in &ask {
             let _ = ctx.tx.send(release(p)).await;
         }
         return;
     };
-    for (p, answer) in batch.iter().zip(answers) {
-        let v = classify(
-            p,
-            answer,
-            checked_ms,
-            ctx.settings.bakong.account_id.as_deref(),
-            &ctx.settings.poller,
-        );
-        if let Write::Reschedule {
-            transient: true, ..
-        } = &v.write
-        {
-            ctx.metrics.errors.fetch_add(1, Ordering::Relaxed);
-            warn!(md5 = %p.md5, errors = p.errors + 1, error = %v.reason, "check failed; payment stays pending");
-        } else {
-            debug!(md5 = %p.md5, reason = %v.reason, "checked");
+    let account = ctx.settings.bakong.account_id.as_deref();
+    for (p, (answer, via)) in ask.iter().zip(answers) {
+        let mut decision = classify(p, answer, via, checked_ms, account, cfg);
+        if let Decision::AskSingly = decision {
+            let single = tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => None,
+                a = ctx.client.check_md5(&p.md5) => Some(a),
+            };
+            let Some(single) = single else {
+                let _ = ctx.tx.send(release(p)).await;
+                continue;
+            };
+            decision = classify(p, single, Via::Single, checked_ms, account, cfg);
         }
-        let _ = ctx.tx.send(v).await;
+        let Decision::Record(v) = decision else {
+            continue;
+        };
+        send(&ctx, v).await;
     }
 }
 
-/// One answer per payment, in order; `None` when the rows should be
-/// released unchecked (the bulk endpoint just closed).
+/// Logs a verdict as it deserves and hands it to the recorder.
+async fn send(ctx: &Ctx, v: Verdict) {
+    if let (
+        Write::Reschedule {
+            transient: true,
+            error,
+            answer,
+            ..
+        },
+        Some(p),
+    ) = (&v.write, &v.payment)
+    {
+        ctx.metrics.errors.fetch_add(1, Ordering::Relaxed);
+        let error = error.as_deref().unwrap_or(&v.reason);
+        if incident::is_systemic(answer) {
+            // Logged once as an incident; per row only at debug.
+            debug!(md5 = %p.md5, errors = p.errors + 1, error, "check failed; payment stays pending");
+        } else {
+            warn!(md5 = %p.md5, errors = p.errors + 1, error, "check failed; payment stays pending");
+        }
+    } else if let (true, Some(p)) = (v.warn, &v.payment) {
+        warn!(md5 = %p.md5, "Bakong says this md5 is a static QR (no amount), which cannot be confirmed by md5; it is checked no more and expires at its deadline");
+    } else if let Some(p) = &v.payment {
+        debug!(md5 = %p.md5, reason = %v.reason, "checked");
+    }
+    let _ = ctx.tx.send(v).await;
+}
+
+/// One answer per payment, in order, with how it was obtained; `None` when
+/// the rows should be released unchecked (the list endpoint just closed).
+/// A systemic failure is logged once (see [`Incidents`]), not per row.
 async fn ask(
     batch: &[Payment],
     ctx: &Ctx,
-    checked_ms: i64,
-) -> Option<Vec<Result<bakong::Transaction, bakong::Error>>> {
-    if batch.len() == 1 && !ctx.bulk.active() {
-        return Some(vec![ctx.client.check_md5(&batch[0].md5).await]);
-    }
-    let md5s: Vec<String> = batch.iter().map(|p| p.md5.clone()).collect();
-    match ctx.client.check_md5_list(&md5s).await {
-        Ok(mut answers) => {
-            let mut out = Vec::with_capacity(batch.len());
-            for p in batch {
-                let answer = match bulk::answer_for(&mut answers, &p.md5) {
-                    // The md5 list has no FAILED status: before a payment
-                    // expires, one single lookup tells "failed" (errorCode 3)
-                    // from "not found", as the contract distinguishes them.
-                    Err(bakong::Error::NotFound { .. }) if checked_ms >= p.deadline_ms => {
-                        ctx.client.check_md5(&p.md5).await
-                    }
-                    other => other,
-                };
-                out.push(answer);
+) -> Option<Vec<(Result<Transaction, bakong::Error>, Via)>> {
+    let answers: Vec<(Result<Transaction, bakong::Error>, Via)> =
+        if batch.len() == 1 && !ctx.bulk.active() {
+            vec![(ctx.client.check_md5(&batch[0].md5).await, Via::Single)]
+        } else {
+            let md5s: Vec<String> = batch.iter().map(|p| p.md5.clone()).collect();
+            match ctx.client.check_md5_batch(&md5s).await {
+                Ok(answers) => answers.into_iter().map(|a| (a, Via::List)).collect(),
+                Err(e) if e.endpoint_closed() && ctx.bulk.close(&e) => return None,
+                Err(e) => batch.iter().map(|_| (Err(e.clone()), Via::List)).collect(),
             }
-            Some(out)
+        };
+    for (a, _) in &answers {
+        match a {
+            Err(e) if !e.is_answer() => {
+                ctx.metrics.incidents.failed(e);
+            }
+            _ => ctx.metrics.incidents.answered(),
         }
-        Err(e) if e.endpoint_closed() && ctx.bulk.close(&e) => None,
-        Err(e) => Some(batch.iter().map(|_| Err(e.clone())).collect()),
     }
+    Some(answers)
 }
 
 /// Writes verdicts in batches, each in one short transaction, and logs one
@@ -373,7 +436,13 @@ async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Me
 }
 
 fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
-    let Write::Final { id, status, tx } = &v.write else {
+    let Write::Final {
+        id,
+        status,
+        confirmation,
+        ..
+    } = &v.write
+    else {
         return;
     };
     let counter = match status {
@@ -383,57 +452,20 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
         FinalStatus::Expired => &metrics.expired,
     };
     counter.fetch_add(1, Ordering::Relaxed);
-    let tx = tx.as_deref();
+    let tx = confirmation.as_deref();
     let p = v.payment.as_ref();
     info!(
-        id,
+        id = id.0,
         md5 = p.map(|p| p.md5.as_str()),
         amount = p.map(|p| p.amount.to_string()),
         currency = p.map(|p| p.currency.code()),
         seconds_to_confirm = p.map(|p| (now.timestamp_millis() - p.created_ms) as f64 / 1000.0),
         status = status.as_str(),
         hash = tx.map(|t| t.hash.as_str()),
-        paid_amount = tx.map(|t| t.amount.to_string()),
-        paid_currency = tx.map(|t| t.currency.code()),
-        from_account = tx.map(|t| t.from_account_id.as_str()),
+        paid_amount = tx.map(|t| t.paid_amount.to_string()),
+        paid_currency = tx.map(|t| t.paid_currency.code()),
+        from_account = tx.and_then(|t| t.from_account_id.as_deref()),
         reason = %v.reason,
         "payment {}", status.as_str()
     );
-}
-
-/// Renews the token ahead of its `exp`, retrying with backoff on failure.
-async fn renew_ahead(client: Client, settings: Arc<Settings>, shutdown: CancellationToken) {
-    let Some(keeper) = client.keeper().cloned() else {
-        return;
-    };
-    let mut failures = 0u32;
-    loop {
-        let Some((token, generation)) = keeper.current() else {
-            return;
-        };
-        let Some(exp) = token.claims().expires_at else {
-            debug!("token has no exp claim; renewal only on 401");
-            shutdown.cancelled().await;
-            return;
-        };
-        let renew_at =
-            exp - chrono::Duration::from_std(settings.bakong.renew_before).unwrap_or_default();
-        let wait = (renew_at - Utc::now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-        match client.renew_if_current(generation).await {
-            Ok(()) => failures = 0,
-            Err(e) => {
-                failures += 1;
-                let retry = settings.poller.renew_retry * 2u32.saturating_pow(failures.min(6) - 1);
-                error!(error = %e, failures, retry_in = %humantime::format_duration(retry), "token renewal ahead of expiry failed");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(retry) => {}
-                }
-            }
-        }
-    }
 }

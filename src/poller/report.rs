@@ -63,8 +63,13 @@ pub async fn run(
                 } else {
                     format!("last API answer {}s ago", (Utc::now().timestamp_millis() - last) / 1000)
                 };
+                let problem = metrics
+                    .incidents
+                    .current()
+                    .map(|p| format!(", problem: {p}"))
+                    .unwrap_or_default();
                 match (pending, today) {
-                    (Ok(p), Ok(t)) => observer.status(&format!("pending {p}, paid today {t}, {last_text}")),
+                    (Ok(p), Ok(t)) => observer.status(&format!("pending {p}, paid today {t}, {last_text}{problem}")),
                     (Err(e), _) | (_, Err(e)) => error!(error = %e, "status: cannot read counts"),
                 }
             }
@@ -75,8 +80,8 @@ pub async fn run(
                 let mut lat = client.take_latencies();
                 lat.sort_unstable();
                 let days_left = client
-                    .keeper()
-                    .and_then(|k| k.current())
+                    .tokens()
+                    .current()
                     .and_then(|(t, _)| t.claims().expires_at)
                     .map(|e| (e - Utc::now()).num_seconds() as f64 / 86400.0);
                 info!(
@@ -87,7 +92,7 @@ pub async fn run(
                     api_p50_ms = percentile(&lat, 0.5),
                     api_p95_ms = percentile(&lat, 0.95),
                     token_days_left = days_left.map(|d| (d * 10.0).round() / 10.0),
-                    renewals = client.renewals(),
+                    renewals = client.tokens().renewals(),
                     rate_per_second = client.gate().rate(),
                     "summary"
                 );

@@ -181,7 +181,7 @@ impl Sim {
             if let Some(path) = &r.token_file {
                 let t = sim.issue_token(&r.email);
                 let token = crate::bakong::Token::new(&t).ok_or("issued token is empty")?;
-                crate::bakong::token::save_token_file(path, &token)?;
+                crate::bakong::token::save_token_file(path, &token).map_err(|e| e.to_string())?;
             }
         }
         for (i, t) in scenario.transactions.iter().enumerate() {

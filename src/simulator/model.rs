@@ -66,6 +66,9 @@ pub struct Faults {
     pub geo_block: bool,
     /// HTML 403 on check_transaction_by_md5_list only.
     pub md5_list_closed: bool,
+    /// check_transaction_by_md5_list answers a bare HTML 403 (not 401) to a
+    /// refused token, as production does for an expired one.
+    pub list_403_for_refused_token: bool,
     /// request_token answers errorCode 7 (email server down).
     pub email_down: bool,
     /// 401s carry no JSON body (as some live endpoints do).

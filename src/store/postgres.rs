@@ -20,9 +20,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
+use sqlx::{Connection, PgPool, Row};
 
-use super::{ctx, sql_time, Claimed, Counts, PaymentRow, StoreError, Write};
+use super::{
+    amount_text, Claimed, Counts, Inspection, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
+    StatusSummary, StoreError, Write,
+};
+use crate::config::redact_url;
+use crate::payment::{PaymentId, Status};
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -36,40 +41,118 @@ pub fn accepts(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// `url` with any password replaced, fit for logs and error messages.
-pub fn redact_url(url: &str) -> String {
-    let Ok(mut u) = url::Url::parse(url) else {
-        // Unparseable: keep only the scheme, as the rest may hold a secret.
-        return match url.split_once("://") {
-            Some((scheme, _)) => format!("{scheme}://(unreadable URL)"),
-            None => "(unreadable URL)".into(),
-        };
-    };
-    if u.password().is_some() {
-        let _ = u.set_password(Some("redacted"));
-    }
-    if u.query_pairs().any(|(k, _)| k == "password") {
-        let pairs: Vec<(String, String)> = u
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if k == "password" {
-                    "redacted".to_string()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        u.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    u.to_string()
+fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sql { what, source }
 }
 
 fn config_error(what: String, message: String) -> StoreError {
-    StoreError {
+    StoreError::Sql {
         what,
         source: sqlx::Error::Configuration(message.into()),
     }
+}
+
+/// UTC time in the text form the SQLite backend shows
+/// (`YYYY-MM-DD HH:MM:SS.SSS`), so `list` and `status` read the same on both.
+fn sql_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
+    text.parse::<Status>().map_err(|e| StoreError::Sql {
+        what: what.to_string(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+/// The connect options for `url`: a statement waits at most `busy_timeout`
+/// for a row lock (`lock_timeout`), as SQLite's busy timeout bounds its
+/// waits; the application name tells the daemons apart in pg_stat_activity.
+fn options(url: &str, busy_timeout: Duration) -> Result<PgConnectOptions, StoreError> {
+    let shown = redact_url(url);
+    if !accepts(url) {
+        return Err(config_error(
+            format!("database.url {shown:?}"),
+            "expected a URL starting with postgres:// or postgresql://".into(),
+        ));
+    }
+    let mut opts =
+        PgConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
+    opts = opts.options([("lock_timeout", format!("{}ms", busy_timeout.as_millis()))]);
+    if opts.get_application_name().is_none() {
+        opts = opts.application_name("bakong-poller");
+    }
+    Ok(opts)
+}
+
+// Pending rows whose amount no KHQR can carry. The table's CHECK refuses
+// them, so this finds only rows from before it (or an altered table).
+const TOO_PRECISE: &str = "status = 'pending' AND (
+        (currency = 'USD' AND amount <> round(amount, 2))
+        OR (currency = 'KHR' AND amount <> trunc(amount)))";
+
+/// See [`super::inspect`]: connects and reads, creating and migrating
+/// nothing.
+pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, StoreError> {
+    let shown = redact_url(url);
+    let opts = options(url, busy_timeout)?;
+    let mut conn = tokio::time::timeout(
+        busy_timeout.max(Duration::from_secs(5)),
+        sqlx::PgConnection::connect_with(&opts),
+    )
+    .await
+    .map_err(|_| ctx(format!("open {shown}"))(sqlx::Error::PoolTimedOut))?
+    .map_err(ctx(format!("open {shown}")))?;
+    // No journal on PostgreSQL: the report's WAL check reads "wal".
+    let mut found = Inspection {
+        journal_mode: "wal".into(),
+        ..Default::default()
+    };
+    let has = |t: &'static str| {
+        sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(t)
+    };
+    let has_migrations = has("_sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(ctx("look for the migrations table"))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if has_migrations {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("read the applied migrations"))?
+    } else {
+        Vec::new()
+    };
+    for (version, success, checksum) in &applied {
+        match MIGRATOR.iter().find(|m| m.version == *version) {
+            None => found.unknown_migrations.push(*version),
+            Some(_) if !success => found.failed_migrations.push(*version),
+            Some(m) if m.checksum.as_ref() != checksum.as_slice() => found
+                .altered_migrations
+                .push(format!("{} ({})", m.version, m.description)),
+            Some(_) => {}
+        }
+    }
+    found.pending_migrations = MIGRATOR
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    let has_payments = has("payments")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(ctx("look for the payments table"))?;
+    if has_payments && !applied.is_empty() {
+        found.too_precise_ids = sqlx::query_scalar(&format!(
+            "SELECT id FROM payments WHERE {TOO_PRECISE} ORDER BY id"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(ctx("look for amounts no KHQR can carry"))?;
+    }
+    let _ = conn.close().await;
+    Ok(found)
 }
 
 // Due rows of lane 0 (fresh: a customer may be waiting) first, then lane 1,
@@ -92,7 +175,7 @@ const CLAIM_SQL: &str = "WITH lane0 AS (
         FOR UPDATE SKIP LOCKED)
     UPDATE payments AS p SET next_check_at = $1, lease_id = $2
     WHERE p.id = ANY(ARRAY(SELECT id FROM lane0 UNION ALL SELECT id FROM lane1))
-    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency,
+    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency, p.last_answer,
         (extract(epoch FROM p.created_at) * 1000)::bigint AS created_ms,
         (extract(epoch FROM coalesce(p.expires_at, p.created_at + make_interval(secs => $5)))
             * 1000)::bigint AS expires_ms,
@@ -108,7 +191,8 @@ const FINAL_SQL: &str = "WITH done AS (
         UPDATE payments SET status = $2, bakong_hash = $3, from_account_id = $4,
             to_account_id = $5, paid_amount = $6::numeric, paid_currency = $7,
             description = $8, paid_at = $9, confirmed_at = $10,
-            last_checked_at = $10, checks = checks + 1, lease_id = NULL
+            last_checked_at = $10, checks = checks + 1, lease_id = NULL,
+            last_answer = $11, last_error = NULL
         WHERE id = $1 AND status = 'pending'
         RETURNING md5, status)
     SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)
@@ -141,19 +225,7 @@ impl PgStore {
     /// (`lock_timeout`), as SQLite's busy timeout bounds its waits.
     pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
         let shown = redact_url(url);
-        if !accepts(url) {
-            return Err(config_error(
-                format!("database.url {shown:?}"),
-                "expected a URL starting with postgres:// or postgresql://".into(),
-            ));
-        }
-        let mut opts =
-            PgConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
-        opts = opts.options([("lock_timeout", format!("{}ms", busy_timeout.as_millis()))]);
-        if opts.get_application_name().is_none() {
-            // Lets an operator tell the daemons apart in pg_stat_activity.
-            opts = opts.application_name("bakong-poller");
-        }
+        let opts = options(url, busy_timeout)?;
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(busy_timeout.max(Duration::from_secs(5)))
@@ -182,16 +254,37 @@ impl PgStore {
                 ),
             ));
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError {
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Sql {
             what: "migrate".into(),
             source: e.into(),
         })
     }
 
-    /// Claims up to `limit` due pending rows for a new lease: fresh ones
-    /// (lane 0) first, then older ones, each by due time. Their
-    /// `next_check_at` moves past the lease, so a crash only delays them;
-    /// rows another daemon holds are skipped, never waited for.
+    /// See [`super::Store::schema_version`].
+    pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read the schema version"))?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        Ok((applied, latest))
+    }
+
+    /// Several daemons may share a PostgreSQL database (claims skip each
+    /// other's rows), so there is nothing to hold.
+    pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
+        Ok(InstanceGuard { _file: None })
+    }
+
+    /// Problems with the set-up: none that PostgreSQL does not report by
+    /// itself on connect.
+    pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// See [`super::Store::claim`]. Rows another daemon holds are skipped,
+    /// never waited for.
     pub async fn claim(
         &self,
         now_ms: i64,
@@ -212,8 +305,10 @@ impl PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(Claimed {
-                id: r.try_get("id").map_err(ctx("claim: id"))?,
+                id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
                 lease_id,
+                // NULLs are refused by the table; an empty value fails the
+                // poller's validation, which names the column.
                 md5: text(&r, "md5").unwrap_or_default(),
                 amount: text(&r, "amount").unwrap_or_default(),
                 currency: text(&r, "currency").unwrap_or_default(),
@@ -221,13 +316,14 @@ impl PgStore {
                 expires_ms: r.try_get("expires_ms").ok().flatten(),
                 checks: r.try_get("checks").unwrap_or(0),
                 errors: r.try_get("errors").unwrap_or(0),
+                last_answer: text(&r, "last_answer"),
             });
         }
         out.sort_by_key(|c| c.id);
         Ok(out)
     }
 
-    /// How many pending rows are due at `now_ms`, counting at most `cap`.
+    /// See [`super::Store::due`].
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)
             .bind(now_ms)
@@ -238,9 +334,9 @@ impl PgStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// Applies writes in one transaction. Returns, per write, whether it
-    /// changed a row (a final write that finds the row no longer pending
-    /// changes nothing and announces nothing: results are written once).
+    /// See [`super::Store::record`]: one transaction; a final write that
+    /// changes a row also announces it on [`CHANNEL`], and one that finds
+    /// the row no longer pending announces nothing.
     pub async fn record(
         &self,
         writes: &[Write],
@@ -259,24 +355,26 @@ impl PgStore {
             Write::Reschedule { id, .. } | Write::Release { id, .. } => (1, *id),
         });
         for i in order {
-            let w = &writes[i];
-            match w {
-                Write::Final { id, status, tx: t } => {
-                    let t = t.as_deref();
+            match &writes[i] {
+                Write::Final {
+                    id,
+                    status,
+                    confirmation,
+                    answer,
+                } => {
+                    let c = confirmation.as_deref();
                     let notified = sqlx::query(FINAL_SQL)
-                        .bind(id)
+                        .bind(id.0)
                         .bind(status.as_str())
-                        .bind(t.map(|t| t.hash.clone()))
-                        .bind(t.map(|t| t.from_account_id.clone()))
-                        .bind(t.map(|t| t.to_account_id.clone()))
-                        .bind(t.map(|t| t.amount.normalize().to_string()))
-                        .bind(t.map(|t| t.currency.code()))
-                        .bind(t.and_then(|t| t.description.clone()))
-                        .bind(
-                            t.and_then(|t| t.created_date_ms)
-                                .and_then(DateTime::<Utc>::from_timestamp_millis),
-                        )
+                        .bind(c.map(|c| c.hash.clone()))
+                        .bind(c.and_then(|c| c.from_account_id.clone()))
+                        .bind(c.map(|c| c.to_account_id.clone()))
+                        .bind(c.map(|c| amount_text(c.paid_amount)))
+                        .bind(c.map(|c| c.paid_currency.code()))
+                        .bind(c.and_then(|c| c.description.clone()))
+                        .bind(c.and_then(|c| c.paid_at))
                         .bind(now)
+                        .bind(*answer)
                         .fetch_all(&mut *tx)
                         .await
                         .map_err(ctx("record result"))?;
@@ -291,11 +389,11 @@ impl PgStore {
                     transient,
                     lane,
                 } => reschedules.push(serde_json::json!({
-                    "id": id, "lease": lease_id, "next": next_check_at, "answer": answer,
-                    "error": error, "transient": i64::from(*transient), "lane": lane,
+                    "id": id.0, "lease": lease_id, "next": next_check_at, "answer": answer,
+                    "error": error, "transient": i64::from(*transient), "lane": lane.as_i64(),
                 })),
                 Write::Release { id, lease_id } => {
-                    releases.push(serde_json::json!({ "id": id, "lease": lease_id }))
+                    releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
                 }
             }
         }
@@ -319,37 +417,45 @@ impl PgStore {
         Ok(applied)
     }
 
-    /// Counts per status, the oldest pending row and the next due check.
+    /// See [`super::Store::counts`].
     pub async fn counts(&self) -> Result<Counts, StoreError> {
-        let rows = sqlx::query("SELECT status, count(*) AS n FROM payments GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx("count payments"))?;
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("count payments"))?;
         let mut c = Counts::default();
-        for r in rows {
-            let n: i64 = r.try_get("n").unwrap_or(0);
-            match text(&r, "status").unwrap_or_default().as_str() {
-                "pending" => c.pending = n,
-                "paid" => c.paid = n,
-                "mismatch" => c.mismatch = n,
-                "failed" => c.failed = n,
-                "expired" => c.expired = n,
-                _ => {}
+        for (status, n) in rows {
+            match status_from(&status, "count payments")? {
+                Status::Pending => c.pending = n,
+                Status::Paid => c.paid = n,
+                Status::Mismatch => c.mismatch = n,
+                Status::Failed => c.failed = n,
+                Status::Expired => c.expired = n,
             }
         }
-        let row = sqlx::query(
-            "SELECT min(created_at) AS oldest, min(next_check_at) AS next
-             FROM payments WHERE status = 'pending'",
+        let (oldest, next, pending_static): (Option<DateTime<Utc>>, Option<i64>, i64) =
+            sqlx::query_as(
+                "SELECT min(created_at), min(next_check_at),
+                        count(*) FILTER (WHERE last_answer = 'static_qr')
+                 FROM payments WHERE status = 'pending'",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = oldest.map(sql_time);
+        c.next_check_ms = next;
+        c.pending_static_qr = pending_static;
+        c.expired_static_qr = sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
         )
         .fetch_one(&self.pool)
         .await
-        .map_err(ctx("read pending facts"))?;
-        c.oldest_pending = time(&row, "oldest");
-        c.next_check_ms = row.try_get("next").ok().flatten();
+        .map_err(ctx("count static QRs"))?;
         Ok(c)
     }
 
-    /// Payments confirmed paid since midnight UTC.
+    /// See [`super::Store::paid_today`].
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
         sqlx::query_scalar(
@@ -371,33 +477,27 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    /// Inserts a pending payment as a merchant would. The table's CHECK
-    /// constraints have the last word on what is valid; `expires_at`
-    /// without a zone is UTC.
-    pub async fn insert_payment(
-        &self,
-        md5: &str,
-        amount: &str,
-        currency: &str,
-        expires_at: Option<&str>,
-    ) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
+    /// See [`super::Store::insert_payment`]. The table's CHECK constraints
+    /// have the last word on what is valid.
+    pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO payments (md5, amount, currency, expires_at)
-             VALUES ($1, $2::numeric, $3, $4::timestamptz) RETURNING id",
+             VALUES ($1, $2::numeric, $3, $4) RETURNING id",
         )
-        .bind(md5)
-        .bind(amount)
-        .bind(currency)
-        .bind(expires_at)
+        .bind(&p.md5)
+        .bind(&p.amount)
+        .bind(p.currency.code())
+        .bind(p.expires_at)
         .fetch_one(&self.pool)
         .await
-        .map_err(ctx(format!("insert payment {md5}")))
+        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(id))
     }
 
-    /// The newest rows, optionally of one status.
+    /// See [`super::Store::list`].
     pub async fn list(
         &self,
-        status: Option<&str>,
+        status: Option<Status>,
         limit: i64,
     ) -> Result<Vec<PaymentRow>, StoreError> {
         let rows = sqlx::query(
@@ -406,36 +506,62 @@ impl PgStore {
                     paid_currency, paid_at, confirmed_at, last_answer, last_error
              FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
         )
-        .bind(status)
+        .bind(status.map(Status::as_str))
         .bind(limit)
         .fetch_all(&self.pool)
         .await
         .map_err(ctx("list payments"))?;
-        Ok(rows
-            .iter()
-            .map(|r| PaymentRow {
-                id: r.try_get("id").unwrap_or(0),
-                md5: text(r, "md5").unwrap_or_default(),
-                amount: text(r, "amount").unwrap_or_default(),
-                currency: text(r, "currency").unwrap_or_default(),
-                status: text(r, "status").unwrap_or_default(),
-                created_at: time(r, "created_at").unwrap_or_default(),
-                expires_at: time(r, "expires_at"),
-                bakong_hash: text(r, "bakong_hash"),
-                from_account_id: text(r, "from_account_id"),
-                to_account_id: text(r, "to_account_id"),
-                paid_amount: text(r, "paid_amount"),
-                paid_currency: text(r, "paid_currency"),
-                paid_at: time(r, "paid_at"),
-                confirmed_at: time(r, "confirmed_at"),
-                last_answer: text(r, "last_answer"),
-                last_error: text(r, "last_error"),
+        rows.iter()
+            .map(|r| {
+                Ok(PaymentRow {
+                    id: PaymentId(r.try_get("id").map_err(ctx("list payments: id"))?),
+                    status: status_from(&text(r, "status").unwrap_or_default(), "list payments")?,
+                    md5: text(r, "md5").unwrap_or_default(),
+                    amount: text(r, "amount").unwrap_or_default(),
+                    currency: text(r, "currency").unwrap_or_default(),
+                    created_at: time(r, "created_at").unwrap_or_default(),
+                    expires_at: time(r, "expires_at"),
+                    bakong_hash: text(r, "bakong_hash"),
+                    from_account_id: text(r, "from_account_id"),
+                    to_account_id: text(r, "to_account_id"),
+                    paid_amount: text(r, "paid_amount"),
+                    paid_currency: text(r, "paid_currency"),
+                    paid_at: time(r, "paid_at"),
+                    confirmed_at: time(r, "confirmed_at"),
+                    last_answer: text(r, "last_answer"),
+                    last_error: text(r, "last_error"),
+                })
             })
-            .collect())
+            .collect()
     }
 
-    /// When the daemon last got a readable answer from Bakong (a row
-    /// checked without a transient error).
+    /// See [`super::Store::status_of`].
+    pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
+            .bind(md5)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx(format!("read status of {md5}")))?;
+        s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::last_answer`].
+    pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
+        let row: Option<(DateTime<Utc>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT last_checked_at, last_answer, last_error FROM payments
+             WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the last answer"))?;
+        Ok(row.map(|(at, answer, error)| LastAnswer {
+            at: sql_time(at),
+            answer,
+            error,
+        }))
+    }
+
+    /// See [`super::Store::last_answer_at`].
     pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
         let t: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
@@ -444,6 +570,86 @@ impl PgStore {
         .await
         .map_err(ctx("read last answer time"))?;
         Ok(t.map(sql_time))
+    }
+
+    /// See [`super::Store::status_summary`].
+    pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
+        let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT status, count(*),
+                    avg(extract(epoch FROM confirmed_at - paid_at))::float8,
+                    max(extract(epoch FROM confirmed_at - paid_at))::float8
+             FROM payments GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("summarize payments"))?;
+        rows.into_iter()
+            .map(|(status, count, avg, max)| {
+                Ok(StatusSummary {
+                    status: status_from(&status, "summarize payments")?,
+                    count,
+                    avg_confirm_s: avg,
+                    max_confirm_s: max,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::confirm_latencies`].
+    pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
+        let mut v: Vec<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM confirmed_at - paid_at)::float8 FROM payments
+             WHERE status = $1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
+        )
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read confirmation latencies"))?;
+        v.sort_by(f64::total_cmp);
+        Ok(v)
+    }
+
+    /// See [`super::Store::seed_backlog`]: one statement over the arrays.
+    pub async fn seed_backlog(
+        &self,
+        md5s: &[String],
+        created_over: Duration,
+        not_due_for: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let n = md5s.len().max(1) as f64;
+        let due_at = not_due_for
+            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
+            .unwrap_or(0);
+        let ages: Vec<f64> = (0..md5s.len())
+            .map(|i| created_over.as_secs_f64() * i as f64 / n)
+            .collect();
+        let due: Vec<i64> = (0..md5s.len()).map(|i| due_at + i as i64).collect();
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
+             SELECT m, 1.00, 'USD', now() - make_interval(secs => a), d
+             FROM unnest($1::text[], $2::float8[], $3::bigint[]) AS t(m, a, d)",
+        )
+        .bind(md5s)
+        .bind(&ages)
+        .bind(&due)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("insert backlog"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::make_due`].
+    pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE payments SET next_check_at = 0
+             WHERE id IN (SELECT id FROM payments WHERE status = 'pending'
+                          ORDER BY random() LIMIT $1)",
+        )
+        .bind(n as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("make rows due"))?;
+        Ok(())
     }
 }
 
@@ -461,24 +667,6 @@ pub struct ImportReport {
     /// laxer about an amount's precision than a KHQR allows.
     pub refused: Vec<(String, String)>,
 }
-
-// Each SQLite row as one JSON object, times normalised to UTC ISO 8601
-// (strftime reads every form SQLite's datetime() reads; NULL if none).
-const EXPORT_SQL: &str = "SELECT id, json_object(
-        'md5', md5, 'amount', amount, 'currency', currency,
-        'expires_at', strftime('%Y-%m-%dT%H:%M:%fZ', expires_at),
-        'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
-        'status', status, 'bakong_hash', bakong_hash,
-        'from_account_id', from_account_id, 'to_account_id', to_account_id,
-        'paid_amount', paid_amount, 'paid_currency', paid_currency,
-        'description', description,
-        'paid_at', strftime('%Y-%m-%dT%H:%M:%fZ', paid_at),
-        'confirmed_at', strftime('%Y-%m-%dT%H:%M:%fZ', confirmed_at),
-        'next_check_at', next_check_at, 'checks', checks, 'errors', errors,
-        'last_answer', last_answer, 'last_error', last_error,
-        'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
-        'lane', lane) AS row
-    FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 // Ids are assigned here (they are internal); leases are not carried over,
 // as they belong to the daemon that held them.
@@ -506,16 +694,14 @@ impl PgStore {
     /// merchant moving to PostgreSQL keeps the history and the pending rows.
     /// Idempotent on md5: a second run copies nothing twice. Rows the
     /// PostgreSQL table refuses are reported, not copied.
-    pub async fn import_sqlite(&self, from: &super::Store) -> Result<ImportReport, StoreError> {
+    pub async fn import_sqlite(
+        &self,
+        from: &super::sqlite::SqliteStore,
+    ) -> Result<ImportReport, StoreError> {
         let mut report = ImportReport::default();
         let mut after = 0_i64;
         loop {
-            let rows: Vec<(i64, String)> = sqlx::query_as(EXPORT_SQL)
-                .bind(after)
-                .bind(IMPORT_BATCH)
-                .fetch_all(from.pool())
-                .await
-                .map_err(ctx("import: read the SQLite payments"))?;
+            let rows = from.export_rows(after, IMPORT_BATCH).await?;
             let Some((last, _)) = rows.last() else {
                 break;
             };

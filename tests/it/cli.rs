@@ -506,3 +506,182 @@ async fn every_command_has_help_with_an_example_and_completions_print() {
     assert_eq!(o.code, 0);
     assert!(o.stdout.contains("max_requests_per_second"));
 }
+
+/// The one JSON error object a `--json` failure prints on stderr.
+fn error_object(o: &Out) -> serde_json::Value {
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line: {}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(o.stderr.trim())
+        .unwrap_or_else(|e| panic!("stderr is not JSON ({e}): {}", o.stderr));
+    assert_eq!(v["exit_code"], o.code, "{v}");
+    assert!(v["error"].is_string(), "{v}");
+    v
+}
+
+#[tokio::test]
+async fn malformed_md5s_and_hashes_are_usage_errors_and_nothing_is_sent() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), "");
+    e.sim.sim.reset_stats();
+    assert_usage_error(
+        &run(&cfg, &["check", "md5", "not-hex-at-all!"]).await,
+        "md5",
+    );
+    assert_usage_error(&run(&cfg, &["check", "md5", &"g".repeat(32)]).await, "md5");
+    assert_usage_error(
+        &run(&cfg, &["check", "hash", &"a".repeat(63)]).await,
+        "hash",
+    );
+    assert_usage_error(&run(&cfg, &["check", "hash", "zz"]).await, "hash");
+    assert_usage_error(
+        &run(
+            &cfg,
+            &[
+                "check",
+                "short-hash",
+                "8465d72z",
+                "--amount",
+                "1",
+                "--currency",
+                "USD",
+            ],
+        )
+        .await,
+        "short hash",
+    );
+    let o = run(&cfg, &["check", "md5-list", &new_md5(), "nope"]).await;
+    assert_usage_error(&o, "md5");
+    assert!(o.stderr.contains("'nope'"), "{}", o.stderr);
+    assert_eq!(e.sim.sim.stats().total, 0, "a malformed argument was sent");
+    // Upper case is accepted and sent lower-cased.
+    let o = run(&cfg, &["check", "md5", &new_md5().to_uppercase()]).await;
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert_eq!(e.sim.sim.stats().total, 1);
+}
+
+#[tokio::test]
+async fn md5_list_falls_back_to_single_lookups_when_the_list_endpoint_is_closed() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), "");
+    let paid = e
+        .sim
+        .sim
+        .add_transaction(NewTransaction {
+            md5: Some(new_md5()),
+            amount: Some(Decimal::ONE),
+            currency: Some("USD".parse().unwrap()),
+            ..NewTransaction::default()
+        })
+        .unwrap();
+    e.sim.sim.set_faults(Faults {
+        md5_list_closed: true,
+        ..Faults::default()
+    });
+    e.sim.sim.reset_stats();
+    let unknown = new_md5();
+    let o = run(&cfg, &["check", "md5-list", &paid.md5, &unknown]).await;
+    assert_eq!(o.code, 3, "not all found: {}", o.stderr);
+    assert!(
+        o.stdout.contains(&format!("{}  paid", paid.md5))
+            && o.stdout.contains(&format!("{unknown}  not found")),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stderr.contains("HTTP 403") && o.stderr.contains("one by one"),
+        "the fallback is not announced: {}",
+        o.stderr
+    );
+    let stats = e.sim.sim.stats();
+    assert_eq!(stats.requests["check_transaction_by_md5_list"][&403], 1);
+    // One single lookup tells a closed list from a refused token (the
+    // token was not renewed, so the list is closed), then one per md5.
+    assert_eq!(
+        stats.requests["check_transaction_by_md5"]
+            .values()
+            .sum::<u64>(),
+        3
+    );
+    // With --json: the same answers on stdout, each stderr line a JSON object.
+    let o = run(&cfg, &["--json", "check", "md5-list", &paid.md5, &unknown]).await;
+    assert_eq!(o.json()[&paid.md5]["status"], "SUCCESS");
+    assert_eq!(o.json()[&unknown]["status"], "NOT_FOUND");
+    for line in o.stderr.trim().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v.get("notice").is_some() || v.get("error").is_some(), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn with_json_every_failure_is_one_error_object_on_stderr() {
+    let e = env().await;
+    let cfg = e.config_file(&e.settings(), "");
+    // A usage error, raised by clap before anything runs.
+    let o = run(&cfg, &["--json", "check", "md5", "not-hex-at-all!"]).await;
+    assert_eq!(o.code, 2);
+    let v = error_object(&o);
+    assert!(v["error"].as_str().unwrap().contains("md5"), "{v}");
+    assert!(o.stdout.is_empty(), "{}", o.stdout);
+    let o = run(&cfg, &["frobnicate", "--json"]).await;
+    assert_eq!(o.code, 2);
+    assert!(error_object(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("frobnicate"));
+    // A config error names the key.
+    let bad = e.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[poller]\nmax_requests_per_second = -1\n").unwrap();
+    let o = run(&bad, &["--json", "status"]).await;
+    assert_eq!(o.code, 2);
+    let v = error_object(&o);
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("poller.max_requests_per_second"),
+        "{v}"
+    );
+    // A runtime error.
+    e.sim.sim.set_faults(Faults {
+        geo_block: true,
+        ..Faults::default()
+    });
+    let o = run(&cfg, &["--json", "check", "md5", &new_md5()]).await;
+    assert_eq!(o.code, 1);
+    assert!(error_object(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("outside Cambodia"));
+    e.sim.sim.set_faults(Faults::default());
+    // Not found: the answer on stdout, and the error object on stderr.
+    let o = run(&cfg, &["--json", "check", "md5", &new_md5()]).await;
+    assert_eq!(o.code, 3);
+    assert_eq!(o.json()["status"], "not_found");
+    assert!(error_object(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("not found"));
+    let o = run(&cfg, &["--json", "account", "nobody@aclb"]).await;
+    assert_eq!(o.code, 3);
+    assert_eq!(o.json()["exists"], false);
+    error_object(&o);
+    // A config check: ok on stdout; its problems are one object too.
+    let o = run(&cfg, &["--json", "config", "check"]).await;
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.json()["ok"], true);
+    // Without email a valid token is only a warning (run works until it
+    // expires); with no token at all run cannot start: a problem.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&format!("email = \"{EMAIL}\"\n"), "")
+        .lines()
+        .filter(|l| !l.starts_with("token = "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, text).unwrap();
+    let o = run(&cfg, &["--json", "config", "check"]).await;
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(error_object(&o)["error"]
+        .as_str()
+        .unwrap()
+        .contains("bakong.token"));
+}

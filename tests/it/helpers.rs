@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bakong_poller::config::{BulkMode, Settings};
 use bakong_poller::app::{self, AppError};
+use bakong_poller::config::{BulkMode, Settings};
 use bakong_poller::poller;
 use bakong_poller::simulator::{self, NewTransaction, Scenario, SimHandle};
 use rust_decimal::Decimal;

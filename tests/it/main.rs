@@ -4,6 +4,7 @@
 
 mod bulk;
 mod cli;
+mod config;
 mod daemon;
 mod helpers;
 mod pg;

@@ -1,0 +1,65 @@
+//! `bench`: the daemon against the simulator under a rate limit, with a
+//! naive baseline. The bench prints its figures as it goes.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::Nothing;
+use super::CliError;
+
+/// `bench` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cargo run --release -- bench\n  bakong-poller bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2"
+)]
+pub struct BenchArgs {
+    /// How long payments are created at each load level.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// The simulator's request limit, requests per second.
+    #[arg(long, default_value_t = 10.0, value_parser = positive_rate)]
+    pub limit: f64,
+    // `std::vec::Vec` keeps clap from reading these as repeated options:
+    // each is one comma-separated value.
+    /// New payments per second in bulk mode (comma-separated; empty for none).
+    #[arg(long, default_value = "2,10,25,50,75", value_parser = crate::bench::parse_levels)]
+    pub bulk_levels: std::vec::Vec<f64>,
+    /// New payments per second in single-lookup mode.
+    #[arg(long, default_value = "1,2,4", value_parser = crate::bench::parse_levels)]
+    pub single_levels: std::vec::Vec<f64>,
+    /// Levels at which the naive baseline runs too.
+    #[arg(long, default_value = "2,10", value_parser = crate::bench::parse_levels)]
+    pub baseline_levels: std::vec::Vec<f64>,
+    /// Pending payments for the RSS / CPU measurement.
+    #[arg(long, default_value_t = 10_000)]
+    pub pending: usize,
+}
+
+/// A rate that is not a positive finite number.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} must be a positive number of requests per second")]
+pub struct BadRate(String);
+
+fn positive_rate(s: &str) -> Result<f64, BadRate> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| BadRate(s.to_string()))
+}
+
+/// Runs the benchmark.
+pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
+    crate::bench::run(crate::bench::BenchOptions {
+        duration: a.duration,
+        limit: a.limit,
+        bulk_levels: a.bulk_levels.clone(),
+        single_levels: a.single_levels.clone(),
+        baseline_levels: a.baseline_levels.clone(),
+        pending: a.pending,
+    })
+    .await
+    .map_err(CliError::Runtime)?;
+    Ok(Nothing {})
+}

@@ -1,0 +1,237 @@
+//! `add`, `list` and `status`: the payments table as an operator sees it.
+//! `add` inserts exactly as a merchant's application would, so the table's
+//! own checks have the last word.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+use serde::Serialize;
+
+use super::args::{amount_text_arg, currency_arg, table_md5_arg};
+use super::{CliError, Context, Report};
+use crate::app;
+use crate::money::Currency;
+use crate::payment::{PaymentId, Status as PaymentStatus};
+use crate::store::{Counts, NewPayment, PaymentRow};
+
+/// `add` arguments.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  bakong-poller add --md5 b1c250304b8594e4c6b53dd44791b57a --amount 500 --currency KHR --expires-in 10m"
+)]
+pub struct AddArgs {
+    /// md5 of the KHQR string (32 lowercase hex).
+    #[arg(long, value_parser = table_md5_arg)]
+    pub md5: String,
+    /// Expected amount, e.g. 1.50 or 4000 (stored as written).
+    #[arg(long, allow_hyphen_values = true, value_parser = amount_text_arg)]
+    pub amount: String,
+    /// USD or KHR.
+    #[arg(long, value_parser = currency_arg)]
+    pub currency: Currency,
+    /// Lifetime (default: poller.payment_ttl).
+    #[arg(long, value_parser = lifetime_arg)]
+    pub expires_in: Option<TimeDelta>,
+}
+
+/// A lifetime chrono cannot represent.
+#[derive(Debug, thiserror::Error)]
+pub enum BadLifetime {
+    /// Not a humantime duration.
+    #[error(transparent)]
+    Parse(#[from] humantime::DurationError),
+    /// Too long to add to a date.
+    #[error("too long a lifetime")]
+    TooLong,
+}
+
+fn lifetime_arg(s: &str) -> Result<TimeDelta, BadLifetime> {
+    let d = humantime::parse_duration(s)?;
+    TimeDelta::from_std(d).map_err(|_| BadLifetime::TooLong)
+}
+
+/// `add`'s result.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    /// Row id.
+    pub id: PaymentId,
+    /// md5.
+    pub md5: String,
+    /// Expected amount, as written.
+    pub amount: String,
+    /// Expected currency.
+    pub currency: Currency,
+    /// `expires_at`, if given.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Report for Added {
+    fn human(&self) -> String {
+        format!(
+            "added payment {}: {} {} {} (pending)",
+            self.id, self.md5, self.amount, self.currency
+        )
+    }
+}
+
+/// Inserts a pending payment.
+pub async fn add(ctx: &Context, a: &AddArgs) -> Result<Added, CliError> {
+    // The table refuses it too; saying so here names the argument.
+    let value = crate::money::parse_amount(&a.amount)
+        .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
+    crate::money::check_precision(value, a.currency)
+        .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
+    let settings = ctx.quiet_settings()?;
+    let expires_at = match a.expires_in {
+        Some(d) => Some(
+            Utc::now()
+                .checked_add_signed(d)
+                .ok_or_else(|| CliError::Usage("--expires-in: too far in the future".into()))?,
+        ),
+        None => None,
+    };
+    let store = app::open_store(&settings).await?;
+    let inserted = store
+        .insert_payment(&NewPayment {
+            md5: a.md5.clone(),
+            amount: a.amount.clone(),
+            currency: a.currency,
+            expires_at,
+        })
+        .await;
+    store.close().await;
+    Ok(Added {
+        id: inserted?,
+        md5: a.md5.clone(),
+        amount: a.amount.clone(),
+        currency: a.currency,
+        expires_at,
+    })
+}
+
+/// `list` arguments.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  bakong-poller list --status pending --limit 50")]
+pub struct ListArgs {
+    /// Only this status.
+    #[arg(long, value_parser = status_arg())]
+    pub status: Option<PaymentStatus>,
+    /// At most this many rows.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=100000))]
+    pub limit: i64,
+}
+
+/// The statuses, from the one enum that names them.
+fn status_arg() -> impl clap::builder::TypedValueParser<Value = PaymentStatus> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(PaymentStatus::ALL.map(PaymentStatus::as_str))
+        .try_map(|s| s.parse::<PaymentStatus>())
+}
+
+/// `list`'s result: the rows, newest first (a JSON array).
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Listed(pub Vec<PaymentRow>);
+
+impl Report for Listed {
+    fn human(&self) -> String {
+        let line = |id: &dyn std::fmt::Display,
+                    md5: &str,
+                    amount: &str,
+                    cur: &str,
+                    status: &str,
+                    created: &str,
+                    hash: &str| {
+            format!("{id:>6}  {md5:32}  {amount:>12}  {cur:3}  {status:8}  {created:23}  {hash}")
+        };
+        let mut lines = vec![line(
+            &"id",
+            "md5",
+            "amount",
+            "cur",
+            "status",
+            "created_at",
+            "hash",
+        )];
+        lines.extend(self.0.iter().map(|r| {
+            line(
+                &r.id,
+                &r.md5,
+                &r.amount,
+                &r.currency,
+                r.status.as_str(),
+                &r.created_at,
+                r.bakong_hash.as_deref().unwrap_or("-"),
+            )
+        }));
+        lines.join("\n").trim_end().to_string()
+    }
+}
+
+/// Lists the newest rows.
+pub async fn list(ctx: &Context, a: &ListArgs) -> Result<Listed, CliError> {
+    let settings = ctx.quiet_settings()?;
+    let store = app::open_store(&settings).await?;
+    let rows = store.list(a.status, a.limit).await;
+    store.close().await;
+    Ok(Listed(rows?))
+}
+
+/// `status`'s result.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    /// Counts per status and scheduling facts.
+    pub counts: Counts,
+    /// When the next check is due.
+    pub next_check_at: Option<DateTime<Utc>>,
+    /// When the daemon last got a readable answer.
+    pub last_answer_at: Option<String>,
+    /// The token's `exp`, if readable.
+    pub token_expires_at: Option<DateTime<Utc>>,
+}
+
+impl Report for Status {
+    fn human(&self) -> String {
+        let c = &self.counts;
+        format!(
+            "pending {}  paid {}  mismatch {}  failed {}  expired {}\noldest pending   {}\nnext check due   {}\nlast API answer  {}\ntoken expires    {}",
+            c.pending,
+            c.paid,
+            c.mismatch,
+            c.failed,
+            c.expired,
+            c.oldest_pending.as_deref().unwrap_or("-"),
+            self.next_check_at
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "-".into()),
+            self.last_answer_at.as_deref().unwrap_or("-"),
+            self.token_expires_at
+                .map(|d| d.to_rfc3339())
+                .unwrap_or_else(|| "unknown".into()),
+        )
+    }
+}
+
+/// Counts per status, next check, last answer and token expiry.
+pub async fn status(ctx: &Context) -> Result<Status, CliError> {
+    let settings = ctx.quiet_settings()?;
+    let store = app::open_store(&settings).await?;
+    let counts = store.counts().await;
+    let last = store.last_answer_at().await;
+    store.close().await;
+    let counts = counts?;
+    // An unreadable token is `token show`'s and `config check`'s business;
+    // here it is only "unknown".
+    let token_expires_at = settings
+        .token_choice()
+        .ok()
+        .flatten()
+        .and_then(|c| c.token.claims().expires_at);
+    Ok(Status {
+        next_check_at: counts
+            .next_check_ms
+            .and_then(DateTime::<Utc>::from_timestamp_millis),
+        counts,
+        last_answer_at: last?,
+        token_expires_at,
+    })
+}

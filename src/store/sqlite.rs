@@ -1,0 +1,857 @@
+//! The SQLite backend: pool, migrations and every SQL statement for it.
+//!
+//! SQLite is shared with the merchant's own processes: WAL journal, a busy
+//! timeout, `synchronous=FULL`, writes through one connection, and every
+//! read-modify-write inside a short `BEGIN IMMEDIATE` transaction. One
+//! daemon per database: a second would double the request ceiling, so
+//! [`SqliteStore::lock_instance`] holds an OS lock on a file beside it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{FromRow, SqlitePool};
+
+use super::{
+    amount_text, Claimed, Counts, InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary,
+    StoreError, Write,
+};
+use crate::payment::{PaymentId, Status};
+
+/// The embedded migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sql { what, source }
+}
+
+// Pending rows whose amount has more decimals than its currency allows.
+const TOO_PRECISE: &str = "status = 'pending' AND typeof(amount) = 'text' \
+     AND amount NOT GLOB '*[^0-9.]*' AND instr(amount, '.') > 0 \
+     AND length(rtrim(substr(amount, instr(amount, '.') + 1), '0')) > \
+     CASE currency WHEN 'KHR' THEN 0 ELSE 2 END";
+
+/// See [`super::inspect`]: opened as is, never created, the journal mode
+/// untouched.
+pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<super::Inspection, StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    let shown = crate::config::redact_url(url);
+    let opts = SqliteConnectOptions::from_str(url)
+        .map_err(ctx(format!("database.url {shown:?}")))?
+        .create_if_missing(false)
+        .busy_timeout(busy_timeout);
+    let mut conn = opts.connect().await.map_err(ctx(format!("open {shown}")))?;
+    let mut found = super::Inspection {
+        journal_mode: sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(ctx("read the journal mode"))?,
+        ..Default::default()
+    };
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("list tables"))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if tables.iter().any(|t| t == "_sqlx_migrations") {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("read the applied migrations"))?
+    } else {
+        Vec::new()
+    };
+    for (version, success, checksum) in &applied {
+        match MIGRATOR.iter().find(|m| m.version == *version) {
+            None => found.unknown_migrations.push(*version),
+            Some(_) if !success => found.failed_migrations.push(*version),
+            Some(m) if m.checksum.as_ref() != checksum.as_slice() => found
+                .altered_migrations
+                .push(format!("{} ({})", m.version, m.description)),
+            Some(_) => {}
+        }
+    }
+    found.pending_migrations = MIGRATOR
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    if tables.iter().any(|t| t == "payments") {
+        found.too_precise_ids = sqlx::query_scalar(&format!(
+            "SELECT id FROM payments WHERE {TOO_PRECISE} ORDER BY id"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(ctx("look for amounts no KHQR can carry"))?;
+    }
+    let _ = conn.close().await;
+    Ok(found)
+}
+
+/// The SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+    path: std::path::PathBuf,
+}
+
+// Due rows of lane 0 (fresh) first, then lane 1, each branch a range scan
+// of the partial index that stops at the limit. Both name the index:
+// without statistics SQLite's planner prefers the status index and would
+// walk every pending row.
+const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
+    WHERE id IN (
+        SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
+                        WHERE status = 'pending' AND lane = 0 AND next_check_at <= ?3
+                        ORDER BY next_check_at LIMIT ?4)
+        UNION ALL
+        SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
+                        WHERE status = 'pending' AND lane = 1 AND next_check_at <= ?3
+                        ORDER BY next_check_at LIMIT ?4)
+        LIMIT ?4)
+    RETURNING id, md5, amount, currency, last_answer,
+        CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
+        CAST(coalesce(unixepoch(expires_at, 'subsec'),
+                      unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
+        checks, errors";
+
+const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments INDEXED BY payments_due
+    WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= ?1 LIMIT ?2)";
+
+// One statement for a whole batch, driven by the JSON rows: each is a rowid
+// lookup (the unary + keeps the planner off the status index, which would
+// walk every pending row once per JSON row).
+const RESCHEDULE_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL,
+        checks = checks + 1 - v.transient,
+        errors = CASE WHEN v.transient THEN errors + 1 ELSE 0 END,
+        last_answer = v.answer, last_error = v.error, last_checked_at = ?2, lane = v.lane
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
+                 value ->> 'answer' AS answer, value ->> 'error' AS error,
+                 value ->> 'transient' AS transient, value ->> 'lane' AS lane
+          FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+
+const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NULL
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+
+// Each SQLite row as one JSON object, times normalised to UTC ISO 8601
+// (strftime reads every form SQLite's datetime() reads; NULL if none).
+const EXPORT_SQL: &str = "SELECT id, json_object(
+        'md5', md5, 'amount', amount, 'currency', currency,
+        'expires_at', strftime('%Y-%m-%dT%H:%M:%fZ', expires_at),
+        'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
+        'status', status, 'bakong_hash', bakong_hash,
+        'from_account_id', from_account_id, 'to_account_id', to_account_id,
+        'paid_amount', paid_amount, 'paid_currency', paid_currency,
+        'description', description,
+        'paid_at', strftime('%Y-%m-%dT%H:%M:%fZ', paid_at),
+        'confirmed_at', strftime('%Y-%m-%dT%H:%M:%fZ', confirmed_at),
+        'next_check_at', next_check_at, 'checks', checks, 'errors', errors,
+        'last_answer', last_answer, 'last_error', last_error,
+        'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
+        'lane', lane) AS row
+    FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
+
+/// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
+/// SQLite's `datetime()`.
+fn sql_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// Creates a missing database file with mode 0660 (less the umask), so the
+/// merchant's application can share it through the group: SQLite would
+/// create it 0644, and its -wal and -shm files copy the database's mode.
+fn create_shared(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path == std::path::Path::new(":memory:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o660)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(FromRow)]
+struct ClaimRow {
+    id: i64,
+    md5: Option<String>,
+    amount: Option<String>,
+    currency: Option<String>,
+    last_answer: Option<String>,
+    created_ms: Option<i64>,
+    expires_ms: Option<i64>,
+    checks: i64,
+    errors: i64,
+}
+
+#[derive(FromRow)]
+struct ListRow {
+    id: i64,
+    md5: String,
+    amount: String,
+    currency: String,
+    status: String,
+    created_at: String,
+    expires_at: Option<String>,
+    bakong_hash: Option<String>,
+    from_account_id: Option<String>,
+    to_account_id: Option<String>,
+    paid_amount: Option<String>,
+    paid_currency: Option<String>,
+    paid_at: Option<String>,
+    confirmed_at: Option<String>,
+    last_answer: Option<String>,
+    last_error: Option<String>,
+}
+
+fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
+    text.parse::<Status>().map_err(|e| StoreError::Sql {
+        what: what.to_string(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`.
+    pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        // The URL is shown redacted: a database URL can carry a password.
+        let shown = crate::config::redact_url(url);
+        let opts =
+            SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
+        let path = opts.get_filename().to_path_buf();
+        create_shared(&path).map_err(|source| StoreError::Io {
+            what: format!("create {}", path.display()),
+            source,
+        })?;
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(ctx(format!("open {shown}")))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(opts)
+            .await
+            .map_err(ctx(format!("open {shown} for reading")))?;
+        Ok(SqliteStore { write, read, path })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.write)
+            .await
+            .map_err(|e| StoreError::Sql {
+                what: "migrate".into(),
+                source: e.into(),
+            })
+    }
+
+    /// See [`super::Store::schema_version`].
+    pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.read)
+                .await
+                .map_err(ctx("read the schema version"))?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        Ok((applied, latest))
+    }
+
+    /// Takes an exclusive OS lock on `<database>.lock` (released when the
+    /// guard drops or the process dies, so a SIGKILL never leaves it
+    /// behind) and writes our pid and host into it; if another process
+    /// holds it, fails naming that one.
+    pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
+        use std::io::{Read, Seek, Write as _};
+        use std::os::unix::fs::OpenOptionsExt;
+        if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
+            return Ok(InstanceGuard { _file: None });
+        }
+        let mut name = self.path.clone().into_os_string();
+        name.push(".lock");
+        let lock_path = std::path::PathBuf::from(name);
+        let io = |what: &str| {
+            let what = format!("{what} {}", lock_path.display());
+            move |source| StoreError::Io { what, source }
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o660)
+            .open(&lock_path)
+            .map_err(io("open"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(StoreError::InstanceRunning {
+                    holder: if holder.is_empty() {
+                        format!("it holds {}", lock_path.display())
+                    } else {
+                        format!("{holder}, holding {}", lock_path.display())
+                    },
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "unknown host".into());
+        file.set_len(0).map_err(io("write"))?;
+        file.rewind().map_err(io("write"))?;
+        writeln!(file, "pid {} on host {host}", std::process::id()).map_err(io("write"))?;
+        Ok(InstanceGuard { _file: Some(file) })
+    }
+
+    /// Problems with the set-up: a journal mode other than WAL.
+    pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("read journal mode"))?;
+        Ok(if mode.eq_ignore_ascii_case("wal") {
+            Vec::new()
+        } else {
+            vec![format!(
+                "database.url: journal mode is {mode}, expected wal"
+            )]
+        })
+    }
+
+    /// See [`super::Store::claim`].
+    pub async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
+            .bind(now_ms + lease.as_millis() as i64)
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.write)
+            .await
+            .map_err(ctx("claim due payments"))?;
+        let mut out: Vec<Claimed> = rows
+            .into_iter()
+            .map(|r| Claimed {
+                id: PaymentId(r.id),
+                lease_id,
+                // NULLs are refused by the table; an empty value fails the
+                // poller's validation, which names the column.
+                md5: r.md5.unwrap_or_default(),
+                amount: r.amount.unwrap_or_default(),
+                currency: r.currency.unwrap_or_default(),
+                created_ms: r.created_ms,
+                expires_ms: r.expires_ms,
+                checks: r.checks,
+                errors: r.errors,
+                last_answer: r.last_answer,
+            })
+            .collect();
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// See [`super::Store::due`].
+    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(DUE_SQL)
+            .bind(now_ms)
+            .bind(cap as i64)
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("count due payments"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// See [`super::Store::record`]. One `BEGIN IMMEDIATE` transaction;
+    /// reschedules and releases go as one statement each (a JSON array),
+    /// as every statement is a round trip to SQLite's worker thread.
+    pub async fn record(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin write"))?;
+        let now_text = sql_time(now);
+        let mut applied = vec![true; writes.len()];
+        let mut reschedules = Vec::new();
+        let mut releases = Vec::new();
+        for (i, w) in writes.iter().enumerate() {
+            match w {
+                Write::Final {
+                    id,
+                    status,
+                    confirmation,
+                    answer,
+                } => {
+                    let c = confirmation.as_deref();
+                    let res = sqlx::query(
+                        "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
+                            to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
+                            description = ?8, paid_at = ?9, confirmed_at = ?10,
+                            last_checked_at = ?10, checks = checks + 1, lease_id = NULL,
+                            last_answer = ?11, last_error = NULL
+                         WHERE id = ?1 AND status = 'pending'",
+                    )
+                    .bind(id.0)
+                    .bind(status.as_str())
+                    .bind(c.map(|c| c.hash.clone()))
+                    .bind(c.and_then(|c| c.from_account_id.clone()))
+                    .bind(c.map(|c| c.to_account_id.clone()))
+                    .bind(c.map(|c| amount_text(c.paid_amount)))
+                    .bind(c.map(|c| c.paid_currency.code()))
+                    .bind(c.and_then(|c| c.description.clone()))
+                    .bind(c.and_then(|c| c.paid_at).map(sql_time))
+                    .bind(&now_text)
+                    .bind(*answer)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(ctx("record result"))?;
+                    applied[i] = res.rows_affected() == 1;
+                }
+                Write::Reschedule {
+                    id,
+                    lease_id,
+                    next_check_at,
+                    answer,
+                    error,
+                    transient,
+                    lane,
+                } => reschedules.push(serde_json::json!({
+                    "id": id.0, "lease": lease_id, "next": next_check_at, "answer": answer,
+                    "error": error, "transient": i64::from(*transient), "lane": lane.as_i64(),
+                })),
+                Write::Release { id, lease_id } => {
+                    releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
+                }
+            }
+        }
+        if !reschedules.is_empty() {
+            sqlx::query(RESCHEDULE_SQL)
+                .bind(serde_json::Value::Array(reschedules).to_string())
+                .bind(&now_text)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("reschedule payments"))?;
+        }
+        if !releases.is_empty() {
+            sqlx::query(RELEASE_SQL)
+                .bind(serde_json::Value::Array(releases).to_string())
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("release payments"))?;
+        }
+        tx.commit().await.map_err(ctx("commit results"))?;
+        Ok(applied)
+    }
+
+    /// See [`super::Store::counts`].
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
+                .fetch_all(&self.read)
+                .await
+                .map_err(ctx("count payments"))?;
+        let mut c = Counts::default();
+        for (status, n) in rows {
+            match status_from(&status, "count payments")? {
+                Status::Pending => c.pending = n,
+                Status::Paid => c.paid = n,
+                Status::Mismatch => c.mismatch = n,
+                Status::Failed => c.failed = n,
+                Status::Expired => c.expired = n,
+            }
+        }
+        let (oldest, next, pending_static): (Option<String>, Option<i64>, i64) = sqlx::query_as(
+            "SELECT min(created_at), min(next_check_at), count(*) FILTER (WHERE last_answer = 'static_qr')
+             FROM payments WHERE status = 'pending'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = oldest;
+        c.next_check_ms = next;
+        c.pending_static_qr = pending_static;
+        c.expired_static_qr = sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("count static QRs"))?;
+        Ok(c)
+    }
+
+    /// See [`super::Store::paid_today`].
+    pub async fn paid_today(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= date('now')",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("count today's payments"))
+    }
+
+    /// See [`super::Store::insert_payment`].
+    pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let r = sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(&p.md5)
+        .bind(&p.amount)
+        .bind(p.currency.code())
+        .bind(p.expires_at.map(sql_time))
+        .execute(&self.write)
+        .await
+        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(r.last_insert_rowid()))
+    }
+
+    /// See [`super::Store::list`].
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let rows: Vec<ListRow> = sqlx::query_as(
+            "SELECT id, md5, amount, currency, status, created_at, expires_at, bakong_hash,
+                    from_account_id, to_account_id, paid_amount, paid_currency, paid_at,
+                    confirmed_at, last_answer, last_error
+             FROM payments WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(status.map(Status::as_str))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("list payments"))?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(PaymentRow {
+                    id: PaymentId(r.id),
+                    status: status_from(&r.status, "list payments")?,
+                    md5: r.md5,
+                    amount: r.amount,
+                    currency: r.currency,
+                    created_at: r.created_at,
+                    expires_at: r.expires_at,
+                    bakong_hash: r.bakong_hash,
+                    from_account_id: r.from_account_id,
+                    to_account_id: r.to_account_id,
+                    paid_amount: r.paid_amount,
+                    paid_currency: r.paid_currency,
+                    paid_at: r.paid_at,
+                    confirmed_at: r.confirmed_at,
+                    last_answer: r.last_answer,
+                    last_error: r.last_error,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::status_of`].
+    pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = ?1")
+            .bind(md5)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(ctx(format!("read status of {md5}")))?;
+        s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::last_answer`].
+    pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
+        let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT last_checked_at, last_answer, last_error FROM payments
+             WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("read the last answer"))?;
+        Ok(row.map(|(at, answer, error)| LastAnswer { at, answer, error }))
+    }
+
+    /// See [`super::Store::last_answer_at`].
+    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL")
+            .fetch_one(&self.read)
+            .await
+            .map_err(ctx("read last answer time"))
+    }
+
+    /// See [`super::Store::status_summary`].
+    pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
+        let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT status, count(*),
+                    avg((julianday(confirmed_at) - julianday(paid_at)) * 86400.0),
+                    max((julianday(confirmed_at) - julianday(paid_at)) * 86400.0)
+             FROM payments GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("summarize payments"))?;
+        rows.into_iter()
+            .map(|(status, count, avg, max)| {
+                Ok(StatusSummary {
+                    status: status_from(&status, "summarize payments")?,
+                    count,
+                    avg_confirm_s: avg,
+                    max_confirm_s: max,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::confirm_latencies`].
+    pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
+        let mut v: Vec<f64> = sqlx::query_scalar(
+            "SELECT (julianday(confirmed_at) - julianday(paid_at)) * 86400.0 FROM payments
+             WHERE status = ?1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
+        )
+        .bind(status.as_str())
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read confirmation latencies"))?;
+        v.sort_by(f64::total_cmp);
+        Ok(v)
+    }
+
+    /// See [`super::Store::seed_backlog`].
+    pub async fn seed_backlog(
+        &self,
+        md5s: &[String],
+        created_over: Duration,
+        not_due_for: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin backlog"))?;
+        let n = md5s.len().max(1) as f64;
+        let due_at = not_due_for
+            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
+            .unwrap_or(0);
+        for (i, md5) in md5s.iter().enumerate() {
+            let age = created_over.as_secs_f64() * i as f64 / n;
+            sqlx::query(
+                "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
+                 VALUES (?1, '1.00', 'USD', strftime('%Y-%m-%d %H:%M:%f', 'now', ?2), ?3)",
+            )
+            .bind(md5)
+            .bind(format!("-{age:.3} seconds"))
+            .bind(due_at + i as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("insert backlog"))?;
+        }
+        tx.commit().await.map_err(ctx("commit backlog"))
+    }
+
+    /// See [`super::Store::make_due`].
+    pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE payments SET next_check_at = 0
+             WHERE id IN (SELECT id FROM payments WHERE status = 'pending' ORDER BY random() LIMIT ?1)",
+        )
+        .bind(n as i64)
+        .execute(&self.write)
+        .await
+        .map_err(ctx("make rows due"))?;
+        Ok(())
+    }
+
+    /// Up to `limit` rows with an id above `after`, in id order, each as
+    /// one JSON object with UTC ISO 8601 times (for an import elsewhere).
+    pub async fn export_rows(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(EXPORT_SQL)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(ctx("export: read the SQLite payments"))
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+    use crate::payment::Lane;
+    use sqlx::Row;
+
+    fn new(i: u32) -> NewPayment {
+        NewPayment {
+            md5: format!("{i:032x}"),
+            amount: "1".into(),
+            currency: Currency::Usd,
+            expires_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_claim_and_due_queries_walk_only_the_due_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqliteStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for sql in [CLAIM_SQL, DUE_SQL] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&store.write)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                .collect();
+            let text = plan.join("\n");
+            assert!(text.contains("INDEX payments_due"), "{text}");
+            assert!(!text.contains("payments_status"), "{text}");
+        }
+        for sql in [RESCHEDULE_SQL, RELEASE_SQL] {
+            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .fetch_all(&store.write)
+                .await
+                .expect("plan")
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                .collect();
+            let text = plan.join("\n");
+            assert!(text.contains("INTEGER PRIMARY KEY"), "{text}");
+            assert!(!text.contains("payments_status"), "{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_payments_are_claimed_before_older_due_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqliteStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for i in 0..3 {
+            sqlx::query("INSERT INTO payments (md5, amount, currency, lane, next_check_at) VALUES (?1, '1', 'USD', 1, ?2)")
+                .bind(format!("{:032x}", i))
+                .bind(i)
+                .execute(&store.write)
+                .await
+                .expect("old row");
+        }
+        let fresh = store.insert_payment(&new(99)).await.expect("fresh row");
+        let now = 1_000_000;
+        let ttl = Duration::from_secs(900);
+        let first = store
+            .claim(now, Duration::from_secs(60), 1, ttl)
+            .await
+            .expect("claim");
+        assert_eq!(first.iter().map(|c| c.id).collect::<Vec<_>>(), vec![fresh]);
+        let rest = store
+            .claim(now, Duration::from_secs(60), 10, ttl)
+            .await
+            .expect("claim");
+        assert_eq!(rest.len(), 3, "then the older ones, by due time");
+        assert!(
+            store
+                .claim(now, Duration::from_secs(60), 10, ttl)
+                .await
+                .expect("claim")
+                .is_empty(),
+            "leased rows are not claimed twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn reschedules_and_releases_respect_the_lease_and_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqliteStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        for i in 0..3 {
+            store.insert_payment(&new(i)).await.expect("insert");
+        }
+        let lease = Duration::from_secs(60);
+        let claimed = store
+            .claim(1_000, lease, 3, Duration::from_secs(900))
+            .await
+            .expect("claim");
+        let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
+        let resched = |row: &Claimed, lease_id: i64, transient: bool| Write::Reschedule {
+            id: row.id,
+            lease_id,
+            next_check_at: 5_000,
+            answer: if transient { "http" } else { "not_found" },
+            error: transient.then(|| "HTTP 502".to_string()),
+            transient,
+            lane: Lane::Old,
+        };
+        let writes = [
+            resched(a, a.lease_id, true),
+            resched(b, b.lease_id + 1, false),
+            Write::Release {
+                id: c.id,
+                lease_id: c.lease_id,
+            },
+        ];
+        store.record(&writes, Utc::now()).await.expect("record");
+        let rows: Vec<(i64, i64, i64, i64, i64, Option<String>)> = sqlx::query_as(
+            "SELECT id, next_check_at, checks, errors, lane, last_error FROM payments ORDER BY id",
+        )
+        .fetch_all(&store.write)
+        .await
+        .expect("rows");
+        assert_eq!(
+            rows[0],
+            (a.id.0, 5_000, 0, 1, 1, Some("HTTP 502".into())),
+            "transient error: errors + 1"
+        );
+        assert_eq!(rows[1].1, 1_000 + 60_000, "a stale lease changes nothing");
+        assert!(
+            rows[2].1 <= Utc::now().timestamp_millis() && rows[2].1 > 1_000,
+            "released: due now"
+        );
+    }
+}
