@@ -44,7 +44,8 @@ pub struct Origin {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH`, or `postgres://USER@HOST/DATABASE` (also
+    /// `postgresql://`, with the usual parameters such as `sslmode`).
     pub url: String,
     /// How long a statement waits for another writer's lock.
     #[serde(with = "humantime_serde")]
@@ -649,11 +650,21 @@ impl Settings {
                     redact_url(url)
                 ),
             )
+        } else if crate::store::postgres::accepts(url) {
+            crate::store::postgres::check_url(url).or_else(|why| {
+                bad(
+                    "database.url",
+                    format!(
+                        "{:?} is not a usable PostgreSQL URL: {why}",
+                        redact_url(url)
+                    ),
+                )
+            })
         } else if self.database_path().is_none() {
             bad(
                 "database.url",
                 format!(
-                    "{:?} is not of the form sqlite://PATH",
+                    "{:?} is not of the form sqlite://PATH or postgres://USER@HOST/DATABASE",
                     redact_url(&self.database.url)
                 ),
             )

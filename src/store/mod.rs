@@ -234,6 +234,10 @@ pub struct Inspection {
     pub altered_migrations: Vec<String>,
     /// Migrations not applied yet ("version description").
     pub pending_migrations: Vec<String>,
+    /// States `run` cannot get out of by itself, one line each (e.g. on
+    /// PostgreSQL: no schema for the tables, or someone else's `payments`
+    /// table where ours would go).
+    pub problems: Vec<String>,
     /// Pending rows whose amount no KHQR can carry (an older release let
     /// them in).
     pub too_precise_ids: Vec<i64>,

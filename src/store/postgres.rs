@@ -41,6 +41,15 @@ pub fn accepts(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
+/// Whether `url` reads as PostgreSQL connection settings (host, database,
+/// `sslmode` and the other parameters), without connecting; the reason
+/// when not, free of the URL's secrets.
+pub fn check_url(url: &str) -> Result<(), String> {
+    PgConnectOptions::from_str(url)
+        .map(drop)
+        .map_err(|e| crate::config::redact_text(&e.to_string()))
+}
+
 fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
     let what = what.into();
     move |source| StoreError::Sql { what, source }
@@ -112,6 +121,18 @@ pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, St
     let has = |t: &'static str| {
         sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(t)
     };
+    let (schema, path): (Option<String>, String) =
+        sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(ctx("read search_path"))?;
+    let Some(schema) = schema else {
+        found.problems.push(format!(
+            "the connection's search_path ({path}) names no existing schema: create it \
+             (CREATE SCHEMA name AUTHORIZATION role) or fix the options parameter"
+        ));
+        return Ok(found);
+    };
     let has_migrations = has("_sqlx_migrations")
         .fetch_one(&mut conn)
         .await
@@ -143,6 +164,13 @@ pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, St
         .fetch_one(&mut conn)
         .await
         .map_err(ctx("look for the payments table"))?;
+    if has_payments && !has_migrations {
+        found.problems.push(format!(
+            "schema {schema} already has a payments table that bakong-poller did not \
+             create (an application's own?): give bakong-poller its own schema, e.g. \
+             CREATE SCHEMA bakong and ?options=-csearch_path%3Dbakong in database.url"
+        ));
+    }
     if has_payments && !applied.is_empty() {
         found.too_precise_ids = sqlx::query_scalar(&format!(
             "SELECT id FROM payments WHERE {TOO_PRECISE} ORDER BY id"
