@@ -15,6 +15,7 @@ pub mod config;
 pub mod deeplink;
 pub mod demo;
 pub mod error;
+pub mod import;
 pub mod output;
 pub mod payments;
 pub mod run;
@@ -91,6 +92,8 @@ pub enum Command {
     Account(account::AccountArgs),
     /// Generate a deeplink for a dynamic KHQR.
     Deeplink(deeplink::DeeplinkArgs),
+    /// Copy every row of a SQLite database into the PostgreSQL database.url (idempotent).
+    Import(import::ImportArgs),
     /// Insert a pending payment, as a merchant's application would.
     Add(payments::AddArgs),
     /// List payments, newest first.
@@ -154,6 +157,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Check(c) => check::run(&ctx, &c).await?,
         Command::Account(a) => account::run(&ctx, &a).await?.into(),
         Command::Deeplink(a) => deeplink::run(&ctx, &a).await?.into(),
+        Command::Import(a) => import::run(&ctx, &a).await?.into(),
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),

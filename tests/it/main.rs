@@ -8,6 +8,7 @@ mod config;
 mod daemon;
 mod helpers;
 mod pg;
+mod pg_daemon;
 mod postgres;
 mod simulator;
 mod systemd;
