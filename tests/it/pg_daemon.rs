@@ -804,3 +804,190 @@ async fn three_daemons_share_one_postgres_database_through_kills_and_write_each_
         "a final status was announced twice: {finals_per_daemon:?}"
     );
 }
+
+#[tokio::test]
+async fn sigterm_exits_0_and_gives_rows_back_on_postgres() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.timeout = Duration::from_secs(30);
+    s.poller.lease = Duration::from_secs(60);
+    let cfg = p.e.config_file(&s, "");
+    p.e.sim.sim.set_faults(Faults {
+        hang_ratio: 1.0,
+        ..Faults::default()
+    });
+    let md5 = p.payment("1", "USD", paid_after(0)).await;
+    let mut child = spawn_daemon(&cfg, &p.e.dir.path().join("daemon.log"));
+    wait_for("a hanging check", LIMIT, || async {
+        (p.e.sim.sim.stats().total >= 1).then_some(())
+    })
+    .await;
+    let sent = Instant::now();
+    signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let code = wait_for("the daemon to exit", Duration::from_secs(15), || {
+        let r = child.try_wait().unwrap();
+        async move { r }
+    })
+    .await;
+    assert_eq!(code.code(), Some(0));
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        sent.elapsed()
+    );
+    // The row was given back, not left leased for a minute.
+    let (next, lease): (i64, Option<i64>) =
+        sqlx::query_as("SELECT next_check_at, lease_id FROM payments WHERE md5 = $1")
+            .bind(&md5)
+            .fetch_one(&p.db)
+            .await
+            .unwrap();
+    assert!(next <= chrono::Utc::now().timestamp_millis());
+    assert_eq!(lease, None);
+}
+
+#[tokio::test]
+async fn a_listening_application_hears_each_final_status_once_from_the_daemons() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut listener = sqlx::postgres::PgListener::connect(&p.url).await.unwrap();
+    listener.listen("bakong_payments").await.unwrap();
+    let s = p.settings();
+    let (d1, d2) = (start(s.clone()), start(s));
+    let mut want = std::collections::HashMap::new();
+    for i in 0..30 {
+        let (t, status) = if i % 3 == 0 {
+            (
+                NewTransaction {
+                    outcome: OutcomeKind::Never,
+                    ..paid_after(0)
+                },
+                "expired",
+            )
+        } else {
+            (paid_after(i * 20), "paid")
+        };
+        let md5 = p.register("1", "USD", t);
+        // The merchant inserts; expired ones get a short life.
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, expires_at)
+             VALUES ($1, 1, 'USD', CASE WHEN $2 THEN now() + interval '1 second' END)",
+        )
+        .bind(&md5)
+        .bind(status == "expired")
+        .execute(&p.db)
+        .await
+        .unwrap();
+        want.insert(md5, status);
+    }
+    let mut heard = std::collections::HashMap::new();
+    while heard.len() < want.len() {
+        let n = tokio::time::timeout(LIMIT, listener.recv())
+            .await
+            .expect("a notification for each payment")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(n.payload()).unwrap();
+        let md5 = v["md5"].as_str().unwrap().to_string();
+        assert_eq!(
+            n.payload(),
+            format!(r#"{{"md5": "{md5}", "status": "{}"}}"#, want[&md5]),
+            "the exact payload"
+        );
+        assert!(
+            heard.insert(md5, ()).is_none(),
+            "announced twice: {}",
+            n.payload()
+        );
+    }
+    d1.stop().await;
+    d2.stop().await;
+    // Nothing announced after the last status.
+    let extra = tokio::time::timeout(Duration::from_millis(300), listener.recv()).await;
+    assert!(extra.is_err(), "an extra notification: {extra:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_ride_out_a_database_server_restart_logging_one_error_each() {
+    if pg::cluster().await.is_none() {
+        return;
+    }
+    // Its own cluster: stopping the shared one would break other tests.
+    let cluster = tokio::task::spawn_blocking(bakong_poller::pg_cluster::TempCluster::start)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = cluster.create_database().await.unwrap();
+    let e = env().await;
+    let p = PgEnv {
+        db: PgPool::connect(&url).await.unwrap(),
+        url,
+        e,
+    };
+    bakong_poller::app::open_store(&p.settings())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    p.audit().await;
+    let s = p.settings();
+    let cfgs: Vec<PathBuf> = (0..2)
+        .map(|i| config_at(&p, &s, &format!("daemon{i}.toml")))
+        .collect();
+    let mut md5s = Vec::new();
+    for i in 0..60 {
+        md5s.push(p.payment("1", "USD", paid_after(i * 100)).await);
+    }
+    let logs: Vec<PathBuf> = (0..2)
+        .map(|i| p.e.dir.path().join(format!("daemon{i}.log")))
+        .collect();
+    let mut children: Vec<Child> = (0..2).map(|i| spawn_daemon(&cfgs[i], &logs[i])).collect();
+    wait_for("some payments confirmed", LIMIT, || async {
+        (p.count("paid").await >= 5).then_some(())
+    })
+    .await;
+    // Stopped for a few seconds (the outage itself, not a wait for
+    // anything), then started again on the same socket.
+    let paid_before = p.count("paid").await;
+    cluster.stop().unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for c in &mut children {
+        assert!(
+            c.try_wait().unwrap().is_none(),
+            "a daemon exited while the server was down"
+        );
+    }
+    cluster.start_again().unwrap();
+    let db = PgPool::connect(&p.url).await.unwrap();
+    let p = PgEnv { db, ..p };
+    assert!(paid_before < 60, "the restart came after the work was done");
+    for md5 in &md5s {
+        assert_eq!(p.final_status(md5, LIMIT).await, "paid");
+    }
+    for c in &mut children {
+        signal(c, nix::sys::signal::Signal::SIGTERM);
+    }
+    for c in &mut children {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+    let changes = p.changes().await;
+    assert_eq!(changes.len(), 60);
+    assert!(changes.iter().all(|(_, n)| *n == 1), "{changes:?}");
+    for log in &logs {
+        let text = std::fs::read_to_string(log).unwrap();
+        let claim_errors = text.matches("claim failed").count();
+        let errors: Vec<&str> = text.lines().filter(|l| l.contains("\"ERROR\"")).collect();
+        eprintln!(
+            "{}: {} error line(s): {errors:#?}",
+            log.display(),
+            errors.len()
+        );
+        assert_eq!(claim_errors, 1, "one claim error per outage: {errors:#?}");
+        assert!(text.contains("database reachable again"), "{text}");
+        // Not one per row or per scan: a few results in hand may fail too.
+        assert!(errors.len() <= 4, "{errors:#?}");
+    }
+    p.db.close().await;
+}
