@@ -1202,7 +1202,8 @@ mod tests {
         for text in [
             "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
             "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:3128\" oops\n",
-            "[database]\nurl = \"postgres://app:S3cretPass@db/payments\"\n",
+            "[database]\nurl = \"postgres://app:S3cretPass@db/payments?sslmode=sometimes\"\n",
+            "[database]\nurl = \"mysql://app:S3cretPass@db/payments\"\n",
             "[bakong]\nbase_url = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
             "[bakong]\ntoken = \"S3cretPass\" oops\n",
         ] {
