@@ -637,6 +637,18 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
             .await
             .unwrap();
     assert_eq!(hash.map(|h| h.len()), Some(64));
+    // The operator commands read PostgreSQL the same way.
+    let out = run_cli(&cfg, &["--json", "status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.to_string().matches(r#""paid":5"#).count(), 1, "{v}");
+    let out = run_cli(&cfg, &["--json", "list", "--status", "pending"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&waiting),
+        "{}",
+        text(&out)
+    );
     // The pending row carries on under a daemon on PostgreSQL.
     let d = start(p.settings());
     assert_eq!(p.final_status(&waiting, LIMIT).await, "paid");
