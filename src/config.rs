@@ -9,9 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::bakong::token::{read_token_file, Candidate, TokenChoice, TokenError, TokenSource};
 use crate::bakong::{ClientConfig, GateConfig, Token, TokenConfig, PRODUCTION_URL};
+use crate::khqr::{Account, AccountKind, KhqrRequest};
 
 /// The commented example config, embedded in the binary (`print-config`).
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
+
+pub use crate::redact::{redact_text, redact_url};
 
 /// All settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -25,6 +28,8 @@ pub struct Settings {
     pub poller: PollerSettings,
     /// `[log]`.
     pub log: LogSettings,
+    /// `[merchant]`: who receives the money in the KHQRs `new` builds.
+    pub merchant: MerchantSettings,
     /// Where the settings came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -38,6 +43,184 @@ pub struct Origin {
     pub file: Option<PathBuf>,
     /// Whether `bakong.token` came from `BAKONG_POLLER__BAKONG__TOKEN`.
     pub token_from_env: bool,
+}
+
+/// `[merchant]`: the receiving account and the fixed parts of every KHQR
+/// `new` builds. With only `account_id`, `name` and `city` set: an
+/// individual account (tag 29), MCC 5999 and no optional tag, as NBC's SDK
+/// does. Lengths are in characters as the SDK counts them (UTF-16 code
+/// units).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MerchantSettings {
+    /// `individual` (tag 29, the default) or `merchant` (tag 30).
+    pub account_type: AccountKind,
+    /// The Bakong account (`name@bank`, at most 32); also the receiver the
+    /// daemon checks payments against.
+    pub account_id: Option<String>,
+    /// Merchant name (tag 59), at most 25.
+    pub name: Option<String>,
+    /// Merchant city (tag 60), at most 15; `Phnom Penh` when unset.
+    pub city: Option<String>,
+    /// Merchant id (tag 30 sub-tag 01), required with `account_type = "merchant"`.
+    pub merchant_id: Option<String>,
+    /// Acquiring bank (sub-tag 02), required with `account_type = "merchant"`.
+    pub acquiring_bank: Option<String>,
+    /// Account information (tag 29 sub-tag 01), individual accounts only.
+    pub account_information: Option<String>,
+    /// Merchant category code (tag 52), 1 to 4 digits.
+    pub mcc: String,
+    /// Mobile number (tag 62 sub-tag 02), at most 25.
+    pub mobile_number: Option<String>,
+    /// Store label (tag 62 sub-tag 03), at most 25.
+    pub store_label: Option<String>,
+    /// Terminal label (tag 62 sub-tag 07), at most 25.
+    pub terminal_label: Option<String>,
+    /// Language of the alternate name (tag 64 sub-tag 00), e.g. `km`.
+    pub language_preference: Option<String>,
+    /// Merchant name in that language (tag 64 sub-tag 01), at most 25.
+    pub alternate_name: Option<String>,
+    /// Merchant city in that language (tag 64 sub-tag 02), at most 15.
+    pub alternate_city: Option<String>,
+}
+
+impl Default for MerchantSettings {
+    fn default() -> Self {
+        MerchantSettings {
+            account_type: AccountKind::Individual,
+            account_id: None,
+            name: None,
+            city: None,
+            merchant_id: None,
+            acquiring_bank: None,
+            account_information: None,
+            mcc: "5999".into(),
+            mobile_number: None,
+            store_label: None,
+            terminal_label: None,
+            language_preference: None,
+            alternate_name: None,
+            alternate_city: None,
+        }
+    }
+}
+
+impl MerchantSettings {
+    /// Whether any key that describes the KHQR is set (the section is
+    /// optional for the daemon alone).
+    fn is_set(&self) -> bool {
+        let d = MerchantSettings::default();
+        self.account_id.is_some()
+            || self.name.is_some()
+            || self.city.is_some()
+            || self.merchant_id.is_some()
+            || self.acquiring_bank.is_some()
+            || self.account_information.is_some()
+            || self.mcc != d.mcc
+            || self.account_type != d.account_type
+            || self.mobile_number.is_some()
+            || self.store_label.is_some()
+            || self.terminal_label.is_some()
+            || self.language_preference.is_some()
+            || self.alternate_name.is_some()
+            || self.alternate_city.is_some()
+    }
+
+    /// A static KHQR request from these keys, with `placeholder` standing in
+    /// for a missing `account_id` or `name` (so start-up can check every
+    /// key that is set), or an error naming the missing key.
+    fn request_with(&self, placeholder: bool) -> Result<KhqrRequest, ConfigError> {
+        let need = |v: &Option<String>, key: &str, ph: &str| match v {
+            Some(v) => Ok(v.clone()),
+            None if placeholder => Ok(ph.to_string()),
+            None => Err(ConfigError::key(
+                &format!("merchant.{key}"),
+                "is not set: a KHQR needs it (see `bakong-poller print-config`)",
+            )),
+        };
+        let account_id = need(&self.account_id, "account_id", "x@x")?;
+        let account = match self.account_type {
+            AccountKind::Individual => {
+                for (key, v) in [("merchant_id", &self.merchant_id)] {
+                    if v.is_some() {
+                        return Err(ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "only a merchant account has one; set merchant.account_type = \"merchant\" or remove it",
+                        ));
+                    }
+                }
+                Account::Individual {
+                    account_id,
+                    account_information: self.account_information.clone(),
+                    acquiring_bank: self.acquiring_bank.clone(),
+                }
+            }
+            AccountKind::Merchant => {
+                if self.account_information.is_some() {
+                    return Err(ConfigError::key(
+                        "merchant.account_information",
+                        "only an individual account has it; a merchant account has merchant.merchant_id",
+                    ));
+                }
+                let required = |v: &Option<String>, key: &str| {
+                    v.clone().ok_or_else(|| {
+                        ConfigError::key(
+                            &format!("merchant.{key}"),
+                            "is required with merchant.account_type = \"merchant\"",
+                        )
+                    })
+                };
+                Account::Merchant {
+                    account_id,
+                    merchant_id: required(&self.merchant_id, "merchant_id")?,
+                    acquiring_bank: required(&self.acquiring_bank, "acquiring_bank")?,
+                }
+            }
+        };
+        let mut r = KhqrRequest::individual("", &need(&self.name, "name", "x")?, "");
+        r.account = account;
+        r.merchant_city = self.city.clone().unwrap_or_default();
+        r.mcc = self.mcc.clone();
+        r.additional_data.mobile_number = self.mobile_number.clone();
+        r.additional_data.store_label = self.store_label.clone();
+        r.additional_data.terminal_label = self.terminal_label.clone();
+        r.alternate_language.language_preference = self.language_preference.clone();
+        r.alternate_language.name = self.alternate_name.clone();
+        r.alternate_language.city = self.alternate_city.clone();
+        Ok(r)
+    }
+
+    /// The KHQR request these keys describe (static: set `amount`,
+    /// `currency` and `expires_at` for a payment), or an error naming the
+    /// key that is missing or wrong.
+    pub fn request(&self) -> Result<KhqrRequest, ConfigError> {
+        let r = self.request_with(false)?;
+        check_merchant(&r)?;
+        Ok(r)
+    }
+}
+
+/// Runs the KHQR encoder's checks on a request built from `[merchant]` and
+/// names the config key of the first problem.
+fn check_merchant(r: &KhqrRequest) -> Result<(), ConfigError> {
+    match crate::khqr::encode(r, chrono::Utc::now()) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let key = match e.field() {
+                Some("account") => {
+                    "merchant.account_id + merchant.merchant_id + merchant.acquiring_bank"
+                        .to_string()
+                }
+                Some("additional_data") => {
+                    "merchant.mobile_number + merchant.store_label + merchant.terminal_label"
+                        .to_string()
+                }
+                Some(f) => format!("merchant.{f}"),
+                None => "merchant".to_string(),
+            };
+            Err(ConfigError::key(&key, e))
+        }
+    }
 }
 
 /// `[database]`.
@@ -346,157 +529,17 @@ pub fn split_api_path(base_url: &str) -> (String, Option<String>) {
     (trimmed.to_string(), None)
 }
 
-/// A URL as it may be shown: a password becomes `***` (`user:***@host`), a
-/// user name alone (often a token) becomes `***@host`, and the values of
-/// query parameters that look like secrets (`password`, `token`, `key`,
-/// `secret`, ...) become `***`. Works on strings that do not parse as URLs
-/// (a bad port, a stray character), since those are the ones echoed in
-/// error messages. Every message that shows a config value that can carry
-/// a credential (`database.url`, `bakong.base_url`, `bakong.proxy`, webhook
-/// URLs) goes through this.
-pub fn redact_url(url: &str) -> String {
-    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map(|i| start + i)
-        .unwrap_or(url.len());
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..start]);
-    let authority = &url[start..end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push_str(":***");
-                }
-                None => out.push_str("***"),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let rest = &url[end..];
-    match rest.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (query, None),
-            };
-            let parts: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            out.push_str(&parts.join("&"));
-            if let Some(f) = fragment {
-                out.push('#');
-                out.push_str(f);
-            }
-        }
-        None => out.push_str(rest),
-    }
-    out
-}
-
-fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !n.ends_with("_file")
-        && [
-            "pass",
-            "pwd",
-            "token",
-            "secret",
-            "key",
-            "auth",
-            "credential",
-        ]
-        .iter()
-        .any(|w| n.contains(w))
-}
-
-/// Redacts secrets inside free text (an error from the TOML parser, the
-/// database driver or the HTTP client that quotes a value or a line of the
-/// config file): the credentials of every URL in it, `key = value` lines
-/// whose key names a secret (`token = "..."`, `secret = ...`), and
-/// anything shaped like a JWT.
-pub fn redact_text(text: &str) -> String {
-    let lines: Vec<String> = text.lines().map(redact_line).collect();
-    let mut out = lines.join("\n");
-    if text.ends_with('\n') {
-        out.push('\n');
-    }
-    out
-}
-
-fn redact_line(line: &str) -> String {
-    // `token = "eyJ..."`, as the TOML parser quotes a line of the file.
-    if let Some((k, _)) = line.split_once('=') {
-        let key = k
-            .trim()
-            .trim_start_matches(|c: char| c == '|' || c.is_ascii_digit() || c.is_whitespace())
-            .trim();
-        let last = key.rsplit('.').next().unwrap_or(key);
-        if !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            && is_secret_name(last)
-        {
-            return format!("{}= \"***\"", &line[..k.len()]);
-        }
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("://") {
-        // The URL starts at its scheme, just before "://".
-        let scheme_start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
-            .map(|j| j + 1)
-            .unwrap_or(0);
-        let url_end = rest[i..]
-            .find(|c: char| c.is_whitespace() || "\"'`<>(),;".contains(c))
-            .map(|j| i + j)
-            .unwrap_or(rest.len());
-        out.push_str(&rest[..scheme_start]);
-        out.push_str(&redact_url(&rest[scheme_start..url_end]));
-        rest = &rest[url_end..];
-    }
-    out.push_str(rest);
-    redact_jwts(&out)
-}
-
-/// Replaces JWT-shaped words (`eyJ` header, three base64url parts) by `***`.
-fn redact_jwts(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("eyJ") {
-        let len = rest[i..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.=".contains(c)))
-            .unwrap_or(rest.len() - i);
-        let word = &rest[i..i + len];
-        out.push_str(&rest[..i]);
-        if word.matches('.').count() >= 2 {
-            out.push_str("***");
-        } else {
-            out.push_str(word);
-        }
-        rest = &rest[i + len..];
-    }
-    out.push_str(rest);
-    out
-}
+/// An account id that Bakong's data could never equal; the message quotes
+/// it and suggests the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidAccountId(pub String);
 
 /// Checks a Bakong account id as the API compares it: exactly, so
 /// `name@bank`, lower case, no white space anywhere, at most 32 characters
 /// (the KHQR field's limit). The error says what is wrong and, when it can,
 /// the value that was probably meant.
-pub fn check_account_id(a: &str) -> Result<(), String> {
+pub fn check_account_id(a: &str) -> Result<(), InvalidAccountId> {
     let fixed: String = a
         .trim()
         .chars()
@@ -511,20 +554,24 @@ pub fn check_account_id(a: &str) -> Result<(), String> {
         m
     };
     if a.trim() != a {
-        return Err(hint("has white space at its start or end"));
+        return Err(InvalidAccountId(hint(
+            "has white space at its start or end",
+        )));
     }
     if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(hint("holds white space or control characters"));
+        return Err(InvalidAccountId(hint(
+            "holds white space or control characters",
+        )));
     }
     if a.chars().any(|c| c.is_uppercase()) {
-        return Err(hint(
+        return Err(InvalidAccountId(hint(
             "has upper-case letters (Bakong account ids are lower case)",
-        ));
+        )));
     }
     if !is_account_shape(a) {
-        return Err(format!(
+        return Err(InvalidAccountId(format!(
             "{a:?} is not a Bakong account id: expected name@bank (e.g. \"shop@aclb\"), ASCII, at most 32 characters"
-        ));
+        )));
     }
     Ok(())
 }
@@ -633,6 +680,14 @@ impl Settings {
 
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<ConfigError> {
+        let mut out = self.connection_problems();
+        out.extend(self.poller_problems());
+        out.extend(self.log_problems());
+        out
+    }
+
+    /// `[database]`, `[bakong]` and `[merchant]`: where to connect and what is compared with API data.
+    fn connection_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut push = |r: Result<(), ConfigError>| {
             if let Err(e) = r {
@@ -712,8 +767,40 @@ impl Settings {
             }));
         }
         if let Some(a) = &self.bakong.account_id {
-            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
+            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why.0)));
         }
+        if let Some(a) = &self.merchant.account_id {
+            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why.0)));
+        }
+        if self.merchant.is_set() {
+            push(
+                self.merchant
+                    .request_with(true)
+                    .and_then(|r| check_merchant(&r)),
+            );
+        }
+        if let (Some(m), Some(b)) = (&self.merchant.account_id, &self.bakong.account_id) {
+            if m != b {
+                push(Err(ConfigError {
+                    key: Some("merchant.account_id".into()),
+                    message: redact_text(&format!(
+                        "config keys merchant.account_id ({m:?}) and bakong.account_id ({b:?}) differ: the daemon checks one receiver; set one of them, or the same account in both"
+                    )),
+                }));
+            }
+        }
+        out
+    }
+
+    /// `[poller]`: rates, intervals and their relations.
+    fn poller_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         let p = &self.poller;
         if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
             push(bad(
@@ -780,6 +867,18 @@ impl Settings {
                 "must be at most 9s: the daemon promises to exit within 10s".into(),
             ));
         }
+        out
+    }
+
+    /// `[log]`.
+    fn log_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         if self
             .log
             .level
@@ -840,10 +939,21 @@ impl Settings {
         split_api_path(&self.bakong.base_url).0
     }
 
+    /// The account the daemon checks receivers against: `[merchant]
+    /// account_id`, else `bakong.account_id` (validation refuses both set
+    /// and different).
+    pub fn receiver_account(&self) -> Option<&str> {
+        self.merchant
+            .account_id
+            .as_deref()
+            .or(self.bakong.account_id.as_deref())
+    }
+
     /// The settings as a TOML config file (the token included: for files
     /// the daemon writes for itself, such as the benchmark's).
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot write settings as TOML: {e}"))
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self)
+            .map_err(|e| ConfigError::general(format!("cannot write settings as TOML: {e}")))
     }
 
     /// The database file path from `database.url`.
@@ -1109,7 +1219,7 @@ mod tests {
             ("averyveryveryverylongaccountname@aclb", None),
             ("shöp@aclb", None),
         ] {
-            let e = check_account_id(bad).expect_err(bad);
+            let e = check_account_id(bad).expect_err(bad).0;
             assert!(e.contains(&format!("{bad:?}")), "quotes the value: {e}");
             if let Some(h) = hint {
                 assert!(e.contains(&format!("{h:?}")), "suggests {h}: {e}");
@@ -1221,6 +1331,72 @@ mod tests {
         s.bakong.base_url = "https://u:S3cretPass@relay.example".into();
         s.database.url = "postgres://u:S3cretPass@db/x".into();
         assert!(!format!("{s:?}").contains("S3cretPass"));
+    }
+
+    #[test]
+    fn merchant_keys_are_checked_at_start_and_name_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        for (toml, key) in [
+            (
+                "[merchant]\nname = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n",
+                "merchant.name",
+            ),
+            (
+                "[merchant]\naccount_id = \"no-at-sign\"\n",
+                "merchant.account_id",
+            ),
+            ("[merchant]\nmcc = \"59a9\"\n", "merchant.mcc"),
+            (
+                "[merchant]\naccount_type = \"merchant\"\naccount_id = \"a@b\"\n",
+                "merchant.merchant_id",
+            ),
+            (
+                "[merchant]\nlanguage_preference = \"km\"\n",
+                "merchant.alternate_name",
+            ),
+            ("[merchant]\naccount_type = \"shop\"\n", "account_type"),
+            ("[merchant]\ncolour = \"red\"\n", "colour"),
+            (
+                "[bakong]\naccount_id = \"a@b\"\n[merchant]\naccount_id = \"c@d\"\n",
+                "merchant.account_id (\"c@d\") and bakong.account_id",
+            ),
+        ] {
+            std::fs::write(&p, toml).expect("write");
+            let e = Settings::load(Some(&p)).expect_err(toml);
+            assert!(e.to_string().contains(key), "{toml}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_receiver_is_the_merchant_account_or_the_bakong_one() {
+        let mut s = Settings::default();
+        assert_eq!(s.receiver_account(), None);
+        s.bakong.account_id = Some("a@b".into());
+        assert_eq!(s.receiver_account(), Some("a@b"));
+        s.merchant.account_id = Some("a@b".into());
+        s.validate().expect("the same account twice is fine");
+        s.bakong.account_id = None;
+        assert_eq!(s.receiver_account(), Some("a@b"));
+    }
+
+    #[test]
+    fn three_merchant_keys_make_an_individual_khqr_with_the_sdk_defaults() {
+        let mut m = MerchantSettings::default();
+        assert!(m.request().is_err());
+        m.account_id = Some("shop@devb".into());
+        m.name = Some("Shop".into());
+        m.city = Some("Siem Reap".into());
+        let r = m.request().expect("request");
+        let qr = crate::khqr::encode(&r, chrono::Utc::now()).expect("encodes");
+        assert_eq!(
+            qr,
+            "00020101021129130009shop@devb5204599953031165802KH5904Shop6009Siem Reap6304"
+                .to_string()
+                + &crate::khqr::crc_hex(
+                    "00020101021129130009shop@devb5204599953031165802KH5904Shop6009Siem Reap6304"
+                )
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod payment;
 pub mod pg_cluster;
 pub mod poller;
 pub mod preflight;
+pub mod redact;
 pub mod shutdown;
 pub mod simulator;
 pub mod store;

@@ -64,8 +64,11 @@ pub struct Gate {
     builder: ExponentialBuilder,
     max_backoff: Duration,
     state: Mutex<State>,
-    /// When the next request may leave; held by the one waiter in line.
-    pacer: tokio::sync::Mutex<Instant>,
+    /// Requests wait in line here (FIFO), one at a time at the head.
+    line: tokio::sync::Mutex<()>,
+    /// When the next request may leave. A slot is claimed only once it has
+    /// come, and claiming moves it on by 1/rate, so there are no bursts.
+    next: Mutex<Instant>,
     /// Counters.
     pub stats: GateStats,
 }
@@ -123,7 +126,8 @@ impl Gate {
                 backoff: builder.build(),
                 rate: ceiling,
             }),
-            pacer: tokio::sync::Mutex::new(Instant::now()),
+            line: tokio::sync::Mutex::new(()),
+            next: Mutex::new(Instant::now()),
             builder,
             max_backoff: cfg.backoff_max,
             stats: GateStats::default(),
@@ -145,6 +149,23 @@ impl Gate {
 
     /// Waits until a request may leave.
     pub async fn acquire(&self) {
+        self.wait(false).await
+    }
+
+    /// Waits until a request may leave, ahead of the requests in line: for
+    /// the token renewal they all need (so they leave with the new token
+    /// instead of being refused one after another). It still honours
+    /// Retry-After and takes a paced slot, so the ceiling holds.
+    pub async fn acquire_priority(&self) {
+        self.wait(true).await
+    }
+
+    async fn wait(&self, priority: bool) {
+        let _line = if priority || self.ceiling.is_none() {
+            None
+        } else {
+            Some(self.line.lock().await)
+        };
         loop {
             if let Some(nb) = self.not_before() {
                 if nb > Instant::now() {
@@ -152,19 +173,22 @@ impl Gate {
                     continue;
                 }
             }
-            if self.ceiling.is_none() {
+            let Some(rate) = self.rate() else {
                 break;
-            }
-            let mut next = self.pacer.lock().await;
-            tokio::time::sleep_until(*next).await;
-            // A 429 may have arrived while we waited in line.
-            if self.not_before().is_some_and(|nb| nb > Instant::now()) {
+            };
+            let slot = *self.next.lock().unwrap_or_else(|e| e.into_inner());
+            if slot > Instant::now() {
+                // Re-read after waking: a priority request may have taken
+                // the slot, or a 429 may have arrived.
+                tokio::time::sleep_until(slot).await;
                 continue;
             }
-            if let Some(rate) = self.rate() {
-                // 1% spare, so arrivals stay under the ceiling too.
-                *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            if *next > Instant::now() {
+                continue;
             }
+            // 1% spare, so arrivals stay under the ceiling too.
+            *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
             break;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);

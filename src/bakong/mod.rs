@@ -123,7 +123,7 @@ fn check_amount(amount: Decimal) -> Result<(), Error> {
 fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction, Error> {
     Transaction::from_json(&env.data).map_err(|detail| Error::Decode {
         endpoint,
-        detail,
+        detail: detail.0,
         excerpt: error::excerpt(env.data.to_string().as_bytes()),
     })
 }
@@ -229,7 +229,12 @@ impl Client {
         if auth == Auth::Required && self.inner.tokens.current().is_none() {
             return (Err(Error::NoToken), None);
         }
-        self.inner.gate.acquire().await;
+        // A renewal goes ahead of the requests in line: they all need it.
+        if endpoint == "renew_token" {
+            self.inner.gate.acquire_priority().await;
+        } else {
+            self.inner.gate.acquire().await;
+        }
         let token = match auth {
             Auth::None => None,
             Auth::Optional | Auth::Required => self.inner.tokens.current(),
@@ -593,7 +598,7 @@ impl Client {
         let (read, stray) =
             types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
                 endpoint,
-                detail,
+                detail: detail.0,
                 excerpt: error::excerpt(env.data.to_string().as_bytes()),
             })?;
         for s in &stray {

@@ -41,7 +41,7 @@ impl Report for Account {
 /// Asks `check_bakong_account`.
 pub async fn run(ctx: &Context, a: &AccountArgs) -> Result<Account, CliError> {
     let settings = ctx.quiet_settings()?;
-    let client = app::build_client(&settings, true)?;
+    let client = app::build_client(&settings, false)?;
     let exists = client.check_account(&a.account_id).await?;
     Ok(Account {
         account_id: a.account_id.clone(),

@@ -60,6 +60,6 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         pending: a.pending,
     })
     .await
-    .map_err(CliError::Runtime)?;
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(Nothing {})
 }

@@ -43,7 +43,7 @@ impl Report for Deeplink {
 /// Asks `generate_deeplink_by_qr`.
 pub async fn run(ctx: &Context, a: &DeeplinkArgs) -> Result<Deeplink, CliError> {
     let settings = ctx.quiet_settings()?;
-    let client = app::build_client(&settings, true)?;
+    let client = app::build_client(&settings, false)?;
     let source = SourceInfo {
         app_icon_url: a.app_icon_url.clone(),
         app_name: a.app_name.clone(),

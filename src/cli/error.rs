@@ -18,6 +18,8 @@ pub const EXIT_ERROR: i32 = 1;
 pub const EXIT_USAGE: i32 = 2;
 /// Exit code: not found.
 pub const EXIT_NOT_FOUND: i32 = 3;
+/// Exit code: well formed but expired (`khqr verify`).
+pub const EXIT_EXPIRED: i32 = 4;
 
 /// Why a command could not do its job. [`CliError::exit_code`] maps each
 /// to its exit code; the message is one line (except `Problems`, one line
@@ -80,8 +82,11 @@ pub enum Verdict {
     Done,
     /// Bakong does not know it (yet); the message says what.
     NotFound(String),
-    /// Bakong answered that the transaction failed; the message says which.
+    /// Bakong answered that the transaction failed, or a KHQR is
+    /// malformed; the message says which.
     Failed(String),
+    /// A well-formed KHQR whose expiration has passed.
+    Expired(String),
 }
 
 impl Verdict {
@@ -91,6 +96,7 @@ impl Verdict {
             Verdict::Done => EXIT_OK,
             Verdict::NotFound(_) => EXIT_NOT_FOUND,
             Verdict::Failed(_) => EXIT_ERROR,
+            Verdict::Expired(_) => EXIT_EXPIRED,
         }
     }
 
@@ -98,7 +104,7 @@ impl Verdict {
     pub fn message(&self) -> Option<&str> {
         match self {
             Verdict::Done => None,
-            Verdict::NotFound(m) | Verdict::Failed(m) => Some(m),
+            Verdict::NotFound(m) | Verdict::Failed(m) | Verdict::Expired(m) => Some(m),
         }
     }
 }

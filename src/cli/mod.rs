@@ -4,7 +4,7 @@
 //! One file per command group owns its clap arguments and its `run`
 //! function, which returns a typed result ([`Report`]); [`output`] prints
 //! it and [`error`] decides the exit code: 0 ok / found, 1 runtime error,
-//! 2 usage or config error, 3 not found.
+//! 2 usage or config error, 3 not found, 4 expired (`khqr verify`).
 
 pub mod account;
 pub mod args;
@@ -16,6 +16,8 @@ pub mod deeplink;
 pub mod demo;
 pub mod error;
 pub mod import;
+pub mod khqr;
+pub mod new;
 pub mod output;
 pub mod payments;
 pub mod run;
@@ -31,11 +33,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Settings;
 
-pub use error::{CliError, Verdict, EXIT_ERROR, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE};
+pub use error::{CliError, Verdict, EXIT_ERROR, EXIT_EXPIRED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE};
 pub use output::{Output, Report};
 
 const AFTER_HELP: &str = "\
-Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found.
+Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found, 4 expired (khqr verify).
 With --json, results are JSON on stdout and an error is {\"error\": ..., \"exit_code\": N} on stderr.
 
 Examples:
@@ -94,6 +96,11 @@ pub enum Command {
     Deeplink(deeplink::DeeplinkArgs),
     /// Copy every row of a SQLite database into the PostgreSQL database.url (idempotent).
     Import(import::ImportArgs),
+    /// Open a payment: build the KHQR from [merchant], insert the pending row, show the QR.
+    New(new::NewArgs),
+    /// Decode or verify a KHQR string (offline).
+    #[command(subcommand)]
+    Khqr(khqr::KhqrCommand),
     /// Insert a pending payment, as a merchant's application would.
     Add(payments::AddArgs),
     /// List payments, newest first.
@@ -158,6 +165,8 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Account(a) => account::run(&ctx, &a).await?.into(),
         Command::Deeplink(a) => deeplink::run(&ctx, &a).await?.into(),
         Command::Import(a) => import::run(&ctx, &a).await?.into(),
+        Command::New(a) => new::run(&ctx, &a).await?.into(),
+        Command::Khqr(c) => khqr::run(&ctx, &c)?.into(),
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),

@@ -187,18 +187,30 @@ pub struct Status {
     pub last_answer_at: Option<String>,
     /// The token's `exp`, if readable.
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// The newest answer, when it was an error (e.g. every endpoint
+    /// answering 404 because of the base URL).
+    pub last_problem: Option<String>,
 }
 
 impl Report for Status {
     fn human(&self) -> String {
         let c = &self.counts;
-        format!(
-            "pending {}  paid {}  mismatch {}  failed {}  expired {}\noldest pending   {}\nnext check due   {}\nlast API answer  {}\ntoken expires    {}",
+        let static_qr = |n: i64| {
+            if n > 0 {
+                format!(" ({n} static QR)")
+            } else {
+                String::new()
+            }
+        };
+        let mut s = format!(
+            "pending {}{}  paid {}  mismatch {}  failed {}  expired {}{}\noldest pending   {}\nnext check due   {}\nlast API answer  {}\ntoken expires    {}",
             c.pending,
+            static_qr(c.pending_static_qr),
             c.paid,
             c.mismatch,
             c.failed,
             c.expired,
+            static_qr(c.expired_static_qr),
             c.oldest_pending.as_deref().unwrap_or("-"),
             self.next_check_at
                 .map(|d| d.to_rfc3339())
@@ -207,7 +219,11 @@ impl Report for Status {
             self.token_expires_at
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "unknown".into()),
-        )
+        );
+        if let Some(p) = &self.last_problem {
+            s += &format!("\nlast problem     {p}");
+        }
+        s
     }
 }
 
@@ -217,8 +233,18 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let store = app::open_store(&settings).await?;
     let counts = store.counts().await;
     let last = store.last_answer_at().await;
+    let newest = store.last_answer().await;
     store.close().await;
     let counts = counts?;
+    let last_problem = newest?.and_then(|a| {
+        let e = a.error?;
+        Some(match a.answer.as_deref() {
+            Some("endpoint_not_found") => {
+                format!("{e} (every endpoint answering 404 means bakong.base_url is wrong)")
+            }
+            _ => e,
+        })
+    });
     // An unreadable token is `token show`'s and `config check`'s business;
     // here it is only "unknown".
     let token_expires_at = settings
@@ -233,5 +259,6 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         counts,
         last_answer_at: last?,
         token_expires_at,
+        last_problem,
     })
 }

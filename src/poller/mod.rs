@@ -217,7 +217,7 @@ async fn schedule_loop(
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
                             Ok(p) => valid.push(p),
-                            Err(why) => park_bad_row(&ctx, &row, why).await,
+                            Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
                     // Rows that keep failing go alone, so one bad row never
@@ -341,7 +341,7 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
         }
         return;
     };
-    let account = ctx.settings.bakong.account_id.as_deref();
+    let account = ctx.settings.receiver_account();
     for (p, (answer, via)) in ask.iter().zip(answers) {
         let mut decision = classify(p, answer, via, checked_ms, account, cfg);
         if let Decision::AskSingly = decision {

@@ -483,12 +483,12 @@ fn deeplink(body: &Value) -> Response {
         }
         Some(_) => return missing("sourceInfo must be an object.".into()),
     }
-    match khqr::parse(qr) {
+    match khqr::decode(qr) {
         Err(e) => fail(
             4,
             &format!("Error occurred on requesting deeplink from provider. ({e})"),
         ),
-        Ok(k) if !k.dynamic || k.amount.is_none_or(|a| a <= Decimal::ZERO) => {
+        Ok(k) if !k.is_dynamic() || k.amount.is_none_or(|a| a <= Decimal::ZERO) => {
             fail(2, "Sorry, the system does not support static QR code.")
         }
         Ok(_) => {

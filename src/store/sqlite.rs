@@ -737,27 +737,26 @@ mod tests {
             .await
             .expect("connect");
         store.migrate().await.expect("migrate");
+        let plan = |sql: &'static str| {
+            let pool = store.write.clone();
+            async move {
+                sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("plan")
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                    .collect::<Vec<String>>()
+                    .join("\n")
+            }
+        };
         for sql in [CLAIM_SQL, DUE_SQL] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&store.write)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                .collect();
-            let text = plan.join("\n");
+            let text = plan(sql).await;
             assert!(text.contains("INDEX payments_due"), "{text}");
             assert!(!text.contains("payments_status"), "{text}");
         }
         for sql in [RESCHEDULE_SQL, RELEASE_SQL] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&store.write)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                .collect();
-            let text = plan.join("\n");
+            let text = plan(sql).await;
             assert!(text.contains("INTEGER PRIMARY KEY"), "{text}");
             assert!(!text.contains("payments_status"), "{text}");
         }

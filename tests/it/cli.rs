@@ -308,7 +308,8 @@ async fn account_and_deeplink_commands() {
         Decimal::ONE,
         "USD".parse().unwrap(),
         "1",
-    );
+    )
+    .unwrap();
     let o = run(
         &cfg,
         &[

@@ -41,12 +41,9 @@ pub async fn env() -> TestEnv {
 impl TestEnv {
     /// Settings with millisecond durations against this simulator.
     pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.database.url = format!("sqlite://{}", self.db_path().display());
-        s.bakong.base_url = self.sim.base_url();
+        let mut s = app::local_settings(self.dir.path(), &self.sim.base_url(), &self.token);
         s.bakong.email = Some(EMAIL.into());
-        s.bakong.token = Some(self.token.clone());
-        s.bakong.token_file = self.dir.path().join("token");
+        s.bakong.account_id = None;
         s.bakong.timeout = Duration::from_millis(500);
         s.bakong.renew_before = Duration::from_secs(1);
         let p = &mut s.poller;

@@ -346,7 +346,8 @@ async fn transactions_answer_consistently_by_every_key() {
         Decimal::new(250, 2),
         "USD".parse().unwrap(),
         "7",
-    );
+    )
+    .unwrap();
     let paid = e
         .sim
         .sim
