@@ -30,6 +30,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[merchant]`: who receives the money in the KHQRs `new` builds.
     pub merchant: MerchantSettings,
+    /// `[metrics]`.
+    pub metrics: MetricsSettings,
     /// Where the settings came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -368,6 +370,22 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A tracing filter, e.g. `info` or `bakong_poller=debug`.
     pub level: String,
+}
+
+/// `[metrics]`: the Prometheus endpoint and the health check.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// `IP:PORT` to serve `GET /metrics` and `GET /healthz` on; unset (the
+    /// default): nothing listens and nothing is counted.
+    pub listen: Option<String>,
+}
+
+impl MetricsSettings {
+    /// `metrics.listen` as a socket address, when set and valid.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
 }
 
 /// Log output format.
@@ -870,7 +888,7 @@ impl Settings {
         out
     }
 
-    /// `[log]`.
+    /// `[log]` and `[metrics]`.
     fn log_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut push = |r: Result<(), ConfigError>| {
@@ -879,6 +897,14 @@ impl Settings {
             }
         };
         let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
+        if let Some(l) = &self.metrics.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                push(bad(
+                    "metrics.listen",
+                    format!("{l:?} is not an IP address and port (e.g. \"127.0.0.1:9464\"; \"[::1]:9464\" for IPv6)"),
+                ));
+            }
+        }
         if self
             .log
             .level
@@ -927,6 +953,14 @@ impl Settings {
                     "{:?} ends in {removed:?}, the API's own path, which the client adds itself; using {:?} (remove {removed:?} from the config)",
                     redact_url(&self.bakong.base_url),
                     redact_url(&base)
+                ),
+            });
+        }
+        if let Some(a) = self.metrics.listen_addr().filter(|a| !a.ip().is_loopback()) {
+            out.push(ConfigWarning {
+                key: "metrics.listen",
+                message: format!(
+                    "{a} is reachable from other hosts and /metrics and /healthz ask for no credentials; allow only your Prometheus server in the firewall"
                 ),
             });
         }

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod khqr;
+pub mod metrics;
 pub mod money;
 pub mod payment;
 pub mod pg_cluster;

@@ -87,6 +87,8 @@ struct Inner {
     /// The list endpoint was found closed to the token of this generation,
     /// until this instant: its 403s need no new probe meanwhile.
     list_closed: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
+    /// Per-request counters, only when `[metrics] listen` is set.
+    instruments: std::sync::OnceLock<crate::metrics::ApiInstruments>,
 }
 
 /// How long a list found closed to a token is taken as closed without a
@@ -187,6 +189,7 @@ impl Client {
                 last_success_ms: AtomicI64::new(0),
                 latencies: Default::default(),
                 list_closed: Default::default(),
+                instruments: Default::default(),
             }),
         })
     }
@@ -199,6 +202,12 @@ impl Client {
     /// The token manager.
     pub fn tokens(&self) -> &Arc<TokenManager> {
         &self.inner.tokens
+    }
+
+    /// Counts every request of this client (and its clones) in `m` from
+    /// now on; the first call wins.
+    pub fn install_instruments(&self, m: crate::metrics::ApiInstruments) {
+        let _ = self.inner.instruments.set(m);
     }
 
     /// Unix ms of the last readable answer, 0 if none yet.
@@ -245,7 +254,12 @@ impl Client {
         if let Some((t, _)) = &token {
             req = req.bearer_auth(t.expose());
         }
-        (self.exchange(endpoint, req).await, generation)
+        let started = std::time::Instant::now();
+        let result = self.exchange(endpoint, req).await;
+        if let Some(m) = self.inner.instruments.get() {
+            m.request(endpoint, &result, started.elapsed());
+        }
+        (result, generation)
     }
 
     async fn exchange(
@@ -253,6 +267,15 @@ impl Client {
         endpoint: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<Envelope, Error> {
+        // The answers of the token endpoints carry a token: none of their
+        // body goes into an error (and from there into logs or rows).
+        let shown = |body: &[u8]| {
+            if matches!(endpoint, "request_token" | "verify" | "renew_token") {
+                "(withheld: this answer may hold a token)".to_string()
+            } else {
+                error::excerpt(body)
+            }
+        };
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 Error::Timeout {
@@ -280,7 +303,7 @@ impl Client {
                 return Err(Error::Decode {
                     endpoint,
                     detail: format!("answer larger than {MAX_BODY} bytes"),
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 });
             }
             body.extend_from_slice(&chunk);
@@ -326,14 +349,14 @@ impl Client {
                 return Err(Error::Decode {
                     endpoint,
                     detail: e.to_string(),
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 })
             }
             _ => {
                 return Err(Error::Http {
                     endpoint,
                     status,
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 })
             }
         };
@@ -594,6 +617,10 @@ impl Client {
         for item in items {
             check_len(key, item, 1, 255)?;
         }
+        if let (Some(m), "check_transaction_by_md5_list") = (self.inner.instruments.get(), endpoint)
+        {
+            m.bulk_request(items.len());
+        }
         let env = Self::answer(self.call(endpoint, &json!(items), Auth::Required).await?)?;
         let (read, stray) =
             types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
@@ -675,7 +702,22 @@ impl Client {
                 };
                 match self.check_md5(first).await {
                     Err(Error::Forbidden { .. }) => return Err(Error::GeoBlocked),
-                    Err(e) if !e.is_answer() => return Err(e),
+                    // No answer from the single lookup either: the question
+                    // stays open, and this batch fails with that error.
+                    Err(
+                        e @ (Error::Transport { .. }
+                        | Error::Timeout { .. }
+                        | Error::Unauthorized { .. }
+                        | Error::RateLimited { .. }
+                        | Error::Http { .. }
+                        | Error::Renewal(_)
+                        | Error::NoToken
+                        | Error::EndpointNotFound { .. }
+                        | Error::InvalidArgument { .. }),
+                    ) => return Err(e),
+                    // Any answer (found, not found, failed, static QR, even
+                    // an unreadable transaction or an API error code) shows
+                    // single lookups work with this token.
                     _ if self.inner.tokens.generation() != before => {
                         tracing::info!("the list refused the token with a 403; it was renewed, asking the list again");
                         match self.check_md5_list(md5s).await {
@@ -698,6 +740,8 @@ impl Client {
     }
 }
 
+/// The error and its sources in one line, with any URL credentials
+/// redacted (reqwest's errors name the request URL).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -706,5 +750,5 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         cur = c.source();
     }
-    s
+    crate::redact::redact_text(&s)
 }

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{build_client, open_store, AppError};
+use crate::app::{build_client, AppError};
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::payment::{FinalStatus, Lane};
@@ -56,6 +56,10 @@ pub struct Metrics {
     pub errors: AtomicU64,
     /// The systemic problem in force.
     pub incidents: Incidents,
+    /// Whether the loop goes round and the database answers (`/healthz`).
+    pub health: crate::metrics::Health,
+    /// Confirmation latencies, only when `[metrics] listen` is set.
+    pub confirmations: Option<crate::metrics::PaymentInstruments>,
 }
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
@@ -68,6 +72,13 @@ pub trait Observer: Send + Sync + 'static {
     fn stopping(&self) {}
     /// A one-line summary of the daemon's state.
     fn status(&self, _line: &str) {}
+    /// The watchdog interval the service manager asked for, if any
+    /// (`/healthz` allows the loop half of it).
+    fn watchdog(&self) -> Option<Duration> {
+        None
+    }
+    /// The metrics listener is bound to `addr`.
+    fn listening(&self, _addr: std::net::SocketAddr) {}
 }
 
 /// An observer that does nothing.
@@ -81,15 +92,58 @@ pub async fn run(
     shutdown: CancellationToken,
     observer: Arc<dyn Observer>,
 ) -> Result<(), AppError> {
-    let store = open_store(&settings).await?;
     // One daemon per SQLite database: a second would double the ceiling.
+    // Taken before the migrations, so a second daemon (a new release during
+    // a deploy) never migrates the schema under the running one.
+    let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
+        .await
+        .map_err(AppError::Database)?;
     let _instance = store
         .lock_instance()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
+    store.migrate().await.map_err(AppError::Database)?;
     let client = build_client(&settings, true)?;
     let settings = Arc::new(settings);
-    let metrics = Arc::new(Metrics::default());
+    // Bound before READY, so a port in use stops the start with its key.
+    let listener = match settings.metrics.listen_addr() {
+        Some(addr) => Some(
+            crate::metrics::server::bind(addr)
+                .await
+                .map_err(|e| AppError::Runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let instruments = listener
+        .as_ref()
+        .map(|_| crate::metrics::Instruments::new());
+    if let Some(i) = &instruments {
+        client.install_instruments(i.api.clone());
+    }
+    let metrics = Arc::new(Metrics {
+        confirmations: instruments.as_ref().map(|i| i.payments.clone()),
+        ..Metrics::default()
+    });
     let tracker = TaskTracker::new();
+    if let (Some(listener), Some(instruments)) = (listener, instruments) {
+        if let Ok(addr) = listener.local_addr() {
+            observer.listening(addr);
+        }
+        let sources = crate::metrics::server::Sources {
+            store: store.clone(),
+            client: client.clone(),
+            poller: metrics.clone(),
+            settings: settings.clone(),
+            loop_limit: observer
+                .watchdog()
+                .map_or(crate::metrics::server::DEFAULT_LOOP_LIMIT, |w| w / 2),
+        };
+        tracker.spawn(crate::metrics::server::serve(
+            listener,
+            instruments,
+            sources,
+            shutdown.clone(),
+        ));
+    }
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
@@ -142,8 +196,15 @@ pub async fn run(
     if waited.is_err() {
         error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
     }
-    drop(recorder_handle);
-    store.close().await;
+    // A recorder still waiting on a lock held by another process is stopped:
+    // its rows stay leased and are checked again after the lease.
+    recorder_handle.abort();
+    if tokio::time::timeout(CHECK_DRAIN, store.close())
+        .await
+        .is_err()
+    {
+        error!("shutdown: the database did not close in time");
+    }
     info!("stopped");
     result
 }
@@ -183,6 +244,7 @@ async fn schedule_loop(
     let mut last_flush = tokio::time::Instant::now();
     loop {
         observer.tick();
+        metrics.health.round();
         let room = cfg.concurrency.saturating_sub(checks.len());
         // One request checks a batch: 50 md5s in bulk mode, else one.
         let bulk = ctx.bulk.active();
@@ -200,10 +262,14 @@ async fn schedule_loop(
         if room > 0 && !gather {
             last_flush = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
-            match store
+            metrics.health.query_started();
+            let claimed = store
                 .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
-                .await
-            {
+                .await;
+            metrics
+                .health
+                .query_ended(claimed.as_ref().err().map(|e| e as _));
+            match claimed {
                 Ok(rows) => {
                     if db_errors > 0 {
                         info!(failed_claims = db_errors, "database reachable again");
@@ -213,18 +279,24 @@ async fn schedule_loop(
                     if !rows.is_empty() {
                         debug!(rows = rows.len(), batch, room, "claimed due payments");
                     }
-                    let mut valid = Vec::with_capacity(rows.len());
+                    // Rows whose own answers keep failing (an unreadable
+                    // item, not a 429 or a timeout of the whole request) go
+                    // alone, so one bad row never holds back the healthy ones
+                    // it would share a request with; at most as many as
+                    // there is room for beside the full batches.
+                    let mut alone = Vec::new();
+                    let mut healthy = Vec::with_capacity(rows.len());
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
-                            Ok(p) => valid.push(p),
+                            Ok(p) if bulk && failing_alone(&row) => alone.push(p),
+                            Ok(p) => healthy.push(p),
                             Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
-                    // Rows that keep failing go alone, so one bad row never
-                    // holds back the healthy ones it would share a request with.
-                    let (alone, healthy): (Vec<Payment>, Vec<Payment>) = valid
-                        .into_iter()
-                        .partition(|p| p.errors >= ISOLATE_AFTER_ERRORS);
+                    let room_alone = room.saturating_sub(healthy.len().div_ceil(batch)).max(1);
+                    if alone.len() > room_alone {
+                        healthy.extend(alone.split_off(room_alone));
+                    }
                     for p in alone {
                         checks.spawn(check_batch(vec![p], ctx.clone()));
                     }
@@ -277,6 +349,16 @@ async fn schedule_loop(
         checks.abort_all();
     }
     Ok(())
+}
+
+/// Whether a row's own answers keep failing: consecutive errors of a kind
+/// about the row (an unreadable item), not about the API or the set-up.
+fn failing_alone(row: &Claimed) -> bool {
+    row.errors >= ISOLATE_AFTER_ERRORS
+        && !row
+            .last_answer
+            .as_deref()
+            .is_some_and(incident::is_systemic)
 }
 
 async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
@@ -427,7 +509,12 @@ async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Me
     while rx.recv_many(&mut batch, 64).await > 0 {
         let writes: Vec<Write> = batch.iter().map(|v| v.write.clone()).collect();
         let now = Utc::now();
-        match store.record(&writes, now).await {
+        metrics.health.query_started();
+        let recorded = store.record(&writes, now).await;
+        metrics
+            .health
+            .query_ended(recorded.as_ref().err().map(|e| e as _));
+        match recorded {
             Ok(applied) => {
                 for (v, ok) in batch.iter().zip(applied) {
                     if ok {
@@ -463,6 +550,13 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
     counter.fetch_add(1, Ordering::Relaxed);
     let tx = confirmation.as_deref();
     let p = v.payment.as_ref();
+    if let (Some(m), Some(p), Some(tx)) = (&metrics.confirmations, p, tx) {
+        m.confirmed(
+            now.timestamp_millis(),
+            p.created_ms,
+            tx.paid_at.map(|t| t.timestamp_millis()),
+        );
+    }
     info!(
         id = id.0,
         md5 = p.map(|p| p.md5.as_str()),
@@ -477,4 +571,35 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
         reason = %v.reason,
         "payment {}", status.as_str()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payment::PaymentId;
+
+    fn row(errors: i64, last: &str) -> Claimed {
+        Claimed {
+            id: PaymentId(1),
+            lease_id: 1,
+            md5: "b1c250304b8594e4c6b53dd44791b57a".into(),
+            amount: "1".into(),
+            currency: "USD".into(),
+            created_ms: Some(0),
+            expires_ms: Some(1),
+            checks: 0,
+            errors,
+            last_answer: Some(last.into()),
+        }
+    }
+
+    #[test]
+    fn only_rows_whose_own_answers_fail_go_alone() {
+        assert!(failing_alone(&row(2, "decode")));
+        assert!(!failing_alone(&row(1, "decode")));
+        // A 429, a timeout or a geo-block failed the whole request, not the row.
+        for kind in ["rate_limited", "timeout", "geo_blocked", "http", "renewal"] {
+            assert!(!failing_alone(&row(9, kind)), "{kind}");
+        }
+    }
 }

@@ -483,6 +483,46 @@ impl PgStore {
         Ok(c)
     }
 
+    /// See [`super::Store::pending_facts`].
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE extract(epoch FROM coalesce(expires_at,
+                        created_at + make_interval(secs => $1))) * 1000 + $2 < $3),
+                (extract(epoch FROM min(created_at)) * 1000)::bigint
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
+    /// See [`super::Store::bookkeeping`].
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks::bigint AS checks, errors::bigint AS errors,
+                    last_answer, last_error
+             FROM payments WHERE md5 = $1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
+    }
+
     /// See [`super::Store::paid_today`].
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();

@@ -285,7 +285,9 @@ impl SqliteStore {
         if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
             return Ok(InstanceGuard { _file: None });
         }
-        let mut name = self.path.clone().into_os_string();
+        // The real path, so a symlinked name locks the same file.
+        let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut name = real.into_os_string();
         name.push(".lock");
         let lock_path = std::path::PathBuf::from(name);
         let io = |what: &str| {
@@ -513,6 +515,34 @@ impl SqliteStore {
         Ok(c)
     }
 
+    /// See [`super::Store::pending_facts`]. One pass over the pending rows
+    /// (the status index), on the read pool.
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE coalesce(unixepoch(expires_at, 'subsec'),
+                                                unixepoch(created_at, 'subsec') + ?1) * 1000 + ?2 < ?3),
+                CAST(min(unixepoch(created_at, 'subsec')) * 1000 AS INTEGER)
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
     /// See [`super::Store::paid_today`].
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
@@ -587,6 +617,17 @@ impl SqliteStore {
             .await
             .map_err(ctx(format!("read status of {md5}")))?;
         s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::bookkeeping`].
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks, errors, last_answer, last_error FROM payments WHERE md5 = ?1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
     }
 
     /// See [`super::Store::last_answer`].

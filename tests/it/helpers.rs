@@ -225,3 +225,14 @@ pub async fn count(db: &SqlitePool, status: &str) -> i64 {
         .await
         .unwrap()
 }
+
+/// The daemon's bookkeeping of a payment, read through the store interface
+/// (the columns are not part of the public contract).
+pub async fn bookkeeping(s: &Settings, md5: &str) -> bakong_poller::store::Bookkeeping {
+    let store = bakong_poller::store::Store::connect(&s.database.url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let b = store.bookkeeping(md5).await.unwrap().unwrap();
+    store.close().await;
+    b
+}

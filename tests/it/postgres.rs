@@ -368,6 +368,29 @@ async fn reschedules_and_releases_respect_the_lease_on_postgres() {
         rows[2].1 <= Utc::now().timestamp_millis() && rows[2].1 > 1_000,
         "released: due now"
     );
+    let b = store.bookkeeping(&a.md5).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            b.next_check_at,
+            b.checks,
+            b.errors,
+            b.last_answer.as_deref()
+        ),
+        (5_000, 0, 1, Some("http"))
+    );
+    assert!(store.bookkeeping(&md5(77)).await.unwrap().is_none());
+    // All three are pending; with a 900 s life none is overdue now, all
+    // are an hour from now.
+    let now = Utc::now().timestamp_millis();
+    let grace = Duration::from_millis(100);
+    let f = store.pending_facts(now, TTL, grace).await.unwrap();
+    assert_eq!((f.pending, f.overdue), (3, 0));
+    assert!(f.oldest_created_ms.unwrap() <= now);
+    let later = store
+        .pending_facts(now + 3_600_000, TTL, grace)
+        .await
+        .unwrap();
+    assert_eq!(later.overdue, 3);
 }
 
 #[tokio::test]
