@@ -229,7 +229,8 @@ fn check_merchant(r: &KhqrRequest) -> Result<(), ConfigError> {
 #[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH`, or `postgres://USER@HOST/DATABASE` (also
+    /// `postgresql://`, with the usual parameters such as `sslmode`).
     pub url: String,
     /// How long a statement waits for another writer's lock.
     #[serde(with = "humantime_serde")]
@@ -722,11 +723,21 @@ impl Settings {
                     redact_url(url)
                 ),
             )
+        } else if crate::store::postgres::accepts(url) {
+            crate::store::postgres::check_url(url).or_else(|why| {
+                bad(
+                    "database.url",
+                    format!(
+                        "{:?} is not a usable PostgreSQL URL: {why}",
+                        redact_url(url)
+                    ),
+                )
+            })
         } else if self.database_path().is_none() {
             bad(
                 "database.url",
                 format!(
-                    "{:?} is not of the form sqlite://PATH",
+                    "{:?} is not of the form sqlite://PATH or postgres://USER@HOST/DATABASE",
                     redact_url(&self.database.url)
                 ),
             )
@@ -1335,7 +1346,8 @@ mod tests {
         for text in [
             "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
             "[bakong]\nproxy = \"http://opsuser:S3cretPass@127.0.0.1:3128\" oops\n",
-            "[database]\nurl = \"postgres://app:S3cretPass@db/payments\"\n",
+            "[database]\nurl = \"postgres://app:S3cretPass@db/payments?sslmode=sometimes\"\n",
+            "[database]\nurl = \"mysql://app:S3cretPass@db/payments\"\n",
             "[bakong]\nbase_url = \"http://opsuser:S3cretPass@127.0.0.1:99999\"\n",
             "[bakong]\ntoken = \"S3cretPass\" oops\n",
         ] {

@@ -17,6 +17,7 @@ pub mod khqr;
 pub mod metrics;
 pub mod money;
 pub mod payment;
+pub mod pg_cluster;
 pub mod poller;
 pub mod preflight;
 pub mod redact;

@@ -105,7 +105,9 @@ pub async fn check_settings(settings: &Settings, online: bool) -> Report {
     for w in settings.warnings() {
         r.warning(w.key, w.message);
     }
-    if let Some(path) = settings.database_path() {
+    if crate::store::postgres::accepts(&settings.database.url) {
+        postgres_database(settings, &mut r).await;
+    } else if let Some(path) = settings.database_path() {
         database(settings, &path, &mut r).await;
     }
     token(settings, &mut r);
@@ -172,6 +174,32 @@ async fn database(settings: &Settings, path: &Path, r: &mut Report) {
                 return;
             }
         };
+    inspection(&found, r);
+}
+
+/// A PostgreSQL database: the server answers, and what its migrations say.
+/// Nothing is created: a database or schema that does not exist is a
+/// problem to fix by hand (`run` creates only the tables).
+async fn postgres_database(settings: &Settings, r: &mut Report) {
+    let url = &settings.database.url;
+    match crate::store::inspect(url, settings.database.busy_timeout).await {
+        Ok(found) => inspection(&found, r),
+        Err(e) => r.problem(
+            "database.url",
+            format!(
+                "cannot reach {}: {e} (check that the server runs, the role, its password, pg_hba.conf and sslmode)",
+                crate::config::redact_url(url)
+            ),
+        ),
+    }
+}
+
+/// What an inspection found, on either backend.
+fn inspection(found: &crate::store::Inspection, r: &mut Report) {
+    let key = "database.url";
+    for p in &found.problems {
+        r.problem(key, p.clone());
+    }
     if !found.journal_mode.eq_ignore_ascii_case("wal") {
         r.warning(
             key,

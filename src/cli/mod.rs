@@ -15,6 +15,7 @@ pub mod config;
 pub mod deeplink;
 pub mod demo;
 pub mod error;
+pub mod import;
 pub mod khqr;
 pub mod new;
 pub mod output;
@@ -93,6 +94,8 @@ pub enum Command {
     Account(account::AccountArgs),
     /// Generate a deeplink for a dynamic KHQR.
     Deeplink(deeplink::DeeplinkArgs),
+    /// Copy every row of a SQLite database into the PostgreSQL database.url (idempotent).
+    Import(import::ImportArgs),
     /// Open a payment: build the KHQR from [merchant], insert the pending row, show the QR.
     New(new::NewArgs),
     /// Decode or verify a KHQR string (offline).
@@ -161,6 +164,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Check(c) => check::run(&ctx, &c).await?,
         Command::Account(a) => account::run(&ctx, &a).await?.into(),
         Command::Deeplink(a) => deeplink::run(&ctx, &a).await?.into(),
+        Command::Import(a) => import::run(&ctx, &a).await?.into(),
         Command::New(a) => new::run(&ctx, &a).await?.into(),
         Command::Khqr(c) => khqr::run(&ctx, &c)?.into(),
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),

@@ -271,6 +271,9 @@ async fn schedule_loop(
                 .query_ended(claimed.as_ref().err().map(|e| e as _));
             match claimed {
                 Ok(rows) => {
+                    if db_errors > 0 {
+                        info!(failed_claims = db_errors, "database reachable again");
+                    }
                     db_errors = 0;
                     full = rows.len() == room * batch;
                     if !rows.is_empty() {
@@ -306,7 +309,13 @@ async fn schedule_loop(
                 }
                 Err(e) => {
                     db_errors += 1;
-                    error!(error = %e, consecutive = db_errors, "claim failed; retrying");
+                    // One error per outage, not one per scan: a database
+                    // server restarting must not flood the log.
+                    if db_errors == 1 {
+                        error!(error = %e, "claim failed; retrying every scan until the database answers");
+                    } else {
+                        debug!(error = %e, consecutive = db_errors, "claim failed again");
+                    }
                 }
             }
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, info, warn};
 
 use super::{Metrics, Observer};
 use crate::bakong::Client;
@@ -71,7 +71,9 @@ pub async fn run(
                     .unwrap_or_default();
                 match (pending, today) {
                     (Ok(p), Ok(t)) => observer.status(&format!("pending {p}, paid today {t}, {last_text}{problem}")),
-                    (Err(e), _) | (_, Err(e)) => error!(error = %e, "status: cannot read counts"),
+                    // The claim loop reports a database outage once; this would
+                    // repeat it every few seconds.
+                    (Err(e), _) | (_, Err(e)) => debug!(error = %e, "status: cannot read counts"),
                 }
             }
             _ = summary_tick.tick() => {

@@ -4,9 +4,11 @@
 //! module; callers speak only the domain types of [`crate::payment`].
 //!
 //! [`Store`] is an enum over backends, chosen by the scheme of
-//! `database.url`: `sqlite://` today ([`sqlite`]); a second backend is a new
-//! variant and file, not a rewrite.
+//! `database.url`: `sqlite://` ([`sqlite`], the embedded default, one daemon
+//! per database) or `postgres://` / `postgresql://` ([`postgres`], several
+//! daemons may share it).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -31,7 +33,7 @@ pub enum StoreError {
         source: sqlx::Error,
     },
     /// `database.url` names no backend this build knows (the scheme).
-    #[error("database.url: unknown scheme {0:?}: expected sqlite://PATH")]
+    #[error("database.url: unknown scheme {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnknownScheme(String),
     /// Another daemon holds this database.
     #[error("another bakong-poller daemon is running on this database ({holder}); stop it first, or point this one at another database.url")]
@@ -39,6 +41,12 @@ pub enum StoreError {
         /// Who holds it: pid and host as it wrote them.
         holder: String,
     },
+    /// `import` copies into PostgreSQL only.
+    #[error("database.url: import copies into a PostgreSQL database; set database.url to postgres://USER@HOST/DATABASE")]
+    ImportTarget,
+    /// `import --from` reads SQLite only.
+    #[error("--from: import reads a SQLite database; give --from sqlite://PATH")]
+    ImportSource,
     /// A file beside the database could not be made or read.
     #[error("database: {what}: {source}")]
     Io {
@@ -255,6 +263,10 @@ pub struct Inspection {
     pub altered_migrations: Vec<String>,
     /// Migrations not applied yet ("version description").
     pub pending_migrations: Vec<String>,
+    /// States `run` cannot get out of by itself, one line each (e.g. on
+    /// PostgreSQL: no schema for the tables, or someone else's `payments`
+    /// table where ours would go).
+    pub problems: Vec<String>,
     /// Pending rows whose amount no KHQR can carry (an older release let
     /// them in).
     pub too_precise_ids: Vec<i64>,
@@ -265,6 +277,9 @@ pub struct Inspection {
 pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, StoreError> {
     if url.starts_with("sqlite:") {
         return sqlite::inspect(url, busy_timeout).await;
+    }
+    if postgres::accepts(url) {
+        return postgres::inspect(url, busy_timeout).await;
     }
     let scheme = url.split_once(':').map_or("", |(s, _)| s);
     Err(StoreError::UnknownScheme(scheme.to_string()))
@@ -286,6 +301,7 @@ pub struct Store {
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
@@ -297,6 +313,12 @@ impl Store {
                 backend: Backend::Sqlite(s),
             });
         }
+        if postgres::accepts(url) {
+            let s = postgres::PgStore::connect(url, busy_timeout).await?;
+            return Ok(Store {
+                backend: Backend::Postgres(s),
+            });
+        }
         // Only the scheme: the rest may carry a password.
         let scheme = url.split_once(':').map_or("", |(s, _)| s);
         Err(StoreError::UnknownScheme(scheme.to_string()))
@@ -306,6 +328,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.migrate().await,
+            Backend::Postgres(s) => s.migrate().await,
         }
     }
 
@@ -314,6 +337,7 @@ impl Store {
     pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.schema_version().await,
+            Backend::Postgres(s) => s.schema_version().await,
         }
     }
 
@@ -323,6 +347,7 @@ impl Store {
     pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.lock_instance(),
+            Backend::Postgres(s) => s.lock_instance(),
         }
     }
 
@@ -331,6 +356,7 @@ impl Store {
     pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.setup_problems().await,
+            Backend::Postgres(s) => s.setup_problems().await,
         }
     }
 
@@ -346,6 +372,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.claim(now_ms, lease, limit, ttl).await,
+            Backend::Postgres(s) => s.claim(now_ms, lease, limit, ttl).await,
         }
     }
 
@@ -353,6 +380,7 @@ impl Store {
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.due(now_ms, cap).await,
+            Backend::Postgres(s) => s.due(now_ms, cap).await,
         }
     }
 
@@ -366,6 +394,7 @@ impl Store {
     ) -> Result<Vec<bool>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.record(writes, now).await,
+            Backend::Postgres(s) => s.record(writes, now).await,
         }
     }
 
@@ -373,6 +402,7 @@ impl Store {
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.counts().await,
+            Backend::Postgres(s) => s.counts().await,
         }
     }
 
@@ -386,6 +416,7 @@ impl Store {
     ) -> Result<PendingFacts, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.pending_facts(now_ms, ttl, grace).await,
+            Backend::Postgres(s) => s.pending_facts(now_ms, ttl, grace).await,
         }
     }
 
@@ -393,6 +424,7 @@ impl Store {
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.paid_today().await,
+            Backend::Postgres(s) => s.paid_today().await,
         }
     }
 
@@ -401,6 +433,7 @@ impl Store {
     pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.insert_payment(p).await,
+            Backend::Postgres(s) => s.insert_payment(p).await,
         }
     }
 
@@ -412,6 +445,7 @@ impl Store {
     ) -> Result<Vec<PaymentRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.list(status, limit).await,
+            Backend::Postgres(s) => s.list(status, limit).await,
         }
     }
 
@@ -419,6 +453,7 @@ impl Store {
     pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.status_of(md5).await,
+            Backend::Postgres(s) => s.status_of(md5).await,
         }
     }
 
@@ -426,6 +461,7 @@ impl Store {
     pub async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.bookkeeping(md5).await,
+            Backend::Postgres(s) => s.bookkeeping(md5).await,
         }
     }
 
@@ -433,6 +469,7 @@ impl Store {
     pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.last_answer().await,
+            Backend::Postgres(s) => s.last_answer().await,
         }
     }
 
@@ -441,6 +478,7 @@ impl Store {
     pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.last_answer_at().await,
+            Backend::Postgres(s) => s.last_answer_at().await,
         }
     }
 
@@ -448,6 +486,7 @@ impl Store {
     pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.status_summary().await,
+            Backend::Postgres(s) => s.status_summary().await,
         }
     }
 
@@ -456,6 +495,7 @@ impl Store {
     pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.confirm_latencies(status).await,
+            Backend::Postgres(s) => s.confirm_latencies(status).await,
         }
     }
 
@@ -470,6 +510,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.seed_backlog(md5s, created_over, not_due_for).await,
+            Backend::Postgres(s) => s.seed_backlog(md5s, created_over, not_due_for).await,
         }
     }
 
@@ -477,6 +518,34 @@ impl Store {
     pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.make_due(n).await,
+            Backend::Postgres(s) => s.make_due(n).await,
+        }
+    }
+
+    /// Which backend this is (`sqlite` or `postgres`), for logs and reports.
+    pub fn backend_name(&self) -> &'static str {
+        match &self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+
+    /// The PostgreSQL backend, when this is one (tests and tools that talk
+    /// to the server directly, e.g. to LISTEN).
+    pub fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        match &self.backend {
+            Backend::Postgres(s) => Some(s),
+            Backend::Sqlite(_) => None,
+        }
+    }
+
+    /// Copies every row of the SQLite database `from` into this PostgreSQL
+    /// one (`import --from`); idempotent on md5.
+    pub async fn import_from(&self, from: &Store) -> Result<postgres::ImportReport, StoreError> {
+        match (&self.backend, &from.backend) {
+            (Backend::Postgres(to), Backend::Sqlite(from)) => to.import_sqlite(from).await,
+            (Backend::Sqlite(_), _) => Err(StoreError::ImportTarget),
+            (_, Backend::Postgres(_)) => Err(StoreError::ImportSource),
         }
     }
 
@@ -484,6 +553,7 @@ impl Store {
     pub async fn close(&self) {
         match &self.backend {
             Backend::Sqlite(s) => s.close().await,
+            Backend::Postgres(s) => s.close().await,
         }
     }
 }

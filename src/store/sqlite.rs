@@ -138,6 +138,24 @@ const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NU
     FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
     WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
 
+// Each SQLite row as one JSON object, times normalised to UTC ISO 8601
+// (strftime reads every form SQLite's datetime() reads; NULL if none).
+const EXPORT_SQL: &str = "SELECT id, json_object(
+        'md5', md5, 'amount', amount, 'currency', currency,
+        'expires_at', strftime('%Y-%m-%dT%H:%M:%fZ', expires_at),
+        'created_at', strftime('%Y-%m-%dT%H:%M:%fZ', created_at),
+        'status', status, 'bakong_hash', bakong_hash,
+        'from_account_id', from_account_id, 'to_account_id', to_account_id,
+        'paid_amount', paid_amount, 'paid_currency', paid_currency,
+        'description', description,
+        'paid_at', strftime('%Y-%m-%dT%H:%M:%fZ', paid_at),
+        'confirmed_at', strftime('%Y-%m-%dT%H:%M:%fZ', confirmed_at),
+        'next_check_at', next_check_at, 'checks', checks, 'errors', errors,
+        'last_answer', last_answer, 'last_error', last_error,
+        'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
+        'lane', lane) AS row
+    FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
+
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
 fn sql_time(t: DateTime<Utc>) -> String {
@@ -714,6 +732,21 @@ impl SqliteStore {
         .await
         .map_err(ctx("make rows due"))?;
         Ok(())
+    }
+
+    /// Up to `limit` rows with an id above `after`, in id order, each as
+    /// one JSON object with UTC ISO 8601 times (for an import elsewhere).
+    pub async fn export_rows(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(EXPORT_SQL)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(ctx("export: read the SQLite payments"))
     }
 
     /// Closes both pools.

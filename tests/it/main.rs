@@ -10,5 +10,8 @@ mod field;
 mod helpers;
 mod khqr;
 mod metrics;
+mod pg;
+mod pg_daemon;
+mod postgres;
 mod simulator;
 mod systemd;

@@ -1,0 +1,912 @@
+//! The payments database on PostgreSQL: pool, migrations and every SQL
+//! statement of the daemon, with the same operations as the SQLite
+//! [`Store`](super::Store), for merchants whose application already keeps
+//! its orders in PostgreSQL and runs on several hosts.
+//!
+//! Several daemons may share one database. A claim locks the rows it takes
+//! with `FOR UPDATE SKIP LOCKED`, so two daemons never take the same row,
+//! and moves them past a lease, so a daemon that dies leaves them to the
+//! others once the lease passes. A final status is written only over
+//! `status = 'pending'` and sends `NOTIFY bakong_payments` with exactly
+//! `{"md5": "...", "status": "paid"}` in the same transaction; reschedules
+//! and releases are guarded by the lease.
+//!
+//! Tables live in the schema the connection's `search_path` names (no name
+//! here is schema-qualified): `?options=-csearch_path%3Dbakong` keeps them
+//! apart from an application's own `payments`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgPool, Row};
+
+use super::{
+    amount_text, Claimed, Counts, Inspection, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
+    StatusSummary, StoreError, Write,
+};
+use crate::config::redact_url;
+use crate::payment::{PaymentId, Status};
+
+/// The embedded PostgreSQL migrations.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The channel a final status is announced on.
+pub const CHANNEL: &str = "bakong_payments";
+
+/// Whether `url` names a PostgreSQL database (`postgres://` or
+/// `postgresql://`), so the caller can pick this backend.
+pub fn accepts(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// Whether `url` reads as PostgreSQL connection settings (host, database,
+/// `sslmode` and the other parameters), without connecting; the reason
+/// when not, free of the URL's secrets.
+pub fn check_url(url: &str) -> Result<(), String> {
+    PgConnectOptions::from_str(url)
+        .map(drop)
+        .map_err(|e| crate::config::redact_text(&e.to_string()))
+}
+
+fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sql { what, source }
+}
+
+fn config_error(what: String, message: String) -> StoreError {
+    StoreError::Sql {
+        what,
+        source: sqlx::Error::Configuration(message.into()),
+    }
+}
+
+/// UTC time in the text form the SQLite backend shows
+/// (`YYYY-MM-DD HH:MM:SS.SSS`), so `list` and `status` read the same on both.
+fn sql_time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
+    text.parse::<Status>().map_err(|e| StoreError::Sql {
+        what: what.to_string(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+/// The connect options for `url`: a statement waits at most `busy_timeout`
+/// for a row lock (`lock_timeout`), as SQLite's busy timeout bounds its
+/// waits; the application name tells the daemons apart in pg_stat_activity.
+fn options(url: &str, busy_timeout: Duration) -> Result<PgConnectOptions, StoreError> {
+    let shown = redact_url(url);
+    if !accepts(url) {
+        return Err(config_error(
+            format!("database.url {shown:?}"),
+            "expected a URL starting with postgres:// or postgresql://".into(),
+        ));
+    }
+    let mut opts =
+        PgConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
+    opts = opts.options([("lock_timeout", format!("{}ms", busy_timeout.as_millis()))]);
+    if opts.get_application_name().is_none() {
+        opts = opts.application_name("bakong-poller");
+    }
+    Ok(opts)
+}
+
+// Pending rows whose amount no KHQR can carry. The table's CHECK refuses
+// them, so this finds only rows from before it (or an altered table).
+const TOO_PRECISE: &str = "status = 'pending' AND (
+        (currency = 'USD' AND amount <> round(amount, 2))
+        OR (currency = 'KHR' AND amount <> trunc(amount)))";
+
+/// See [`super::inspect`]: connects and reads, creating and migrating
+/// nothing.
+pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, StoreError> {
+    let shown = redact_url(url);
+    let opts = options(url, busy_timeout)?;
+    let mut conn = tokio::time::timeout(
+        busy_timeout.max(Duration::from_secs(5)),
+        sqlx::PgConnection::connect_with(&opts),
+    )
+    .await
+    .map_err(|_| ctx(format!("open {shown}"))(sqlx::Error::PoolTimedOut))?
+    .map_err(ctx(format!("open {shown}")))?;
+    // No journal on PostgreSQL: the report's WAL check reads "wal".
+    let mut found = Inspection {
+        journal_mode: "wal".into(),
+        ..Default::default()
+    };
+    let has = |t: &'static str| {
+        sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL").bind(t)
+    };
+    let (schema, path): (Option<String>, String) =
+        sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(ctx("read search_path"))?;
+    let Some(schema) = schema else {
+        found.problems.push(format!(
+            "the connection's search_path ({path}) names no existing schema: create it \
+             (CREATE SCHEMA name AUTHORIZATION role) or fix the options parameter"
+        ));
+        return Ok(found);
+    };
+    let has_migrations = has("_sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(ctx("look for the migrations table"))?;
+    let applied: Vec<(i64, bool, Vec<u8>)> = if has_migrations {
+        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+            .fetch_all(&mut conn)
+            .await
+            .map_err(ctx("read the applied migrations"))?
+    } else {
+        Vec::new()
+    };
+    for (version, success, checksum) in &applied {
+        match MIGRATOR.iter().find(|m| m.version == *version) {
+            None => found.unknown_migrations.push(*version),
+            Some(_) if !success => found.failed_migrations.push(*version),
+            Some(m) if m.checksum.as_ref() != checksum.as_slice() => found
+                .altered_migrations
+                .push(format!("{} ({})", m.version, m.description)),
+            Some(_) => {}
+        }
+    }
+    found.pending_migrations = MIGRATOR
+        .iter()
+        .filter(|m| !applied.iter().any(|(v, _, _)| *v == m.version))
+        .map(|m| format!("{} {}", m.version, m.description))
+        .collect();
+    let has_payments = has("payments")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(ctx("look for the payments table"))?;
+    if has_payments && !has_migrations {
+        found.problems.push(format!(
+            "schema {schema} already has a payments table that bakong-poller did not \
+             create (an application's own?): give bakong-poller its own schema, e.g. \
+             CREATE SCHEMA bakong and ?options=-csearch_path%3Dbakong in database.url"
+        ));
+    }
+    if has_payments && !applied.is_empty() {
+        found.too_precise_ids = sqlx::query_scalar(&format!(
+            "SELECT id FROM payments WHERE {TOO_PRECISE} ORDER BY id"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(ctx("look for amounts no KHQR can carry"))?;
+    }
+    let _ = conn.close().await;
+    Ok(found)
+}
+
+// Due rows of lane 0 (fresh: a customer may be waiting) first, then lane 1,
+// each a range scan of the partial index that stops at the limit; lane 1
+// asks only for the room lane 0 left. SKIP LOCKED passes over rows another
+// daemon is claiming right now, and the recheck FOR UPDATE does on a row
+// changed since the snapshot drops one another daemon has just claimed, so
+// no row is handed out twice. The ids go to the UPDATE as an array, a
+// primary-key lookup each: joined instead, the planner (which cannot know
+// lane 1's limit) merges against the whole table.
+const CLAIM_SQL: &str = "WITH lane0 AS (
+        SELECT id FROM payments
+        WHERE status = 'pending' AND lane = 0 AND next_check_at <= $3
+        ORDER BY next_check_at LIMIT $4
+        FOR UPDATE SKIP LOCKED),
+    lane1 AS (
+        SELECT id FROM payments
+        WHERE status = 'pending' AND lane = 1 AND next_check_at <= $3
+        ORDER BY next_check_at LIMIT greatest($4 - (SELECT count(*) FROM lane0), 0)
+        FOR UPDATE SKIP LOCKED)
+    UPDATE payments AS p SET next_check_at = $1, lease_id = $2
+    WHERE p.id = ANY(ARRAY(SELECT id FROM lane0 UNION ALL SELECT id FROM lane1))
+    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency, p.last_answer,
+        (extract(epoch FROM p.created_at) * 1000)::bigint AS created_ms,
+        (extract(epoch FROM coalesce(p.expires_at, p.created_at + make_interval(secs => $5)))
+            * 1000)::bigint AS expires_ms,
+        p.checks::bigint AS checks, p.errors::bigint AS errors";
+
+const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments
+    WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= $1 LIMIT $2) AS due";
+
+// The final write and its notification in one statement, so there is no
+// path that writes one without the other. jsonb renders exactly
+// {"md5": "...", "status": "paid"} (its keys ordered by length).
+const FINAL_SQL: &str = "WITH done AS (
+        UPDATE payments SET status = $2, bakong_hash = $3, from_account_id = $4,
+            to_account_id = $5, paid_amount = $6::numeric, paid_currency = $7,
+            description = $8, paid_at = $9, confirmed_at = $10,
+            last_checked_at = $10, checks = checks + 1, lease_id = NULL,
+            last_answer = $11, last_error = NULL
+        WHERE id = $1 AND status = 'pending'
+        RETURNING md5, status)
+    SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)
+    FROM done";
+
+// One statement for a whole batch, driven by the JSON rows.
+const RESCHEDULE_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, lease_id = NULL,
+        checks = p.checks + 1 - v.transient,
+        errors = CASE WHEN v.transient = 1 THEN p.errors + 1 ELSE 0 END,
+        last_answer = v.answer, last_error = v.error, last_checked_at = $2, lane = v.lane
+    FROM jsonb_to_recordset($1::jsonb)
+        AS v(id bigint, lease bigint, next bigint, answer text, error text,
+             transient integer, lane smallint)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+
+const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id = NULL
+    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+
+/// The payments database on PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://` or `postgresql://`,
+    /// with the usual `sslmode`, `host`, `options` parameters). A statement
+    /// waits at most `busy_timeout` for a row lock held by another writer
+    /// (`lock_timeout`), as SQLite's busy timeout bounds its waits.
+    pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let shown = redact_url(url);
+        let opts = options(url, busy_timeout)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(busy_timeout.max(Duration::from_secs(5)))
+            .connect_with(opts)
+            .await
+            .map_err(ctx(format!("open {shown}")))?;
+        Ok(PgStore { pool })
+    }
+
+    /// Applies pending migrations, in the schema the search_path names.
+    /// sqlx holds an advisory lock meanwhile, so daemons starting together
+    /// migrate once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let (schema, path): (Option<String>, String) =
+            sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read search_path"))?;
+        if schema.is_none() {
+            return Err(config_error(
+                "migrate".into(),
+                format!(
+                    "the connection's search_path ({path}) names no existing schema: \
+                     create it first (CREATE SCHEMA name AUTHORIZATION role) or fix \
+                     the options parameter of database.url"
+                ),
+            ));
+        }
+        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Sql {
+            what: "migrate".into(),
+            source: e.into(),
+        })
+    }
+
+    /// See [`super::Store::schema_version`].
+    pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read the schema version"))?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        Ok((applied, latest))
+    }
+
+    /// Several daemons may share a PostgreSQL database (claims skip each
+    /// other's rows), so there is nothing to hold.
+    pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
+        Ok(InstanceGuard { _file: None })
+    }
+
+    /// Problems with the set-up: none that PostgreSQL does not report by
+    /// itself on connect.
+    pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// See [`super::Store::claim`]. Rows another daemon holds are skipped,
+    /// never waited for.
+    pub async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now_ms.saturating_add(lease.as_millis() as i64))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim due payments"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Claimed {
+                id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
+                lease_id,
+                // NULLs are refused by the table; an empty value fails the
+                // poller's validation, which names the column.
+                md5: text(&r, "md5").unwrap_or_default(),
+                amount: text(&r, "amount").unwrap_or_default(),
+                currency: text(&r, "currency").unwrap_or_default(),
+                created_ms: r.try_get("created_ms").ok().flatten(),
+                expires_ms: r.try_get("expires_ms").ok().flatten(),
+                checks: r.try_get("checks").unwrap_or(0),
+                errors: r.try_get("errors").unwrap_or(0),
+                last_answer: text(&r, "last_answer"),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// See [`super::Store::due`].
+    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(DUE_SQL)
+            .bind(now_ms)
+            .bind(cap as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("count due payments"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// See [`super::Store::record`]: one transaction; a final write that
+    /// changes a row also announces it on [`CHANNEL`], and one that finds
+    /// the row no longer pending announces nothing.
+    pub async fn record(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin write"))?;
+        let mut applied = vec![true; writes.len()];
+        let mut reschedules = Vec::new();
+        let mut releases = Vec::new();
+        // Final writes lock their rows in id order, so two daemons
+        // finishing the same rows (one whose lease ran out) wait for each
+        // other instead of deadlocking.
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        order.sort_by_key(|&i| match &writes[i] {
+            Write::Final { id, .. } => (0, *id),
+            Write::Reschedule { id, .. } | Write::Release { id, .. } => (1, *id),
+        });
+        for i in order {
+            match &writes[i] {
+                Write::Final {
+                    id,
+                    status,
+                    confirmation,
+                    answer,
+                } => {
+                    let c = confirmation.as_deref();
+                    let notified = sqlx::query(FINAL_SQL)
+                        .bind(id.0)
+                        .bind(status.as_str())
+                        .bind(c.map(|c| c.hash.clone()))
+                        .bind(c.and_then(|c| c.from_account_id.clone()))
+                        .bind(c.map(|c| c.to_account_id.clone()))
+                        .bind(c.map(|c| amount_text(c.paid_amount)))
+                        .bind(c.map(|c| c.paid_currency.code()))
+                        .bind(c.and_then(|c| c.description.clone()))
+                        .bind(c.and_then(|c| c.paid_at))
+                        .bind(now)
+                        .bind(*answer)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(ctx("record result"))?;
+                    applied[i] = notified.len() == 1;
+                }
+                Write::Reschedule {
+                    id,
+                    lease_id,
+                    next_check_at,
+                    answer,
+                    error,
+                    transient,
+                    lane,
+                } => reschedules.push(serde_json::json!({
+                    "id": id.0, "lease": lease_id, "next": next_check_at, "answer": answer,
+                    "error": error, "transient": i64::from(*transient), "lane": lane.as_i64(),
+                })),
+                Write::Release { id, lease_id } => {
+                    releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
+                }
+            }
+        }
+        if !reschedules.is_empty() {
+            sqlx::query(RESCHEDULE_SQL)
+                .bind(serde_json::Value::Array(reschedules).to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("reschedule payments"))?;
+        }
+        if !releases.is_empty() {
+            sqlx::query(RELEASE_SQL)
+                .bind(serde_json::Value::Array(releases).to_string())
+                .bind(now.timestamp_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("release payments"))?;
+        }
+        tx.commit().await.map_err(ctx("commit results"))?;
+        Ok(applied)
+    }
+
+    /// See [`super::Store::counts`].
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("count payments"))?;
+        let mut c = Counts::default();
+        for (status, n) in rows {
+            match status_from(&status, "count payments")? {
+                Status::Pending => c.pending = n,
+                Status::Paid => c.paid = n,
+                Status::Mismatch => c.mismatch = n,
+                Status::Failed => c.failed = n,
+                Status::Expired => c.expired = n,
+            }
+        }
+        let (oldest, next, pending_static): (Option<DateTime<Utc>>, Option<i64>, i64) =
+            sqlx::query_as(
+                "SELECT min(created_at), min(next_check_at),
+                        count(*) FILTER (WHERE last_answer = 'static_qr')
+                 FROM payments WHERE status = 'pending'",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = oldest.map(sql_time);
+        c.next_check_ms = next;
+        c.pending_static_qr = pending_static;
+        c.expired_static_qr = sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count static QRs"))?;
+        Ok(c)
+    }
+
+    /// See [`super::Store::pending_facts`].
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE extract(epoch FROM coalesce(expires_at,
+                        created_at + make_interval(secs => $1))) * 1000 + $2 < $3),
+                (extract(epoch FROM min(created_at)) * 1000)::bigint
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
+    /// See [`super::Store::bookkeeping`].
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks::bigint AS checks, errors::bigint AS errors,
+                    last_answer, last_error
+             FROM payments WHERE md5 = $1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
+    }
+
+    /// See [`super::Store::paid_today`].
+    pub async fn paid_today(&self) -> Result<i64, StoreError> {
+        let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= $1",
+        )
+        .bind(midnight)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count today's payments"))
+    }
+
+    /// The pool, for tests and tools that insert rows as a merchant.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// See [`super::Store::insert_payment`]. The table's CHECK constraints
+    /// have the last word on what is valid.
+    pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (md5, amount, currency, expires_at)
+             VALUES ($1, $2::numeric, $3, $4) RETURNING id",
+        )
+        .bind(&p.md5)
+        .bind(&p.amount)
+        .bind(p.currency.code())
+        .bind(p.expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(id))
+    }
+
+    /// See [`super::Store::list`].
+    pub async fn list(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
+                    bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
+                    paid_currency, paid_at, confirmed_at, last_answer, last_error
+             FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status.map(Status::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list payments"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(PaymentRow {
+                    id: PaymentId(r.try_get("id").map_err(ctx("list payments: id"))?),
+                    status: status_from(&text(r, "status").unwrap_or_default(), "list payments")?,
+                    md5: text(r, "md5").unwrap_or_default(),
+                    amount: text(r, "amount").unwrap_or_default(),
+                    currency: text(r, "currency").unwrap_or_default(),
+                    created_at: time(r, "created_at").unwrap_or_default(),
+                    expires_at: time(r, "expires_at"),
+                    bakong_hash: text(r, "bakong_hash"),
+                    from_account_id: text(r, "from_account_id"),
+                    to_account_id: text(r, "to_account_id"),
+                    paid_amount: text(r, "paid_amount"),
+                    paid_currency: text(r, "paid_currency"),
+                    paid_at: time(r, "paid_at"),
+                    confirmed_at: time(r, "confirmed_at"),
+                    last_answer: text(r, "last_answer"),
+                    last_error: text(r, "last_error"),
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::status_of`].
+    pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
+            .bind(md5)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx(format!("read status of {md5}")))?;
+        s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::last_answer`].
+    pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
+        let row: Option<(DateTime<Utc>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT last_checked_at, last_answer, last_error FROM payments
+             WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the last answer"))?;
+        Ok(row.map(|(at, answer, error)| LastAnswer {
+            at: sql_time(at),
+            answer,
+            error,
+        }))
+    }
+
+    /// See [`super::Store::last_answer_at`].
+    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+        let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read last answer time"))?;
+        Ok(t.map(sql_time))
+    }
+
+    /// See [`super::Store::status_summary`].
+    pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
+        let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT status, count(*),
+                    avg(extract(epoch FROM confirmed_at - paid_at))::float8,
+                    max(extract(epoch FROM confirmed_at - paid_at))::float8
+             FROM payments GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("summarize payments"))?;
+        rows.into_iter()
+            .map(|(status, count, avg, max)| {
+                Ok(StatusSummary {
+                    status: status_from(&status, "summarize payments")?,
+                    count,
+                    avg_confirm_s: avg,
+                    max_confirm_s: max,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::confirm_latencies`].
+    pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
+        let mut v: Vec<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM confirmed_at - paid_at)::float8 FROM payments
+             WHERE status = $1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
+        )
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read confirmation latencies"))?;
+        v.sort_by(f64::total_cmp);
+        Ok(v)
+    }
+
+    /// See [`super::Store::seed_backlog`]: one statement over the arrays.
+    pub async fn seed_backlog(
+        &self,
+        md5s: &[String],
+        created_over: Duration,
+        not_due_for: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let n = md5s.len().max(1) as f64;
+        let due_at = not_due_for
+            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
+            .unwrap_or(0);
+        let ages: Vec<f64> = (0..md5s.len())
+            .map(|i| created_over.as_secs_f64() * i as f64 / n)
+            .collect();
+        let due: Vec<i64> = (0..md5s.len()).map(|i| due_at + i as i64).collect();
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
+             SELECT m, 1.00, 'USD', now() - make_interval(secs => a), d
+             FROM unnest($1::text[], $2::float8[], $3::bigint[]) AS t(m, a, d)",
+        )
+        .bind(md5s)
+        .bind(&ages)
+        .bind(&due)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("insert backlog"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::make_due`].
+    pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE payments SET next_check_at = 0
+             WHERE id IN (SELECT id FROM payments WHERE status = 'pending'
+                          ORDER BY random() LIMIT $1)",
+        )
+        .bind(n as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("make rows due"))?;
+        Ok(())
+    }
+}
+
+/// What [`PgStore::import_sqlite`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Rows read from the SQLite database.
+    pub read: u64,
+    /// Rows copied into PostgreSQL.
+    pub copied: u64,
+    /// Rows whose md5 PostgreSQL already had (copied by an earlier run, or
+    /// inserted there by the application): left as they are.
+    pub already_there: u64,
+    /// Rows PostgreSQL's table refused (md5, reason): SQLite's table is
+    /// laxer about an amount's precision than a KHQR allows.
+    pub refused: Vec<(String, String)>,
+}
+
+// Ids are assigned here (they are internal); leases are not carried over,
+// as they belong to the daemon that held them.
+const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
+        status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
+        description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
+        last_error, last_checked_at, lane)
+    SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
+        coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
+        paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
+        coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
+        last_error, last_checked_at, coalesce(lane, 0)
+    FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
+        expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
+        from_account_id text, to_account_id text, paid_amount text, paid_currency text,
+        description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
+        checks integer, errors integer, last_answer text, last_error text,
+        last_checked_at timestamptz, lane smallint)
+    ON CONFLICT (md5) DO NOTHING";
+
+const IMPORT_BATCH: i64 = 500;
+
+impl PgStore {
+    /// Copies every row of a SQLite payments database into this one, so a
+    /// merchant moving to PostgreSQL keeps the history and the pending rows.
+    /// Idempotent on md5: a second run copies nothing twice. Rows the
+    /// PostgreSQL table refuses are reported, not copied.
+    pub async fn import_sqlite(
+        &self,
+        from: &super::sqlite::SqliteStore,
+    ) -> Result<ImportReport, StoreError> {
+        let mut report = ImportReport::default();
+        let mut after = 0_i64;
+        loop {
+            let rows = from.export_rows(after, IMPORT_BATCH).await?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = *last;
+            report.read += rows.len() as u64;
+            let batch = format!(
+                "[{}]",
+                rows.iter()
+                    .map(|(_, r)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            match sqlx::query(IMPORT_SQL)
+                .bind(&batch)
+                .execute(&self.pool)
+                .await
+            {
+                Ok(done) => {
+                    report.copied += done.rows_affected();
+                    report.already_there += rows.len() as u64 - done.rows_affected();
+                }
+                // Some row is refused: find which, one at a time.
+                Err(sqlx::Error::Database(_)) => {
+                    for (_, row) in &rows {
+                        match sqlx::query(IMPORT_SQL)
+                            .bind(format!("[{row}]"))
+                            .execute(&self.pool)
+                            .await
+                        {
+                            Ok(done) if done.rows_affected() == 1 => report.copied += 1,
+                            Ok(_) => report.already_there += 1,
+                            Err(sqlx::Error::Database(e)) => {
+                                let md5 = serde_json::from_str::<serde_json::Value>(row)
+                                    .ok()
+                                    .and_then(|v| v["md5"].as_str().map(str::to_string))
+                                    .unwrap_or_default();
+                                report.refused.push((md5, e.message().to_string()));
+                            }
+                            Err(e) => return Err(ctx("import: copy a payment")(e)),
+                        }
+                    }
+                }
+                Err(e) => return Err(ctx("import: copy payments")(e)),
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// A text column, None when NULL or unreadable.
+fn text(r: &PgRow, k: &str) -> Option<String> {
+    r.try_get::<Option<String>, _>(k).ok().flatten()
+}
+
+/// A timestamptz column in the text form the SQLite backend shows.
+fn time(r: &PgRow, k: &str) -> Option<String> {
+    r.try_get::<Option<DateTime<Utc>>, _>(k)
+        .ok()
+        .flatten()
+        .map(sql_time)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_claim_walks_the_due_index_and_looks_up_only_the_rows_it_takes() {
+        let cluster = match crate::pg_cluster::TempCluster::start() {
+            Ok(c) => c,
+            Err(crate::pg_cluster::ClusterError::NotFound)
+                if std::env::var("CI").map_or(true, |v| v.is_empty() || v == "false") =>
+            {
+                eprintln!("SKIPPED: no PostgreSQL server binaries");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        };
+        let url = cluster.create_database().await.expect("database");
+        let store = PgStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, lane, next_check_at)
+             SELECT md5(i::text), 1, 'USD', i % 2, i FROM generate_series(1, 50000) AS i",
+        )
+        .execute(store.pool())
+        .await
+        .expect("rows");
+        sqlx::query("ANALYZE payments")
+            .execute(store.pool())
+            .await
+            .expect("analyze");
+        let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN ANALYZE {CLAIM_SQL}"))
+            .bind(10_000_000_i64)
+            .bind(7_i64)
+            .bind(30_000_i64)
+            .bind(10_i64)
+            .bind(900.0_f64)
+            .fetch_all(store.pool())
+            .await
+            .expect("plan");
+        let text = plan.join("\n");
+        assert!(text.contains("Index Scan using payments_due"), "{text}");
+        assert!(text.contains("Index Cond: (id = ANY"), "{text}");
+        assert!(
+            !text.contains("Seq Scan") && !text.contains("Merge Join"),
+            "{text}"
+        );
+        store.close().await;
+    }
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        let shown = redact_url("postgres://app:s3cret@db.example/shop?sslmode=require");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        let shown = redact_url("postgresql://app@db/shop?password=s3cret&sslmode=verify-full");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("sslmode=verify-full"), "{shown}");
+        assert!(!redact_url("postgres://a:s3cret@[bad").contains("s3cret"));
+    }
+
+    #[test]
+    fn both_url_schemes_select_postgres_and_sqlite_does_not() {
+        assert!(accepts("postgres://u@h/db"));
+        assert!(accepts("postgresql://u@h/db?sslmode=require"));
+        assert!(!accepts("sqlite://payments.db"));
+    }
+
+    #[test]
+    fn sslmode_parameters_are_understood() {
+        for mode in ["disable", "prefer", "require", "verify-ca", "verify-full"] {
+            let url = format!("postgresql://u@h/db?sslmode={mode}");
+            assert!(PgConnectOptions::from_str(&url).is_ok(), "{mode}");
+        }
+        assert!(PgConnectOptions::from_str("postgres://u@h/db?sslmode=sometimes").is_err());
+    }
+}
