@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod khqr;
 pub mod money;
+pub mod notify;
 pub mod payment;
 pub mod poller;
 pub mod preflight;

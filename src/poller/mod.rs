@@ -87,12 +87,30 @@ pub async fn run(
         .lock_instance()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     let client = build_client(&settings, true)?;
+    // Events are recorded whatever is configured; deliveries are made for
+    // the receivers configured now.
+    let receivers = crate::notify::Receivers::from_settings(&settings)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    store
+        .set_receivers(&receivers.names())
+        .await
+        .map_err(AppError::Database)?;
     let settings = Arc::new(settings);
     let metrics = Arc::new(Metrics::default());
     let tracker = TaskTracker::new();
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
-    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone(), wake.clone()));
+    // Delivery runs beside the checks, with its own task and requests: a
+    // slow receiver costs only its own retries.
+    tracker.spawn(crate::notify::run(
+        store.clone(),
+        settings.clone(),
+        receivers,
+        wake,
+        shutdown.clone(),
+    ));
     tracker.spawn(
         client
             .tokens()
@@ -411,19 +429,31 @@ async fn ask(
     Some(answers)
 }
 
-/// Writes verdicts in batches, each in one short transaction, and logs one
-/// event per final status actually written.
-async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Metrics>) {
+/// Writes verdicts in batches, each in one short transaction (with the
+/// events of final statuses), logs one line per final status actually
+/// written, and wakes the sender.
+async fn recorder(
+    store: Store,
+    mut rx: mpsc::Receiver<Verdict>,
+    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut batch: Vec<Verdict> = Vec::with_capacity(64);
     while rx.recv_many(&mut batch, 64).await > 0 {
         let writes: Vec<Write> = batch.iter().map(|v| v.write.clone()).collect();
         let now = Utc::now();
         match store.record(&writes, now).await {
             Ok(applied) => {
+                let mut events = false;
                 for (v, ok) in batch.iter().zip(applied) {
                     if ok {
+                        events |= matches!(v.write, Write::Final { .. });
                         log_final(v, now, &metrics);
                     }
+                }
+                if events {
+                    // New events: the sender need not wait for its next look.
+                    wake.notify_one();
                 }
             }
             Err(e) => {
