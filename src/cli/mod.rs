@@ -15,6 +15,7 @@ pub mod config;
 pub mod deeplink;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod khqr;
 pub mod new;
 pub mod output;
@@ -105,6 +106,9 @@ pub enum Command {
     /// Counts per status, oldest pending, next check, last answer, token expiry.
     #[command(after_help = "Example:\n  bakong-poller status --json")]
     Status,
+    /// Notifications: list, show, redeliver and test events.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Configuration commands.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -166,6 +170,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),
+        Command::Events(c) => events::run(&ctx, &c).await?,
         Command::Config(c) => config::run(&ctx, &c).await?.into(),
         Command::PrintConfig => config::print_config().into(),
         Command::Completions(a) => completions::run(&a).into(),

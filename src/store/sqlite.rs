@@ -1259,4 +1259,75 @@ mod tests {
             "released: due now"
         );
     }
+
+    #[tokio::test]
+    async fn a_final_write_records_its_event_and_a_delivery_per_active_receiver_once() {
+        use crate::payment::FinalStatus;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqliteStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+            .set_receivers(&["webhook", "hook"])
+            .await
+            .expect("receivers");
+        store.set_receivers(&["webhook"]).await.expect("receivers");
+        let id = store.insert_payment(&new(1)).await.expect("insert");
+        let expire = Write::Final {
+            id,
+            status: FinalStatus::Expired,
+            confirmation: None,
+            answer: "not_found",
+        };
+        let applied = store
+            .record(&[expire.clone(), expire], Utc::now())
+            .await
+            .expect("record");
+        assert_eq!(applied, vec![true, false], "written once");
+        let events: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, type, payload FROM payment_events")
+                .fetch_all(&store.read)
+                .await
+                .expect("events");
+        assert_eq!(events.len(), 1, "one event per status actually written");
+        assert!(events[0].0.starts_with("msg_"));
+        assert_eq!(events[0].1, "payment.expired");
+        let body: serde_json::Value = serde_json::from_str(&events[0].2).expect("json");
+        assert_eq!(body["data"]["md5"], format!("{:032x}", 1));
+        let receivers: Vec<String> =
+            sqlx::query_scalar("SELECT receiver FROM event_deliveries WHERE status = 'pending'")
+                .fetch_all(&store.read)
+                .await
+                .expect("deliveries");
+        assert_eq!(
+            receivers,
+            vec!["webhook".to_string()],
+            "only the active receiver"
+        );
+        let claimed = store
+            .claim_deliveries(
+                Utc::now().timestamp_millis(),
+                Duration::from_secs(5),
+                10,
+                &["webhook"],
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert!(
+            store
+                .claim_deliveries(
+                    Utc::now().timestamp_millis(),
+                    Duration::from_secs(5),
+                    10,
+                    &["webhook"]
+                )
+                .await
+                .expect("claim")
+                .is_empty(),
+            "a leased delivery is not claimed twice"
+        );
+    }
 }
