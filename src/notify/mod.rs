@@ -120,7 +120,9 @@ pub fn retry_delay(made: u32, min: Duration, max: Duration) -> Duration {
 /// so a live sender is never overtaken; after a crash it is attempted
 /// again once this has passed.
 pub fn lease(s: &Settings) -> Duration {
-    let t = s.webhook.timeout.max(s.hook.timeout);
+    let webhook = s.webhook.url.as_ref().map(|_| s.webhook.timeout);
+    let hook = s.hook.command.as_ref().map(|_| s.hook.timeout);
+    let t = webhook.max(hook).unwrap_or(s.webhook.timeout);
     t * 2 + Duration::from_secs(2)
 }
 
@@ -277,7 +279,7 @@ fn log_attempt(
                 event_type = %d.event_type,
                 md5 = %d.md5,
                 receiver = %d.receiver,
-                target,
+                host = target,
                 status = a.code,
                 error = a.error.as_deref(),
                 attempt,

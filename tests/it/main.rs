@@ -11,3 +11,4 @@ mod helpers;
 mod khqr;
 mod simulator;
 mod systemd;
+mod webhooks;
