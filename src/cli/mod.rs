@@ -82,6 +82,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Benchmark the daemon against the simulator under a rate limit, with a naive baseline.
     Bench(bench::BenchArgs),
+    /// Measure webhook delivery: throughput and final status -> receiver latency (p50/p99).
+    BenchWebhooks(bench::WebhookBenchArgs),
     /// Serve a local Bakong Open API simulator until SIGINT/SIGTERM.
     Simulate(simulate::SimulateArgs),
     /// Get, verify, renew and inspect the access token.
@@ -160,6 +162,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Migrate => run::migrate(&ctx).await?.into(),
         Command::Demo(a) => demo::run(&a).await?.into(),
         Command::Bench(a) => bench::run(&a).await?.into(),
+        Command::BenchWebhooks(a) => bench::run_webhooks(&a).await?.into(),
         Command::Simulate(a) => simulate::run(&ctx, &a).await?.into(),
         Command::Token(c) => token::run(&ctx, &c).await?,
         Command::Check(c) => check::run(&ctx, &c).await?,

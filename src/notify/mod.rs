@@ -10,6 +10,7 @@
 //! The sender has its own task and its own requests: a slow or dead
 //! receiver never delays a check or a write.
 
+pub mod bench;
 pub mod deliver;
 pub mod event;
 pub mod sign;
