@@ -199,4 +199,52 @@ mod tests {
         let keys: Vec<&String> = v["data"].as_object().expect("test value").keys().collect();
         assert_eq!(keys.len(), 12, "every public payment column: {keys:?}");
     }
+
+    #[test]
+    fn the_published_json_schema_names_exactly_the_fields_of_the_body() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../config/webhook-event.schema.json"))
+                .expect("the schema is JSON");
+        let names = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let body: serde_json::Value =
+            serde_json::from_str(&test_event(Utc::now()).payload).expect("json");
+        assert_eq!(names(&schema["properties"]), names(&body));
+        assert_eq!(
+            names(&schema["properties"]["data"]["properties"]),
+            names(&body["data"])
+        );
+        let required = |v: &serde_json::Value| -> Vec<String> {
+            let mut k: Vec<String> = v
+                .as_array()
+                .expect("a list")
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(
+            required(&schema["properties"]["data"]["required"]),
+            names(&body["data"])
+        );
+        let types: Vec<&str> = schema["properties"]["type"]["enum"]
+            .as_array()
+            .expect("enum")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        for s in [
+            FinalStatus::Paid,
+            FinalStatus::Mismatch,
+            FinalStatus::Failed,
+            FinalStatus::Expired,
+        ] {
+            assert!(types.contains(&type_of(s)));
+        }
+        assert!(types.contains(&TEST_TYPE));
+    }
 }

@@ -614,3 +614,54 @@ async fn the_events_commands_list_show_redeliver_and_test() {
     assert_eq!(got.len(), before + 1);
     assert!(got[before].valid && got[before].body.contains("webhook.test"));
 }
+
+#[tokio::test]
+async fn bad_webhook_and_hook_settings_exit_2_naming_the_key_without_echoing_the_secret() {
+    let e = env().await;
+    let s = e.settings();
+    let leaked = "whsec_c2VjcmV0LWJ1dC10b28tc2hvcnQ=";
+    for (extra, key) in [
+        (
+            format!(
+                "[webhook]\nurl = \"ftp://shop.example/x\"\nsecret = \"{}\"\n",
+                secret(1)
+            ),
+            "webhook.url",
+        ),
+        (
+            "[webhook]\nurl = \"https://shop.example/x\"\n".to_string(),
+            "webhook.secret",
+        ),
+        (
+            format!("[webhook]\nurl = \"https://shop.example/x\"\nsecret = \"{leaked}\"\n"),
+            "webhook.secret",
+        ),
+        (
+            format!("[webhook]\nsecret = [\"{}\", \"nope\"]\n", secret(1)),
+            "webhook.secret",
+        ),
+        (
+            "[webhook]\nretry_min = \"1h\"\nretry_max = \"1m\"\n".to_string(),
+            "webhook.retry_max",
+        ),
+        (
+            "[webhook]\nmax_attempts = 0\n".to_string(),
+            "webhook.max_attempts",
+        ),
+        ("[hook]\ncommand = []\n".to_string(), "hook.command"),
+        (
+            "[hook]\ncommand = [\"/bin/true\"]\nshell = true\n".to_string(),
+            "shell",
+        ),
+    ] {
+        let cfg = e.config_file(&s, &extra);
+        let out = bin()
+            .args(["--config", cfg.to_str().unwrap(), "run"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(key), "{extra}: {err}");
+        assert!(!err.contains("c2VjcmV0"), "the secret was echoed: {err}");
+    }
+}
