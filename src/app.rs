@@ -10,6 +10,8 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use crate::bakong::{Client, FileKeep, TokenManager};
+use std::time::Duration;
+
 use crate::config::Settings;
 use crate::store::{Store, StoreError};
 
@@ -65,4 +67,35 @@ pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, 
         settings.token_config(),
     ));
     Client::new(&settings.client_config(), tokens).map_err(|e| AppError::Config(e.to_string()))
+}
+
+/// The email registered with the simulator in local runs.
+pub const LOCAL_EMAIL: &str = "demo@shop.example";
+/// The merchant account of local runs.
+pub const LOCAL_ACCOUNT: &str = "demo_shop@devb";
+
+/// Settings for a daemon against a local simulator, with short intervals:
+/// the one starting point of the demo, the benchmark and the tests (each
+/// then sets what it measures). The database and token file go in `dir`.
+pub fn local_settings(dir: &std::path::Path, base_url: &str, token: &str) -> Settings {
+    let mut s = Settings::default();
+    s.database.url = format!("sqlite://{}", dir.join("payments.db").display());
+    s.bakong.base_url = base_url.to_string();
+    s.bakong.email = Some(LOCAL_EMAIL.into());
+    s.bakong.token = Some(token.to_string());
+    s.bakong.token_file = dir.join("token");
+    s.bakong.account_id = Some(LOCAL_ACCOUNT.into());
+    s.bakong.timeout = Duration::from_secs(2);
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.scan_interval = Duration::from_millis(100);
+    s.poller.fresh_interval = Duration::from_millis(500);
+    s.poller.fresh_period = Duration::from_secs(30);
+    s.poller.max_interval = Duration::from_secs(2);
+    s.poller.lease = Duration::from_secs(5);
+    s.poller.payment_ttl = Duration::from_secs(12);
+    s.poller.expiry_grace = Duration::from_secs(1);
+    s.poller.error_backoff_min = Duration::from_millis(200);
+    s.poller.error_backoff_max = Duration::from_secs(2);
+    s
 }

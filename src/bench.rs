@@ -21,6 +21,29 @@ use crate::store::{NewPayment, Store};
 
 const EMAIL: &str = "bench@shop.example";
 
+/// Why the benchmark stopped.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("bench: {0}")]
+pub struct BenchError(String);
+
+impl From<String> for BenchError {
+    fn from(s: String) -> Self {
+        BenchError(s)
+    }
+}
+
+impl From<crate::simulator::SimError> for BenchError {
+    fn from(e: crate::simulator::SimError) -> Self {
+        BenchError(e.to_string())
+    }
+}
+
+impl From<crate::config::ConfigError> for BenchError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        BenchError(e.to_string())
+    }
+}
+
 /// Benchmark options.
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
@@ -60,33 +83,26 @@ impl Figures {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    crate::poller::report::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
-/// Peak RSS (MB) and CPU seconds of a process, from /proc.
+/// Peak RSS (MB) and CPU seconds of a process, from /proc (procfs).
 fn proc_usage(pid: u32) -> (f64, f64) {
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+    let Ok(proc) = i32::try_from(pid).map(procfs::process::Process::new) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let Ok(proc) = proc else {
+        return (f64::NAN, f64::NAN);
+    };
+    let rss = proc
+        .status()
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(f64::NAN);
-    // Fields 14 and 15 (utime, stime) in clock ticks of 1/100 s (Linux's USER_HZ).
-    let cpu = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            let after = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = after.split_whitespace().collect();
-            Some((f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
-        .unwrap_or(f64::NAN);
+        .and_then(|s| s.vmhwm)
+        .map_or(f64::NAN, |kb| kb as f64 / 1024.0);
+    let ticks = procfs::ticks_per_second() as f64;
+    let cpu = proc
+        .stat()
+        .map_or(f64::NAN, |s| (s.utime + s.stime) as f64 / ticks);
     (rss, cpu)
 }
 
@@ -95,7 +111,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(settings: &Settings, dir: &Path) -> Result<Self, String> {
+    fn start(settings: &Settings, dir: &Path) -> Result<Self, BenchError> {
         let cfg = dir.join("bench.toml");
         std::fs::write(&cfg, settings.to_toml()?)
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
@@ -115,16 +131,18 @@ impl Daemon {
         proc_usage(self.child.id())
     }
 
-    fn stop(mut self) -> Result<(), String> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+    fn stop(mut self) -> Result<(), BenchError> {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
         let status = self.child.wait().map_err(|e| e.to_string())?;
         if status.success() {
             Ok(())
         } else {
-            Err(format!("daemon exited with {status}"))
+            Err(format!("daemon exited with {status}").into())
         }
     }
 }
@@ -139,7 +157,7 @@ impl Drop for Daemon {
 }
 
 fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: BulkMode) -> Settings {
-    let mut s = crate::demo::local_settings(dir, base_url, token);
+    let mut s = crate::app::local_settings(dir, base_url, token);
     s.bakong.email = Some(EMAIL.into());
     s.bakong.account_id = None;
     s.bakong.timeout = Duration::from_secs(5);
@@ -160,10 +178,10 @@ fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: Bul
 }
 
 /// The merchant's own connection to the daemon's database.
-async fn merchant_store(settings: &Settings) -> Result<Store, String> {
+async fn merchant_store(settings: &Settings) -> Result<Store, BenchError> {
     Store::connect(&settings.database.url, Duration::from_secs(5))
         .await
-        .map_err(|e| format!("merchant connection: {e}"))
+        .map_err(|e| BenchError(format!("merchant connection: {e}")))
 }
 
 fn usd(md5: &str, amount: &str) -> NewPayment {
@@ -197,7 +215,7 @@ fn new_md5(i: usize) -> String {
     crate::khqr::md5_hex(&format!("bench-{i}-{}", rand::random::<u64>()))
 }
 
-async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, String> {
+async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, BenchError> {
     let scenario = Scenario {
         faults: Faults {
             rate_limit: Some(RateLimit {
@@ -210,19 +228,19 @@ async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, String> {
         },
         ..Scenario::default()
     };
-    simulator::spawn(
+    Ok(simulator::spawn(
         ([127, 0, 0, 1], 0).into(),
         &scenario,
         CancellationToken::new(),
     )
-    .await
+    .await?)
 }
 
 /// A temporary directory, a rate-limited simulator and daemon settings for it.
 async fn setup(
     opts: &BenchOptions,
     bulk: BulkMode,
-) -> Result<(tempfile::TempDir, simulator::SimHandle, Settings), String> {
+) -> Result<(tempfile::TempDir, simulator::SimHandle, Settings), BenchError> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
@@ -231,7 +249,11 @@ async fn setup(
 }
 
 /// The daemon at `rate` new payments per second.
-async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<Figures, String> {
+async fn daemon_level(
+    opts: &BenchOptions,
+    rate: f64,
+    bulk: BulkMode,
+) -> Result<Figures, BenchError> {
     let (dir, sim, settings) = setup(opts, bulk).await?;
     crate::app::open_store(&settings)
         .await
@@ -289,7 +311,7 @@ async fn daemon_level(opts: &BenchOptions, rate: f64, bulk: BulkMode) -> Result<
 
 /// The loop client libraries suggest: every pending md5 checked one by one
 /// on a fixed interval (1 s), errors and 429s simply retried next round.
-async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, String> {
+async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, BenchError> {
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
     let http = reqwest::Client::builder()
@@ -366,7 +388,7 @@ async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, Strin
 }
 
 /// Idle CPU, and RSS / CPU with `n` pending payments, over `secs` each.
-async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, f64), String> {
+async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, f64), BenchError> {
     let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
     // The product's own scheduling defaults, as a merchant runs it.
     let defaults = crate::config::PollerSettings::default();
@@ -405,7 +427,7 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
 }
 
 /// Time of one claim of 50 due rows in a table of `n` pending rows.
-async fn claim_time(n: usize) -> Result<Duration, String> {
+async fn claim_time(n: usize) -> Result<Duration, BenchError> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
     let store = Store::connect(&url, Duration::from_secs(5))
@@ -430,7 +452,7 @@ async fn claim_time(n: usize) -> Result<Duration, String> {
             .map_err(|e| e.to_string())?;
         total += t.elapsed();
         if got.len() != 50 {
-            return Err(format!("claim returned {} rows, expected 50", got.len()));
+            return Err(format!("claim returned {} rows, expected 50", got.len()).into());
         }
     }
     store.close().await;
@@ -439,7 +461,7 @@ async fn claim_time(n: usize) -> Result<Duration, String> {
 
 /// First-check delay: rows inserted into an idle daemon (default
 /// scheduling) that Bakong already reports paid; from INSERT to confirmed.
-async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
+async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), BenchError> {
     let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
     let defaults = crate::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
@@ -470,7 +492,7 @@ async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), String> {
                 break;
             }
             if inserted.elapsed() > Duration::from_secs(10) {
-                return Err(format!("{md5} not confirmed within 10 s"));
+                return Err(format!("{md5} not confirmed within 10 s").into());
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -491,7 +513,7 @@ fn row(label: &str, rate: f64, f: &Figures) -> String {
 }
 
 /// Runs the benchmark and prints its tables.
-pub async fn run(opts: BenchOptions) -> Result<(), String> {
+pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "warn");
     println!(
         "bakong-poller bench: simulator limit {} requests/s (token bucket, Retry-After in seconds); {} s of checkout traffic per level;",
@@ -566,7 +588,7 @@ pub async fn run(opts: BenchOptions) -> Result<(), String> {
 }
 
 /// Parses a comma-separated list of rates.
-pub fn parse_levels(s: &str) -> Result<Vec<f64>, String> {
+pub fn parse_levels(s: &str) -> Result<Vec<f64>, BenchError> {
     if s.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -576,7 +598,7 @@ pub fn parse_levels(s: &str) -> Result<Vec<f64>, String> {
                 .parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite() && *v > 0.0)
-                .ok_or_else(|| format!("{x:?} is not a positive number"))
+                .ok_or_else(|| BenchError(format!("{x:?} is not a positive number")))
         })
         .collect()
 }

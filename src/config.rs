@@ -14,6 +14,8 @@ use crate::khqr::{Account, AccountKind, KhqrRequest};
 /// The commented example config, embedded in the binary (`print-config`).
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
 
+pub use crate::redact::{redact_text, redact_url};
+
 /// All settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -32,6 +34,8 @@ pub struct Settings {
     pub webhook: WebhookSettings,
     /// `[hook]`: a command run with each event on stdin.
     pub hook: HookSettings,
+    /// `[metrics]`.
+    pub metrics: MetricsSettings,
     /// Where the settings came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -476,6 +480,22 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// `[metrics]`: the Prometheus endpoint and the health check.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// `IP:PORT` to serve `GET /metrics` and `GET /healthz` on; unset (the
+    /// default): nothing listens and nothing is counted.
+    pub listen: Option<String>,
+}
+
+impl MetricsSettings {
+    /// `metrics.listen` as a socket address, when set and valid.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -635,157 +655,17 @@ pub fn split_api_path(base_url: &str) -> (String, Option<String>) {
     (trimmed.to_string(), None)
 }
 
-/// A URL as it may be shown: a password becomes `***` (`user:***@host`), a
-/// user name alone (often a token) becomes `***@host`, and the values of
-/// query parameters that look like secrets (`password`, `token`, `key`,
-/// `secret`, ...) become `***`. Works on strings that do not parse as URLs
-/// (a bad port, a stray character), since those are the ones echoed in
-/// error messages. Every message that shows a config value that can carry
-/// a credential (`database.url`, `bakong.base_url`, `bakong.proxy`, webhook
-/// URLs) goes through this.
-pub fn redact_url(url: &str) -> String {
-    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
-    let end = url[start..]
-        .find(['/', '?', '#'])
-        .map(|i| start + i)
-        .unwrap_or(url.len());
-    let mut out = String::with_capacity(url.len());
-    out.push_str(&url[..start]);
-    let authority = &url[start..end];
-    match authority.rfind('@') {
-        Some(at) => {
-            let userinfo = &authority[..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push_str(":***");
-                }
-                None => out.push_str("***"),
-            }
-            out.push_str(&authority[at..]);
-        }
-        None => out.push_str(authority),
-    }
-    let rest = &url[end..];
-    match rest.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            let (query, fragment) = match query.split_once('#') {
-                Some((q, f)) => (q, Some(f)),
-                None => (query, None),
-            };
-            let parts: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
-                    _ => kv.to_string(),
-                })
-                .collect();
-            out.push_str(&parts.join("&"));
-            if let Some(f) = fragment {
-                out.push('#');
-                out.push_str(f);
-            }
-        }
-        None => out.push_str(rest),
-    }
-    out
-}
-
-fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    !n.ends_with("_file")
-        && [
-            "pass",
-            "pwd",
-            "token",
-            "secret",
-            "key",
-            "auth",
-            "credential",
-        ]
-        .iter()
-        .any(|w| n.contains(w))
-}
-
-/// Redacts secrets inside free text (an error from the TOML parser, the
-/// database driver or the HTTP client that quotes a value or a line of the
-/// config file): the credentials of every URL in it, `key = value` lines
-/// whose key names a secret (`token = "..."`, `secret = ...`), and
-/// anything shaped like a JWT.
-pub fn redact_text(text: &str) -> String {
-    let lines: Vec<String> = text.lines().map(redact_line).collect();
-    let mut out = lines.join("\n");
-    if text.ends_with('\n') {
-        out.push('\n');
-    }
-    out
-}
-
-fn redact_line(line: &str) -> String {
-    // `token = "eyJ..."`, as the TOML parser quotes a line of the file.
-    if let Some((k, _)) = line.split_once('=') {
-        let key = k
-            .trim()
-            .trim_start_matches(|c: char| c == '|' || c.is_ascii_digit() || c.is_whitespace())
-            .trim();
-        let last = key.rsplit('.').next().unwrap_or(key);
-        if !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
-            && is_secret_name(last)
-        {
-            return format!("{}= \"***\"", &line[..k.len()]);
-        }
-    }
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find("://") {
-        // The URL starts at its scheme, just before "://".
-        let scheme_start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
-            .map(|j| j + 1)
-            .unwrap_or(0);
-        let url_end = rest[i..]
-            .find(|c: char| c.is_whitespace() || "\"'`<>(),;".contains(c))
-            .map(|j| i + j)
-            .unwrap_or(rest.len());
-        out.push_str(&rest[..scheme_start]);
-        out.push_str(&redact_url(&rest[scheme_start..url_end]));
-        rest = &rest[url_end..];
-    }
-    out.push_str(rest);
-    redact_jwts(&out)
-}
-
-/// Replaces JWT-shaped words (`eyJ` header, three base64url parts) by `***`.
-fn redact_jwts(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(i) = rest.find("eyJ") {
-        let len = rest[i..]
-            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.=".contains(c)))
-            .unwrap_or(rest.len() - i);
-        let word = &rest[i..i + len];
-        out.push_str(&rest[..i]);
-        if word.matches('.').count() >= 2 {
-            out.push_str("***");
-        } else {
-            out.push_str(word);
-        }
-        rest = &rest[i + len..];
-    }
-    out.push_str(rest);
-    out
-}
+/// An account id that Bakong's data could never equal; the message quotes
+/// it and suggests the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidAccountId(pub String);
 
 /// Checks a Bakong account id as the API compares it: exactly, so
 /// `name@bank`, lower case, no white space anywhere, at most 32 characters
 /// (the KHQR field's limit). The error says what is wrong and, when it can,
 /// the value that was probably meant.
-pub fn check_account_id(a: &str) -> Result<(), String> {
+pub fn check_account_id(a: &str) -> Result<(), InvalidAccountId> {
     let fixed: String = a
         .trim()
         .chars()
@@ -800,20 +680,24 @@ pub fn check_account_id(a: &str) -> Result<(), String> {
         m
     };
     if a.trim() != a {
-        return Err(hint("has white space at its start or end"));
+        return Err(InvalidAccountId(hint(
+            "has white space at its start or end",
+        )));
     }
     if a.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(hint("holds white space or control characters"));
+        return Err(InvalidAccountId(hint(
+            "holds white space or control characters",
+        )));
     }
     if a.chars().any(|c| c.is_uppercase()) {
-        return Err(hint(
+        return Err(InvalidAccountId(hint(
             "has upper-case letters (Bakong account ids are lower case)",
-        ));
+        )));
     }
     if !is_account_shape(a) {
-        return Err(format!(
+        return Err(InvalidAccountId(format!(
             "{a:?} is not a Bakong account id: expected name@bank (e.g. \"shop@aclb\"), ASCII, at most 32 characters"
-        ));
+        )));
     }
     Ok(())
 }
@@ -922,6 +806,14 @@ impl Settings {
 
     /// Every problem of the values, each naming its key.
     pub fn problems(&self) -> Vec<ConfigError> {
+        let mut out = self.connection_problems();
+        out.extend(self.poller_problems());
+        out.extend(self.log_problems());
+        out
+    }
+
+    /// `[database]`, `[bakong]` and `[merchant]`: where to connect and what is compared with API data.
+    fn connection_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
         let mut push = |r: Result<(), ConfigError>| {
             if let Err(e) = r {
@@ -991,10 +883,10 @@ impl Settings {
             }));
         }
         if let Some(a) = &self.bakong.account_id {
-            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why)));
+            push(check_account_id(a).or_else(|why| bad("bakong.account_id", why.0)));
         }
         if let Some(a) = &self.merchant.account_id {
-            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why)));
+            push(check_account_id(a).or_else(|why| bad("merchant.account_id", why.0)));
         }
         if self.merchant.is_set() {
             push(
@@ -1013,6 +905,18 @@ impl Settings {
                 }));
             }
         }
+        out
+    }
+
+    /// `[poller]`: rates, intervals and their relations.
+    fn poller_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         let p = &self.poller;
         if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
             push(bad(
@@ -1080,6 +984,26 @@ impl Settings {
                 "must be at most 9s: the daemon promises to exit within 10s".into(),
             ));
         }
+        out
+    }
+
+    /// `[log]` and `[metrics]`.
+    fn log_problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        let mut push = |r: Result<(), ConfigError>| {
+            if let Err(e) = r {
+                out.push(e);
+            }
+        };
+        let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
+        if let Some(l) = &self.metrics.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                push(bad(
+                    "metrics.listen",
+                    format!("{l:?} is not an IP address and port (e.g. \"127.0.0.1:9464\"; \"[::1]:9464\" for IPv6)"),
+                ));
+            }
+        }
         if self
             .log
             .level
@@ -1141,6 +1065,14 @@ impl Settings {
                 ),
             });
         }
+        if let Some(a) = self.metrics.listen_addr().filter(|a| !a.ip().is_loopback()) {
+            out.push(ConfigWarning {
+                key: "metrics.listen",
+                message: format!(
+                    "{a} is reachable from other hosts and /metrics and /healthz ask for no credentials; allow only your Prometheus server in the firewall"
+                ),
+            });
+        }
         out
     }
 
@@ -1162,8 +1094,9 @@ impl Settings {
 
     /// The settings as a TOML config file (the token included: for files
     /// the daemon writes for itself, such as the benchmark's).
-    pub fn to_toml(&self) -> Result<String, String> {
-        toml::to_string(self).map_err(|e| format!("cannot write settings as TOML: {e}"))
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string(self)
+            .map_err(|e| ConfigError::general(format!("cannot write settings as TOML: {e}")))
     }
 
     /// The database file path from `database.url`.
@@ -1493,7 +1426,7 @@ mod tests {
             ("averyveryveryverylongaccountname@aclb", None),
             ("shöp@aclb", None),
         ] {
-            let e = check_account_id(bad).expect_err(bad);
+            let e = check_account_id(bad).expect_err(bad).0;
             assert!(e.contains(&format!("{bad:?}")), "quotes the value: {e}");
             if let Some(h) = hint {
                 assert!(e.contains(&format!("{h:?}")), "suggests {h}: {e}");

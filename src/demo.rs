@@ -10,39 +10,30 @@ use rand::Rng;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Settings;
 use crate::money::Currency;
 use crate::simulator::{self, NewTransaction, OutcomeKind, Scenario};
 
-const EMAIL: &str = "demo@shop.example";
-const ACCOUNT: &str = "demo_shop@devb";
+use crate::app::{LOCAL_ACCOUNT as ACCOUNT, LOCAL_EMAIL as EMAIL};
 
-/// Settings for a daemon against a local simulator, with short intervals.
-pub fn local_settings(dir: &std::path::Path, base_url: &str, token: &str) -> Settings {
-    let mut s = Settings::default();
-    s.database.url = format!("sqlite://{}", dir.join("payments.db").display());
-    s.bakong.base_url = base_url.to_string();
-    s.bakong.email = Some(EMAIL.into());
-    s.bakong.token = Some(token.to_string());
-    s.bakong.token_file = dir.join("token");
-    s.bakong.account_id = Some(ACCOUNT.into());
-    s.bakong.timeout = Duration::from_secs(2);
-    s.poller.max_requests_per_second = 20.0;
-    s.poller.concurrency = 8;
-    s.poller.scan_interval = Duration::from_millis(100);
-    s.poller.fresh_interval = Duration::from_millis(500);
-    s.poller.fresh_period = Duration::from_secs(30);
-    s.poller.max_interval = Duration::from_secs(2);
-    s.poller.lease = Duration::from_secs(5);
-    s.poller.payment_ttl = Duration::from_secs(12);
-    s.poller.expiry_grace = Duration::from_secs(1);
-    s.poller.error_backoff_min = Duration::from_millis(200);
-    s.poller.error_backoff_max = Duration::from_secs(2);
-    s
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("demo: {0}")]
+pub struct DemoError(String);
+
+impl From<String> for DemoError {
+    fn from(s: String) -> Self {
+        DemoError(s)
+    }
+}
+
+impl From<crate::simulator::SimError> for DemoError {
+    fn from(e: crate::simulator::SimError) -> Self {
+        DemoError(e.to_string())
+    }
 }
 
 /// Runs the demo with `n` payments.
-pub async fn run(n: usize) -> Result<(), String> {
+pub async fn run(n: usize) -> Result<(), DemoError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "warn");
     let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temporary directory: {e}"))?;
     let shutdown =
@@ -54,7 +45,7 @@ pub async fn run(n: usize) -> Result<(), String> {
     )
     .await?;
     let token = sim.sim.issue_token(EMAIL);
-    let settings = local_settings(dir.path(), &sim.base_url(), &token);
+    let settings = crate::app::local_settings(dir.path(), &sim.base_url(), &token);
     println!("bakong-poller demo");
     println!("  simulator  {}", sim.base_url());
     println!("  database   {}", settings.database.url);
@@ -108,8 +99,8 @@ pub async fn run(n: usize) -> Result<(), String> {
     daemon_stop.cancel();
     match daemon.await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(format!("daemon: {e}")),
-        Err(e) => return Err(format!("daemon task: {e}")),
+        Ok(Err(e)) => return Err(format!("daemon: {e}").into()),
+        Err(e) => return Err(format!("daemon task: {e}").into()),
     }
     summary(&store, &sim.sim, started.elapsed()).await?;
     store.close().await;
@@ -121,7 +112,7 @@ async fn add_customer(
     sim: &simulator::Sim,
     store: &crate::store::Store,
     i: usize,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let mut rng = rand::rng();
     let (amount, currency) = if rng.random_bool(0.5) {
         (Decimal::new(rng.random_range(50..2000), 2), Currency::Usd)
@@ -167,7 +158,7 @@ async fn summary(
     store: &crate::store::Store,
     sim: &simulator::Sim,
     elapsed: Duration,
-) -> Result<(), String> {
+) -> Result<(), DemoError> {
     let rows = store.status_summary().await.map_err(|e| e.to_string())?;
     println!("\n  status     count   paid -> confirmed (avg / max)");
     for r in rows {

@@ -64,4 +64,8 @@ impl Observer for SdNotify {
     fn status(&self, line: &str) {
         self.send(&[NotifyState::Status(line)]);
     }
+
+    fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
 }

@@ -49,6 +49,9 @@ pub struct GateStats {
     pub rate_limited: AtomicU64,
     /// Requests let through.
     pub requests: AtomicU64,
+    /// Microseconds the gate was held shut by 429s (Retry-After, or the
+    /// backoff without it): wall time, however many requests waited.
+    pub held_micros: AtomicU64,
 }
 
 struct State {
@@ -215,7 +218,14 @@ impl Gate {
             Some(RetryAfter::Date(_)) => Duration::from_millis(20),
             _ => Duration::ZERO,
         };
-        let until = Instant::now() + wait + margin;
+        let now = Instant::now();
+        let until = now + wait + margin;
+        // Only the part of this pause that extends the one in force is new.
+        let held_from = st.not_before.map_or(now, |nb| nb.max(now));
+        let added = until.saturating_duration_since(held_from);
+        self.stats
+            .held_micros
+            .fetch_add(added.as_micros() as u64, Ordering::Relaxed);
         st.not_before = Some(st.not_before.map_or(until, |nb| nb.max(until)));
         wait
     }
@@ -286,6 +296,16 @@ mod tests {
             took >= Duration::from_millis(1010) && took < Duration::from_millis(1020),
             "{took:?}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn overlapping_retry_afters_count_the_held_time_once() {
+        let gate = Gate::new(&GateConfig::default());
+        gate.rate_limited(Some(RetryAfter::Seconds(10)));
+        gate.rate_limited(Some(RetryAfter::Seconds(4)));
+        gate.rate_limited(Some(RetryAfter::Seconds(12)));
+        let held = Duration::from_micros(gate.stats.held_micros.load(Ordering::Relaxed));
+        assert_eq!(held, Duration::from_secs(12));
     }
 
     #[tokio::test]

@@ -87,6 +87,8 @@ struct Inner {
     /// The list endpoint was found closed to the token of this generation,
     /// until this instant: its 403s need no new probe meanwhile.
     list_closed: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
+    /// Per-request counters, only when `[metrics] listen` is set.
+    instruments: std::sync::OnceLock<crate::metrics::ApiInstruments>,
 }
 
 /// How long a list found closed to a token is taken as closed without a
@@ -123,7 +125,7 @@ fn check_amount(amount: Decimal) -> Result<(), Error> {
 fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction, Error> {
     Transaction::from_json(&env.data).map_err(|detail| Error::Decode {
         endpoint,
-        detail,
+        detail: detail.0,
         excerpt: error::excerpt(env.data.to_string().as_bytes()),
     })
 }
@@ -187,6 +189,7 @@ impl Client {
                 last_success_ms: AtomicI64::new(0),
                 latencies: Default::default(),
                 list_closed: Default::default(),
+                instruments: Default::default(),
             }),
         })
     }
@@ -199,6 +202,12 @@ impl Client {
     /// The token manager.
     pub fn tokens(&self) -> &Arc<TokenManager> {
         &self.inner.tokens
+    }
+
+    /// Counts every request of this client (and its clones) in `m` from
+    /// now on; the first call wins.
+    pub fn install_instruments(&self, m: crate::metrics::ApiInstruments) {
+        let _ = self.inner.instruments.set(m);
     }
 
     /// Unix ms of the last readable answer, 0 if none yet.
@@ -245,7 +254,12 @@ impl Client {
         if let Some((t, _)) = &token {
             req = req.bearer_auth(t.expose());
         }
-        (self.exchange(endpoint, req).await, generation)
+        let started = std::time::Instant::now();
+        let result = self.exchange(endpoint, req).await;
+        if let Some(m) = self.inner.instruments.get() {
+            m.request(endpoint, &result, started.elapsed());
+        }
+        (result, generation)
     }
 
     async fn exchange(
@@ -594,11 +608,15 @@ impl Client {
         for item in items {
             check_len(key, item, 1, 255)?;
         }
+        if let (Some(m), "check_transaction_by_md5_list") = (self.inner.instruments.get(), endpoint)
+        {
+            m.bulk_request(items.len());
+        }
         let env = Self::answer(self.call(endpoint, &json!(items), Auth::Required).await?)?;
         let (read, stray) =
             types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
                 endpoint,
-                detail,
+                detail: detail.0,
                 excerpt: error::excerpt(env.data.to_string().as_bytes()),
             })?;
         for s in &stray {

@@ -427,7 +427,11 @@ impl TokenManager {
                 info!(generation, file = %self.keep.describe(), "access token renewed and saved");
                 Ok(())
             }
-            Err(why) => {
+            Err(e) => {
+                let why = match e {
+                    Error::Renewal(m) => m,
+                    other => other.to_string(),
+                };
                 flight.failures += 1;
                 self.failed_renewals.fetch_add(1, Ordering::Relaxed);
                 let wait = flight.backoff.next().unwrap_or(Duration::from_secs(3600));
@@ -438,17 +442,14 @@ impl TokenManager {
         }
     }
 
-    async fn renew_now(&self, client: &Client) -> Result<u64, String> {
-        let email = self
-            .cfg
-            .email
-            .as_deref()
-            .ok_or("bakong.email is not set, so the token cannot be renewed")?;
-        let token = client.renew_token(email).await.map_err(|e| match e {
-            Error::Renewal(m) => m,
-            other => other.to_string(),
+    async fn renew_now(&self, client: &Client) -> Result<u64, Error> {
+        let email = self.cfg.email.as_deref().ok_or_else(|| {
+            Error::Renewal("bakong.email is not set, so the token cannot be renewed".into())
         })?;
-        self.keep.save(&token).map_err(|e| e.to_string())?;
+        let token = client.renew_token(email).await?;
+        self.keep
+            .save(&token)
+            .map_err(|e| Error::Renewal(e.to_string()))?;
         Ok(self.install(token))
     }
 

@@ -133,18 +133,36 @@ struct WireTransaction {
     receiver_bank_account: Option<String>,
 }
 
+/// Why an answer (or one item of a list answer) cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AnswerError(pub String);
+
+impl From<String> for AnswerError {
+    fn from(s: String) -> Self {
+        AnswerError(s)
+    }
+}
+
+impl From<&str> for AnswerError {
+    fn from(s: &str) -> Self {
+        AnswerError(s.to_string())
+    }
+}
+
 impl Transaction {
     /// Reads a transaction from the `data` of a check answer. What the
     /// `paid` rule needs (hash, receiver, amount, currency) must be sound;
     /// the rest is read leniently (a null payer is `None`).
-    pub fn from_json(v: &Value) -> Result<Self, String> {
+    pub fn from_json(v: &Value) -> Result<Self, AnswerError> {
         if !v.is_object() {
-            return Err(format!("data is {v}, expected a transaction object"));
+            return Err(format!("data is {v}, expected a transaction object").into());
         }
-        let w: WireTransaction = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+        let w: WireTransaction =
+            serde_json::from_value(v.clone()).map_err(|e| AnswerError(e.to_string()))?;
         let hash = w.hash.ok_or("hash is missing")?;
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("hash {hash:?} is not 64 hex characters"));
+            return Err(format!("hash {hash:?} is not 64 hex characters").into());
         }
         let currency = w
             .currency
@@ -204,7 +222,7 @@ struct WireItem {
 }
 
 /// Each asked id's item, read on its own (or why it could not be).
-pub type ListItems = HashMap<String, Result<ListStatus, String>>;
+pub type ListItems = HashMap<String, Result<ListStatus, AnswerError>>;
 
 /// Reads a list answer's `data` item by item. Items are matched to the
 /// request by the echoed `key` (`md5` or `hash`), never by position; an
@@ -215,7 +233,7 @@ pub fn read_list(
     data: &Value,
     key: &str,
     asked: &[String],
-) -> Result<(ListItems, Vec<String>), String> {
+) -> Result<(ListItems, Vec<String>), AnswerError> {
     let arr = data.as_array().ok_or("data is not an array")?;
     let mut out: ListItems = HashMap::new();
     let mut stray = Vec::new();
@@ -235,9 +253,7 @@ pub fn read_list(
             Some(prev) if prev != &item => {
                 out.insert(
                     id.clone(),
-                    Err(format!(
-                        "the answer holds two different items for {key} {id}"
-                    )),
+                    Err(format!("the answer holds two different items for {key} {id}").into()),
                 );
             }
             Some(_) => {}
@@ -249,8 +265,9 @@ pub fn read_list(
     Ok((out, stray))
 }
 
-fn read_item(entry: &Value) -> Result<ListStatus, String> {
-    let w: WireItem = serde_json::from_value(entry.clone()).map_err(|e| e.to_string())?;
+fn read_item(entry: &Value) -> Result<ListStatus, AnswerError> {
+    let w: WireItem =
+        serde_json::from_value(entry.clone()).map_err(|e| AnswerError(e.to_string()))?;
     match w.status.as_deref() {
         Some("SUCCESS") => Ok(ListStatus::Success {
             transaction: Box::new(Transaction::from_json(&w.data)?),
@@ -258,7 +275,7 @@ fn read_item(entry: &Value) -> Result<ListStatus, String> {
         Some("NOT_FOUND") => Ok(ListStatus::NotFound),
         Some("FAILED") => Ok(ListStatus::Failed),
         Some("STATIC_QR") => Ok(ListStatus::StaticQr),
-        other => Err(format!("unknown status {other:?}")),
+        other => Err(format!("unknown status {other:?}").into()),
     }
 }
 
@@ -308,7 +325,7 @@ mod tests {
     fn a_transaction_without_a_valid_hash_is_refused() {
         let v = json!({"hash": "zz", "fromAccountId": "a@b", "toAccountId": "c@d", "currency": "USD", "amount": 1});
         let err = Transaction::from_json(&v).expect_err("refused");
-        assert!(err.contains("hash"), "{err}");
+        assert!(err.0.contains("hash"), "{err}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         pending: a.pending,
     })
     .await
-    .map_err(CliError::Runtime)?;
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(Nothing {})
 }
 
@@ -95,6 +95,6 @@ pub async fn run_webhooks(a: &WebhookBenchArgs) -> Result<Nothing, CliError> {
         receiver_delay: a.receiver_delay,
     })
     .await
-    .map_err(CliError::Runtime)?;
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(Nothing {})
 }

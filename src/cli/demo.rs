@@ -19,6 +19,6 @@ pub struct DemoArgs {
 pub async fn run(args: &DemoArgs) -> Result<Nothing, CliError> {
     crate::demo::run(args.payments as usize)
         .await
-        .map_err(CliError::Runtime)?;
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(Nothing {})
 }

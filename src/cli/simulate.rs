@@ -40,14 +40,16 @@ impl Report for Serving {
 pub async fn run(ctx: &Context, a: &SimulateArgs) -> Result<Nothing, CliError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "info");
     let scenario = match &a.scenario {
-        Some(p) => crate::simulator::Scenario::load(p).map_err(CliError::Usage)?,
+        Some(p) => {
+            crate::simulator::Scenario::load(p).map_err(|e| CliError::Usage(e.to_string()))?
+        }
         None => crate::simulator::Scenario::default(),
     };
     let shutdown = crate::shutdown::on_signal()
         .map_err(|e| CliError::Runtime(format!("cannot install signal handlers: {e}")))?;
     let handle = crate::simulator::spawn(a.listen, &scenario, shutdown.clone())
         .await
-        .map_err(CliError::Runtime)?;
+        .map_err(|e| CliError::Runtime(e.to_string()))?;
     Output::from(Serving {
         base_url: handle.base_url(),
     })

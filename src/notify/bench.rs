@@ -21,6 +21,33 @@ use crate::config::{BulkMode, LogFormat, WebhookSecrets};
 use crate::simulator::{self, NewTransaction, Scenario};
 use crate::store::{NewPayment, Store};
 
+/// Why the benchmark could not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookBenchError {
+    /// The simulator could not start or take a payment.
+    #[error("simulator: {0}")]
+    Sim(#[from] crate::simulator::SimError),
+    /// The temporary database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The temporary directory or the receiver's socket failed.
+    #[error("webhook bench: {0}")]
+    Io(#[from] std::io::Error),
+    /// The signing secret made here was refused (a bug).
+    #[error("webhook bench: secret: {0}")]
+    Secret(#[from] super::sign::SecretError),
+    /// Not every event reached the receiver in time.
+    #[error("only {got} of {want} events reached the receiver within {secs} s")]
+    Incomplete {
+        /// Events that arrived.
+        got: usize,
+        /// Events expected.
+        want: usize,
+        /// How long the bench waited.
+        secs: u64,
+    },
+}
+
 /// Benchmark options.
 #[derive(Debug, Clone)]
 pub struct WebhookBenchOptions {
@@ -80,9 +107,9 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 }
 
 /// Runs the benchmark and prints its figures.
-pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
+pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
     crate::telemetry::init(LogFormat::Text, "warn");
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir()?;
     let stop = CancellationToken::new();
     let sim = simulator::spawn(
         ([127, 0, 0, 1], 0).into(),
@@ -95,7 +122,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
     );
-    let key = SigningKey::from_secret(&secret).map_err(|e| e.to_string())?;
+    let key = SigningKey::from_secret(&secret)?;
     let arrivals = Arc::new(Arrivals {
         key,
         delay: opts.receiver_delay,
@@ -105,13 +132,11 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
     let app = Router::new()
         .route("/events", post(receive))
         .with_state(arrivals.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("receiver: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut s = crate::demo::local_settings(dir.path(), &sim.base_url(), &token);
+    let mut s = crate::app::local_settings(dir.path(), &sim.base_url(), &token);
     s.bakong.account_id = None;
     s.log.level = "warn".into();
     s.poller.bulk = BulkMode::Always;
@@ -123,10 +148,8 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
     s.webhook.url = Some(format!("http://{addr}/events"));
     s.webhook.secret = WebhookSecrets::One(secret);
     s.webhook.timeout = Duration::from_secs(5);
-    let store = Store::connect(&s.database.url, Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
+    let store = Store::connect(&s.database.url, Duration::from_secs(5)).await?;
+    store.migrate().await?;
     let insert = |i: usize| {
         let md5 = crate::khqr::md5_hex(&format!("webhook-bench-{i}-{}", rand::random::<u64>()));
         let registered = sim.sim.add_transaction(NewTransaction {
@@ -147,10 +170,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
         for i in 0..opts.events {
             let (md5, r) = insert(i);
             r?;
-            store
-                .insert_payment(&new(md5))
-                .await
-                .map_err(|e| e.to_string())?;
+            store.insert_payment(&new(md5)).await?;
         }
     }
     let daemon_stop = CancellationToken::new();
@@ -167,33 +187,29 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), String> {
             tick.tick().await;
             let (md5, r) = insert(i);
             r?;
-            store
-                .insert_payment(&new(md5))
-                .await
-                .map_err(|e| e.to_string())?;
+            store.insert_payment(&new(md5)).await?;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(120 + opts.events as u64 / 10);
+    let wait = Duration::from_secs(120 + opts.events as u64 / 10);
+    let deadline = Instant::now() + wait;
     loop {
         let n = arrivals.seen.lock().map(|s| s.len()).unwrap_or(0);
         if n >= opts.events {
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "only {n} of {} events arrived in time",
-                opts.events
-            ));
+            return Err(WebhookBenchError::Incomplete {
+                got: n,
+                want: opts.events,
+                secs: wait.as_secs(),
+            });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = started.elapsed();
     daemon_stop.cancel();
     let _ = daemon.await;
-    let recorded = store
-        .delivery_latencies()
-        .await
-        .map_err(|e| e.to_string())?;
+    let recorded = store.delivery_latencies().await?;
     store.close().await;
     stop.cancel();
     let seen: Vec<(i64, i64)> = arrivals

@@ -21,6 +21,11 @@ use super::schedule;
 /// The bookkeeping answer kind of a static QR.
 pub const STATIC_QR: &str = "static_qr";
 
+/// A claimed row whose values cannot be used; the message names the column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadRow(pub String);
+
 /// A claimed row whose values passed validation.
 #[derive(Debug, Clone)]
 pub struct Payment {
@@ -46,25 +51,25 @@ pub struct Payment {
 
 impl Payment {
     /// Validates a claimed row; the error names the column.
-    pub fn from_claimed(c: &Claimed, grace: Duration) -> Result<Self, String> {
+    pub fn from_claimed(c: &Claimed, grace: Duration) -> Result<Self, BadRow> {
         if !is_md5(&c.md5) {
-            return Err(format!(
+            return Err(BadRow(format!(
                 "md5 {:?} is not 32 lowercase hex characters",
                 c.md5
-            ));
+            )));
         }
-        let amount = parse_amount(&c.amount).map_err(|e| format!("amount: {e}"))?;
+        let amount = parse_amount(&c.amount).map_err(|e| BadRow(format!("amount: {e}")))?;
         let currency = c
             .currency
             .parse::<Currency>()
-            .map_err(|e| format!("currency: {e}"))?;
-        check_precision(amount, currency).map_err(|e| format!("amount: {e}"))?;
+            .map_err(|e| BadRow(format!("currency: {e}")))?;
+        check_precision(amount, currency).map_err(|e| BadRow(format!("amount: {e}")))?;
         let created_ms = c
             .created_ms
-            .ok_or("created_at is not a readable UTC time")?;
+            .ok_or_else(|| BadRow("created_at is not a readable UTC time".into()))?;
         let expires_ms = c
             .expires_ms
-            .ok_or("expires_at is not a readable UTC time")?;
+            .ok_or_else(|| BadRow("expires_at is not a readable UTC time".into()))?;
         Ok(Payment {
             id: c.id,
             lease_id: c.lease_id,

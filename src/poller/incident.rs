@@ -80,6 +80,16 @@ impl Incidents {
         }
     }
 
+    /// The kind of the problem in force (an [`Error::kind`] name), for the
+    /// metrics.
+    pub fn kind(&self) -> Option<&'static str> {
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(k, _)| *k)
+    }
+
     /// The problem in force, for the STATUS line.
     pub fn current(&self) -> Option<String> {
         self.current

@@ -56,6 +56,10 @@ pub struct Metrics {
     pub errors: AtomicU64,
     /// The systemic problem in force.
     pub incidents: Incidents,
+    /// Whether the loop goes round and the database answers (`/healthz`).
+    pub health: crate::metrics::Health,
+    /// Confirmation latencies, only when `[metrics] listen` is set.
+    pub confirmations: Option<crate::metrics::PaymentInstruments>,
 }
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
@@ -68,6 +72,13 @@ pub trait Observer: Send + Sync + 'static {
     fn stopping(&self) {}
     /// A one-line summary of the daemon's state.
     fn status(&self, _line: &str) {}
+    /// The watchdog interval the service manager asked for, if any
+    /// (`/healthz` allows the loop half of it).
+    fn watchdog(&self) -> Option<Duration> {
+        None
+    }
+    /// The metrics listener is bound to `addr`.
+    fn listening(&self, _addr: std::net::SocketAddr) {}
 }
 
 /// An observer that does nothing.
@@ -96,8 +107,46 @@ pub async fn run(
         .await
         .map_err(AppError::Database)?;
     let settings = Arc::new(settings);
-    let metrics = Arc::new(Metrics::default());
+    // Bound before READY, so a port in use stops the start with its key.
+    let listener = match settings.metrics.listen_addr() {
+        Some(addr) => Some(
+            crate::metrics::server::bind(addr)
+                .await
+                .map_err(|e| AppError::Runtime(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let instruments = listener
+        .as_ref()
+        .map(|_| crate::metrics::Instruments::new());
+    if let Some(i) = &instruments {
+        client.install_instruments(i.api.clone());
+    }
+    let metrics = Arc::new(Metrics {
+        confirmations: instruments.as_ref().map(|i| i.payments.clone()),
+        ..Metrics::default()
+    });
     let tracker = TaskTracker::new();
+    if let (Some(listener), Some(instruments)) = (listener, instruments) {
+        if let Ok(addr) = listener.local_addr() {
+            observer.listening(addr);
+        }
+        let sources = crate::metrics::server::Sources {
+            store: store.clone(),
+            client: client.clone(),
+            poller: metrics.clone(),
+            settings: settings.clone(),
+            loop_limit: observer
+                .watchdog()
+                .map_or(crate::metrics::server::DEFAULT_LOOP_LIMIT, |w| w / 2),
+        };
+        tracker.spawn(crate::metrics::server::serve(
+            listener,
+            instruments,
+            sources,
+            shutdown.clone(),
+        ));
+    }
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let wake = Arc::new(tokio::sync::Notify::new());
@@ -201,6 +250,7 @@ async fn schedule_loop(
     let mut last_flush = tokio::time::Instant::now();
     loop {
         observer.tick();
+        metrics.health.round();
         let room = cfg.concurrency.saturating_sub(checks.len());
         // One request checks a batch: 50 md5s in bulk mode, else one.
         let bulk = ctx.bulk.active();
@@ -218,10 +268,14 @@ async fn schedule_loop(
         if room > 0 && !gather {
             last_flush = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
-            match store
+            metrics.health.query_started();
+            let claimed = store
                 .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
-                .await
-            {
+                .await;
+            metrics
+                .health
+                .query_ended(claimed.as_ref().err().map(|e| e as _));
+            match claimed {
                 Ok(rows) => {
                     db_errors = 0;
                     full = rows.len() == room * batch;
@@ -232,7 +286,7 @@ async fn schedule_loop(
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
                             Ok(p) => valid.push(p),
-                            Err(why) => park_bad_row(&ctx, &row, why).await,
+                            Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
                     // Rows that keep failing go alone, so one bad row never
@@ -442,7 +496,12 @@ async fn recorder(
     while rx.recv_many(&mut batch, 64).await > 0 {
         let writes: Vec<Write> = batch.iter().map(|v| v.write.clone()).collect();
         let now = Utc::now();
-        match store.record(&writes, now).await {
+        metrics.health.query_started();
+        let recorded = store.record(&writes, now).await;
+        metrics
+            .health
+            .query_ended(recorded.as_ref().err().map(|e| e as _));
+        match recorded {
             Ok(applied) => {
                 let mut events = false;
                 for (v, ok) in batch.iter().zip(applied) {
@@ -484,6 +543,13 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
     counter.fetch_add(1, Ordering::Relaxed);
     let tx = confirmation.as_deref();
     let p = v.payment.as_ref();
+    if let (Some(m), Some(p), Some(tx)) = (&metrics.confirmations, p, tx) {
+        m.confirmed(
+            now.timestamp_millis(),
+            p.created_ms,
+            tx.paid_at.map(|t| t.timestamp_millis()),
+        );
+    }
     info!(
         id = id.0,
         md5 = p.map(|p| p.md5.as_str()),

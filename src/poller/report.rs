@@ -20,7 +20,8 @@ use crate::store::Store;
 
 const TOKEN_WARNING_DAYS: f64 = 7.0;
 
-fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+/// The `p` quantile (0.0 to 1.0) of sorted samples, nearest rank.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
     if sorted.is_empty() {
         return None;
     }
@@ -119,6 +120,6 @@ mod tests {
         let v: Vec<u32> = (1..=100).collect();
         assert_eq!(percentile(&v, 0.5), Some(51));
         assert_eq!(percentile(&v, 0.95), Some(95));
-        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile::<u32>(&[], 0.5), None);
     }
 }

@@ -148,7 +148,7 @@ fn now_ms() -> i64 {
 
 impl Sim {
     /// A simulator loaded with `scenario`.
-    pub fn new(scenario: &Scenario, shutdown: CancellationToken) -> Result<Arc<Self>, String> {
+    pub fn new(scenario: &Scenario, shutdown: CancellationToken) -> Result<Arc<Self>, SimError> {
         let sim = Arc::new(Sim {
             inner: Mutex::new(Inner {
                 settings: scenario.settings.clone(),
@@ -294,13 +294,13 @@ impl Sim {
     }
 
     /// Registers a simulated payment.
-    pub fn add_transaction(&self, t: NewTransaction) -> Result<Registered, String> {
+    pub fn add_transaction(&self, t: NewTransaction) -> Result<Registered, SimError> {
         let (md5, amount, currency, to) = match (&t.md5, &t.qr) {
             (Some(_), Some(_)) => return Err("give md5 or qr, not both".into()),
             (None, None) => return Err("give md5 or qr".into()),
             (Some(m), None) => {
                 if !khqr::is_md5(m) {
-                    return Err(format!("md5 {m:?} is not 32 lowercase hex characters"));
+                    return Err(format!("md5 {m:?} is not 32 lowercase hex characters").into());
                 }
                 (
                     m.clone(),
@@ -329,18 +329,18 @@ impl Sim {
             }
         };
         if amount <= Decimal::ZERO {
-            return Err(format!("amount {amount} must be positive"));
+            return Err(format!("amount {amount} must be positive").into());
         }
         let mut g = self.lock();
         if g.by_md5.contains_key(&md5) {
-            return Err(format!("md5 {md5} is already registered"));
+            return Err(format!("md5 {md5} is already registered").into());
         }
         let n = g.txs.len();
         let hash = match &t.hash {
             Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                 h.to_ascii_lowercase()
             }
-            Some(h) => return Err(format!("hash {h:?} is not 64 hex characters")),
+            Some(h) => return Err(format!("hash {h:?} is not 64 hex characters").into()),
             None => format!(
                 "{}{}",
                 khqr::md5_hex(&format!("{md5}:{n}:a")),
@@ -348,7 +348,7 @@ impl Sim {
             ),
         };
         if g.by_hash.contains_key(&hash) {
-            return Err(format!("hash {hash} is already registered"));
+            return Err(format!("hash {hash} is already registered").into());
         }
         let ids = Registered {
             short_hash: hash[..8].to_string(),
@@ -523,12 +523,30 @@ impl SimHandle {
     }
 }
 
+/// A simulator that cannot start or a registration it refuses; the
+/// message names the field or file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SimError(pub String);
+
+impl From<String> for SimError {
+    fn from(s: String) -> Self {
+        SimError(s)
+    }
+}
+
+impl From<&str> for SimError {
+    fn from(s: &str) -> Self {
+        SimError(s.to_string())
+    }
+}
+
 /// Binds `listen` and serves until the handle stops it or `shutdown` fires.
 pub async fn spawn(
     listen: SocketAddr,
     scenario: &Scenario,
     shutdown: CancellationToken,
-) -> Result<SimHandle, String> {
+) -> Result<SimHandle, SimError> {
     let shutdown = shutdown.child_token();
     let sim = Sim::new(scenario, shutdown.clone())?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -633,7 +651,7 @@ async fn ctl_add_tx(State(sim): State<Arc<Sim>>, body: axum::body::Bytes) -> Ctl
     match parse_ctl::<NewTransaction>(&body) {
         Ok(t) => match sim.add_transaction(t) {
             Ok(r) => ctl_json(r),
-            Err(e) => ctl_error(400, e),
+            Err(e) => ctl_error(400, e.0),
         },
         Err(e) => e,
     }

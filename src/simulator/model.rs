@@ -187,9 +187,9 @@ pub struct Registration {
 
 impl Scenario {
     /// Reads a scenario file; the error names the file and the problem.
-    pub fn load(path: &std::path::Path) -> Result<Self, String> {
+    pub fn load(path: &std::path::Path) -> Result<Self, super::SimError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("scenario {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| format!("scenario {}: {e}", path.display()))
+        Ok(toml::from_str(&text).map_err(|e| format!("scenario {}: {e}", path.display()))?)
     }
 }

@@ -139,6 +139,19 @@ pub struct Counts {
     pub next_check_ms: Option<i64>,
 }
 
+/// The pending rows at a moment, for the metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct PendingFacts {
+    /// Pending rows.
+    pub pending: i64,
+    /// Pending rows past their deadline (`expires_at`, or created +
+    /// `poller.payment_ttl`, plus `poller.expiry_grace`): they should have
+    /// been decided by now.
+    pub overdue: i64,
+    /// created_at of the oldest pending row, unix ms.
+    pub oldest_created_ms: Option<i64>,
+}
+
 /// A payment to insert, as a merchant's application would.
 #[derive(Debug, Clone)]
 pub struct NewPayment {
@@ -186,6 +199,22 @@ pub struct PaymentRow {
     /// Last answer or error kind.
     pub last_answer: Option<String>,
     /// Last transient error.
+    pub last_error: Option<String>,
+}
+
+/// The daemon's bookkeeping of one payment (not part of the public
+/// contract; for `status`-like tools and tests).
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Bookkeeping {
+    /// Unix ms of the next check (a claim pushes it past the lease).
+    pub next_check_at: i64,
+    /// Answers received.
+    pub checks: i64,
+    /// Consecutive transient errors.
+    pub errors: i64,
+    /// The last answer's kind (`not_found`, `static_qr`, an error kind).
+    pub last_answer: Option<String>,
+    /// The last transient error.
     pub last_error: Option<String>,
 }
 
@@ -349,6 +378,19 @@ impl Store {
         }
     }
 
+    /// Pending, overdue (past deadline + `grace` at `now_ms`, a row without
+    /// `expires_at` living `ttl`) and the oldest pending row's age.
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<PendingFacts, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.pending_facts(now_ms, ttl, grace).await,
+        }
+    }
+
     /// Payments confirmed paid since midnight UTC.
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         match &self.backend {
@@ -379,6 +421,13 @@ impl Store {
     pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.status_of(md5).await,
+        }
+    }
+
+    /// The daemon's bookkeeping of the payment with this md5, if any.
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.bookkeeping(md5).await,
         }
     }
 

@@ -590,6 +590,34 @@ impl SqliteStore {
         Ok(c)
     }
 
+    /// See [`super::Store::pending_facts`]. One pass over the pending rows
+    /// (the status index), on the read pool.
+    pub async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE coalesce(unixepoch(expires_at, 'subsec'),
+                                                unixepoch(created_at, 'subsec') + ?1) * 1000 + ?2 < ?3),
+                CAST(min(unixepoch(created_at, 'subsec')) * 1000 AS INTEGER)
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
     /// See [`super::Store::paid_today`].
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
@@ -664,6 +692,17 @@ impl SqliteStore {
             .await
             .map_err(ctx(format!("read status of {md5}")))?;
         s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::bookkeeping`].
+    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks, errors, last_answer, last_error FROM payments WHERE md5 = ?1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
     }
 
     /// See [`super::Store::last_answer`].
@@ -1142,27 +1181,26 @@ mod tests {
             .await
             .expect("connect");
         store.migrate().await.expect("migrate");
+        let plan = |sql: &'static str| {
+            let pool = store.write.clone();
+            async move {
+                sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(&pool)
+                    .await
+                    .expect("plan")
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                    .collect::<Vec<String>>()
+                    .join("\n")
+            }
+        };
         for sql in [CLAIM_SQL, DUE_SQL] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&store.write)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                .collect();
-            let text = plan.join("\n");
+            let text = plan(sql).await;
             assert!(text.contains("INDEX payments_due"), "{text}");
             assert!(!text.contains("payments_status"), "{text}");
         }
         for sql in [RESCHEDULE_SQL, RELEASE_SQL] {
-            let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .fetch_all(&store.write)
-                .await
-                .expect("plan")
-                .iter()
-                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                .collect();
-            let text = plan.join("\n");
+            let text = plan(sql).await;
             assert!(text.contains("INTEGER PRIMARY KEY"), "{text}");
             assert!(!text.contains("payments_status"), "{text}");
         }

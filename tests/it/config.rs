@@ -560,11 +560,7 @@ async fn a_database_of_the_previous_release_upgrades_keeping_every_row() {
     let bad_md5 = &before[2].1;
     let d = start(s.clone());
     let error: String = wait_for("the bad row to be parked", LIMIT, || async {
-        sqlx::query_scalar::<_, Option<String>>("SELECT last_error FROM payments WHERE md5 = ?1")
-            .bind(bad_md5)
-            .fetch_one(&db)
-            .await
-            .unwrap()
+        bookkeeping(&s, bad_md5).await.last_error
     })
     .await;
     d.stop().await;

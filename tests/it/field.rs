@@ -175,6 +175,7 @@ async fn each_item_of_a_list_answer_stands_alone_and_a_failing_row_goes_alone() 
     for m in [&a, &b, &c, &d, &f] {
         insert(&db, m, "1.50").await;
     }
+    let settings = s.clone();
     let daemon = start(s);
     assert_eq!(final_status(&db, &a, LIMIT).await, "paid");
     assert_eq!(final_status(&db, &b, LIMIT).await, "paid");
@@ -194,20 +195,13 @@ async fn each_item_of_a_list_answer_stands_alone_and_a_failing_row_goes_alone() 
     for m in [&c, &d, &f] {
         assert_eq!(status(&db, m).await, "pending");
     }
-    let errors: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT md5, last_error FROM payments WHERE md5 IN (?1, ?2, ?3)")
-            .bind(&c)
-            .bind(&d)
-            .bind(&f)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    for (m, err) in errors {
-        if m == c {
+    for m in [&c, &d, &f] {
+        let err = bookkeeping(&settings, m).await.last_error;
+        if m == &c {
             assert_eq!(err, None, "C is simply not found yet");
         } else {
             let err = err.unwrap_or_default();
-            assert!(err.contains(&m), "its own error names it: {err}");
+            assert!(err.contains(m.as_str()), "its own error names it: {err}");
         }
     }
     stop.cancel();
@@ -531,26 +525,31 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
     stop.cancel();
 }
 
+/// Starts `run` as a process logging to `log`; returns once it runs.
+async fn running_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the daemon to run", LIMIT, || async {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("bakong-poller running")
+            .then_some(())
+    })
+    .await;
+    child
+}
+
 #[tokio::test]
 async fn a_second_daemon_on_the_same_sqlite_database_refuses_to_start_naming_the_first() {
     let e = env().await;
     let s = e.settings();
     let _db = e.merchant(&s).await;
     let cfg = e.config_file(&s, "");
-    let log = e.dir.path().join("first.log");
-    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the first daemon to run", LIMIT, || async {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("bakong-poller running")
-            .then_some(())
-    })
-    .await;
+    let mut first = running_daemon(&cfg, &e.dir.path().join("first.log")).await;
     let (code, _, err) = bin(&cfg, &["run"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
@@ -562,20 +561,7 @@ async fn a_second_daemon_on_the_same_sqlite_database_refuses_to_start_naming_the
     );
     let _ = first.wait();
     // The OS lock died with it: a new daemon starts at once.
-    let log2 = e.dir.path().join("second.log");
-    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log2).unwrap())
-        .spawn()
-        .unwrap();
-    wait_for("the second daemon to run", LIMIT, || async {
-        std::fs::read_to_string(&log2)
-            .unwrap_or_default()
-            .contains("bakong-poller running")
-            .then_some(())
-    })
-    .await;
+    let mut second = running_daemon(&cfg, &e.dir.path().join("second.log")).await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(second.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

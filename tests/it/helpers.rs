@@ -41,12 +41,9 @@ pub async fn env() -> TestEnv {
 impl TestEnv {
     /// Settings with millisecond durations against this simulator.
     pub fn settings(&self) -> Settings {
-        let mut s = Settings::default();
-        s.database.url = format!("sqlite://{}", self.db_path().display());
-        s.bakong.base_url = self.sim.base_url();
+        let mut s = app::local_settings(self.dir.path(), &self.sim.base_url(), &self.token);
         s.bakong.email = Some(EMAIL.into());
-        s.bakong.token = Some(self.token.clone());
-        s.bakong.token_file = self.dir.path().join("token");
+        s.bakong.account_id = None;
         s.bakong.timeout = Duration::from_millis(500);
         s.bakong.renew_before = Duration::from_secs(1);
         let p = &mut s.poller;
@@ -227,4 +224,15 @@ pub async fn count(db: &SqlitePool, status: &str) -> i64 {
         .fetch_one(db)
         .await
         .unwrap()
+}
+
+/// The daemon's bookkeeping of a payment, read through the store interface
+/// (the columns are not part of the public contract).
+pub async fn bookkeeping(s: &Settings, md5: &str) -> bakong_poller::store::Bookkeeping {
+    let store = bakong_poller::store::Store::connect(&s.database.url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let b = store.bookkeeping(md5).await.unwrap().unwrap();
+    store.close().await;
+    b
 }

@@ -9,6 +9,7 @@ mod daemon;
 mod field;
 mod helpers;
 mod khqr;
+mod metrics;
 mod simulator;
 mod systemd;
 mod webhooks;

@@ -1,0 +1,151 @@
+//! Secrets out of messages: URLs with credentials shown as `user:***@host`,
+//! and free text (a parser's quoted line, a driver's error) cleaned of
+//! URL credentials, secret-looking `key = value` pairs and JWTs. Every
+//! message that echoes a config value that can carry a credential goes
+//! through here (re-exported by [`crate::config`]).
+
+/// A URL as it may be shown: a password becomes `***` (`user:***@host`), a
+/// user name alone (often a token) becomes `***@host`, and the values of
+/// query parameters that look like secrets (`password`, `token`, `key`,
+/// `secret`, ...) become `***`. Works on strings that do not parse as URLs
+/// (a bad port, a stray character), since those are the ones echoed in
+/// error messages. Every message that shows a config value that can carry
+/// a credential (`database.url`, `bakong.base_url`, `bakong.proxy`, webhook
+/// URLs) goes through this.
+pub fn redact_url(url: &str) -> String {
+    let start = url.find("://").map(|i| i + 3).unwrap_or(0);
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map(|i| start + i)
+        .unwrap_or(url.len());
+    let mut out = String::with_capacity(url.len());
+    out.push_str(&url[..start]);
+    let authority = &url[start..end];
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
+    }
+    let rest = &url[end..];
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let parts: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if is_secret_name(k) => format!("{k}=***"),
+                    _ => kv.to_string(),
+                })
+                .collect();
+            out.push_str(&parts.join("&"));
+            if let Some(f) = fragment {
+                out.push('#');
+                out.push_str(f);
+            }
+        }
+        None => out.push_str(rest),
+    }
+    out
+}
+
+fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    !n.ends_with("_file")
+        && [
+            "pass",
+            "pwd",
+            "token",
+            "secret",
+            "key",
+            "auth",
+            "credential",
+        ]
+        .iter()
+        .any(|w| n.contains(w))
+}
+
+/// Redacts secrets inside free text (an error from the TOML parser, the
+/// database driver or the HTTP client that quotes a value or a line of the
+/// config file): the credentials of every URL in it, `key = value` lines
+/// whose key names a secret (`token = "..."`, `secret = ...`), and
+/// anything shaped like a JWT.
+pub fn redact_text(text: &str) -> String {
+    let lines: Vec<String> = text.lines().map(redact_line).collect();
+    let mut out = lines.join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+fn redact_line(line: &str) -> String {
+    // `token = "eyJ..."`, as the TOML parser quotes a line of the file.
+    if let Some((k, _)) = line.split_once('=') {
+        let key = k
+            .trim()
+            .trim_start_matches(|c: char| c == '|' || c.is_ascii_digit() || c.is_whitespace())
+            .trim();
+        let last = key.rsplit('.').next().unwrap_or(key);
+        if !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && is_secret_name(last)
+        {
+            return format!("{}= \"***\"", &line[..k.len()]);
+        }
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(i) = rest.find("://") {
+        // The URL starts at its scheme, just before "://".
+        let scheme_start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map(|j| j + 1)
+            .unwrap_or(0);
+        let url_end = rest[i..]
+            .find(|c: char| c.is_whitespace() || "\"'`<>(),;".contains(c))
+            .map(|j| i + j)
+            .unwrap_or(rest.len());
+        out.push_str(&rest[..scheme_start]);
+        out.push_str(&redact_url(&rest[scheme_start..url_end]));
+        rest = &rest[url_end..];
+    }
+    out.push_str(rest);
+    redact_jwts(&out)
+}
+
+/// Replaces JWT-shaped words (`eyJ` header, three base64url parts) by `***`.
+fn redact_jwts(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("eyJ") {
+        let len = rest[i..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-_.=".contains(c)))
+            .unwrap_or(rest.len() - i);
+        let word = &rest[i..i + len];
+        out.push_str(&rest[..i]);
+        if word.matches('.').count() >= 2 {
+            out.push_str("***");
+        } else {
+            out.push_str(word);
+        }
+        rest = &rest[i + len..];
+    }
+    out.push_str(rest);
+    out
+}
