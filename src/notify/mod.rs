@@ -16,6 +16,7 @@ pub mod event;
 pub mod sign;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,18 @@ const DRAIN: Duration = Duration::from_millis(500);
 
 /// Each retry waits this many times longer than the one before.
 const FACTOR: f64 = 3.0;
+
+/// Delivery attempts by outcome, counted by this process (for
+/// `/metrics`).
+#[derive(Debug, Default)]
+pub struct DeliveryStats {
+    /// Attempts the receiver took.
+    pub delivered: AtomicU64,
+    /// Attempts that failed and will be retried.
+    pub retried: AtomicU64,
+    /// Attempts that failed for the last time (the delivery is dead).
+    pub dead: AtomicU64,
+}
 
 /// The receivers configured, ready to send.
 #[derive(Debug, Clone, Default)]
@@ -135,6 +148,7 @@ pub async fn run(
     settings: Arc<Settings>,
     receivers: Receivers,
     wake: Arc<Notify>,
+    metrics: Arc<crate::poller::Metrics>,
     shutdown: CancellationToken,
 ) {
     let names = receivers.names();
@@ -167,6 +181,7 @@ pub async fn run(
                             receivers.clone(),
                             d,
                             in_flight.clone(),
+                            metrics.clone(),
                         ));
                     }
                 }
@@ -217,6 +232,7 @@ async fn attempt(
     receivers: Arc<Receivers>,
     d: ClaimedDelivery,
     in_flight: Arc<Mutex<HashSet<(String, String, i64)>>>,
+    metrics: Arc<crate::poller::Metrics>,
 ) {
     let at = Utc::now();
     let started = Instant::now();
@@ -235,6 +251,13 @@ async fn attempt(
         DeliveryOutcome::Retry(Utc::now().timestamp_millis() + delay.as_millis() as i64)
     };
     log_attempt(&d, &target, &answer, made, latency_ms, outcome);
+    let stats = &metrics.deliveries;
+    match outcome {
+        DeliveryOutcome::Delivered => &stats.delivered,
+        DeliveryOutcome::Retry(_) => &stats.retried,
+        DeliveryOutcome::Dead => &stats.dead,
+    }
+    .fetch_add(1, Ordering::Relaxed);
     let record = AttemptRecord {
         at,
         latency_ms,

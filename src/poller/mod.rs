@@ -60,6 +60,8 @@ pub struct Metrics {
     pub health: crate::metrics::Health,
     /// Confirmation latencies, only when `[metrics] listen` is set.
     pub confirmations: Option<crate::metrics::PaymentInstruments>,
+    /// Event delivery attempts by outcome.
+    pub deliveries: crate::notify::DeliveryStats,
 }
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
@@ -158,6 +160,7 @@ pub async fn run(
         settings.clone(),
         receivers,
         wake,
+        metrics.clone(),
         shutdown.clone(),
     ));
     tracker.spawn(

@@ -665,3 +665,71 @@ async fn bad_webhook_and_hook_settings_exit_2_naming_the_key_without_echoing_the
         assert!(!err.contains("c2VjcmV0"), "the secret was echoed: {err}");
     }
 }
+
+/// Learns where the metrics listener was bound.
+#[derive(Default)]
+struct Bound(Mutex<Option<SocketAddr>>);
+
+impl bakong_poller::poller::Observer for Bound {
+    fn listening(&self, addr: SocketAddr) {
+        *self.0.lock().unwrap() = Some(addr);
+    }
+}
+
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_delivery_attempts_and_show_pending_and_dead_deliveries() {
+    let e = env().await;
+    let key = secret(11);
+    let rx = Receiver::start(&key, &[Reply::Status(500)], Reply::Status(200)).await;
+    let mut s = with_webhook(e.settings(), &rx.url(), vec![key]);
+    s.metrics.listen = Some("127.0.0.1:0".into());
+    let db = e.merchant(&s).await;
+    let bound = Arc::new(Bound::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let join = tokio::spawn(bakong_poller::poller::run(s, stop.clone(), bound.clone()));
+    let addr = wait_for("the metrics listener", LIMIT, || {
+        let a = *bound.0.lock().unwrap();
+        async move { a }
+    })
+    .await;
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let id = event_of(&db, &md5).await;
+    wait_delivery(&db, &id, "webhook", "delivered").await;
+    let text = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    stop.cancel();
+    join.await.unwrap().unwrap();
+    let attempts = "bakong_poller_event_delivery_attempts_total";
+    assert_eq!(
+        sample(&text, &format!("{attempts}{{outcome=\"delivered\"}}")),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, &format!("{attempts}{{outcome=\"retried\"}}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, &format!("{attempts}{{outcome=\"dead\"}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "bakong_poller_event_deliveries_pending"),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&text, "bakong_poller_event_deliveries_dead"),
+        Some(0.0)
+    );
+}
