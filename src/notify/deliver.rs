@@ -187,13 +187,23 @@ impl Hook {
     }
 
     /// Runs the hook with `body` on stdin and the id and type in
-    /// `BAKONG_POLLER_EVENT_ID` / `BAKONG_POLLER_EVENT_TYPE`. Exit 0 is
-    /// delivered. After the timeout its whole process group is killed.
+    /// `BAKONG_POLLER_EVENT_ID` / `BAKONG_POLLER_EVENT_TYPE` (and none of
+    /// the daemon's own `BAKONG_POLLER*` variables, which may hold the
+    /// token). Exit 0 is delivered. After the timeout its whole process
+    /// group is killed.
     pub async fn run(&self, id: &str, event_type: &str, body: &str) -> Answer {
         let Some((program, args)) = self.argv.split_first() else {
             return Answer::failed("hook.command is empty".into());
         };
         let mut cmd = tokio::process::Command::new(program);
+        // The daemon's own settings may come through the environment
+        // (BAKONG_POLLER__BAKONG__TOKEN...): a hook gets none of them.
+        for (key, _) in std::env::vars_os() {
+            let k = key.to_string_lossy();
+            if k.starts_with("BAKONG_POLLER") || k == "CREDENTIALS_DIRECTORY" {
+                cmd.env_remove(&key);
+            }
+        }
         cmd.args(args)
             .env("BAKONG_POLLER_EVENT_ID", id)
             .env("BAKONG_POLLER_EVENT_TYPE", event_type)

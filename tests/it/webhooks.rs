@@ -733,3 +733,39 @@ async fn metrics_count_delivery_attempts_and_show_pending_and_dead_deliveries() 
         Some(0.0)
     );
 }
+
+#[tokio::test]
+async fn a_hook_never_sees_the_token_the_daemon_got_from_its_environment() {
+    let e = env().await;
+    let dir = e.dir.path();
+    let hook = script(dir, "env.sh", &format!("env > {}/hook-env", dir.display()));
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let cfg = e.config_file(
+        &s,
+        &format!("\n[hook]\ncommand = [\"{hook}\"]\ntimeout = \"5s\"\n"),
+    );
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let mut child = bin()
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .env("BAKONG_POLLER__BAKONG__TOKEN", &e.token)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = event_of(&db, &md5).await;
+    wait_delivery(&db, &id, "hook", "delivered").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let env = std::fs::read_to_string(dir.join("hook-env")).unwrap();
+    assert!(
+        env.contains(&format!("BAKONG_POLLER_EVENT_ID={id}")),
+        "{env}"
+    );
+    assert!(!env.contains(&e.token), "the token reached the hook");
+    assert!(!env.contains("BAKONG_POLLER__"), "{env}");
+}
