@@ -842,6 +842,19 @@ impl SqliteStore {
         limit: usize,
         receivers: &[&str],
     ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
+        // Most looks find nothing due: a read says so without taking the
+        // write lock the merchant's inserts and the recorder need.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM event_deliveries INDEXED BY event_deliveries_due
+             WHERE status = 'pending' AND next_attempt_at <= ?1 LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("look for due deliveries"))?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let mut tx = self
             .write

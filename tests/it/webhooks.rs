@@ -769,3 +769,54 @@ async fn a_hook_never_sees_the_token_the_daemon_got_from_its_environment() {
     assert!(!env.contains(&e.token), "the token reached the hook");
     assert!(!env.contains("BAKONG_POLLER__"), "{env}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_hanging_delivery_exits_0_in_time_and_gives_the_delivery_back() {
+    let e = env().await;
+    let key = secret(12);
+    let rx = Receiver::start(&key, &[], Reply::Hang).await;
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    // A 60 s timeout: only shutdown can end the attempt in time.
+    let cfg = e.config_file(&s, &webhook_toml(&rx.url(), &key, 60_000));
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let mut child = bin()
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("a delivery in flight", LIMIT, || async {
+        (rx.state.hanging.load(Ordering::SeqCst) >= 1).then_some(())
+    })
+    .await;
+    let sent = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let code = wait_for("the daemon to exit", Duration::from_secs(15), || {
+        let r = child.try_wait().unwrap();
+        async move { r }
+    })
+    .await;
+    assert_eq!(code.code(), Some(0));
+    assert!(
+        sent.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        sent.elapsed()
+    );
+    let id = event_of(&db, &md5).await;
+    let (status, next): (String, i64) =
+        sqlx::query_as("SELECT status, next_attempt_at FROM event_deliveries WHERE event_id = ?1")
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(status, "pending");
+    assert!(
+        next <= chrono::Utc::now().timestamp_millis(),
+        "given back, not left leased for two minutes"
+    );
+}
