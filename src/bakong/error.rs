@@ -186,5 +186,5 @@ pub fn error_code_text(code: i64) -> &'static str {
 /// The first bytes of a body, for error messages.
 pub(crate) fn excerpt(body: &[u8]) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::redact::redact_text(&s.split_whitespace().collect::<Vec<_>>().join(" "))
 }

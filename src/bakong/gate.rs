@@ -21,6 +21,9 @@ use std::time::{Duration, SystemTime};
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use tokio::time::Instant;
 
+/// The longest `Retry-After` honoured as it is.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// Settings of the gate.
 #[derive(Debug, Clone)]
 pub struct GateConfig {
@@ -69,6 +72,9 @@ pub struct Gate {
     state: Mutex<State>,
     /// Requests wait in line here (FIFO), one at a time at the head.
     line: tokio::sync::Mutex<()>,
+    /// Priority requests (renewals) waiting for a slot: the head of the
+    /// line lets them take the next one.
+    priority: std::sync::atomic::AtomicUsize,
     /// When the next request may leave. A slot is claimed only once it has
     /// come, and claiming moves it on by 1/rate, so there are no bursts.
     next: Mutex<Instant>,
@@ -79,6 +85,22 @@ pub struct Gate {
 impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+/// Counts a priority waiter while it lives.
+struct PriorityMark<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> PriorityMark<'a> {
+    fn new(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        PriorityMark(n)
+    }
+}
+
+impl Drop for PriorityMark<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -130,6 +152,7 @@ impl Gate {
                 rate: ceiling,
             }),
             line: tokio::sync::Mutex::new(()),
+            priority: std::sync::atomic::AtomicUsize::new(0),
             next: Mutex::new(Instant::now()),
             builder,
             max_backoff: cfg.backoff_max,
@@ -169,6 +192,7 @@ impl Gate {
         } else {
             Some(self.line.lock().await)
         };
+        let _mark = priority.then(|| PriorityMark::new(&self.priority));
         loop {
             if let Some(nb) = self.not_before() {
                 if nb > Instant::now() {
@@ -180,6 +204,11 @@ impl Gate {
                 break;
             };
             let slot = *self.next.lock().unwrap_or_else(|e| e.into_inner());
+            if !priority && self.priority.load(Ordering::Relaxed) > 0 {
+                // A renewal waits for this slot: let it have it.
+                tokio::time::sleep_until(slot.max(Instant::now()) + Duration::from_millis(1)).await;
+                continue;
+            }
             if slot > Instant::now() {
                 // Re-read after waking: a priority request may have taken
                 // the slot, or a 429 may have arrived.
@@ -202,6 +231,16 @@ impl Gate {
         self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
         let mut st = self.lock();
         let wait = match retry_after {
+            // Honoured to the letter up to an hour: a day-long (or absurd)
+            // Retry-After must not stop every request, renewals included,
+            // for a day; the daily quota has its own handling.
+            Some(ra) if ra.wait() > MAX_RETRY_AFTER => {
+                tracing::warn!(
+                    retry_after_s = ra.wait().as_secs(),
+                    "Retry-After longer than an hour; waiting an hour"
+                );
+                MAX_RETRY_AFTER
+            }
             Some(ra) => ra.wait(),
             // backon's jitter adds up to 100%: keep the cap a cap.
             None => st
@@ -277,6 +316,22 @@ mod tests {
             gate.rate_limited(Some(RetryAfter::Seconds(0)));
         }
         assert_eq!(gate.rate(), Some(10.0 / 32.0));
+    }
+
+    #[test]
+    fn a_retry_after_longer_than_an_hour_waits_an_hour() {
+        let gate = Gate::new(&GateConfig::default());
+        let day = RetryAfter::Seconds(86_400);
+        assert_eq!(gate.rate_limited(Some(day)), MAX_RETRY_AFTER);
+        // Absurd values neither panic nor stop everything for ever.
+        assert_eq!(
+            gate.rate_limited(Some(RetryAfter::Seconds(u64::MAX))),
+            MAX_RETRY_AFTER
+        );
+        assert_eq!(
+            gate.rate_limited(Some(RetryAfter::Seconds(3))),
+            Duration::from_secs(3)
+        );
     }
 
     #[tokio::test(start_paused = true)]

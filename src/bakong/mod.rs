@@ -267,6 +267,15 @@ impl Client {
         endpoint: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<Envelope, Error> {
+        // The answers of the token endpoints carry a token: none of their
+        // body goes into an error (and from there into logs or rows).
+        let shown = |body: &[u8]| {
+            if matches!(endpoint, "request_token" | "verify" | "renew_token") {
+                "(withheld: this answer may hold a token)".to_string()
+            } else {
+                error::excerpt(body)
+            }
+        };
         let transport = |e: reqwest::Error| {
             if e.is_timeout() {
                 Error::Timeout {
@@ -294,7 +303,7 @@ impl Client {
                 return Err(Error::Decode {
                     endpoint,
                     detail: format!("answer larger than {MAX_BODY} bytes"),
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 });
             }
             body.extend_from_slice(&chunk);
@@ -340,14 +349,14 @@ impl Client {
                 return Err(Error::Decode {
                     endpoint,
                     detail: e.to_string(),
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 })
             }
             _ => {
                 return Err(Error::Http {
                     endpoint,
                     status,
-                    excerpt: error::excerpt(&body),
+                    excerpt: shown(&body),
                 })
             }
         };
@@ -693,7 +702,22 @@ impl Client {
                 };
                 match self.check_md5(first).await {
                     Err(Error::Forbidden { .. }) => return Err(Error::GeoBlocked),
-                    Err(e) if !e.is_answer() => return Err(e),
+                    // No answer from the single lookup either: the question
+                    // stays open, and this batch fails with that error.
+                    Err(
+                        e @ (Error::Transport { .. }
+                        | Error::Timeout { .. }
+                        | Error::Unauthorized { .. }
+                        | Error::RateLimited { .. }
+                        | Error::Http { .. }
+                        | Error::Renewal(_)
+                        | Error::NoToken
+                        | Error::EndpointNotFound { .. }
+                        | Error::InvalidArgument { .. }),
+                    ) => return Err(e),
+                    // Any answer (found, not found, failed, static QR, even
+                    // an unreadable transaction or an API error code) shows
+                    // single lookups work with this token.
                     _ if self.inner.tokens.generation() != before => {
                         tracing::info!("the list refused the token with a 403; it was renewed, asking the list again");
                         match self.check_md5_list(md5s).await {
@@ -716,6 +740,8 @@ impl Client {
     }
 }
 
+/// The error and its sources in one line, with any URL credentials
+/// redacted (reqwest's errors name the request URL).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -724,5 +750,5 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&c.to_string());
         cur = c.source();
     }
-    s
+    crate::redact::redact_text(&s)
 }

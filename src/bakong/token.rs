@@ -447,16 +447,21 @@ impl TokenManager {
             Error::Renewal("bakong.email is not set, so the token cannot be renewed".into())
         })?;
         let token = client.renew_token(email).await?;
-        self.keep
-            .save(&token)
-            .map_err(|e| Error::Renewal(e.to_string()))?;
-        Ok(self.install(token))
+        // In use at once: Bakong may already have revoked the old token, so
+        // a token that cannot be saved is still better than none.
+        let saved = self.keep.save(&token);
+        let generation = self.install(token);
+        if let Err(e) = saved {
+            error!(error = %e, "the renewed token is in use but could not be saved; a restart would use an older one");
+        }
+        Ok(generation)
     }
 
     /// Renews ahead of the token's `exp` (by `bakong.renew_before`) until
     /// `shutdown`. A failed attempt is logged once (by [`Self::refresh`])
     /// and retried on the same backoff as any other renewal.
     pub async fn renew_ahead(self: Arc<Self>, client: Client, shutdown: CancellationToken) {
+        let mut warned = false;
         loop {
             let Some((token, generation)) = self.current() else {
                 return;
@@ -466,11 +471,22 @@ impl TokenManager {
                 shutdown.cancelled().await;
                 return;
             };
+            let now = Utc::now();
             let renew_before = chrono::Duration::from_std(self.cfg.renew_before)
                 .unwrap_or_else(|_| chrono::Duration::days(7));
-            let wait = (exp - renew_before - Utc::now())
-                .to_std()
-                .unwrap_or_default();
+            let mut wait = (exp - renew_before - now).to_std().unwrap_or_default();
+            if wait.is_zero() && generation > 0 {
+                // A token this process renewed is already inside its
+                // renew_before window: the window is longer than the
+                // token's life. Renew halfway through instead of at once,
+                // or renewals would follow each other without end.
+                let life_left = (exp - now).to_std().unwrap_or_default();
+                wait = (life_left / 2).max(self.cfg.renew_retry);
+                if !warned {
+                    tracing::warn!(renew_before = %humantime::format_duration(self.cfg.renew_before), token_life_left = %humantime::format_duration(Duration::from_secs(life_left.as_secs())), "bakong.renew_before is longer than a renewed token lives; renewing halfway through its life instead");
+                    warned = true;
+                }
+            }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(wait) => {}

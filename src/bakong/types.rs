@@ -74,24 +74,17 @@ fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Er
 }
 
 /// A millisecond timestamp as an integer, a float (`1586852120700.0` in
-/// NBC's samples) or a numeric string; null or absent is `None`.
+/// NBC's samples) or a numeric string; anything else (null, absent, an
+/// unreadable value) is `None`: these dates are informative, not part of
+/// the `paid` rule, so they never make a transaction unreadable.
 fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    use serde::de::Error as _;
     let v = Value::deserialize(d)?;
-    let as_f64 = |f: f64| {
-        (f.is_finite() && f.abs() < 9.0e15)
-            .then(|| f.round() as i64)
-            .ok_or_else(|| D::Error::custom(format!("{v} is not a timestamp")))
-    };
-    match &v {
-        Value::Null => Ok(None),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Ok(Some(i)),
-            None => as_f64(n.as_f64().unwrap_or(f64::NAN)).map(Some),
-        },
-        Value::String(s) => as_f64(s.trim().parse::<f64>().unwrap_or(f64::NAN)).map(Some),
-        _ => Err(D::Error::custom(format!("{v} is not a timestamp"))),
-    }
+    let from_f64 = |f: f64| (f.is_finite() && f.abs() < 9.0e15).then(|| f.round() as i64);
+    Ok(match &v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(from_f64)),
+        Value::String(s) => s.trim().parse::<f64>().ok().and_then(from_f64),
+        _ => None,
+    })
 }
 
 /// The amount, read exactly from the JSON text (never through a float's
@@ -345,7 +338,6 @@ mod tests {
             ("currency", json!(null)),
             ("toAccountId", json!(null)),
             ("hash", json!(null)),
-            ("createdDateMs", json!("yesterday")),
         ] {
             let mut v = ok.clone();
             v[field] = bad.clone();
@@ -353,6 +345,21 @@ mod tests {
                 Transaction::from_json(&v).is_err(),
                 "{field} = {bad} must be refused"
             );
+        }
+    }
+
+    #[test]
+    fn unreadable_dates_are_absent_not_fatal() {
+        for bad in [
+            json!("yesterday"),
+            json!(true),
+            json!({"t": 1}),
+            json!(1e300),
+        ] {
+            let v = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1,
+                           "createdDateMs": bad, "acknowledgedDateMs": bad});
+            let t = Transaction::from_json(&v).expect("readable");
+            assert_eq!(t.created_date_ms, None);
         }
     }
 

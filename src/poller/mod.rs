@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{build_client, open_store, AppError};
+use crate::app::{build_client, AppError};
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::payment::{FinalStatus, Lane};
@@ -94,11 +94,16 @@ pub async fn run(
     shutdown: CancellationToken,
     observer: Arc<dyn Observer>,
 ) -> Result<(), AppError> {
-    let store = open_store(&settings).await?;
     // One daemon per SQLite database: a second would double the ceiling.
+    // Taken before the migrations, so a second daemon (a new release during
+    // a deploy) never migrates the schema under the running one.
+    let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
+        .await
+        .map_err(AppError::Database)?;
     let _instance = store
         .lock_instance()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
+    store.migrate().await.map_err(AppError::Database)?;
     let client = build_client(&settings, true)?;
     // Events are recorded whatever is configured; deliveries are made for
     // the receivers configured now.
@@ -212,8 +217,15 @@ pub async fn run(
     if waited.is_err() {
         error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
     }
-    drop(recorder_handle);
-    store.close().await;
+    // A recorder still waiting on a lock held by another process is stopped:
+    // its rows stay leased and are checked again after the lease.
+    recorder_handle.abort();
+    if tokio::time::timeout(CHECK_DRAIN, store.close())
+        .await
+        .is_err()
+    {
+        error!("shutdown: the database did not close in time");
+    }
     info!("stopped");
     result
 }
@@ -285,18 +297,24 @@ async fn schedule_loop(
                     if !rows.is_empty() {
                         debug!(rows = rows.len(), batch, room, "claimed due payments");
                     }
-                    let mut valid = Vec::with_capacity(rows.len());
+                    // Rows whose own answers keep failing (an unreadable
+                    // item, not a 429 or a timeout of the whole request) go
+                    // alone, so one bad row never holds back the healthy ones
+                    // it would share a request with; at most as many as
+                    // there is room for beside the full batches.
+                    let mut alone = Vec::new();
+                    let mut healthy = Vec::with_capacity(rows.len());
                     for row in rows {
                         match Payment::from_claimed(&row, cfg.expiry_grace) {
-                            Ok(p) => valid.push(p),
+                            Ok(p) if bulk && failing_alone(&row) => alone.push(p),
+                            Ok(p) => healthy.push(p),
                             Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
-                    // Rows that keep failing go alone, so one bad row never
-                    // holds back the healthy ones it would share a request with.
-                    let (alone, healthy): (Vec<Payment>, Vec<Payment>) = valid
-                        .into_iter()
-                        .partition(|p| p.errors >= ISOLATE_AFTER_ERRORS);
+                    let room_alone = room.saturating_sub(healthy.len().div_ceil(batch)).max(1);
+                    if alone.len() > room_alone {
+                        healthy.extend(alone.split_off(room_alone));
+                    }
                     for p in alone {
                         checks.spawn(check_batch(vec![p], ctx.clone()));
                     }
@@ -343,6 +361,16 @@ async fn schedule_loop(
         checks.abort_all();
     }
     Ok(())
+}
+
+/// Whether a row's own answers keep failing: consecutive errors of a kind
+/// about the row (an unreadable item), not about the API or the set-up.
+fn failing_alone(row: &Claimed) -> bool {
+    row.errors >= ISOLATE_AFTER_ERRORS
+        && !row
+            .last_answer
+            .as_deref()
+            .is_some_and(incident::is_systemic)
 }
 
 async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
@@ -567,4 +595,35 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
         reason = %v.reason,
         "payment {}", status.as_str()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payment::PaymentId;
+
+    fn row(errors: i64, last: &str) -> Claimed {
+        Claimed {
+            id: PaymentId(1),
+            lease_id: 1,
+            md5: "b1c250304b8594e4c6b53dd44791b57a".into(),
+            amount: "1".into(),
+            currency: "USD".into(),
+            created_ms: Some(0),
+            expires_ms: Some(1),
+            checks: 0,
+            errors,
+            last_answer: Some(last.into()),
+        }
+    }
+
+    #[test]
+    fn only_rows_whose_own_answers_fail_go_alone() {
+        assert!(failing_alone(&row(2, "decode")));
+        assert!(!failing_alone(&row(1, "decode")));
+        // A 429, a timeout or a geo-block failed the whole request, not the row.
+        for kind in ["rate_limited", "timeout", "geo_blocked", "http", "renewal"] {
+            assert!(!failing_alone(&row(9, kind)), "{kind}");
+        }
+    }
 }

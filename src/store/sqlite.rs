@@ -353,7 +353,9 @@ impl SqliteStore {
         if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
             return Ok(InstanceGuard { _file: None });
         }
-        let mut name = self.path.clone().into_os_string();
+        // The real path, so a symlinked name locks the same file.
+        let real = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
+        let mut name = real.into_os_string();
         name.push(".lock");
         let lock_path = std::path::PathBuf::from(name);
         let io = |what: &str| {
@@ -384,9 +386,11 @@ impl SqliteStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "unknown host".into());
+        // gethostname(2), not /proc/sys: the unit's ProcSubset=pid hides it.
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown host".into());
         file.set_len(0).map_err(io("write"))?;
         file.rewind().map_err(io("write"))?;
         writeln!(file, "pid {} on host {host}", std::process::id()).map_err(io("write"))?;
