@@ -30,6 +30,10 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[merchant]`: who receives the money in the KHQRs `new` builds.
     pub merchant: MerchantSettings,
+    /// `[webhook]`: signed HTTP notifications of final statuses.
+    pub webhook: WebhookSettings,
+    /// `[hook]`: a command run with each event on stdin.
+    pub hook: HookSettings,
     /// `[metrics]`.
     pub metrics: MetricsSettings,
     /// Where the settings came from (not a key).
@@ -348,6 +352,111 @@ pub struct PollerSettings {
     /// How long shutdown waits for writes in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+}
+
+/// `[webhook]`: where events are POSTed, signed the Standard Webhooks way.
+/// Its retry settings apply to the `[hook]` command too.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// The receiver's URL (`https://...`); unset: no webhook.
+    pub url: Option<String>,
+    /// One `whsec_` secret, or a list while rotating (each one signs).
+    pub secret: WebhookSecrets,
+    /// Per-attempt timeout.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Attempts before a delivery is `dead`.
+    pub max_attempts: u32,
+    /// Delay before the second attempt; each later one is 3 times longer.
+    #[serde(with = "humantime_serde")]
+    pub retry_min: Duration,
+    /// Longest delay between attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max: Duration,
+}
+
+/// `[webhook] secret`: one secret or a list of them.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum WebhookSecrets {
+    /// `secret = "whsec_..."`.
+    One(String),
+    /// `secret = ["whsec_new...", "whsec_old..."]`.
+    Many(Vec<String>),
+}
+
+impl Default for WebhookSecrets {
+    fn default() -> Self {
+        WebhookSecrets::Many(Vec::new())
+    }
+}
+
+impl WebhookSecrets {
+    /// The secrets, in order.
+    pub fn list(&self) -> Vec<&str> {
+        match self {
+            WebhookSecrets::One(s) => vec![s.as_str()],
+            WebhookSecrets::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+// Secrets never reach Debug output; the URL is shown redacted.
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field(
+                "secret",
+                &format!("[{} secret(s) REDACTED]", self.secret.list().len()),
+            )
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_min", &self.retry_min)
+            .field("retry_max", &self.retry_max)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{} secret(s) REDACTED]", self.list().len())
+    }
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            url: None,
+            secret: WebhookSecrets::default(),
+            timeout: Duration::from_secs(10),
+            max_attempts: 12,
+            retry_min: Duration::from_secs(30),
+            retry_max: Duration::from_secs(4 * 3600),
+        }
+    }
+}
+
+/// `[hook]`: a program run with each event's JSON on stdin; exit 0 is
+/// delivered, anything else is retried like a webhook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HookSettings {
+    /// The argv: `["/path/to/program", "arg"]`; unset: no hook.
+    pub command: Option<Vec<String>>,
+    /// How long a run may take before it is killed.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for HookSettings {
+    fn default() -> Self {
+        HookSettings {
+            command: None,
+            timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Whether the daemon checks 50 md5s per request.
@@ -879,6 +988,7 @@ impl Settings {
                 "must be longer than bakong.timeout, or a slow check would be taken twice".into(),
             ));
         }
+        push_notify_problems(self, &mut push);
         if p.shutdown_timeout > Duration::from_secs(9) {
             push(bad(
                 "poller.shutdown_timeout",
@@ -917,6 +1027,16 @@ impl Settings {
             ));
         }
         out
+    }
+
+    /// The webhook's signing keys, decoded (validation has checked them).
+    pub fn webhook_keys(&self) -> Vec<crate::notify::sign::SigningKey> {
+        self.webhook
+            .secret
+            .list()
+            .into_iter()
+            .filter_map(|s| crate::notify::sign::SigningKey::from_secret(s).ok())
+            .collect()
     }
 
     fn check_base_url(&self) -> Result<(), ConfigError> {
@@ -1084,6 +1204,88 @@ impl Settings {
                 backoff_min: self.poller.rate_backoff_min,
                 backoff_max: self.poller.rate_backoff_max,
             },
+        }
+    }
+}
+
+/// The `[webhook]` and `[hook]` checks.
+fn push_notify_problems(s: &Settings, push: &mut impl FnMut(Result<(), ConfigError>)) {
+    let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
+    let w = &s.webhook;
+    let secrets = w.secret.list();
+    if let Some(url) = &w.url {
+        let shown = redact_url(url);
+        push(match reqwest::Url::parse(url) {
+            Ok(u) if ["http", "https"].contains(&u.scheme()) && u.host().is_some() => Ok(()),
+            _ => bad(
+                "webhook.url",
+                format!(
+                    "{shown:?} is not an http(s) URL (e.g. \"https://shop.example/bakong-events\")"
+                ),
+            ),
+        });
+        if secrets.is_empty() {
+            push(bad(
+                "webhook.secret",
+                "is required with webhook.url: a whsec_ secret (whsec_ + base64 of 24 to 64 random bytes, e.g. \"whsec_$(openssl rand -base64 32)\")".into(),
+            ));
+        }
+    }
+    for (i, secret) in secrets.iter().enumerate() {
+        if let Err(e) = crate::notify::sign::SigningKey::from_secret(secret) {
+            let which = if secrets.len() > 1 {
+                format!(" (secret number {})", i + 1)
+            } else {
+                String::new()
+            };
+            push(bad("webhook.secret", format!("{e}{which}")));
+        }
+    }
+    for (key, d) in [
+        ("webhook.timeout", w.timeout),
+        ("webhook.retry_min", w.retry_min),
+        ("hook.timeout", s.hook.timeout),
+    ] {
+        if d.is_zero() {
+            push(bad(key, "must be longer than zero".into()));
+        }
+    }
+    if w.max_attempts == 0 || w.max_attempts > 100 {
+        push(bad(
+            "webhook.max_attempts",
+            format!("{} must be 1 to 100", w.max_attempts),
+        ));
+    }
+    if w.retry_max < w.retry_min {
+        push(bad(
+            "webhook.retry_max",
+            "must not be shorter than webhook.retry_min".into(),
+        ));
+    }
+    if let Some(cmd) = &s.hook.command {
+        if cmd.first().is_none_or(|p| p.trim().is_empty()) {
+            push(bad(
+                "hook.command",
+                "must be a non-empty argv list, e.g. [\"/usr/local/bin/on-payment\", \"--shop\", \"1\"]".into(),
+            ));
+        }
+    }
+    // The event outbox lives only in the SQLite backend so far: say so at
+    // start rather than record no events.
+    let postgres = ["postgres://", "postgresql://"]
+        .iter()
+        .any(|p| s.database.url.starts_with(p));
+    if postgres {
+        for (key, set) in [
+            ("webhook.url", w.url.is_some()),
+            ("hook.command", s.hook.command.is_some()),
+        ] {
+            if set {
+                push(bad(
+                    key,
+                    "payment events (webhooks and the command hook) are not available on PostgreSQL yet; unset it, or use a sqlite:// database.url".into(),
+                ));
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod khqr;
 pub mod metrics;
 pub mod money;
+pub mod notify;
 pub mod payment;
 pub mod pg_cluster;
 pub mod poller;

@@ -104,3 +104,30 @@ mod tests {
         assert!(short_hash_arg("8465d722").is_ok());
     }
 }
+
+/// An event id of the wrong shape.
+#[derive(Debug, thiserror::Error)]
+#[error("not an event id: expected msg_ followed by a 26-character ULID (as `events list` shows), got {0}")]
+pub struct NotEventId(String);
+
+/// An event id: `msg_` + a ULID (Crockford base32, either case).
+pub fn event_id_arg(s: &str) -> Result<String, NotEventId> {
+    let got = |why: String| Err(NotEventId(why));
+    let Some(ulid) = s.strip_prefix("msg_") else {
+        return got("no msg_ prefix".into());
+    };
+    match ulid::Ulid::from_string(ulid) {
+        Ok(u) => Ok(format!("msg_{u}")),
+        Err(_) => got(format!(
+            "{:?} after msg_",
+            ulid.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+/// A delivery status for `events list --status`.
+pub fn delivery_status_arg(
+    s: &str,
+) -> Result<crate::store::DeliveryStatus, crate::store::UnknownDeliveryStatus> {
+    s.parse()
+}

@@ -63,3 +63,38 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
     .map_err(|e| CliError::Runtime(e.to_string()))?;
     Ok(Nothing {})
 }
+
+/// `bench-webhooks` options.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  cargo run --release -- bench-webhooks --events 2000\n  bakong-poller bench-webhooks --events 1000 --rate 100 --receiver-delay 20ms"
+)]
+pub struct WebhookBenchArgs {
+    /// Payments that reach a final status (one event each).
+    #[arg(long, default_value_t = 2000)]
+    pub events: usize,
+    /// New payments per second; 0 puts them all in the table before the daemon starts.
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// How long the receiver takes to answer.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub receiver_delay: Duration,
+}
+
+/// Runs the webhook benchmark.
+pub async fn run_webhooks(a: &WebhookBenchArgs) -> Result<Nothing, CliError> {
+    if !(a.rate.is_finite() && a.rate >= 0.0) {
+        return Err(CliError::Usage(format!(
+            "--rate {}: must be 0 or a positive number of payments per second",
+            a.rate
+        )));
+    }
+    crate::notify::bench::run(crate::notify::bench::WebhookBenchOptions {
+        events: a.events.max(1),
+        rate: a.rate,
+        receiver_delay: a.receiver_delay,
+    })
+    .await
+    .map_err(|e| CliError::Runtime(e.to_string()))?;
+    Ok(Nothing {})
+}

@@ -15,6 +15,7 @@ pub mod config;
 pub mod deeplink;
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod import;
 pub mod khqr;
 pub mod new;
@@ -82,6 +83,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Benchmark the daemon against the simulator under a rate limit, with a naive baseline.
     Bench(bench::BenchArgs),
+    /// Measure webhook delivery: throughput and final status -> receiver latency (p50/p99).
+    BenchWebhooks(bench::WebhookBenchArgs),
     /// Serve a local Bakong Open API simulator until SIGINT/SIGTERM.
     Simulate(simulate::SimulateArgs),
     /// Get, verify, renew and inspect the access token.
@@ -108,6 +111,9 @@ pub enum Command {
     /// Counts per status, oldest pending, next check, last answer, token expiry.
     #[command(after_help = "Example:\n  bakong-poller status --json")]
     Status,
+    /// Notifications: list, show, redeliver and test events.
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Configuration commands.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -159,6 +165,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Migrate => run::migrate(&ctx).await?.into(),
         Command::Demo(a) => demo::run(&a).await?.into(),
         Command::Bench(a) => bench::run(&a).await?.into(),
+        Command::BenchWebhooks(a) => bench::run_webhooks(&a).await?.into(),
         Command::Simulate(a) => simulate::run(&ctx, &a).await?.into(),
         Command::Token(c) => token::run(&ctx, &c).await?,
         Command::Check(c) => check::run(&ctx, &c).await?,
@@ -170,6 +177,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),
+        Command::Events(c) => events::run(&ctx, &c).await?,
         Command::Config(c) => config::run(&ctx, &c).await?.into(),
         Command::PrintConfig => config::print_config().into(),
         Command::Completions(a) => completions::run(&a).into(),

@@ -190,6 +190,8 @@ pub struct Status {
     /// The newest answer, when it was an error (e.g. every endpoint
     /// answering 404 because of the base URL).
     pub last_problem: Option<String>,
+    /// Event deliveries per status (webhook and hook together).
+    pub deliveries: crate::store::DeliveryCounts,
 }
 
 impl Report for Status {
@@ -223,6 +225,14 @@ impl Report for Status {
         if let Some(p) = &self.last_problem {
             s += &format!("\nlast problem     {p}");
         }
+        let d = &self.deliveries;
+        s += &format!(
+            "\ndeliveries       pending {}  delivered {}  dead {}",
+            d.pending, d.delivered, d.dead
+        );
+        if d.dead > 0 {
+            s += " (see `bakong-poller events list --status dead`)";
+        }
         s
     }
 }
@@ -234,6 +244,7 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let counts = store.counts().await;
     let last = store.last_answer_at().await;
     let newest = store.last_answer().await;
+    let deliveries = store.delivery_counts().await;
     store.close().await;
     let counts = counts?;
     let last_problem = newest?.and_then(|a| {
@@ -260,5 +271,6 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         last_answer_at: last?,
         token_expires_at,
         last_problem,
+        deliveries: deliveries?,
     })
 }

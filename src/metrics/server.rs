@@ -92,6 +92,7 @@ pub async fn serve(
         ceiling: sources.settings.poller.max_requests_per_second,
         busy_timeout: sources.settings.database.busy_timeout,
         facts: Mutex::new(None),
+        deliveries: Mutex::new(None),
     });
     let mut registry = instruments.into_registry();
     registry.register_collector(Box::new(live.clone()));
@@ -145,6 +146,12 @@ async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         }
     };
     *s.live.facts.lock().unwrap_or_else(|e| e.into_inner()) = facts;
+    let deliveries =
+        tokio::time::timeout(SCRAPE_QUERY_LIMIT, s.sources.store.delivery_counts()).await;
+    *s.live.deliveries.lock().unwrap_or_else(|e| e.into_inner()) = match deliveries {
+        Ok(Ok(d)) => Some(d),
+        _ => None,
+    };
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -192,6 +199,8 @@ struct Live {
     busy_timeout: std::time::Duration,
     /// The pending rows as the scrape in hand read them, and when.
     facts: Mutex<Option<(PendingFacts, i64)>>,
+    /// Event deliveries per status, as the scrape in hand read them.
+    deliveries: Mutex<Option<crate::store::DeliveryCounts>>,
 }
 
 fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, v: f64) -> std::fmt::Result {
@@ -240,6 +249,33 @@ impl Collector for Live {
                 ("expired", m.expired.load(Ordering::Relaxed)),
             ],
         )?;
+        let d = &m.deliveries;
+        counters(
+            e,
+            "event_delivery_attempts",
+            "Event delivery attempts (webhook and hook) by this process, by outcome: delivered, retried (failed, tried again later), dead (failed for the last time)",
+            "outcome",
+            &[
+                ("delivered", d.delivered.load(Ordering::Relaxed)),
+                ("retried", d.retried.load(Ordering::Relaxed)),
+                ("dead", d.dead.load(Ordering::Relaxed)),
+            ],
+        )?;
+        let deliveries = *self.deliveries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = deliveries {
+            gauge(
+                e,
+                "event_deliveries_pending",
+                "Event deliveries not made yet (waiting for their next attempt)",
+                d.pending as f64,
+            )?;
+            gauge(
+                e,
+                "event_deliveries_dead",
+                "Event deliveries given up on after webhook.max_attempts (see `bakong-poller events list --status dead`)",
+                d.dead as f64,
+            )?;
+        }
         let facts = *self.facts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((f, now_ms)) = facts {
             gauge(e, "payments_pending", "Pending payments", f.pending as f64)?;

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub health: crate::metrics::Health,
     /// Confirmation latencies, only when `[metrics] listen` is set.
     pub confirmations: Option<crate::metrics::PaymentInstruments>,
+    /// Event delivery attempts by outcome.
+    pub deliveries: crate::notify::DeliveryStats,
 }
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
@@ -103,6 +105,14 @@ pub async fn run(
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     store.migrate().await.map_err(AppError::Database)?;
     let client = build_client(&settings, true)?;
+    // Events are recorded whatever is configured; deliveries are made for
+    // the receivers configured now.
+    let receivers = crate::notify::Receivers::from_settings(&settings)
+        .map_err(|e| AppError::Config(e.to_string()))?;
+    store
+        .set_receivers(&receivers.names())
+        .await
+        .map_err(AppError::Database)?;
     let settings = Arc::new(settings);
     // Bound before READY, so a port in use stops the start with its key.
     let listener = match settings.metrics.listen_addr() {
@@ -146,7 +156,18 @@ pub async fn run(
     }
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
-    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone(), wake.clone()));
+    // Delivery runs beside the checks, with its own task and requests: a
+    // slow receiver costs only its own retries.
+    tracker.spawn(crate::notify::run(
+        store.clone(),
+        settings.clone(),
+        receivers,
+        wake,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     tracker.spawn(
         client
             .tokens()
@@ -502,10 +523,19 @@ async fn ask(
     Some(answers)
 }
 
-/// Writes verdicts in batches, each in one short transaction, and logs one
-/// event per final status actually written.
-async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Metrics>) {
+/// Writes verdicts in batches, each in one short transaction (with the
+/// events of final statuses), logs one line per final status actually
+/// written, and wakes the sender.
+async fn recorder(
+    store: Store,
+    mut rx: mpsc::Receiver<Verdict>,
+    metrics: Arc<Metrics>,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut batch: Vec<Verdict> = Vec::with_capacity(64);
+    // Failed writes in a row: the first of an outage is an error, the rest
+    // debug lines (one error per outage, not one per batch).
+    let mut failing = 0u32;
     while rx.recv_many(&mut batch, 64).await > 0 {
         let writes: Vec<Write> = batch.iter().map(|v| v.write.clone()).collect();
         let now = Utc::now();
@@ -516,15 +546,30 @@ async fn recorder(store: Store, mut rx: mpsc::Receiver<Verdict>, metrics: Arc<Me
             .query_ended(recorded.as_ref().err().map(|e| e as _));
         match recorded {
             Ok(applied) => {
+                if failing > 0 {
+                    info!(failed_batches = failing, "results recorded again");
+                    failing = 0;
+                }
+                let mut events = false;
                 for (v, ok) in batch.iter().zip(applied) {
                     if ok {
+                        events |= matches!(v.write, Write::Final { .. });
                         log_final(v, now, &metrics);
                     }
+                }
+                if events {
+                    // New events: the sender need not wait for its next look.
+                    wake.notify_one();
                 }
             }
             Err(e) => {
                 // The rows stay leased and are checked again after the lease.
-                error!(error = %e, rows = batch.len(), "could not record results; they will be checked again");
+                failing += 1;
+                if failing == 1 {
+                    error!(error = %e, rows = batch.len(), "could not record results; they will be checked again");
+                } else {
+                    debug!(error = %e, rows = batch.len(), failing, "could not record results");
+                }
             }
         }
         batch.clear();

@@ -1,6 +1,7 @@
 //! The reporter: a STATUS line for systemd every few seconds, and a summary
 //! event every `poller.summary_interval` (pending, confirmed since the last
-//! one, 429s, API latency p50/p95, token days left), with a warning when
+//! one, 429s, API latency p50/p95, token days left, pending and dead
+//! deliveries), with a warning when
 //! the token is close to expiry and has not been renewed.
 
 use std::sync::atomic::Ordering;
@@ -78,6 +79,7 @@ pub async fn run(
             }
             _ = summary_tick.tick() => {
                 let pending = store.counts().await.map(|c| c.pending).unwrap_or(-1);
+                let deliveries = store.delivery_counts().await.unwrap_or_default();
                 let now_confirmed = confirmed(&metrics);
                 let now_429 = client.gate().stats.rate_limited.load(Ordering::Relaxed);
                 let mut lat = client.take_latencies();
@@ -97,6 +99,8 @@ pub async fn run(
                     token_days_left = days_left.map(|d| (d * 10.0).round() / 10.0),
                     renewals = client.tokens().renewals(),
                     rate_per_second = client.gate().rate(),
+                    deliveries_pending = deliveries.pending,
+                    deliveries_dead = deliveries.dead,
                     "summary"
                 );
                 if let Some(d) = days_left.filter(|d| *d < TOKEN_WARNING_DAYS) {

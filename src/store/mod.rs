@@ -35,6 +35,10 @@ pub enum StoreError {
     /// `database.url` names no backend this build knows (the scheme).
     #[error("database.url: unknown scheme {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnknownScheme(String),
+    /// The event outbox (webhooks, the command hook, `events`) is not
+    /// available on this backend yet.
+    #[error("payment events (webhooks, the command hook, the events commands) are not available on PostgreSQL yet; use a sqlite:// database for them")]
+    EventsUnsupported,
     /// Another daemon holds this database.
     #[error("another bakong-poller daemon is running on this database ({holder}); stop it first, or point this one at another database.url")]
     InstanceRunning {
@@ -386,7 +390,9 @@ impl Store {
 
     /// Applies writes in one short transaction. Returns, per write, whether
     /// it changed a row (a final write that finds the row no longer pending
-    /// changes nothing: results are written once).
+    /// changes nothing: results are written once). Each final write that
+    /// changed a row writes its event (`payment_events`) and a delivery per
+    /// active receiver in the same transaction.
     pub async fn record(
         &self,
         writes: &[Write],
@@ -549,6 +555,109 @@ impl Store {
         }
     }
 
+    /// Makes `active` (`webhook`, `hook`) the receivers new events get a
+    /// delivery for; the others get none from now on.
+    pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_receivers(active).await,
+            Backend::Postgres(_) if active.is_empty() => Ok(()),
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
+    /// Claims up to `limit` due pending deliveries to `receivers` for a
+    /// lease (their next attempt moves past it, so a crash only delays
+    /// them), oldest due first.
+    pub async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
+            Backend::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Records an attempt and what becomes of the delivery, in one
+    /// transaction, guarded by the lease. Returns whether the lease still
+    /// held.
+    pub async fn finish_delivery(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.finish_delivery(d, attempt, outcome).await,
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
+    /// Gives claimed deliveries back unattempted (shutdown): due at `now_ms`.
+    pub async fn release_deliveries(
+        &self,
+        claims: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.release_deliveries(claims, now_ms).await,
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// Deliveries per status.
+    pub async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.delivery_counts().await,
+            // No events are recorded there yet: nothing pending or dead.
+            Backend::Postgres(_) => Ok(DeliveryCounts::default()),
+        }
+    }
+
+    /// The newest events with their deliveries, optionally only those with
+    /// a delivery of `status`.
+    pub async fn list_events(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.list_events(status, limit).await,
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
+    /// One event with its payload, deliveries and attempts.
+    pub async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.event(id).await,
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
+    /// Makes every delivery of event `id` pending and due now, with a
+    /// fresh attempt count, adding one for each active receiver that had
+    /// none. Returns how many deliveries are pending (0: no such event, or
+    /// no receiver).
+    pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.redeliver(id).await,
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
+    /// Milliseconds from an event's recording to its delivery, of every
+    /// delivered one, sorted (benchmark latencies).
+    pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.delivery_latencies().await,
+            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+        }
+    }
+
     /// Closes the connections.
     pub async fn close(&self) {
         match &self.backend {
@@ -556,6 +665,165 @@ impl Store {
             Backend::Postgres(s) => s.close().await,
         }
     }
+}
+
+/// Where one delivery of an event (to one receiver) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; attempted again at its due time.
+    Pending,
+    /// The receiver took it (2xx, or the hook exited 0).
+    Delivered,
+    /// Every attempt failed; `events redeliver` tries again.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// The column's text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+}
+
+/// A delivery status text that is none of the three.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown delivery status {0:?}: expected pending, delivered or dead")]
+pub struct UnknownDeliveryStatus(pub String);
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = UnknownDeliveryStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [
+            DeliveryStatus::Pending,
+            DeliveryStatus::Delivered,
+            DeliveryStatus::Dead,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
+        .ok_or_else(|| UnknownDeliveryStatus(s.to_string()))
+    }
+}
+
+/// A delivery handed to the sender by a claim, with its event.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The event id (`msg_...`), sent as `webhook-id`.
+    pub event_id: String,
+    /// `webhook` or `hook`.
+    pub receiver: String,
+    /// The claim holding it.
+    pub lease_id: i64,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    /// The event type.
+    pub event_type: String,
+    /// The payment's md5.
+    pub md5: String,
+    /// The body, as stored.
+    pub payload: String,
+    /// When the event was recorded, unix ms.
+    pub created_ms: i64,
+}
+
+/// What one attempt got.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// How long it took.
+    pub latency_ms: i64,
+    /// The HTTP status, for a webhook that answered (the exit code for a hook).
+    pub http_status: Option<i64>,
+    /// What went wrong, if it did.
+    pub error: Option<String>,
+    /// The first bytes of the answer.
+    pub answer: Option<String>,
+}
+
+/// What becomes of a delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Taken by the receiver.
+    Delivered,
+    /// Attempted again at this unix ms.
+    Retry(i64),
+    /// No attempts left.
+    Dead,
+}
+
+/// Deliveries per status, for `status` and the summary event.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct DeliveryCounts {
+    /// Not delivered yet.
+    pub pending: i64,
+    /// Delivered.
+    pub delivered: i64,
+    /// Given up on.
+    pub dead: i64,
+}
+
+/// One receiver's delivery of an event.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryRow {
+    /// `webhook` or `hook`.
+    pub receiver: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When it is attempted next (pending only), unix ms.
+    pub next_attempt_ms: Option<i64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was delivered (UTC text).
+    pub delivered_at: Option<String>,
+}
+
+/// One attempt as `events show` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRow {
+    /// `webhook` or `hook`.
+    pub receiver: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// When (UTC text).
+    pub at: String,
+    /// How long it took.
+    pub latency_ms: i64,
+    /// HTTP status (webhook) or exit code (hook).
+    pub http_status: Option<i64>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The first bytes of the answer.
+    pub answer: Option<String>,
+}
+
+/// An event with its deliveries (`events list`), and with its payload and
+/// attempts (`events show`).
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    /// `msg_...`.
+    pub id: String,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The payment's md5.
+    pub md5: String,
+    /// When recorded (UTC text).
+    pub created_at: String,
+    /// Per receiver.
+    pub deliveries: Vec<DeliveryRow>,
+    /// The body (`events show` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    /// Every attempt (`events show` only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptRow>,
 }
 
 /// An amount as the table stores what Bakong reported: plain decimal text.

@@ -156,6 +156,92 @@ const EXPORT_SQL: &str = "SELECT id, json_object(
         'lane', lane) AS row
     FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
 
+/// Writes an event and one pending delivery per active receiver.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    e: &crate::notify::event::NewEvent,
+    payment_id: Option<i64>,
+    now_text: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&e.id)
+    .bind(&e.event_type)
+    .bind(&e.md5)
+    .bind(&e.payload)
+    .bind(now_text)
+    .bind(payment_id)
+    .bind(e.created_at.timestamp_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(ctx("record event"))?;
+    sqlx::query(
+        "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
+         SELECT ?1, name, 0 FROM event_receivers WHERE active = 1",
+    )
+    .bind(&e.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(ctx("queue event deliveries"))?;
+    Ok(())
+}
+
+const CLAIM_DELIVERIES_SQL: &str = "UPDATE event_deliveries SET next_attempt_at = ?1, lease_id = ?2
+    WHERE rowid IN (SELECT rowid FROM event_deliveries INDEXED BY event_deliveries_due
+                    WHERE status = 'pending' AND next_attempt_at <= ?3
+                      AND receiver IN (SELECT value FROM json_each(?5))
+                    ORDER BY next_attempt_at LIMIT ?4)
+    RETURNING event_id, receiver, attempts";
+
+// receiver, attempt, at, latency_ms, http_status, error, answer
+type AttemptTuple = (
+    String,
+    i64,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+#[derive(FromRow)]
+struct DeliveryListRow {
+    event_id: String,
+    receiver: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    delivered_at: Option<String>,
+}
+
+fn delivery_status(text: &str) -> Result<super::DeliveryStatus, StoreError> {
+    text.parse().map_err(|e| StoreError::Sql {
+        what: "read delivery status".into(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+impl DeliveryListRow {
+    fn into_row(self) -> Result<(String, super::DeliveryRow), StoreError> {
+        let status = delivery_status(&self.status)?;
+        Ok((
+            self.event_id,
+            super::DeliveryRow {
+                receiver: self.receiver,
+                status,
+                attempts: self.attempts,
+                next_attempt_ms: (status == super::DeliveryStatus::Pending)
+                    .then_some(self.next_attempt_at),
+                last_error: self.last_error,
+                delivered_at: self.delivered_at,
+            },
+        ))
+    }
+}
+
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
 fn sql_time(t: DateTime<Utc>) -> String {
@@ -420,13 +506,14 @@ impl SqliteStore {
                     answer,
                 } => {
                     let c = confirmation.as_deref();
-                    let res = sqlx::query(
+                    let row: Option<(String, String, String)> = sqlx::query_as(
                         "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
                             to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
                             description = ?8, paid_at = ?9, confirmed_at = ?10,
                             last_checked_at = ?10, checks = checks + 1, lease_id = NULL,
                             last_answer = ?11, last_error = NULL
-                         WHERE id = ?1 AND status = 'pending'",
+                         WHERE id = ?1 AND status = 'pending'
+                         RETURNING md5, amount, currency",
                     )
                     .bind(id.0)
                     .bind(status.as_str())
@@ -439,10 +526,18 @@ impl SqliteStore {
                     .bind(c.and_then(|c| c.paid_at).map(sql_time))
                     .bind(&now_text)
                     .bind(*answer)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(ctx("record result"))?;
-                    applied[i] = res.rows_affected() == 1;
+                    applied[i] = row.is_some();
+                    if let Some((md5, amount, currency)) = row {
+                        // The event goes in the status's transaction: a
+                        // crash can never keep one without the other.
+                        let e = crate::notify::event::final_event(
+                            &md5, &amount, &currency, *status, c, now,
+                        );
+                        insert_event(&mut tx, &e, Some(id.0), &now_text).await?;
+                    }
                 }
                 Write::Reschedule {
                     id,
@@ -749,6 +844,362 @@ impl SqliteStore {
             .map_err(ctx("export: read the SQLite payments"))
     }
 
+    /// See [`super::Store::set_receivers`].
+    pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin receivers"))?;
+        let now = sql_time(Utc::now());
+        sqlx::query("UPDATE event_receivers SET active = 0, updated_at = ?1 WHERE active = 1")
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("update receivers"))?;
+        for name in active {
+            sqlx::query(
+                "INSERT INTO event_receivers (name, active, updated_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET active = 1, updated_at = ?2",
+            )
+            .bind(name)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(format!("register receiver {name}")))?;
+        }
+        tx.commit().await.map_err(ctx("commit receivers"))
+    }
+
+    /// See [`super::Store::claim_deliveries`].
+    pub async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
+        // Most looks find nothing due: a read says so without taking the
+        // write lock the merchant's inserts and the recorder need.
+        let any: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM event_deliveries INDEXED BY event_deliveries_due
+             WHERE status = 'pending' AND next_attempt_at <= ?1 LIMIT 1",
+        )
+        .bind(now_ms)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("look for due deliveries"))?;
+        if any.is_none() {
+            return Ok(Vec::new());
+        }
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin delivery claim"))?;
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(CLAIM_DELIVERIES_SQL)
+            .bind(now_ms + lease.as_millis() as i64)
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(serde_json::to_string(receivers).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(ctx("claim due deliveries"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (event_id, receiver, attempts) in rows {
+            let (event_type, md5, payload, created_ms): (String, String, String, i64) =
+                sqlx::query_as(
+                    "SELECT type, md5, payload, created_ms FROM payment_events WHERE id = ?1",
+                )
+                .bind(&event_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ctx(format!("read event {event_id}")))?;
+            out.push(super::ClaimedDelivery {
+                event_id,
+                receiver,
+                lease_id,
+                attempts,
+                event_type,
+                md5,
+                payload,
+                created_ms,
+            });
+        }
+        tx.commit().await.map_err(ctx("commit delivery claim"))?;
+        out.sort_by(|a, b| a.event_id.cmp(&b.event_id));
+        Ok(out)
+    }
+
+    /// See [`super::Store::finish_delivery`].
+    pub async fn finish_delivery(
+        &self,
+        d: &super::ClaimedDelivery,
+        a: &super::AttemptRecord,
+        outcome: super::DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        use super::DeliveryOutcome as O;
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin delivery result"))?;
+        let now = Utc::now();
+        let (status, next, delivered_at, delivered_ms) = match outcome {
+            O::Delivered => (
+                "delivered",
+                0,
+                Some(sql_time(now)),
+                Some(now.timestamp_millis()),
+            ),
+            O::Retry(at) => ("pending", at, None, None),
+            O::Dead => ("dead", 0, None, None),
+        };
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = ?4, attempts = attempts + 1,
+                next_attempt_at = ?5, lease_id = NULL, last_error = ?6,
+                delivered_at = ?7, delivered_ms = ?8
+             WHERE event_id = ?1 AND receiver = ?2 AND lease_id = ?3 AND status = 'pending'",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.lease_id)
+        .bind(status)
+        .bind(next)
+        .bind(&a.error)
+        .bind(delivered_at)
+        .bind(delivered_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery result"))?;
+        sqlx::query(
+            "INSERT INTO event_attempts (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.attempts + 1)
+        .bind(sql_time(a.at))
+        .bind(a.latency_ms)
+        .bind(a.http_status)
+        .bind(&a.error)
+        .bind(&a.answer)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery attempt"))?;
+        tx.commit().await.map_err(ctx("commit delivery result"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// See [`super::Store::release_deliveries`].
+    pub async fn release_deliveries(
+        &self,
+        claims: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = claims
+            .iter()
+            .map(|(e, r, l)| serde_json::json!({ "e": e, "r": r, "l": l }))
+            .collect();
+        sqlx::query(
+            "UPDATE event_deliveries SET next_attempt_at = ?2, lease_id = NULL
+             FROM (SELECT value ->> 'e' AS e, value ->> 'r' AS r, value ->> 'l' AS l FROM json_each(?1)) AS v
+             WHERE event_id = v.e AND receiver = v.r AND lease_id = v.l AND status = 'pending'",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(now_ms)
+        .execute(&self.write)
+        .await
+        .map_err(ctx("release deliveries"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::delivery_counts`].
+    pub async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+                .fetch_all(&self.read)
+                .await
+                .map_err(ctx("count deliveries"))?;
+        let mut c = super::DeliveryCounts::default();
+        for (status, n) in rows {
+            match delivery_status(&status)? {
+                super::DeliveryStatus::Pending => c.pending = n,
+                super::DeliveryStatus::Delivered => c.delivered = n,
+                super::DeliveryStatus::Dead => c.dead = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// See [`super::Store::list_events`].
+    pub async fn list_events(
+        &self,
+        status: Option<super::DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<super::EventRow>, StoreError> {
+        let events: Vec<(String, String, String, String)> = sqlx::query_as(
+            "SELECT id, type, md5, created_at FROM payment_events e
+             WHERE ?1 IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
+                                         WHERE d.event_id = e.id AND d.status = ?1)
+             ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(status.map(super::DeliveryStatus::as_str))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("list events"))?;
+        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(
+            "SELECT event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at
+             FROM event_deliveries WHERE event_id IN (SELECT value FROM json_each(?1))
+             ORDER BY receiver",
+        )
+        .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("list deliveries"))?;
+        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
+            std::collections::HashMap::new();
+        for d in deliveries {
+            let (id, row) = d.into_row()?;
+            by_event.entry(id).or_default().push(row);
+        }
+        Ok(events
+            .into_iter()
+            .map(|(id, event_type, md5, created_at)| super::EventRow {
+                deliveries: by_event.remove(&id).unwrap_or_default(),
+                id,
+                event_type,
+                md5,
+                created_at,
+                payload: None,
+                attempts: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::event`].
+    pub async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
+        let Some((id, event_type, md5, created_at, payload)): Option<(
+            String,
+            String,
+            String,
+            String,
+            String,
+        )> = sqlx::query_as(
+            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx(format!("read event {id}")))?
+        else {
+            return Ok(None);
+        };
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(
+            "SELECT event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at
+             FROM event_deliveries WHERE event_id = ?1 ORDER BY receiver",
+        )
+        .bind(&id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read deliveries"))?;
+        let attempts: Vec<AttemptTuple> = sqlx::query_as(
+            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
+                 FROM event_attempts WHERE event_id = ?1 ORDER BY id",
+        )
+        .bind(&id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read attempts"))?;
+        Ok(Some(super::EventRow {
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| d.into_row().map(|(_, r)| r))
+                .collect::<Result<_, _>>()?,
+            attempts: attempts
+                .into_iter()
+                .map(
+                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
+                        super::AttemptRow {
+                            receiver,
+                            attempt,
+                            at,
+                            latency_ms,
+                            http_status,
+                            error,
+                            answer,
+                        }
+                    },
+                )
+                .collect(),
+            // Stored by the daemon as JSON; shown as text if it is not.
+            payload: Some(
+                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+            ),
+            id,
+            event_type,
+            md5,
+            created_at,
+        }))
+    }
+
+    /// See [`super::Store::redeliver`].
+    pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin redeliver"))?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM payment_events WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(format!("read event {id}")))?;
+        if exists.is_none() {
+            return Ok(0);
+        }
+        sqlx::query(
+            "INSERT OR IGNORE INTO event_deliveries (event_id, receiver, next_attempt_at)
+             SELECT ?1, name, 0 FROM event_receivers WHERE active = 1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("queue deliveries"))?;
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,
+                lease_id = NULL, delivered_at = NULL, delivered_ms = NULL
+             WHERE event_id = ?1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("redeliver"))?;
+        tx.commit().await.map_err(ctx("commit redeliver"))?;
+        Ok(res.rows_affected())
+    }
+
+    /// See [`super::Store::delivery_latencies`].
+    pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
+        let mut v: Vec<i64> = sqlx::query_scalar(
+            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
+             JOIN payment_events e ON e.id = d.event_id
+             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL",
+        )
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read delivery latencies"))?;
+        v.sort_unstable();
+        Ok(v)
+    }
+
     /// Closes both pools.
     pub async fn close(&self) {
         self.write.close().await;
@@ -894,6 +1345,77 @@ mod tests {
         assert!(
             rows[2].1 <= Utc::now().timestamp_millis() && rows[2].1 > 1_000,
             "released: due now"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_final_write_records_its_event_and_a_delivery_per_active_receiver_once() {
+        use crate::payment::FinalStatus;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let store = SqliteStore::connect(&url, Duration::from_secs(5))
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+            .set_receivers(&["webhook", "hook"])
+            .await
+            .expect("receivers");
+        store.set_receivers(&["webhook"]).await.expect("receivers");
+        let id = store.insert_payment(&new(1)).await.expect("insert");
+        let expire = Write::Final {
+            id,
+            status: FinalStatus::Expired,
+            confirmation: None,
+            answer: "not_found",
+        };
+        let applied = store
+            .record(&[expire.clone(), expire], Utc::now())
+            .await
+            .expect("record");
+        assert_eq!(applied, vec![true, false], "written once");
+        let events: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT id, type, payload FROM payment_events")
+                .fetch_all(&store.read)
+                .await
+                .expect("events");
+        assert_eq!(events.len(), 1, "one event per status actually written");
+        assert!(events[0].0.starts_with("msg_"));
+        assert_eq!(events[0].1, "payment.expired");
+        let body: serde_json::Value = serde_json::from_str(&events[0].2).expect("json");
+        assert_eq!(body["data"]["md5"], format!("{:032x}", 1));
+        let receivers: Vec<String> =
+            sqlx::query_scalar("SELECT receiver FROM event_deliveries WHERE status = 'pending'")
+                .fetch_all(&store.read)
+                .await
+                .expect("deliveries");
+        assert_eq!(
+            receivers,
+            vec!["webhook".to_string()],
+            "only the active receiver"
+        );
+        let claimed = store
+            .claim_deliveries(
+                Utc::now().timestamp_millis(),
+                Duration::from_secs(5),
+                10,
+                &["webhook"],
+            )
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        assert!(
+            store
+                .claim_deliveries(
+                    Utc::now().timestamp_millis(),
+                    Duration::from_secs(5),
+                    10,
+                    &["webhook"]
+                )
+                .await
+                .expect("claim")
+                .is_empty(),
+            "a leased delivery is not claimed twice"
         );
     }
 }

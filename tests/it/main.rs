@@ -15,3 +15,4 @@ mod pg_daemon;
 mod postgres;
 mod simulator;
 mod systemd;
+mod webhooks;
