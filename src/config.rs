@@ -1270,24 +1270,6 @@ fn push_notify_problems(s: &Settings, push: &mut impl FnMut(Result<(), ConfigErr
             ));
         }
     }
-    // The event outbox lives only in the SQLite backend so far: say so at
-    // start rather than record no events.
-    let postgres = ["postgres://", "postgresql://"]
-        .iter()
-        .any(|p| s.database.url.starts_with(p));
-    if postgres {
-        for (key, set) in [
-            ("webhook.url", w.url.is_some()),
-            ("hook.command", s.hook.command.is_some()),
-        ] {
-            if set {
-                push(bad(
-                    key,
-                    "payment events (webhooks and the command hook) are not available on PostgreSQL yet; unset it, or use a sqlite:// database.url".into(),
-                ));
-            }
-        }
-    }
 }
 
 #[cfg(test)]

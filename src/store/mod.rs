@@ -35,10 +35,6 @@ pub enum StoreError {
     /// `database.url` names no backend this build knows (the scheme).
     #[error("database.url: unknown scheme {0:?}: expected sqlite://PATH or postgres://USER@HOST/DATABASE")]
     UnknownScheme(String),
-    /// The event outbox (webhooks, the command hook, `events`) is not
-    /// available on this backend yet.
-    #[error("payment events (webhooks, the command hook, the events commands) are not available on PostgreSQL yet; use a sqlite:// database for them")]
-    EventsUnsupported,
     /// Another daemon holds this database.
     #[error("another bakong-poller daemon is running on this database ({holder}); stop it first, or point this one at another database.url")]
     InstanceRunning {
@@ -560,8 +556,7 @@ impl Store {
     pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_receivers(active).await,
-            Backend::Postgres(_) if active.is_empty() => Ok(()),
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.set_receivers(active).await,
         }
     }
 
@@ -577,7 +572,7 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
-            Backend::Postgres(_) => Ok(Vec::new()),
+            Backend::Postgres(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
         }
     }
 
@@ -592,7 +587,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.finish_delivery(d, attempt, outcome).await,
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.finish_delivery(d, attempt, outcome).await,
         }
     }
 
@@ -604,7 +599,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.release_deliveries(claims, now_ms).await,
-            Backend::Postgres(_) => Ok(()),
+            Backend::Postgres(s) => s.release_deliveries(claims, now_ms).await,
         }
     }
 
@@ -612,8 +607,7 @@ impl Store {
     pub async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.delivery_counts().await,
-            // No events are recorded there yet: nothing pending or dead.
-            Backend::Postgres(_) => Ok(DeliveryCounts::default()),
+            Backend::Postgres(s) => s.delivery_counts().await,
         }
     }
 
@@ -626,7 +620,7 @@ impl Store {
     ) -> Result<Vec<EventRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.list_events(status, limit).await,
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.list_events(status, limit).await,
         }
     }
 
@@ -634,7 +628,7 @@ impl Store {
     pub async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.event(id).await,
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.event(id).await,
         }
     }
 
@@ -645,7 +639,7 @@ impl Store {
     pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.redeliver(id).await,
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.redeliver(id).await,
         }
     }
 
@@ -654,7 +648,7 @@ impl Store {
     pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.delivery_latencies().await,
-            Backend::Postgres(_) => Err(StoreError::EventsUnsupported),
+            Backend::Postgres(s) => s.delivery_latencies().await,
         }
     }
 

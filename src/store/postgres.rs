@@ -222,8 +222,10 @@ const FINAL_SQL: &str = "WITH done AS (
             last_checked_at = $10, checks = checks + 1, lease_id = NULL,
             last_answer = $11, last_error = NULL
         WHERE id = $1 AND status = 'pending'
-        RETURNING md5, status)
-    SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)
+        RETURNING md5, status, amount::text AS amount, currency)
+    SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
+               AS notified,
+           md5, amount, currency
     FROM done";
 
 // One statement for a whole batch, driven by the JSON rows.
@@ -403,10 +405,23 @@ impl PgStore {
                         .bind(c.and_then(|c| c.paid_at))
                         .bind(now)
                         .bind(*answer)
-                        .fetch_all(&mut *tx)
+                        .fetch_optional(&mut *tx)
                         .await
                         .map_err(ctx("record result"))?;
-                    applied[i] = notified.len() == 1;
+                    applied[i] = notified.is_some();
+                    if let Some(row) = notified {
+                        let (md5, amount, currency): (String, String, String) = (
+                            row.try_get("md5").map_err(ctx("read the final row"))?,
+                            row.try_get("amount").map_err(ctx("read the final row"))?,
+                            row.try_get("currency").map_err(ctx("read the final row"))?,
+                        );
+                        // The event goes in the status's transaction: a
+                        // crash can never keep one without the other.
+                        let e = crate::notify::event::final_event(
+                            &md5, &amount, &currency, *status, c, now,
+                        );
+                        insert_event(&mut tx, &e, Some(id.0), now).await?;
+                    }
                 }
                 Write::Reschedule {
                     id,
@@ -816,6 +831,418 @@ impl PgStore {
             }
         }
         Ok(report)
+    }
+}
+
+/// Writes an event and one pending delivery per active receiver, inside
+/// the final write's transaction.
+async fn insert_event(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    e: &crate::notify::event::NewEvent,
+    payment_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&e.id)
+    .bind(&e.event_type)
+    .bind(&e.md5)
+    .bind(&e.payload)
+    .bind(now)
+    .bind(payment_id)
+    .bind(e.created_at.timestamp_millis())
+    .execute(&mut **tx)
+    .await
+    .map_err(ctx("record event"))?;
+    sqlx::query(
+        "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
+         SELECT $1, name, 0 FROM event_receivers WHERE active",
+    )
+    .bind(&e.id)
+    .execute(&mut **tx)
+    .await
+    .map_err(ctx("queue event deliveries"))?;
+    Ok(())
+}
+
+// Takes due deliveries no other daemon holds (SKIP LOCKED), pushes them
+// past the lease and returns them with their event in one statement.
+const CLAIM_DELIVERIES_SQL: &str = "WITH due AS (
+        SELECT event_id, receiver FROM event_deliveries
+        WHERE status = 'pending' AND next_attempt_at <= $3 AND receiver = ANY($5::text[])
+        ORDER BY next_attempt_at LIMIT $4
+        FOR UPDATE SKIP LOCKED),
+    taken AS (
+        UPDATE event_deliveries d SET next_attempt_at = $1, lease_id = $2
+        FROM due WHERE d.event_id = due.event_id AND d.receiver = due.receiver
+        RETURNING d.event_id, d.receiver, d.attempts)
+    SELECT t.event_id, t.receiver, t.attempts, e.type, e.md5, e.payload, e.created_ms
+    FROM taken t JOIN payment_events e ON e.id = t.event_id
+    ORDER BY t.event_id";
+
+#[derive(sqlx::FromRow)]
+struct DeliveryListRow {
+    event_id: String,
+    receiver: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+fn delivery_status(text: &str) -> Result<super::DeliveryStatus, StoreError> {
+    text.parse().map_err(|e| StoreError::Sql {
+        what: "read delivery status".into(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
+}
+
+impl DeliveryListRow {
+    fn into_row(self) -> Result<(String, super::DeliveryRow), StoreError> {
+        let status = delivery_status(&self.status)?;
+        Ok((
+            self.event_id,
+            super::DeliveryRow {
+                receiver: self.receiver,
+                status,
+                attempts: self.attempts,
+                next_attempt_ms: (status == super::DeliveryStatus::Pending)
+                    .then_some(self.next_attempt_at),
+                last_error: self.last_error,
+                delivered_at: self.delivered_at.map(sql_time),
+            },
+        ))
+    }
+}
+
+const DELIVERY_COLUMNS: &str =
+    "event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at";
+
+// receiver, attempt, at, latency_ms, http_status, error, answer
+type AttemptTuple = (
+    String,
+    i64,
+    DateTime<Utc>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
+
+/// The event outbox (issue 11): the same operations as the SQLite backend.
+impl PgStore {
+    /// See [`super::Store::set_receivers`].
+    pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
+        sqlx::query("UPDATE event_receivers SET active = false, updated_at = now() WHERE active")
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("update receivers"))?;
+        for name in active {
+            sqlx::query(
+                "INSERT INTO event_receivers (name, active, updated_at) VALUES ($1, true, now())
+                 ON CONFLICT (name) DO UPDATE SET active = true, updated_at = now()",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(format!("register receiver {name}")))?;
+        }
+        tx.commit().await.map_err(ctx("commit receivers"))
+    }
+
+    /// See [`super::Store::claim_deliveries`]. Deliveries another daemon
+    /// holds are skipped, never waited for.
+    pub async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let names: Vec<String> = receivers.iter().map(|r| r.to_string()).collect();
+        let rows: Vec<(String, String, i64, String, String, String, i64)> =
+            sqlx::query_as(CLAIM_DELIVERIES_SQL)
+                .bind(now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
+                .bind(lease_id)
+                .bind(now_ms)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(names)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("claim due deliveries"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(event_id, receiver, attempts, event_type, md5, payload, created_ms)| {
+                    super::ClaimedDelivery {
+                        event_id,
+                        receiver,
+                        lease_id,
+                        attempts,
+                        event_type,
+                        md5,
+                        payload,
+                        created_ms,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// See [`super::Store::finish_delivery`].
+    pub async fn finish_delivery(
+        &self,
+        d: &super::ClaimedDelivery,
+        a: &super::AttemptRecord,
+        outcome: super::DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        use super::DeliveryOutcome as O;
+        let now = Utc::now();
+        let (status, next, delivered_at, delivered_ms) = match outcome {
+            O::Delivered => ("delivered", 0, Some(now), Some(now.timestamp_millis())),
+            O::Retry(at) => ("pending", at, None, None),
+            O::Dead => ("dead", 0, None, None),
+        };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ctx("begin delivery result"))?;
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = $4, attempts = attempts + 1,
+                next_attempt_at = $5, lease_id = NULL, last_error = $6,
+                delivered_at = $7, delivered_ms = $8
+             WHERE event_id = $1 AND receiver = $2 AND lease_id = $3 AND status = 'pending'",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.lease_id)
+        .bind(status)
+        .bind(next)
+        .bind(&a.error)
+        .bind(delivered_at)
+        .bind(delivered_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery result"))?;
+        sqlx::query(
+            "INSERT INTO event_attempts
+                (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.attempts + 1)
+        .bind(a.at)
+        .bind(a.latency_ms)
+        .bind(a.http_status)
+        .bind(&a.error)
+        .bind(&a.answer)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery attempt"))?;
+        tx.commit().await.map_err(ctx("commit delivery result"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// See [`super::Store::release_deliveries`].
+    pub async fn release_deliveries(
+        &self,
+        claims: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<&str> = claims.iter().map(|c| c.0.as_str()).collect();
+        let receivers: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
+        let leases: Vec<i64> = claims.iter().map(|c| c.2).collect();
+        sqlx::query(
+            "UPDATE event_deliveries d SET next_attempt_at = $4, lease_id = NULL
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(e, r, l)
+             WHERE d.event_id = v.e AND d.receiver = v.r AND d.lease_id = v.l
+               AND d.status = 'pending'",
+        )
+        .bind(events)
+        .bind(receivers)
+        .bind(leases)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("release deliveries"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::delivery_counts`].
+    pub async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("count deliveries"))?;
+        let mut c = super::DeliveryCounts::default();
+        for (status, n) in rows {
+            match delivery_status(&status)? {
+                super::DeliveryStatus::Pending => c.pending = n,
+                super::DeliveryStatus::Delivered => c.delivered = n,
+                super::DeliveryStatus::Dead => c.dead = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// See [`super::Store::list_events`].
+    pub async fn list_events(
+        &self,
+        status: Option<super::DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<super::EventRow>, StoreError> {
+        let events: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, type, md5, created_at FROM payment_events e
+             WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
+                                               WHERE d.event_id = e.id AND d.status = $1)
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status.map(super::DeliveryStatus::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list events"))?;
+        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
+             WHERE event_id = ANY($1::text[]) ORDER BY receiver"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list deliveries"))?;
+        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
+            std::collections::HashMap::new();
+        for d in deliveries {
+            let (id, row) = d.into_row()?;
+            by_event.entry(id).or_default().push(row);
+        }
+        Ok(events
+            .into_iter()
+            .map(|(id, event_type, md5, created_at)| super::EventRow {
+                deliveries: by_event.remove(&id).unwrap_or_default(),
+                id,
+                event_type,
+                md5,
+                created_at: sql_time(created_at),
+                payload: None,
+                attempts: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::event`].
+    pub async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
+        let found: Option<(String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read event {id}")))?;
+        let Some((id, event_type, md5, created_at, payload)) = found else {
+            return Ok(None);
+        };
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id = $1 ORDER BY receiver"
+        ))
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read deliveries"))?;
+        let attempts: Vec<AttemptTuple> = sqlx::query_as(
+            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
+             FROM event_attempts WHERE event_id = $1 ORDER BY id",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read attempts"))?;
+        Ok(Some(super::EventRow {
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| d.into_row().map(|(_, r)| r))
+                .collect::<Result<_, _>>()?,
+            attempts: attempts
+                .into_iter()
+                .map(
+                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
+                        super::AttemptRow {
+                            receiver,
+                            attempt,
+                            at: sql_time(at),
+                            latency_ms,
+                            http_status,
+                            error,
+                            answer,
+                        }
+                    },
+                )
+                .collect(),
+            // Stored by the daemon as JSON; shown as text if it is not.
+            payload: Some(
+                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+            ),
+            id,
+            event_type,
+            md5,
+            created_at: sql_time(created_at),
+        }))
+    }
+
+    /// See [`super::Store::redeliver`].
+    pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin redeliver"))?;
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM payment_events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(format!("read event {id}")))?;
+        if exists.is_none() {
+            return Ok(0);
+        }
+        sqlx::query(
+            "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
+             SELECT $1, name, 0 FROM event_receivers WHERE active ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("queue deliveries"))?;
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,
+                lease_id = NULL, delivered_at = NULL, delivered_ms = NULL
+             WHERE event_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("redeliver"))?;
+        tx.commit().await.map_err(ctx("commit redeliver"))?;
+        Ok(res.rows_affected())
+    }
+
+    /// See [`super::Store::delivery_latencies`].
+    pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
+             JOIN payment_events e ON e.id = d.event_id
+             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read delivery latencies"))
     }
 }
 

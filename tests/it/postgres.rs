@@ -743,3 +743,312 @@ async fn two_daemons_finishing_the_same_rows_change_each_status_once_without_dea
         format!(r#"{{"md5": "{}", "status": "expired"}}"#, md5(999))
     );
 }
+
+/// Inserts `n` payments, claims them and records each paid, so each gets
+/// an event (and a delivery per active receiver).
+async fn paid_events(store: &PgStore, n: usize) {
+    for i in 0..n {
+        insert(store, &md5(i), "5.00", "USD", None).await;
+    }
+    let claimed = store
+        .claim(Utc::now().timestamp_millis(), LEASE, n, TTL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), n);
+    let writes: Vec<Write> = claimed
+        .iter()
+        .map(|c| Write::Final {
+            id: c.id,
+            status: FinalStatus::Paid,
+            confirmation: Some(tx("5")),
+            answer: "found",
+        })
+        .collect();
+    let applied = store.record(&writes, Utc::now()).await.unwrap();
+    assert!(applied.iter().all(|a| *a));
+}
+
+#[tokio::test]
+async fn each_final_status_writes_exactly_one_event_in_its_own_transaction_on_postgres() {
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    store.set_receivers(&["webhook", "hook"]).await.unwrap();
+    for i in 1..=3 {
+        insert(&store, &md5(i), "5.00", "USD", None).await;
+    }
+    let claimed: Vec<Claimed> = store
+        .claim(Utc::now().timestamp_millis(), LEASE, 10, TTL)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
+    let paid = Write::Final {
+        id: a.id,
+        status: FinalStatus::Paid,
+        confirmation: Some(tx("5")),
+        answer: "found",
+    };
+    assert_eq!(
+        store
+            .record(std::slice::from_ref(&paid), Utc::now())
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    // A second final write for the same row changes nothing and writes no
+    // second event.
+    let again = Write::Final {
+        id: a.id,
+        status: FinalStatus::Mismatch,
+        confirmation: Some(tx("4")),
+        answer: "found",
+    };
+    let expired = Write::Final {
+        id: b.id,
+        status: FinalStatus::Expired,
+        confirmation: None,
+        answer: "not_found",
+    };
+    assert_eq!(
+        store
+            .record(&[again, paid, expired], Utc::now())
+            .await
+            .unwrap(),
+        vec![false, false, true]
+    );
+    let events: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT md5, type, payload FROM payment_events ORDER BY md5")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(events.len(), 2, "one event per final status: {events:?}");
+    assert_eq!(
+        (events[0].0.as_str(), events[0].1.as_str()),
+        (md5(1).as_str(), "payment.paid")
+    );
+    assert_eq!(
+        (events[1].0.as_str(), events[1].1.as_str()),
+        (md5(2).as_str(), "payment.expired")
+    );
+    let body: serde_json::Value = serde_json::from_str(&events[0].2).unwrap();
+    assert_eq!(body["data"]["amount"], "5.00");
+    assert_eq!(body["data"]["status"], "paid");
+    let deliveries: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM event_deliveries WHERE status = 'pending' AND attempts = 0",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(deliveries, 4, "one delivery per event and active receiver");
+
+    // When the event cannot be written, the status is not written either:
+    // both are in one transaction.
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.md5 = '{}' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse BEFORE INSERT ON payment_events
+             FOR EACH ROW EXECUTE FUNCTION refuse();",
+        md5(3)
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let failed = Write::Final {
+        id: c.id,
+        status: FinalStatus::Failed,
+        confirmation: None,
+        answer: "failed",
+    };
+    assert!(store.record(&[failed], Utc::now()).await.is_err());
+    assert_eq!(
+        store.status_of(&md5(3)).await.unwrap(),
+        Some(Status::Pending)
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "no event without its status");
+}
+
+#[tokio::test]
+async fn two_claimers_never_get_the_same_delivery_on_postgres() {
+    let Some((first, url)) = pg::store_and_url().await else {
+        return;
+    };
+    first.set_receivers(&["webhook"]).await.unwrap();
+    let n = 300;
+    paid_events(&first, n).await;
+    let second = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let now = Utc::now().timestamp_millis();
+    let claimer = |store: PgStore| {
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch = store
+                    .claim_deliveries(now, LEASE, 7, &["webhook"])
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    break got;
+                }
+                got.extend(batch);
+            }
+        })
+    };
+    let tasks = [
+        claimer(first.clone()),
+        claimer(first.clone()),
+        claimer(second.clone()),
+        claimer(second.clone()),
+    ];
+    let mut all = Vec::new();
+    let mut per_claimer = Vec::new();
+    for t in tasks {
+        let got = t.await.unwrap();
+        per_claimer.push(got.len());
+        all.extend(got);
+    }
+    let distinct: HashSet<(String, String)> = all
+        .iter()
+        .map(|d| (d.event_id.clone(), d.receiver.clone()))
+        .collect();
+    assert_eq!(distinct.len(), all.len(), "a delivery was claimed twice");
+    assert_eq!(
+        all.len(),
+        n,
+        "every due delivery was claimed: {per_claimer:?}"
+    );
+    assert!(all
+        .iter()
+        .all(|d| d.event_type == "payment.paid" && d.payload.contains(&d.md5) && d.attempts == 0));
+    let held: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM event_deliveries WHERE lease_id IS NOT NULL AND next_attempt_at = $1",
+    )
+    .bind(now + LEASE.as_millis() as i64)
+    .fetch_one(first.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        held, n as i64,
+        "each claimed delivery is pushed past its lease"
+    );
+    // A receiver nobody asked for gets nothing.
+    assert!(first
+        .claim_deliveries(now + 2 * LEASE.as_millis() as i64, LEASE, 10, &["hook"])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn deliveries_finish_release_list_and_redeliver_under_their_lease_on_postgres() {
+    use bakong_poller::store::{AttemptRecord, DeliveryOutcome, DeliveryStatus};
+    let Some(store) = pg::store().await else {
+        return;
+    };
+    store.set_receivers(&["webhook"]).await.unwrap();
+    paid_events(&store, 3).await;
+    let now = Utc::now().timestamp_millis();
+    let claims = store
+        .claim_deliveries(now, LEASE, 10, &["webhook"])
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 3);
+    let attempt = |status: Option<i64>, error: Option<&str>| AttemptRecord {
+        at: Utc::now(),
+        latency_ms: 12,
+        http_status: status,
+        error: error.map(str::to_string),
+        answer: Some("ok".into()),
+    };
+    assert!(store
+        .finish_delivery(
+            &claims[0],
+            &attempt(Some(200), None),
+            DeliveryOutcome::Delivered
+        )
+        .await
+        .unwrap());
+    // The same claim again: the lease is gone, nothing changes.
+    assert!(!store
+        .finish_delivery(
+            &claims[0],
+            &attempt(Some(200), None),
+            DeliveryOutcome::Delivered
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .finish_delivery(
+            &claims[1],
+            &attempt(Some(500), Some("HTTP 500")),
+            DeliveryOutcome::Dead
+        )
+        .await
+        .unwrap());
+    let mut stale = claims[2].clone();
+    stale.lease_id += 1;
+    store
+        .release_deliveries(
+            &[(
+                stale.event_id.clone(),
+                stale.receiver.clone(),
+                stale.lease_id,
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim_deliveries(now, LEASE, 10, &["webhook"])
+            .await
+            .unwrap()
+            .is_empty(),
+        "a release under another lease gives nothing back"
+    );
+    let c = &claims[2];
+    store
+        .release_deliveries(&[(c.event_id.clone(), c.receiver.clone(), c.lease_id)], now)
+        .await
+        .unwrap();
+    let counts = store.delivery_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.delivered, counts.dead), (1, 1, 1));
+    assert_eq!(store.delivery_latencies().await.unwrap().len(), 1);
+
+    let dead = store
+        .list_events(Some(DeliveryStatus::Dead), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, claims[1].event_id);
+    assert_eq!(dead[0].deliveries[0].status, DeliveryStatus::Dead);
+    assert_eq!(store.list_events(None, 10).await.unwrap().len(), 3);
+    let shown = store.event(&claims[0].event_id).await.unwrap().unwrap();
+    assert_eq!(shown.attempts.len(), 2);
+    assert_eq!(shown.attempts[0].http_status, Some(200));
+    assert_eq!(shown.deliveries[0].status, DeliveryStatus::Delivered);
+    assert!(shown.deliveries[0].delivered_at.is_some());
+    assert_eq!(shown.created_at.len(), "2026-11-30 16:00:00.000".len());
+    assert_eq!(shown.payload.unwrap()["type"], "payment.paid");
+    assert!(store.event("msg_nope").await.unwrap().is_none());
+
+    assert_eq!(store.redeliver("msg_nope").await.unwrap(), 0);
+    assert_eq!(store.redeliver(&claims[1].event_id).await.unwrap(), 1);
+    let again = store
+        .claim_deliveries(now, LEASE, 10, &["webhook"])
+        .await
+        .unwrap();
+    let mut ids: Vec<&str> = again.iter().map(|d| d.event_id.as_str()).collect();
+    ids.sort_unstable();
+    let mut want = vec![claims[1].event_id.as_str(), claims[2].event_id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "the released and the redelivered ones are due");
+}

@@ -820,3 +820,81 @@ async fn sigterm_during_a_hanging_delivery_exits_0_in_time_and_gives_the_deliver
         "given back, not left leased for two minutes"
     );
 }
+
+#[tokio::test]
+async fn a_paid_payment_reaches_the_receiver_signed_with_postgres_as_the_database() {
+    let Some(url) = crate::pg::database().await else {
+        return;
+    };
+    let e = env().await;
+    let key = secret(3);
+    // The first attempt fails: the retry goes through the PostgreSQL lease.
+    let rx = Receiver::start(&key, &[Reply::Status(500)], Reply::Status(200)).await;
+    let mut s = with_webhook(e.settings(), &rx.url(), vec![key.clone()]);
+    s.database.url = url.clone();
+    bakong_poller::app::open_store(&s)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let md5 = new_md5();
+    let mut t = paid_after(0);
+    t.md5 = Some(md5.clone());
+    t.amount = Some("1.50".parse().unwrap());
+    t.currency = Some("USD".parse().unwrap());
+    t.to_account = Some(ACCOUNT.into());
+    e.sim.sim.add_transaction(t).unwrap();
+    let d = start(s);
+    sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES ($1, $2::numeric, 'USD')")
+        .bind(&md5)
+        .bind("1.50")
+        .execute(&db)
+        .await
+        .unwrap();
+    let (id, payload): (String, String) = wait_for("the payment's event", LIMIT, || async {
+        sqlx::query_as("SELECT id, payload FROM payment_events WHERE md5 = $1")
+            .bind(&md5)
+            .fetch_optional(&db)
+            .await
+            .unwrap()
+    })
+    .await;
+    let attempts: i64 = wait_for("the webhook delivered", LIMIT, || async {
+        sqlx::query_scalar(
+            "SELECT attempts FROM event_deliveries
+             WHERE event_id = $1 AND receiver = 'webhook' AND status = 'delivered'",
+        )
+        .bind(&id)
+        .fetch_optional(&db)
+        .await
+        .unwrap()
+    })
+    .await;
+    d.stop().await;
+    assert_eq!(attempts, 2, "one 500, then delivered");
+    let status: String = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
+        .bind(&md5)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(status, "paid");
+    let got = rx.got();
+    assert_eq!(got.len(), 2);
+    for g in &got {
+        assert_eq!(g.id, id, "the same webhook-id on every attempt");
+        assert!(g.valid, "the receiver verified the signature");
+        assert_eq!(g.body, payload, "the stored payload is sent byte for byte");
+    }
+    let body: serde_json::Value = serde_json::from_str(&payload).unwrap();
+    assert_eq!(body["type"], "payment.paid");
+    assert_eq!(body["data"]["md5"], md5.as_str());
+    assert_eq!(body["data"]["amount"], "1.50");
+    let recorded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM event_attempts WHERE event_id = $1")
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 2, "each attempt is recorded");
+}
