@@ -11,6 +11,12 @@
 //! `{"md5": "...", "status": "paid"}` in the same transaction; reschedules
 //! and releases are guarded by the lease.
 //!
+//! The payment-event outbox (webhooks, the command hook) is the SQLite
+//! one with native types: a final write that changed a row inserts its
+//! event and one delivery per active receiver in the same transaction, and
+//! delivery claims take rows with `FOR UPDATE SKIP LOCKED` under a lease,
+//! so daemons sharing the database never send one delivery twice at once.
+//!
 //! Tables live in the schema the connection's `search_path` names (no name
 //! here is schema-qualified): `?options=-csearch_path%3Dbakong` keeps them
 //! apart from an application's own `payments`.
