@@ -1543,6 +1543,22 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_and_the_hook_are_accepted_with_a_postgres_database() {
+        let mut s = Settings::default();
+        s.database.url = "postgres://app@db/payments".into();
+        s.webhook.url = Some("https://shop.example/bakong".into());
+        s.webhook.secret = WebhookSecrets::Many(vec![format!("whsec_{}", "A".repeat(44))]);
+        s.hook.command = Some(vec!["/usr/local/bin/on-payment".into()]);
+        let problems: Vec<String> = s.problems().iter().map(|e| e.to_string()).collect();
+        assert!(
+            !problems
+                .iter()
+                .any(|p| p.contains("webhook") || p.contains("hook.command")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn debug_output_hides_urls_credentials() {
         let mut s = Settings::default();
         s.bakong.proxy = Some("http://u:S3cretPass@proxy:3128".into());
