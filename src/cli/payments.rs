@@ -242,11 +242,13 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let settings = ctx.quiet_settings()?;
     let store = app::open_store(&settings).await?;
     let counts = store.counts().await;
+    let expired_static_qr = store.expired_static_qr().await;
     let last = store.last_answer_at().await;
     let newest = store.last_answer().await;
     let deliveries = store.delivery_counts().await;
     store.close().await;
-    let counts = counts?;
+    let mut counts = counts?;
+    counts.expired_static_qr = expired_static_qr?;
     let last_problem = newest?.and_then(|a| {
         let e = a.error?;
         Some(match a.answer.as_deref() {

@@ -137,7 +137,9 @@ pub struct Counts {
     pub failed: i64,
     /// Expired rows.
     pub expired: i64,
-    /// Expired rows whose last answer said "static QR".
+    /// Expired rows whose last answer said "static QR" (filled by `status`
+    /// through [`Store::expired_static_qr`]: it reads the whole history, so
+    /// the periodic counts leave it out).
     pub expired_static_qr: i64,
     /// Pending rows known to be static QRs (waiting for their deadline).
     pub pending_static_qr: i64,
@@ -419,6 +421,15 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.pending_facts(now_ms, ttl, grace).await,
             Backend::Postgres(s) => s.pending_facts(now_ms, ttl, grace).await,
+        }
+    }
+
+    /// Expired rows whose last answer said "static QR" (all of history:
+    /// for `status`, not for periodic reports).
+    pub async fn expired_static_qr(&self) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.expired_static_qr().await,
+            Backend::Postgres(s) => s.expired_static_qr().await,
         }
     }
 

@@ -603,13 +603,17 @@ impl SqliteStore {
         c.oldest_pending = oldest;
         c.next_check_ms = next;
         c.pending_static_qr = pending_static;
-        c.expired_static_qr = sqlx::query_scalar(
+        Ok(c)
+    }
+
+    /// See [`super::Store::expired_static_qr`].
+    pub async fn expired_static_qr(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
         )
         .fetch_one(&self.read)
         .await
-        .map_err(ctx("count static QRs"))?;
-        Ok(c)
+        .map_err(ctx("count static QRs"))
     }
 
     /// See [`super::Store::pending_facts`]. One pass over the pending rows
