@@ -343,6 +343,14 @@ pub struct PollerSettings {
     /// How long shutdown waits for writes in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// While the daily quota is exhausted (errorCode 17), the interval
+    /// between the probes that find out whether it has reset.
+    #[serde(with = "humantime_serde")]
+    pub quota_probe: Duration,
+    /// At most this many requests per UTC day (none when absent), with a
+    /// reserve for the payments nearest their deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_request_budget: Option<u64>,
 }
 
 /// Whether the daemon checks 50 md5s per request.
@@ -424,6 +432,8 @@ impl Default for PollerSettings {
             bulk_retry: Duration::from_secs(1800),
             bulk_flush: Duration::from_millis(500),
             shutdown_timeout: Duration::from_secs(8),
+            quota_probe: crate::bakong::quota::DEFAULT_PROBE,
+            daily_request_budget: None,
         }
     }
 }
@@ -945,10 +955,18 @@ impl Settings {
             ("poller.renew_retry", p.renew_retry),
             ("poller.summary_interval", p.summary_interval),
             ("poller.bulk_retry", p.bulk_retry),
+            ("poller.quota_probe", p.quota_probe),
         ] {
             if d.is_zero() {
                 push(bad(key, "must be longer than zero".into()));
             }
+        }
+        if p.daily_request_budget == Some(0) {
+            push(bad(
+                "poller.daily_request_budget",
+                "0 must be a positive number of requests per day; remove the key for no budget"
+                    .into(),
+            ));
         }
         if p.max_interval < p.fresh_interval {
             push(bad(

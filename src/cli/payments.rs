@@ -190,6 +190,12 @@ pub struct Status {
     /// The newest answer, when it was an error (e.g. every endpoint
     /// answering 404 because of the base URL).
     pub last_problem: Option<String>,
+    /// `daily quota exhausted since ...` while the quota pause is in force.
+    pub quota: Option<String>,
+    /// Requests the daemon sent today (UTC).
+    pub requests_today: i64,
+    /// `poller.daily_request_budget`, if set.
+    pub daily_request_budget: Option<u64>,
 }
 
 impl Report for Status {
@@ -223,6 +229,13 @@ impl Report for Status {
         if let Some(p) = &self.last_problem {
             s += &format!("\nlast problem     {p}");
         }
+        if let Some(q) = &self.quota {
+            s += &format!("\nquota            {q}");
+        }
+        s += &format!("\nrequests today   {}", self.requests_today);
+        if let Some(b) = self.daily_request_budget {
+            s += &format!(" of {b} (poller.daily_request_budget)");
+        }
         s
     }
 }
@@ -234,7 +247,22 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let counts = store.counts().await;
     let last = store.last_answer_at().await;
     let newest = store.last_answer().await;
+    let gate = store.gate_state().await;
     store.close().await;
+    let gate = gate?;
+    let today = crate::bakong::quota::utc_day(Utc::now().timestamp_millis());
+    let requests_today = if gate.spend_day.as_deref() == Some(today.as_str()) {
+        gate.spend
+    } else {
+        0
+    };
+    let quota = gate.quota_since_ms.map(|since_ms| {
+        crate::bakong::Pause {
+            since_ms,
+            next_probe_ms: gate.quota_next_probe_ms.unwrap_or(since_ms),
+        }
+        .describe()
+    });
     let counts = counts?;
     let last_problem = newest?.and_then(|a| {
         let e = a.error?;
@@ -260,5 +288,8 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         last_answer_at: last?,
         token_expires_at,
         last_problem,
+        quota,
+        requests_today,
+        daily_request_budget: settings.poller.daily_request_budget,
     })
 }

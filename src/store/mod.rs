@@ -114,6 +114,30 @@ pub enum Write {
         /// The claim.
         lease_id: i64,
     },
+    /// Give a claimed row back unchecked, due at `next_check_at` (the daily
+    /// budget defers it); its bookkeeping is left as it was.
+    Defer {
+        /// Row id.
+        id: PaymentId,
+        /// The claim.
+        lease_id: i64,
+        /// Unix ms.
+        next_check_at: i64,
+    },
+}
+
+/// The gate's state kept in the database: the daily quota's pause and the
+/// day's request spend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct GateState {
+    /// Unix ms the quota pause began; `None` when there is none.
+    pub quota_since_ms: Option<i64>,
+    /// Unix ms of the next probe during the pause.
+    pub quota_next_probe_ms: Option<i64>,
+    /// The UTC day (`YYYY-MM-DD`) `spend` counts.
+    pub spend_day: Option<String>,
+    /// Requests sent on `spend_day`.
+    pub spend: i64,
 }
 
 /// Counts per status and scheduling facts, for `status` and summaries.
@@ -351,6 +375,29 @@ impl Store {
     pub async fn paid_today(&self) -> Result<i64, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.paid_today().await,
+        }
+    }
+
+    /// The gate's state kept in the database (quota pause, day's spend).
+    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.gate_state().await,
+        }
+    }
+
+    /// Saves the quota pause: `Some((since_ms, next_probe_ms))`, or `None`
+    /// when it ended.
+    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_quota_pause(pause).await,
+        }
+    }
+
+    /// Adds `n` requests to the spend of UTC day `day` (`YYYY-MM-DD`; a new
+    /// day starts from zero) and returns that day's total.
+    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_spend(day, n).await,
         }
     }
 

@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    amount_text, Claimed, Counts, InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary,
-    StoreError, Write,
+    amount_text, Claimed, Counts, GateState, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
+    StatusSummary, StoreError, Write,
 };
 use crate::payment::{PaymentId, Status};
 
@@ -138,6 +138,11 @@ const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NU
     FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
     WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
 
+const DEFER_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next
+          FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
 fn sql_time(t: DateTime<Utc>) -> String {
@@ -162,6 +167,14 @@ fn create_shared(path: &std::path::Path) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+#[derive(FromRow)]
+struct GateRow {
+    quota_since_ms: Option<i64>,
+    quota_next_probe_ms: Option<i64>,
+    spend_day: Option<String>,
+    spend: i64,
 }
 
 #[derive(FromRow)]
@@ -389,6 +402,7 @@ impl SqliteStore {
         let mut applied = vec![true; writes.len()];
         let mut reschedules = Vec::new();
         let mut releases = Vec::new();
+        let mut defers = Vec::new();
         for (i, w) in writes.iter().enumerate() {
             match w {
                 Write::Final {
@@ -437,6 +451,13 @@ impl SqliteStore {
                 Write::Release { id, lease_id } => {
                     releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
                 }
+                Write::Defer {
+                    id,
+                    lease_id,
+                    next_check_at,
+                } => defers.push(
+                    serde_json::json!({ "id": id.0, "lease": lease_id, "next": next_check_at }),
+                ),
             }
         }
         if !reschedules.is_empty() {
@@ -455,8 +476,63 @@ impl SqliteStore {
                 .await
                 .map_err(ctx("release payments"))?;
         }
+        if !defers.is_empty() {
+            sqlx::query(DEFER_SQL)
+                .bind(serde_json::Value::Array(defers).to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("defer payments"))?;
+        }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
+    }
+
+    /// See [`super::Store::gate_state`].
+    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+        let row: Option<GateRow> = sqlx::query_as(
+            "SELECT quota_since_ms, quota_next_probe_ms, spend_day, spend FROM gate_state WHERE id = 1",
+        )
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("read the gate state"))?;
+        Ok(row
+            .map(|r| GateState {
+                quota_since_ms: r.quota_since_ms,
+                quota_next_probe_ms: r.quota_next_probe_ms,
+                spend_day: r.spend_day,
+                spend: r.spend,
+            })
+            .unwrap_or_default())
+    }
+
+    /// See [`super::Store::set_quota_pause`].
+    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gate_state (id, quota_since_ms, quota_next_probe_ms) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET quota_since_ms = ?1, quota_next_probe_ms = ?2",
+        )
+        .bind(pause.map(|p| p.0))
+        .bind(pause.map(|p| p.1))
+        .execute(&self.write)
+        .await
+        .map_err(ctx("save the quota pause"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::add_spend`].
+    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO gate_state (id, spend_day, spend) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET
+                spend = CASE WHEN spend_day IS ?1 THEN spend + ?2 ELSE ?2 END,
+                spend_day = ?1
+             RETURNING spend",
+        )
+        .bind(day)
+        .bind(n)
+        .fetch_one(&self.write)
+        .await
+        .map_err(ctx("save the day's request spend"))
     }
 
     /// See [`super::Store::counts`].

@@ -9,5 +9,6 @@ mod daemon;
 mod field;
 mod helpers;
 mod khqr;
+mod quota;
 mod simulator;
 mod systemd;
