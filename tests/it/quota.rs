@@ -138,7 +138,7 @@ async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
     d.stop().await;
     e.sim.sim.reset_stats();
 
-    let d = start(s);
+    let d = start(s.clone());
     tokio::time::sleep(Duration::from_millis(1000)).await;
     d.stop().await;
     assert_eq!(
@@ -148,6 +148,21 @@ async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
     );
     assert!(pause_since(&db).await.is_some());
     assert_eq!(count(&db, "pending").await, 3);
+
+    // `status` reads it from the database too.
+    let cfg = e.config_file(&s, "");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("quota            daily quota exhausted since "),
+        "{text}"
+    );
 }
 
 #[tokio::test]
