@@ -206,11 +206,18 @@ async fn schedule_loop(
         let bulk = ctx.bulk.active();
         let batch = if bulk { bakong::MAX_LIST } else { 1 };
         let mut full = false;
-        // In bulk mode due rows gather until a batch is full or bulk_flush
-        // has passed, so each request carries many md5s.
+        // In bulk mode due rows are checked together once per cadence (a
+        // full batch goes at once), so each request carries as many md5s as
+        // the due set allows. A round also takes the rows falling due in
+        // the next half cadence, which would otherwise wait a whole one.
+        let lookahead = if bulk {
+            cfg.cadence.as_millis() as i64 / 2
+        } else {
+            0
+        };
         let gather = bulk
             && room > 0
-            && last_flush.elapsed() < cfg.bulk_flush
+            && last_flush.elapsed() < cfg.cadence
             && store
                 .due(Utc::now().timestamp_millis(), batch)
                 .await
@@ -219,7 +226,7 @@ async fn schedule_loop(
             last_flush = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
             match store
-                .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
+                .claim(now + lookahead, cfg.lease, room * batch, cfg.payment_ttl)
                 .await
             {
                 Ok(rows) => {
@@ -238,9 +245,14 @@ async fn schedule_loop(
                     let valid = budget_filter(&ctx, valid, now).await;
                     // Rows that keep failing go alone, so one bad row never
                     // holds back the healthy ones it would share a request with.
-                    let (alone, healthy): (Vec<Payment>, Vec<Payment>) = valid
+                    let (alone, mut healthy): (Vec<Payment>, Vec<Payment>) = valid
                         .into_iter()
                         .partition(|p| p.errors >= ISOLATE_AFTER_ERRORS);
+                    // Fresh payments (the customer may be at the counter)
+                    // take the first requests of the round; older ones keep
+                    // their due order behind them.
+                    let fresh_ms = cfg.fresh_period.as_millis() as i64;
+                    healthy.sort_by_key(|p| now - p.created_ms >= fresh_ms);
                     for p in alone {
                         checks.spawn(check_batch(vec![p], ctx.clone()));
                     }

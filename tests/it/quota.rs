@@ -51,7 +51,7 @@ async fn the_daily_quota_pauses_every_request_probes_once_per_interval_and_resum
     let e = env().await;
     let mut s = e.settings();
     s.poller.bulk = BulkMode::Auto;
-    s.poller.bulk_flush = Duration::from_millis(50);
+    s.poller.cadence = Duration::from_millis(50);
     s.poller.quota_probe = Duration::from_millis(400);
     s.poller.summary_interval = Duration::from_millis(100);
     let db = e.merchant(&s).await;
