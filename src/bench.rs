@@ -709,21 +709,22 @@ async fn pareto(opts: &BenchOptions) -> Result<(), BenchError> {
     }
     series.push(("naive loops (1 s, 5 s), 10 payments/s".into(), naive));
 
-    // The quota: 60 requests a simulated day of 20 s, probes every 2 s.
+    // The quota: 10 requests a simulated day of 20 s, probes every 2 s
+    // (the cell spends about one request a second, so the quota is met).
     let (f, st) = pareto_cell(
         limit,
         2.0,
         5.0,
         window,
         Some(Faults {
-            daily_limit: Some(60),
+            daily_limit: Some(10),
             day_length: Some(Duration::from_secs(20)),
             ..Faults::default()
         }),
     )
     .await?;
     let line = format!(
-        "\nquota scenario: daily limit 60 requests per simulated 20 s day, quota_probe 2s, 2 payments/s, budget 5/s: {} of {} confirmed, p50 {:.2} s, p99 {:.2} s, {} requests, {} refused with errorCode 17",
+        "\nquota scenario: daily limit 10 requests per simulated 20 s day, quota_probe 2s, 2 payments/s, budget 5/s: {} of {} confirmed, p50 {:.2} s, p99 {:.2} s, {} requests, {} refused with errorCode 17",
         f.confirmed, f.created, f.p50, f.p99, f.requests, st.quota_refused
     );
     println!("{line}");
