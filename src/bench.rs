@@ -59,6 +59,11 @@ pub struct BenchOptions {
     pub baseline_levels: Vec<f64>,
     /// Pending rows for the RSS / CPU measurement.
     pub pending: usize,
+    /// Window of each Pareto cell (zero: no Pareto table, naive loops or
+    /// quota scenario).
+    pub pareto_window: Duration,
+    /// Where the Pareto table and plot are written.
+    pub out_dir: std::path::PathBuf,
 }
 
 /// One load level's figures.
@@ -211,6 +216,15 @@ fn checkout(md5: &str) -> NewTransaction {
     }
 }
 
+/// The issue's checkout: paid after an exponentially distributed delay
+/// (4 s mean, tail cut at 30 s), one in ten never pays.
+fn checkout_exp(md5: &str) -> NewTransaction {
+    let mut t = checkout(md5);
+    let u: f64 = rand::rng().random_range(f64::MIN_POSITIVE..1.0);
+    t.after = Duration::from_secs_f64((-u.ln() * 4.0).min(30.0));
+    t
+}
+
 fn new_md5(i: usize) -> String {
     crate::khqr::md5_hex(&format!("bench-{i}-{}", rand::random::<u64>()))
 }
@@ -312,6 +326,36 @@ async fn daemon_level(
 /// The loop client libraries suggest: every pending md5 checked one by one
 /// on a fixed interval (1 s), errors and 429s simply retried next round.
 async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, BenchError> {
+    naive_loop(
+        opts.limit,
+        rate,
+        opts.duration,
+        Duration::from_secs(1),
+        checkout,
+        Duration::from_secs(20),
+    )
+    .await
+}
+
+/// The naive loop: every pending md5 checked one by one every `every`.
+async fn naive_loop(
+    limit: f64,
+    rate: f64,
+    window: Duration,
+    every: Duration,
+    customer: fn(&str) -> NewTransaction,
+    drain: Duration,
+) -> Result<Figures, BenchError> {
+    let opts = BenchOptions {
+        duration: window,
+        limit,
+        bulk_levels: Vec::new(),
+        single_levels: Vec::new(),
+        baseline_levels: Vec::new(),
+        pending: 0,
+        pareto_window: Duration::ZERO,
+        out_dir: std::path::PathBuf::new(),
+    };
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
     let http = reqwest::Client::builder()
@@ -321,7 +365,7 @@ async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, Bench
     let url = format!("{}/v1/check_transaction_by_md5", sim.base_url());
     let total = (rate * opts.duration.as_secs_f64()).round() as usize;
     let start = Instant::now();
-    let stop_at = start + opts.duration + Duration::from_secs(20);
+    let stop_at = start + opts.duration + drain;
     // md5 -> the moment the customer pays (unix ms), for paid ones.
     let mut pending: Vec<(String, Option<i64>)> = Vec::new();
     let mut created = 0usize;
@@ -335,7 +379,7 @@ async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, Bench
             && start + Duration::from_secs_f64(created as f64 / rate) <= Instant::now()
         {
             let md5 = new_md5(created);
-            let t = checkout(&md5);
+            let t = customer(&md5);
             if t.outcome == OutcomeKind::Paid {
                 expected += 1;
             }
@@ -347,7 +391,7 @@ async fn baseline_level(opts: &BenchOptions, rate: f64) -> Result<Figures, Bench
             created += 1;
         }
         if Instant::now() >= next_round {
-            next_round = Instant::now() + Duration::from_secs(1);
+            next_round = Instant::now() + every;
             for (md5, done) in pending.iter_mut().filter(|(_, d)| d.is_none()) {
                 let resp = http
                     .post(&url)
@@ -505,6 +549,251 @@ async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), BenchError
     Ok((percentile(&delays, 0.5), percentile(&delays, 1.0)))
 }
 
+/// One Pareto cell: the daemon with the product's default scheduling but
+/// `ceiling`, checkout traffic (exponential, 4 s mean) at `rate` for
+/// `window`, against a simulator limit of `limit` (and `faults` on top).
+async fn pareto_cell(
+    limit: f64,
+    rate: f64,
+    ceiling: f64,
+    window: Duration,
+    faults: Option<Faults>,
+) -> Result<(Figures, simulator::Stats), BenchError> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(limit).await?;
+    if let Some(extra) = faults {
+        let mut f = sim.sim.faults();
+        f.daily_limit = extra.daily_limit;
+        f.day_length = extra.day_length;
+        sim.sim.set_faults(f);
+    }
+    let token = sim.sim.issue_token(EMAIL);
+    let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, ceiling, BulkMode::Auto);
+    // The product's defaults, as a merchant runs it; expiry 2 min.
+    let d = crate::config::PollerSettings::default();
+    let p = &mut settings.poller;
+    p.concurrency = d.concurrency;
+    p.scan_interval = d.scan_interval;
+    p.fresh_interval = d.fresh_interval;
+    p.fresh_period = d.fresh_period;
+    p.max_interval = d.max_interval;
+    p.expiry_grace = d.expiry_grace;
+    p.payment_ttl = Duration::from_secs(120);
+    p.cadence = d.cadence;
+    p.quota_probe = Duration::from_secs(2);
+    crate::app::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
+    let db = merchant_store(&settings).await?;
+    let daemon = Daemon::start(&settings, dir.path())?;
+    let start = Instant::now();
+    let total = (rate * window.as_secs_f64()).round() as usize;
+    let mut paid = 0usize;
+    for i in 0..total {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        let md5 = new_md5(i);
+        let t = checkout_exp(&md5);
+        paid += usize::from(t.outcome == OutcomeKind::Paid);
+        let amount = t.amount.unwrap_or(Decimal::ONE).to_string();
+        sim.sim.add_transaction(t)?;
+        db.insert_payment(&usd(&md5, &amount))
+            .await
+            .map_err(|e| format!("insert: {e}"))?;
+    }
+    // The tail of the payment delays is 30 s.
+    let drain_until = Instant::now() + Duration::from_secs(32);
+    loop {
+        let n = db.counts().await.map_err(|e| e.to_string())?.paid;
+        if n as usize >= paid || Instant::now() > drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.stop()?;
+    let lat = db
+        .confirm_latencies(Status::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    let st = sim.sim.stats();
+    sim.stop().await;
+    Ok((
+        Figures {
+            created: total,
+            confirmed: lat.len(),
+            p50: percentile(&lat, 0.5),
+            p95: percentile(&lat, 0.95),
+            p99: percentile(&lat, 0.99),
+            requests: st.total,
+            rate_limited: st.rate_limited,
+            inside_window: st.inside_retry_after,
+            rss_mb: f64::NAN,
+            cpu_s: f64::NAN,
+        },
+        st,
+    ))
+}
+
+/// The Pareto table (budgets 1, 2, 5, 10 requests/s at 2, 10 and 100
+/// payments/s), the two naive loops and a quota scenario; the table goes
+/// to `pareto.txt` and the plot to `pareto.svg` in `opts.out_dir`.
+async fn pareto(opts: &BenchOptions) -> Result<(), BenchError> {
+    let window = opts.pareto_window;
+    let limit = 10.0;
+    let mut text = format!(
+        "Pareto: simulator limit {limit} requests/s; checkout traffic {} s per cell (shortened window), paid after an exponential delay (4 s mean, tail cut at 30 s), 1 in 10 never pays, expiry 2 min; daemon defaults but max_requests_per_second (the budget).\n\n{:<22} {:>6} {:>6} {:>9} {:>7} {:>7} {:>9} {:>6}\n",
+        window.as_secs(),
+        "mode",
+        "new/s",
+        "budget",
+        "confirmed",
+        "p50 s",
+        "p99 s",
+        "req/conf",
+        "429s"
+    );
+    println!("\n{text}");
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for rate in [2.0, 10.0, 100.0] {
+        let mut points = Vec::new();
+        for budget in [1.0, 2.0, 5.0, 10.0] {
+            let (f, _) = pareto_cell(limit, rate, budget, window, None).await?;
+            let line = format!(
+                "{:<22} {rate:>6.0} {budget:>6.0} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>6}",
+                "daemon (bulk, cadence)",
+                f.confirmed,
+                f.p50,
+                f.p99,
+                f.per_confirmation(),
+                f.rate_limited
+            );
+            println!("{line}");
+            text += &line;
+            text.push('\n');
+            if f.p99.is_finite() {
+                points.push((f.per_confirmation(), f.p99));
+            }
+        }
+        series.push((format!("daemon, {rate:.0} payments/s"), points));
+    }
+    let mut naive = Vec::new();
+    for every in [1u64, 5] {
+        let f = naive_loop(
+            limit,
+            10.0,
+            window,
+            Duration::from_secs(every),
+            checkout_exp,
+            Duration::from_secs(32),
+        )
+        .await?;
+        let line = format!(
+            "{:<22} {:>6.0} {:>6} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>6}",
+            format!("naive, each md5 {every}s"),
+            10.0,
+            "-",
+            f.confirmed,
+            f.p50,
+            f.p99,
+            f.per_confirmation(),
+            f.rate_limited
+        );
+        println!("{line}");
+        text += &line;
+        text.push('\n');
+        if f.p99.is_finite() {
+            naive.push((f.per_confirmation(), f.p99));
+        }
+    }
+    series.push(("naive loops (1 s, 5 s), 10 payments/s".into(), naive));
+
+    // The quota: 10 requests a simulated day of 20 s, probes every 2 s
+    // (the cell spends about one request a second, so the quota is met).
+    let (f, st) = pareto_cell(
+        limit,
+        2.0,
+        5.0,
+        window,
+        Some(Faults {
+            daily_limit: Some(10),
+            day_length: Some(Duration::from_secs(20)),
+            ..Faults::default()
+        }),
+    )
+    .await?;
+    let line = format!(
+        "\nquota scenario: daily limit 10 requests per simulated 20 s day, quota_probe 2s, 2 payments/s, budget 5/s: {} of {} confirmed, p50 {:.2} s, p99 {:.2} s, {} requests, {} refused with errorCode 17",
+        f.confirmed, f.created, f.p50, f.p99, f.requests, st.quota_refused
+    );
+    println!("{line}");
+    text += &line;
+    text.push('\n');
+
+    std::fs::create_dir_all(&opts.out_dir)
+        .map_err(|e| format!("create {}: {e}", opts.out_dir.display()))?;
+    let table = opts.out_dir.join("pareto.txt");
+    std::fs::write(&table, &text).map_err(|e| format!("write {}: {e}", table.display()))?;
+    let svg = opts.out_dir.join("pareto.svg");
+    plot(&svg, &series)?;
+    println!("written: {} and {}", table.display(), svg.display());
+    Ok(())
+}
+
+/// p99 latency against requests per confirmation, one line per series.
+fn plot(path: &Path, series: &[(String, Vec<(f64, f64)>)]) -> Result<(), BenchError> {
+    use plotters::prelude::*;
+    let fail = |e: &dyn std::fmt::Display| BenchError(format!("plot {}: {e}", path.display()));
+    let max_x = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(x, _)| *x))
+        .fold(0.1f64, f64::max)
+        * 1.1;
+    let max_y = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|(_, y)| *y))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "p99 paid -> confirmed (s) against requests per confirmation",
+            ("sans-serif", 18),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..max_x, 0f64..max_y)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("requests per confirmation")
+        .y_desc("p99 latency (s)")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    let colours = [&BLUE, &RED, &GREEN, &BLACK];
+    for (i, (name, points)) in series.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let mut pts = points.clone();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label(name.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
 fn row(label: &str, rate: f64, f: &Figures) -> String {
     format!(
         "{label:<9} {rate:>6.1} {:>7} {:>9} {:>6.2} {:>6.2} {:>6.2} {:>9.2} {:>6} {:>6} {:>7.1} {:>6.2}",
@@ -515,6 +804,10 @@ fn row(label: &str, rate: f64, f: &Figures) -> String {
 /// Runs the benchmark and prints its tables.
 pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "warn");
+    if !opts.pareto_window.is_zero() {
+        pareto(&opts).await?;
+        println!();
+    }
     println!(
         "bakong-poller bench: simulator limit {} requests/s (token bucket, Retry-After in seconds); {} s of checkout traffic per level;",
         opts.limit,

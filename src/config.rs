@@ -345,13 +345,26 @@ pub struct PollerSettings {
     /// answered 403/404 before trying it again.
     #[serde(with = "humantime_serde")]
     pub bulk_retry: Duration,
-    /// In bulk mode, how long due payments may gather before a request
-    /// that is not full (50) goes out.
+    /// Deprecated, replaced by `poller.cadence`: accepted (a merchant's
+    /// config file must not break) and ignored.
     #[serde(with = "humantime_serde")]
     pub bulk_flush: Duration,
+    /// In bulk mode, due payments are checked together once per cadence,
+    /// each request as full (50 md5s) as the due set allows; a full batch
+    /// goes at once. `max_requests_per_second` stays the ceiling.
+    #[serde(with = "humantime_serde")]
+    pub cadence: Duration,
     /// How long shutdown waits for writes in hand.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// While the daily quota is exhausted (errorCode 17), the interval
+    /// between the probes that find out whether it has reset.
+    #[serde(with = "humantime_serde")]
+    pub quota_probe: Duration,
+    /// At most this many requests per UTC day (none when absent), with a
+    /// reserve for the payments nearest their deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub daily_request_budget: Option<u64>,
 }
 
 /// `[webhook]`: where events are POSTed, signed the Standard Webhooks way.
@@ -531,6 +544,9 @@ impl Default for BakongSettings {
     }
 }
 
+/// `poller.bulk_flush`'s old default: any other value was set by hand.
+const DEPRECATED_BULK_FLUSH: Duration = Duration::from_millis(500);
+
 impl Default for PollerSettings {
     fn default() -> Self {
         PollerSettings {
@@ -552,8 +568,11 @@ impl Default for PollerSettings {
             summary_interval: Duration::from_secs(300),
             bulk: BulkMode::Auto,
             bulk_retry: Duration::from_secs(1800),
-            bulk_flush: Duration::from_millis(500),
+            bulk_flush: DEPRECATED_BULK_FLUSH,
+            cadence: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(8),
+            quota_probe: crate::bakong::quota::DEFAULT_PROBE,
+            daily_request_budget: None,
         }
     }
 }
@@ -959,10 +978,19 @@ impl Settings {
             ("poller.renew_retry", p.renew_retry),
             ("poller.summary_interval", p.summary_interval),
             ("poller.bulk_retry", p.bulk_retry),
+            ("poller.quota_probe", p.quota_probe),
+            ("poller.cadence", p.cadence),
         ] {
             if d.is_zero() {
                 push(bad(key, "must be longer than zero".into()));
             }
+        }
+        if p.daily_request_budget == Some(0) {
+            push(bad(
+                "poller.daily_request_budget",
+                "0 must be a positive number of requests per day; remove the key for no budget"
+                    .into(),
+            ));
         }
         if p.max_interval < p.fresh_interval {
             push(bad(
@@ -1082,6 +1110,12 @@ impl Settings {
                 message: format!(
                     "{a} is reachable from other hosts and /metrics and /healthz ask for no credentials; allow only your Prometheus server in the firewall"
                 ),
+            });
+        }
+        if self.poller.bulk_flush != DEPRECATED_BULK_FLUSH {
+            out.push(ConfigWarning {
+                key: "poller.bulk_flush",
+                message: "is deprecated and ignored: due payments are now checked together once per poller.cadence (default 1s); remove the key, or set poller.cadence".into(),
             });
         }
         out
@@ -1377,6 +1411,19 @@ mod tests {
         ] {
             assert_eq!(split_api_path(given), (base.to_string(), None), "{given}");
         }
+    }
+
+    #[test]
+    fn a_deprecated_bulk_flush_still_loads_with_a_warning_naming_its_replacement() {
+        let s = load_text("[poller]\nbulk_flush = \"200ms\"\ndaily_request_budget = 5000\nquota_probe = \"10m\"\n")
+            .expect("loads");
+        let w = s.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].key, "poller.bulk_flush");
+        assert!(w[0].to_string().contains("poller.cadence"), "{}", w[0]);
+        assert_eq!(s.poller.daily_request_budget, Some(5000));
+        assert_eq!(s.poller.quota_probe, Duration::from_secs(600));
+        assert!(load_text("[poller]\ndaily_request_budget = 0\n").is_err());
     }
 
     #[test]

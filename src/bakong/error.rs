@@ -46,6 +46,20 @@ pub enum Error {
         /// The wait the server asked for, if it said one.
         retry_after: Option<Duration>,
     },
+    /// errorCode 17 (or a 429 that speaks of a daily limit): the token's
+    /// daily request quota is spent; every request waits for it to reset.
+    #[error("daily request quota exhausted: {message}")]
+    Quota {
+        /// Bakong's message, or why the request was held back.
+        message: String,
+    },
+    /// `poller.daily_request_budget` is spent for today (UTC): the request
+    /// was not sent.
+    #[error("poller.daily_request_budget of {budget} requests is spent for today (UTC); checks resume after midnight UTC")]
+    BudgetSpent {
+        /// The configured budget.
+        budget: u64,
+    },
     /// HTTP 403, usually an HTML page from the gateway.
     #[error("HTTP 403 from {endpoint}: Bakong refuses clients outside Cambodia (geo-block), or this endpoint is closed to this token; run from a Cambodian network or set bakong.proxy (or HTTPS_PROXY) to a proxy in Cambodia, and ask NBC about the token's access if single lookups work but this endpoint does not")]
     Forbidden {
@@ -131,6 +145,12 @@ impl Error {
         )
     }
 
+    /// Whether the request was refused (or held back) by the daily quota or
+    /// the daily budget: about the token, never about a payment.
+    pub fn is_quota(&self) -> bool {
+        matches!(self, Error::Quota { .. } | Error::BudgetSpent { .. })
+    }
+
     /// Whether this is Bakong's answer about the transaction (not found,
     /// failed, static QR) rather than a failure to get one.
     pub fn is_answer(&self) -> bool {
@@ -149,6 +169,8 @@ impl Error {
             Error::StaticQr { .. } => "static_qr",
             Error::Unauthorized { .. } => "unauthorized",
             Error::RateLimited { .. } => "rate_limited",
+            Error::Quota { .. } => "quota",
+            Error::BudgetSpent { .. } => "budget",
             Error::Forbidden { .. } => "forbidden",
             Error::GeoBlocked => "geo_blocked",
             Error::ListClosed { .. } => "list_closed",
@@ -179,6 +201,7 @@ pub fn error_code_text(code: i64) -> &'static str {
         10 => "Not registered yet.",
         11 => "Account ID not found.",
         12 => "Account ID is invalid.",
+        17 => "Daily request limit exceeded. Please try again tomorrow.",
         _ => "Unknown error code.",
     }
 }

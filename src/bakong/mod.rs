@@ -10,6 +10,7 @@
 
 mod error;
 pub mod gate;
+pub mod quota;
 pub mod token;
 pub mod types;
 
@@ -23,6 +24,7 @@ use serde_json::{json, Value};
 
 pub use error::{error_code_text, Error};
 pub use gate::{Gate, GateConfig, RetryAfter};
+pub use quota::{Pause, Quota, Spend};
 pub use token::{
     Candidate, Claims, FileKeep, Token, TokenChoice, TokenConfig, TokenKeep, TokenManager,
     TokenSource,
@@ -78,6 +80,8 @@ struct Inner {
     base: String,
     timeout: Duration,
     gate: Gate,
+    /// The daily quota's pause and the daily budget.
+    quota: Quota,
     tokens: Arc<TokenManager>,
     /// Unix ms of the last answer that was not an error of transport,
     /// HTTP status or decoding.
@@ -185,6 +189,7 @@ impl Client {
                 base: cfg.base_url.trim_end_matches('/').to_string(),
                 timeout: cfg.timeout,
                 gate: Gate::new(&cfg.gate),
+                quota: Quota::default(),
                 tokens,
                 last_success_ms: AtomicI64::new(0),
                 latencies: Default::default(),
@@ -197,6 +202,11 @@ impl Client {
     /// The shared gate (for its counters).
     pub fn gate(&self) -> &Gate {
         &self.inner.gate
+    }
+
+    /// The daily quota's pause and the daily budget, shared by all requests.
+    pub fn quota(&self) -> &Quota {
+        &self.inner.quota
     }
 
     /// The token manager.
@@ -243,6 +253,15 @@ impl Client {
             self.inner.gate.acquire_priority().await;
         } else {
             self.inner.gate.acquire().await;
+        }
+        // The quota's pause and the budget hold requests with the token;
+        // checked after the gate, so a request that waited there sees a
+        // pause that began meanwhile.
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if auth == Auth::None {
+            self.inner.quota.count_sent(now_ms);
+        } else if let Err(e) = self.inner.quota.admit(now_ms) {
+            return (Err(e), None);
         }
         let token = match auth {
             Auth::None => None,
@@ -318,6 +337,27 @@ impl Client {
                 l.push(sent.elapsed().as_millis().min(u32::MAX as u128) as u32);
             }
         }
+        let envelope = serde_json::from_slice::<Envelope>(&body);
+        // The daily quota: errorCode 17, or a 429 that speaks of a daily
+        // limit. About the token for the rest of the day, not a rate.
+        if let Ok(env) = &envelope {
+            let message = env.response_message.clone().unwrap_or_default();
+            let daily = {
+                let m = message.to_ascii_lowercase();
+                m.contains("daily") && m.contains("limit")
+            };
+            if (env.response_code != 0 && env.error_code == Some(17)) || (status == 429 && daily) {
+                let message = if message.is_empty() {
+                    error_code_text(17).to_string()
+                } else {
+                    message
+                };
+                return Err(self
+                    .inner
+                    .quota
+                    .exhausted(chrono::Utc::now().timestamp_millis(), message));
+            }
+        }
         if status == 429 {
             let wait = self.inner.gate.rate_limited(retry_after);
             tracing::warn!(endpoint, retry_after = ?retry_after.map(|r| r.wait()), wait_ms = wait.as_millis() as u64, "rate limited by Bakong (HTTP 429); all requests wait");
@@ -326,7 +366,6 @@ impl Client {
             });
         }
         self.inner.gate.succeeded();
-        let envelope = serde_json::from_slice::<Envelope>(&body);
         match status {
             401 => {
                 return Err(Error::Unauthorized {
@@ -365,9 +404,10 @@ impl Client {
                 detail: env.response_message.unwrap_or_else(|| "errorCode 6".into()),
             });
         }
-        self.inner
-            .last_success_ms
-            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        self.inner.last_success_ms.store(now_ms, Ordering::Relaxed);
+        // Bakong answered something other than the quota: it is not spent.
+        self.inner.quota.answered(now_ms);
         Ok(env)
     }
 

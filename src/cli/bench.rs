@@ -34,6 +34,13 @@ pub struct BenchArgs {
     /// Pending payments for the RSS / CPU measurement.
     #[arg(long, default_value_t = 10_000)]
     pub pending: usize,
+    /// Window of each Pareto cell (budgets 1, 2, 5, 10/s at 2, 10, 100
+    /// payments/s), the naive loops and the quota scenario; 0s skips them.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub pareto_window: Duration,
+    /// Directory for pareto.txt and pareto.svg.
+    #[arg(long, default_value = ".")]
+    pub out: std::path::PathBuf,
 }
 
 /// A rate that is not a positive finite number.
@@ -58,6 +65,8 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         single_levels: a.single_levels.clone(),
         baseline_levels: a.baseline_levels.clone(),
         pending: a.pending,
+        pareto_window: a.pareto_window,
+        out_dir: a.out.clone(),
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;

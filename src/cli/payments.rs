@@ -192,6 +192,12 @@ pub struct Status {
     pub last_problem: Option<String>,
     /// Event deliveries per status (webhook and hook together).
     pub deliveries: crate::store::DeliveryCounts,
+    /// `daily quota exhausted since ...` while the quota pause is in force.
+    pub quota: Option<String>,
+    /// Requests the daemon sent today (UTC).
+    pub requests_today: i64,
+    /// `poller.daily_request_budget`, if set.
+    pub daily_request_budget: Option<u64>,
 }
 
 impl Report for Status {
@@ -233,6 +239,13 @@ impl Report for Status {
         if d.dead > 0 {
             s += " (see `bakong-poller events list --status dead`)";
         }
+        if let Some(q) = &self.quota {
+            s += &format!("\nquota            {q}");
+        }
+        s += &format!("\nrequests today   {}", self.requests_today);
+        if let Some(b) = self.daily_request_budget {
+            s += &format!(" of {b} (poller.daily_request_budget)");
+        }
         s
     }
 }
@@ -246,9 +259,24 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let last = store.last_answer_at().await;
     let newest = store.last_answer().await;
     let deliveries = store.delivery_counts().await;
+    let gate = store.gate_state().await;
     store.close().await;
     let mut counts = counts?;
     counts.expired_static_qr = expired_static_qr?;
+    let gate = gate?;
+    let today = crate::bakong::quota::utc_day(Utc::now().timestamp_millis());
+    let requests_today = if gate.spend_day.as_deref() == Some(today.as_str()) {
+        gate.spend
+    } else {
+        0
+    };
+    let quota = gate.quota_since_ms.map(|since_ms| {
+        crate::bakong::Pause {
+            since_ms,
+            next_probe_ms: gate.quota_next_probe_ms.unwrap_or(since_ms),
+        }
+        .describe()
+    });
     let last_problem = newest?.and_then(|a| {
         let e = a.error?;
         Some(match a.answer.as_deref() {
@@ -274,5 +302,8 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         token_expires_at,
         last_problem,
         deliveries: deliveries?,
+        quota,
+        requests_today,
+        daily_request_budget: settings.poller.daily_request_budget,
     })
 }

@@ -49,6 +49,8 @@ pub fn is_systemic(kind: &str) -> bool {
             | "timeout"
             | "http"
             | "rate_limited"
+            | "quota"
+            | "budget"
     )
 }
 

@@ -10,6 +10,7 @@
 
 pub mod bulk;
 pub mod classify;
+pub mod gate_state;
 pub mod incident;
 pub mod report;
 pub mod schedule;
@@ -113,6 +114,13 @@ pub async fn run(
         .set_receivers(&receivers.names())
         .await
         .map_err(AppError::Database)?;
+    client
+        .quota()
+        .set_probe_interval(settings.poller.quota_probe);
+    client
+        .quota()
+        .set_budget(settings.poller.daily_request_budget);
+    let gate_sync = gate_state::GateSync::load(&store, &client).await;
     let settings = Arc::new(settings);
     // Bound before READY, so a port in use stops the start with its key.
     let listener = match settings.metrics.listen_addr() {
@@ -203,6 +211,7 @@ pub async fn run(
         &shutdown,
         &metrics,
         observer.as_ref(),
+        gate_sync,
     )
     .await;
     observer.stopping();
@@ -240,6 +249,7 @@ struct Ctx {
     bulk: bulk::Bulk,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn schedule_loop(
     store: &Store,
     client: &Client,
@@ -248,6 +258,7 @@ async fn schedule_loop(
     shutdown: &CancellationToken,
     metrics: &Arc<Metrics>,
     observer: &dyn Observer,
+    mut gate_sync: gate_state::GateSync,
 ) -> Result<(), AppError> {
     let cfg = &settings.poller;
     let ctx = Arc::new(Ctx {
@@ -266,16 +277,30 @@ async fn schedule_loop(
     loop {
         observer.tick();
         metrics.health.round();
-        let room = cfg.concurrency.saturating_sub(checks.len());
+        gate_sync.sync(store, client, false).await;
+        let mut room = cfg.concurrency.saturating_sub(checks.len());
+        // The daily quota's pause: nothing is claimed but the probe, one
+        // request when it is due and nothing else is in flight.
+        if let Some(p) = client.quota().pause() {
+            let due = Utc::now().timestamp_millis() >= p.next_probe_ms;
+            room = if due && checks.is_empty() { 1 } else { 0 };
+        }
         // One request checks a batch: 50 md5s in bulk mode, else one.
         let bulk = ctx.bulk.active();
         let batch = if bulk { bakong::MAX_LIST } else { 1 };
         let mut full = false;
-        // In bulk mode due rows gather until a batch is full or bulk_flush
-        // has passed, so each request carries many md5s.
+        // In bulk mode due rows are checked together once per cadence (a
+        // full batch goes at once), so each request carries as many md5s as
+        // the due set allows. A round also takes the rows falling due in
+        // the next half cadence, which would otherwise wait a whole one.
+        let lookahead = if bulk {
+            cfg.cadence.as_millis() as i64 / 2
+        } else {
+            0
+        };
         let gather = bulk
             && room > 0
-            && last_flush.elapsed() < cfg.bulk_flush
+            && last_flush.elapsed() < cfg.cadence
             && store
                 .due(Utc::now().timestamp_millis(), batch)
                 .await
@@ -285,7 +310,7 @@ async fn schedule_loop(
             let now = Utc::now().timestamp_millis();
             metrics.health.query_started();
             let claimed = store
-                .claim(now, cfg.lease, room * batch, cfg.payment_ttl)
+                .claim(now + lookahead, cfg.lease, room * batch, cfg.payment_ttl)
                 .await;
             metrics
                 .health
@@ -314,10 +339,17 @@ async fn schedule_loop(
                             Err(why) => park_bad_row(&ctx, &row, why.0).await,
                         }
                     }
+                    let mut alone = budget_filter(&ctx, alone, now).await;
+                    let mut healthy = budget_filter(&ctx, healthy, now).await;
                     let room_alone = room.saturating_sub(healthy.len().div_ceil(batch)).max(1);
                     if alone.len() > room_alone {
                         healthy.extend(alone.split_off(room_alone));
                     }
+                    // Fresh payments (the customer may be at the counter)
+                    // take the first requests of the round; older ones keep
+                    // their due order behind them.
+                    let fresh_ms = cfg.fresh_period.as_millis() as i64;
+                    healthy.sort_by_key(|p| now - p.created_ms >= fresh_ms);
                     for p in alone {
                         checks.spawn(check_batch(vec![p], ctx.clone()));
                     }
@@ -369,6 +401,7 @@ async fn schedule_loop(
     if tokio::time::timeout(CHECK_DRAIN, drain).await.is_err() {
         checks.abort_all();
     }
+    gate_sync.sync(store, client, true).await;
     Ok(())
 }
 
@@ -380,6 +413,62 @@ fn failing_alone(row: &Claimed) -> bool {
             .last_answer
             .as_deref()
             .is_some_and(incident::is_systemic)
+}
+
+/// The daily budget: while spending is ahead of its even spread or into
+/// the reserve, only payments past their deadline are checked (their last
+/// check) and the others are deferred, at the latest to just after their
+/// deadline; once spent, all wait for midnight UTC. A
+/// deferred payment is still checked once after its deadline before it can
+/// expire.
+async fn budget_filter(ctx: &Ctx, rows: Vec<Payment>, now: i64) -> Vec<Payment> {
+    let mode = ctx.client.quota().spend_mode(now);
+    if mode == bakong::Spend::Free || rows.is_empty() {
+        return rows;
+    }
+    let midnight = (now.div_euclid(bakong::quota::DAY_MS) + 1) * bakong::quota::DAY_MS;
+    let mut keep = Vec::with_capacity(rows.len());
+    let mut deferred = 0usize;
+    for p in rows {
+        // A static QR needs no request.
+        let next = match mode {
+            _ if p.static_qr => None,
+            // Past its deadline: the check that lets it expire (or finds it
+            // paid after all) is what the reserve is for.
+            bakong::Spend::ReserveOnly { .. } if p.deadline_ms <= now => None,
+            bakong::Spend::ReserveOnly { defer } => {
+                Some((now + defer.as_millis() as i64).min(p.deadline_ms + 1))
+            }
+            _ => Some(midnight),
+        };
+        let Some(next_check_at) = next else {
+            keep.push(p);
+            continue;
+        };
+        deferred += 1;
+        let _ = ctx
+            .tx
+            .send(Verdict {
+                write: Write::Defer {
+                    id: p.id,
+                    lease_id: p.lease_id,
+                    next_check_at,
+                },
+                reason: "deferred by poller.daily_request_budget".into(),
+                payment: None,
+                warn: false,
+            })
+            .await;
+    }
+    if deferred > 0 {
+        debug!(
+            deferred,
+            checked = keep.len(),
+            spent = ctx.client.quota().spent_today(now),
+            "daily request budget: payments deferred"
+        );
+    }
+    keep
 }
 
 async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
@@ -444,6 +533,17 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
         }
         return;
     };
+    // The daily quota or budget refused the request: nothing was learnt
+    // about these payments, so they go back unchecked (never finalized).
+    if answers
+        .iter()
+        .any(|(a, _)| matches!(a, Err(e) if e.is_quota()))
+    {
+        for p in &ask {
+            let _ = ctx.tx.send(release(p)).await;
+        }
+        return;
+    }
     let account = ctx.settings.receiver_account();
     for (p, (answer, via)) in ask.iter().zip(answers) {
         let mut decision = classify(p, answer, via, checked_ms, account, cfg);
@@ -453,7 +553,7 @@ async fn check_batch(batch: Vec<Payment>, ctx: Arc<Ctx>) {
                 _ = ctx.shutdown.cancelled() => None,
                 a = ctx.client.check_md5(&p.md5) => Some(a),
             };
-            let Some(single) = single else {
+            let Some(single) = single.filter(|a| !matches!(a, Err(e) if e.is_quota())) else {
                 let _ = ctx.tx.send(release(p)).await;
                 continue;
             };

@@ -65,11 +65,18 @@ pub async fn run(
                 } else {
                     format!("last API answer {}s ago", (Utc::now().timestamp_millis() - last) / 1000)
                 };
-                let problem = metrics
-                    .incidents
-                    .current()
-                    .map(|p| format!(", problem: {p}"))
-                    .unwrap_or_default();
+                let now_ms = Utc::now().timestamp_millis();
+                let mut problem = match client.quota().pause() {
+                    Some(p) => format!(", {}", p.describe()),
+                    None => metrics
+                        .incidents
+                        .current()
+                        .map(|p| format!(", problem: {p}"))
+                        .unwrap_or_default(),
+                };
+                if let Some(b) = client.quota().budget() {
+                    problem += &format!(", requests today {}/{b}", client.quota().spent_today(now_ms));
+                }
                 match (pending, today) {
                     (Ok(p), Ok(t)) => observer.status(&format!("pending {p}, paid today {t}, {last_text}{problem}")),
                     // The claim loop reports a database outage once; this would

@@ -164,8 +164,25 @@ async fn answer(
             sim.check_token(&mut g, bearer).err()
         }
     };
+    // The quota counts requests with an accepted token, as the live
+    // service counts them per token.
+    let over_quota = if refused.is_none() && !NO_AUTH.contains(&name) {
+        sim.quota_check(&mut sim.lock(), arrived)
+    } else {
+        None
+    };
     if !faults.latency.is_zero() {
         tokio::time::sleep(faults.latency).await;
+    }
+    if let Some(limit) = over_quota {
+        let message =
+            format!("Daily request limit of {limit} exceeded. Please try again tomorrow.");
+        let status = if faults.daily_limit_429 {
+            StatusCode::TOO_MANY_REQUESTS
+        } else {
+            StatusCode::OK
+        };
+        return envelope(status, 1, Some(17), &message, Value::Null);
     }
     if let Some(why) = refused {
         if faults.list_403_for_refused_token && name == "check_transaction_by_md5_list" {

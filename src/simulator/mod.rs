@@ -97,6 +97,8 @@ pub struct Stats {
     pub renewals: u64,
     /// Tokens issued in all.
     pub tokens_issued: u64,
+    /// Requests refused by the daily quota (errorCode 17).
+    pub quota_refused: u64,
 }
 
 struct Inner {
@@ -116,6 +118,10 @@ struct Inner {
     recent: VecDeque<Instant>,
     stats: Stats,
     seq: u64,
+    /// When the faults were set: simulated days count from here.
+    quota_epoch: Instant,
+    /// (day number, requests with a token that day).
+    quota_used: (u64, u64),
 }
 
 /// The shared simulator state.
@@ -167,6 +173,8 @@ impl Sim {
                 recent: VecDeque::new(),
                 stats: Stats::default(),
                 seq: 0,
+                quota_epoch: Instant::now(),
+                quota_used: (0, 0),
             }),
             secret: rand::random::<[u8; 32]>().to_vec(),
             in_flight: AtomicU64::new(0),
@@ -201,7 +209,32 @@ impl Sim {
         let mut g = self.lock();
         g.limiter = build_limiter(&f);
         g.window_end = None;
+        if f.daily_limit != g.faults.daily_limit || f.day_length != g.faults.day_length {
+            g.quota_epoch = Instant::now();
+            g.quota_used = (0, 0);
+        }
         g.faults = f;
+    }
+
+    /// The daily quota: counts a request that carries a token and returns
+    /// the limit when it is over it.
+    fn quota_check(&self, g: &mut Inner, now: Instant) -> Option<u64> {
+        let limit = g.faults.daily_limit?;
+        let day = g
+            .faults
+            .day_length
+            .unwrap_or(Duration::from_secs(86_400))
+            .max(Duration::from_millis(1));
+        let n = (now.saturating_duration_since(g.quota_epoch).as_millis() / day.as_millis()) as u64;
+        if g.quota_used.0 != n {
+            g.quota_used = (n, 0);
+        }
+        if g.quota_used.1 >= limit {
+            g.stats.quota_refused += 1;
+            return Some(limit);
+        }
+        g.quota_used.1 += 1;
+        None
     }
 
     /// The faults in force.

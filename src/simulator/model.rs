@@ -73,6 +73,16 @@ pub struct Faults {
     pub email_down: bool,
     /// 401s carry no JSON body (as some live endpoints do).
     pub bare_401: bool,
+    /// The daily quota: after this many requests with a token in one
+    /// simulated day, every such request answers HTTP 200 with errorCode 17
+    /// ("Daily request limit of N exceeded"), as the live service does.
+    pub daily_limit: Option<u64>,
+    /// The simulated day's length (default 24h; tests use seconds). Days
+    /// count from when the faults were set.
+    #[serde(with = "humantime_serde::option")]
+    pub day_length: Option<Duration>,
+    /// The quota answers HTTP 429 with the same message instead of errorCode 17.
+    pub daily_limit_429: bool,
 }
 
 /// Settings of the token life cycle.

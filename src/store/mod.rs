@@ -122,6 +122,57 @@ pub enum Write {
         /// The claim.
         lease_id: i64,
     },
+    /// Give a claimed row back unchecked, due at `next_check_at` (the daily
+    /// budget defers it); its bookkeeping is left as it was.
+    Defer {
+        /// Row id.
+        id: PaymentId,
+        /// The claim.
+        lease_id: i64,
+        /// Unix ms.
+        next_check_at: i64,
+    },
+}
+
+/// The gate's state kept in the database, shared by every daemon on it: the
+/// "not before" instant of a 429, the learned rate, the daily quota's pause
+/// and the day's request spend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct GateState {
+    /// Unix ms before which no request may leave (a 429's window).
+    pub not_before_ms: Option<i64>,
+    /// Unix ms that window was recorded.
+    pub not_before_set_ms: Option<i64>,
+    /// The learned requests per second, for all daemons together.
+    pub rate: Option<f64>,
+    /// Bumped on each cut of `rate` (a 429), so a climb never undoes one.
+    pub rate_epoch: i64,
+    /// Unix ms the quota pause began; `None` when there is none.
+    pub quota_since_ms: Option<i64>,
+    /// Unix ms of the next probe during the pause.
+    pub quota_next_probe_ms: Option<i64>,
+    /// The UTC day (`YYYY-MM-DD`) `spend` counts.
+    pub spend_day: Option<String>,
+    /// Requests sent on `spend_day`.
+    pub spend: i64,
+}
+
+/// The columns of [`GateState`], in both dialects.
+pub(crate) const GATE_COLUMNS: &str = "not_before_ms, not_before_set_ms, rate, rate_epoch, \
+    quota_since_ms, quota_next_probe_ms, spend_day, spend";
+
+/// Unix ms after which a silent daemon's heartbeat row is deleted.
+pub(crate) const MEMBER_FORGET_MS: i64 = 60_000;
+
+/// A daemon sharing the gate: who it is, for the heartbeat table.
+#[derive(Debug, Clone)]
+pub struct GateMember {
+    /// Random per process.
+    pub instance: String,
+    /// The host's name.
+    pub host: String,
+    /// The process id.
+    pub pid: i64,
 }
 
 /// Counts per status and scheduling facts, for `status` and summaries.
@@ -438,6 +489,78 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.paid_today().await,
             Backend::Postgres(s) => s.paid_today().await,
+        }
+    }
+
+    /// The gate's state kept in the database (quota pause, day's spend).
+    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.gate_state().await,
+            Backend::Postgres(s) => s.gate_state().await,
+        }
+    }
+
+    /// Saves the quota pause: `Some((since_ms, next_probe_ms))`, or `None`
+    /// when it ended.
+    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.set_quota_pause(pause).await,
+            Backend::Postgres(s) => s.set_quota_pause(pause).await,
+        }
+    }
+
+    /// Adds `n` requests to the spend of UTC day `day` (`YYYY-MM-DD`; a new
+    /// day starts from zero) and returns that day's total.
+    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.add_spend(day, n).await,
+            Backend::Postgres(s) => s.add_spend(day, n).await,
+        }
+    }
+
+    /// Records a 429 for every daemon: no request before `not_before_ms`
+    /// (kept if one later is in force), the rate cut to at most `rate`.
+    /// Returns the record as it now stands.
+    pub async fn gate_cut(
+        &self,
+        not_before_ms: i64,
+        now_ms: i64,
+        rate: Option<f64>,
+    ) -> Result<GateState, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.gate_cut(not_before_ms, now_ms, rate).await,
+            Backend::Postgres(s) => s.gate_cut(not_before_ms, now_ms, rate).await,
+        }
+    }
+
+    /// Saves a rate climbed back since cut `epoch`; a cut made since (a
+    /// newer epoch) wins.
+    pub async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.gate_climb(rate, epoch).await,
+            Backend::Postgres(s) => s.gate_climb(rate, epoch).await,
+        }
+    }
+
+    /// This daemon's heartbeat; returns how many daemons are live (seen
+    /// within `live_ms`), itself included. Long-dead entries are removed.
+    pub async fn heartbeat(
+        &self,
+        member: &GateMember,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.heartbeat(member, now_ms, live_ms).await,
+            Backend::Postgres(s) => s.heartbeat(member, now_ms, live_ms).await,
+        }
+    }
+
+    /// Removes this daemon from the live ones (on shutdown).
+    pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.leave(instance).await,
+            Backend::Postgres(s) => s.leave(instance).await,
         }
     }
 

@@ -29,8 +29,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, Claimed, Counts, Inspection, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
-    StatusSummary, StoreError, Write,
+    amount_text, Claimed, Counts, GateState, Inspection, InstanceGuard, LastAnswer, NewPayment,
+    PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
 };
 use crate::config::redact_url;
 use crate::payment::{PaymentId, Status};
@@ -244,6 +244,10 @@ const RESCHEDULE_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, l
              transient integer, lane smallint)
     WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
 
+const DEFER_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, lease_id = NULL
+    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint, next bigint)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+
 const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id = NULL
     FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint)
     WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
@@ -382,13 +386,16 @@ impl PgStore {
         let mut applied = vec![true; writes.len()];
         let mut reschedules = Vec::new();
         let mut releases = Vec::new();
+        let mut defers = Vec::new();
         // Final writes lock their rows in id order, so two daemons
         // finishing the same rows (one whose lease ran out) wait for each
         // other instead of deadlocking.
         let mut order: Vec<usize> = (0..writes.len()).collect();
         order.sort_by_key(|&i| match &writes[i] {
             Write::Final { id, .. } => (0, *id),
-            Write::Reschedule { id, .. } | Write::Release { id, .. } => (1, *id),
+            Write::Reschedule { id, .. } | Write::Release { id, .. } | Write::Defer { id, .. } => {
+                (1, *id)
+            }
         });
         for i in order {
             match &writes[i] {
@@ -444,6 +451,13 @@ impl PgStore {
                 Write::Release { id, lease_id } => {
                     releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
                 }
+                Write::Defer {
+                    id,
+                    lease_id,
+                    next_check_at,
+                } => defers.push(
+                    serde_json::json!({ "id": id.0, "lease": lease_id, "next": next_check_at }),
+                ),
             }
         }
         if !reschedules.is_empty() {
@@ -461,6 +475,13 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(ctx("release payments"))?;
+        }
+        if !defers.is_empty() {
+            sqlx::query(DEFER_SQL)
+                .bind(serde_json::Value::Array(defers).to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("defer payments"))?;
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
@@ -558,6 +579,123 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(ctx("count today's payments"))
+    }
+
+    /// See [`super::Store::gate_state`].
+    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+        let row: Option<GateState> = sqlx::query_as(&format!(
+            "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the gate state"))?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// See [`super::Store::gate_cut`].
+    pub async fn gate_cut(
+        &self,
+        not_before_ms: i64,
+        now_ms: i64,
+        rate: Option<f64>,
+    ) -> Result<GateState, StoreError> {
+        sqlx::query_as(&format!(
+            "UPDATE gate_state SET
+                not_before_set_ms = CASE WHEN $1 > coalesce(not_before_ms, 0)
+                                         THEN $2 ELSE not_before_set_ms END,
+                not_before_ms = GREATEST(coalesce(not_before_ms, 0), $1),
+                rate = CASE WHEN $3::double precision IS NULL THEN rate
+                            ELSE LEAST(coalesce(rate, $3), $3) END,
+                rate_epoch = rate_epoch + 1
+             WHERE id = 1 RETURNING {GATE_COLUMNS}"
+        ))
+        .bind(not_before_ms)
+        .bind(now_ms)
+        .bind(rate)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("record a 429 in the gate state"))
+    }
+
+    /// See [`super::Store::gate_climb`].
+    pub async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE gate_state SET rate = GREATEST(coalesce(rate, 0), $1)
+             WHERE id = 1 AND rate_epoch = $2",
+        )
+        .bind(rate)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("save the learned rate"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::set_quota_pause`].
+    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE gate_state SET quota_since_ms = $1, quota_next_probe_ms = $2 WHERE id = 1",
+        )
+        .bind(pause.map(|p| p.0))
+        .bind(pause.map(|p| p.1))
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("save the quota pause"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::add_spend`].
+    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE gate_state SET
+                spend = CASE WHEN spend_day IS NOT DISTINCT FROM $1 THEN spend + $2 ELSE $2 END,
+                spend_day = $1
+             WHERE id = 1 RETURNING spend",
+        )
+        .bind(day)
+        .bind(n)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("save the day's request spend"))
+    }
+
+    /// See [`super::Store::heartbeat`].
+    pub async fn heartbeat(
+        &self,
+        m: &super::GateMember,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH beat AS (
+                INSERT INTO gate_members (instance, host, pid, seen_ms) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (instance) DO UPDATE SET seen_ms = $4
+             ), forget AS (
+                DELETE FROM gate_members WHERE seen_ms < $6
+             )
+             SELECT count(*) FROM gate_members WHERE seen_ms >= $5 AND instance <> $1",
+        )
+        .bind(&m.instance)
+        .bind(&m.host)
+        .bind(m.pid)
+        .bind(now_ms)
+        .bind(now_ms - live_ms)
+        .bind(now_ms - super::MEMBER_FORGET_MS)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("heartbeat"))?;
+        // The statement's snapshot does not see its own insert: count it.
+        Ok(n + 1)
+    }
+
+    /// See [`super::Store::leave`].
+    pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM gate_members WHERE instance = $1")
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx("leave the live daemons"))?;
+        Ok(())
     }
 
     /// The pool, for tests and tools that insert rows as a merchant.

@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    amount_text, Claimed, Counts, InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary,
-    StoreError, Write,
+    amount_text, Claimed, Counts, GateState, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
+    StatusSummary, StoreError, Write, GATE_COLUMNS,
 };
 use crate::payment::{PaymentId, Status};
 
@@ -241,6 +241,11 @@ impl DeliveryListRow {
         ))
     }
 }
+
+const DEFER_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next
+          FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
 
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
@@ -497,6 +502,7 @@ impl SqliteStore {
         let mut applied = vec![true; writes.len()];
         let mut reschedules = Vec::new();
         let mut releases = Vec::new();
+        let mut defers = Vec::new();
         for (i, w) in writes.iter().enumerate() {
             match w {
                 Write::Final {
@@ -554,6 +560,13 @@ impl SqliteStore {
                 Write::Release { id, lease_id } => {
                     releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
                 }
+                Write::Defer {
+                    id,
+                    lease_id,
+                    next_check_at,
+                } => defers.push(
+                    serde_json::json!({ "id": id.0, "lease": lease_id, "next": next_check_at }),
+                ),
             }
         }
         if !reschedules.is_empty() {
@@ -572,8 +585,137 @@ impl SqliteStore {
                 .await
                 .map_err(ctx("release payments"))?;
         }
+        if !defers.is_empty() {
+            sqlx::query(DEFER_SQL)
+                .bind(serde_json::Value::Array(defers).to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("defer payments"))?;
+        }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
+    }
+
+    /// See [`super::Store::gate_state`].
+    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+        let row: Option<GateState> = sqlx::query_as(&format!(
+            "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
+        ))
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("read the gate state"))?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// See [`super::Store::gate_cut`].
+    pub async fn gate_cut(
+        &self,
+        not_before_ms: i64,
+        now_ms: i64,
+        rate: Option<f64>,
+    ) -> Result<GateState, StoreError> {
+        sqlx::query_as(&format!(
+            "UPDATE gate_state SET
+                not_before_set_ms = CASE WHEN ?1 > coalesce(not_before_ms, 0)
+                                         THEN ?2 ELSE not_before_set_ms END,
+                not_before_ms = max(coalesce(not_before_ms, 0), ?1),
+                rate = CASE WHEN ?3 IS NULL THEN rate ELSE min(coalesce(rate, ?3), ?3) END,
+                rate_epoch = rate_epoch + 1
+             WHERE id = 1 RETURNING {GATE_COLUMNS}"
+        ))
+        .bind(not_before_ms)
+        .bind(now_ms)
+        .bind(rate)
+        .fetch_one(&self.write)
+        .await
+        .map_err(ctx("record a 429 in the gate state"))
+    }
+
+    /// See [`super::Store::gate_climb`].
+    pub async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE gate_state SET rate = max(coalesce(rate, 0), ?1)
+             WHERE id = 1 AND rate_epoch = ?2",
+        )
+        .bind(rate)
+        .bind(epoch)
+        .execute(&self.write)
+        .await
+        .map_err(ctx("save the learned rate"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::heartbeat`].
+    pub async fn heartbeat(
+        &self,
+        m: &super::GateMember,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.write.begin().await.map_err(ctx("begin heartbeat"))?;
+        sqlx::query(
+            "INSERT INTO gate_members (instance, host, pid, seen_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (instance) DO UPDATE SET seen_ms = ?4",
+        )
+        .bind(&m.instance)
+        .bind(&m.host)
+        .bind(m.pid)
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("heartbeat"))?;
+        sqlx::query("DELETE FROM gate_members WHERE seen_ms < ?1")
+            .bind(now_ms - super::MEMBER_FORGET_MS)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("forget dead daemons"))?;
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM gate_members WHERE seen_ms >= ?1")
+            .bind(now_ms - live_ms)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ctx("count live daemons"))?;
+        tx.commit().await.map_err(ctx("commit heartbeat"))?;
+        Ok(n.max(1))
+    }
+
+    /// See [`super::Store::leave`].
+    pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM gate_members WHERE instance = ?1")
+            .bind(instance)
+            .execute(&self.write)
+            .await
+            .map_err(ctx("leave the live daemons"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::set_quota_pause`].
+    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gate_state (id, quota_since_ms, quota_next_probe_ms) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET quota_since_ms = ?1, quota_next_probe_ms = ?2",
+        )
+        .bind(pause.map(|p| p.0))
+        .bind(pause.map(|p| p.1))
+        .execute(&self.write)
+        .await
+        .map_err(ctx("save the quota pause"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::add_spend`].
+    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "INSERT INTO gate_state (id, spend_day, spend) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET
+                spend = CASE WHEN spend_day IS ?1 THEN spend + ?2 ELSE ?2 END,
+                spend_day = ?1
+             RETURNING spend",
+        )
+        .bind(day)
+        .bind(n)
+        .fetch_one(&self.write)
+        .await
+        .map_err(ctx("save the day's request spend"))
     }
 
     /// See [`super::Store::counts`].

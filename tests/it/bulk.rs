@@ -170,11 +170,11 @@ async fn in_always_mode_a_closed_list_endpoint_is_an_error_and_rows_stay_pending
 }
 
 #[tokio::test]
-async fn due_payments_gather_into_one_request_until_bulk_flush() {
+async fn due_payments_gather_into_one_request_each_cadence() {
     let e = env().await;
     let mut s = e.settings();
     s.poller.bulk = BulkMode::Auto;
-    s.poller.bulk_flush = Duration::from_millis(400);
+    s.poller.cadence = Duration::from_millis(400);
     let db = e.merchant(&s).await;
     let d = start(s);
     // Ten customers, one every 20 ms (scan_interval is 20 ms): without
@@ -193,5 +193,112 @@ async fn due_payments_gather_into_one_request_until_bulk_flush() {
     assert!(
         lists <= 4,
         "{lists} list requests for 10 payments inserted over 200 ms"
+    );
+}
+
+#[tokio::test]
+async fn a_full_set_of_due_rows_goes_in_one_request() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.bulk = BulkMode::Auto;
+    s.poller.cadence = Duration::from_secs(1);
+    let db = e.merchant(&s).await;
+    let mut md5s = Vec::new();
+    for _ in 0..50 {
+        md5s.push(e.payment(&db, "1", "USD", paid_after(0)).await);
+    }
+    let d = start(s);
+    for md5 in &md5s {
+        assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
+    }
+    d.stop().await;
+    let lists = e.sim.sim.stats().requests["check_transaction_by_md5_list"][&200];
+    assert_eq!(lists, 1, "50 due payments, one request");
+}
+
+/// Makes every pending row an old one: created 10 minutes ago, lane 1.
+async fn age_all(db: &sqlx::SqlitePool) {
+    sqlx::query("UPDATE payments SET created_at = datetime('now', '-10 minutes'), lane = 1, expires_at = datetime('now', '+10 minutes')")
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn fresh_payments_go_before_old_ones_under_saturation() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.bulk = BulkMode::Auto;
+    s.poller.max_requests_per_second = 2.0;
+    let db = e.merchant(&s).await;
+    for _ in 0..200 {
+        e.payment(
+            &db,
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        )
+        .await;
+    }
+    age_all(&db).await;
+    let mut fresh = Vec::new();
+    for _ in 0..10 {
+        fresh.push(e.payment(&db, "1", "USD", paid_after(0)).await);
+    }
+    let d = start(s);
+    for md5 in &fresh {
+        assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
+    }
+    let lists: u64 = e.sim.sim.stats().requests["check_transaction_by_md5_list"]
+        .values()
+        .sum();
+    d.stop().await;
+    assert!(
+        lists <= 2,
+        "{lists} requests before the 10 fresh payments were confirmed behind 200 old ones"
+    );
+}
+
+#[tokio::test]
+async fn no_payment_is_starved_under_saturation() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.bulk = BulkMode::Auto;
+    s.poller.max_requests_per_second = 2.0;
+    s.poller.concurrency = 1;
+    let db = e.merchant(&s).await;
+    for _ in 0..300 {
+        e.payment(
+            &db,
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        )
+        .await;
+    }
+    age_all(&db).await;
+    let d = start(s);
+    // Each old row asks for a check every 200 ms (1500 md5s a second);
+    // 2 requests a second carry 100: they take turns, oldest due first, so
+    // every row is checked before any is checked a third time.
+    let most: i64 = wait_for("every payment checked once", LIMIT, || async {
+        let (unchecked, most): (i64, i64) =
+            sqlx::query_as("SELECT count(*) FILTER (WHERE checks = 0), max(checks) FROM payments")
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        (unchecked == 0).then_some(most)
+    })
+    .await;
+    d.stop().await;
+    assert!(
+        most <= 2,
+        "a row was checked {most} times while others waited"
     );
 }

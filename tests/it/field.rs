@@ -158,7 +158,7 @@ async fn each_item_of_a_list_answer_stands_alone_and_a_failing_row_goes_alone() 
     let mut s = e.settings();
     s.bakong.base_url = serve(fake.clone(), "", stop.clone()).await;
     s.poller.bulk = BulkMode::Always;
-    s.poller.bulk_flush = Duration::from_millis(100);
+    s.poller.cadence = Duration::from_millis(100);
     let db = e.merchant(&s).await;
     // A paid; B paid with a null payer; C not found yet; D and E unreadable
     // (amount, status): the class of per-item faults.

@@ -66,6 +66,7 @@ impl TestEnv {
         // Single lookups unless a test asks for bulk (tests/it/bulk.rs).
         p.bulk = BulkMode::Never;
         p.bulk_retry = Duration::from_millis(500);
+        p.cadence = Duration::from_millis(100);
         s
     }
 

@@ -13,6 +13,7 @@ mod metrics;
 mod pg;
 mod pg_daemon;
 mod postgres;
+mod quota;
 mod simulator;
 mod systemd;
 mod webhooks;

@@ -1,0 +1,250 @@
+//! The daily quota (errorCode 17) and the daily request budget.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bakong_poller::config::BulkMode;
+use bakong_poller::poller::{self, Observer};
+use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind};
+use sqlx::SqlitePool;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn never() -> NewTransaction {
+    NewTransaction {
+        outcome: OutcomeKind::Never,
+        ..NewTransaction::default()
+    }
+}
+
+/// The quota pause as the database keeps it (since_ms).
+async fn pause_since(db: &SqlitePool) -> Option<i64> {
+    sqlx::query_scalar("SELECT quota_since_ms FROM gate_state WHERE id = 1")
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+async fn check_requests(e: &TestEnv) -> u64 {
+    let st = e.sim.sim.stats();
+    ["check_transaction_by_md5", "check_transaction_by_md5_list"]
+        .iter()
+        .filter_map(|n| st.requests.get(*n))
+        .flat_map(|m| m.values())
+        .sum()
+}
+
+/// Keeps the daemon's STATUS lines.
+#[derive(Default)]
+struct Lines(Mutex<Vec<String>>);
+impl Observer for Lines {
+    fn status(&self, line: &str) {
+        self.0.lock().unwrap().push(line.to_string());
+    }
+}
+
+#[tokio::test]
+async fn the_daily_quota_pauses_every_request_probes_once_per_interval_and_resumes() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.bulk = BulkMode::Auto;
+    s.poller.cadence = Duration::from_millis(50);
+    s.poller.quota_probe = Duration::from_millis(400);
+    s.poller.summary_interval = Duration::from_millis(100);
+    let db = e.merchant(&s).await;
+    let mut paid = Vec::new();
+    for _ in 0..5 {
+        paid.push(e.payment(&db, "1.00", "USD", paid_after(800)).await);
+    }
+    // Its deadline passes during the pause: it must not expire unchecked.
+    let lapsing = e.payment(&db, "1.00", "USD", never()).await;
+    sqlx::query("UPDATE payments SET expires_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+0.5 seconds') WHERE md5 = ?1")
+        .bind(&lapsing)
+        .execute(&db)
+        .await
+        .unwrap();
+    e.sim.sim.set_faults(Faults {
+        daily_limit: Some(3),
+        day_length: Some(Duration::from_secs(3)),
+        ..Faults::default()
+    });
+    let lines = Arc::new(Lines::default());
+    let stop = CancellationToken::new();
+    let join = tokio::spawn(poller::run(s, stop.clone(), lines.clone()));
+
+    wait_for("the quota pause in the database", LIMIT, || async {
+        pause_since(&db).await
+    })
+    .await;
+    let before = check_requests(&e).await;
+    // The lapsing payment's deadline (0.6 s) passes inside this window.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let during = check_requests(&e).await - before;
+    assert!(
+        during <= 4,
+        "{during} requests in 1.2 s of pause with a probe every 400 ms"
+    );
+    assert_eq!(status(&db, &lapsing).await, "pending");
+    for md5 in &paid {
+        assert_eq!(
+            status(&db, md5).await,
+            "pending",
+            "no payment is finalized by the quota"
+        );
+    }
+    wait_for("STATUS= to say so", LIMIT, || async {
+        lines
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("daily quota exhausted since"))
+            .then_some(())
+    })
+    .await;
+
+    // The simulated day ends at 3 s: a probe finds the quota reset.
+    for md5 in &paid {
+        assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
+    }
+    assert_eq!(final_status(&db, &lapsing, LIMIT).await, "expired");
+    stop.cancel();
+    join.await.unwrap().unwrap();
+    assert!(e.sim.sim.stats().quota_refused >= 1);
+}
+
+#[tokio::test]
+async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.quota_probe = Duration::from_secs(30);
+    let db = e.merchant(&s).await;
+    for _ in 0..3 {
+        e.payment(&db, "1.00", "USD", never()).await;
+    }
+    e.sim.sim.set_faults(Faults {
+        daily_limit: Some(2),
+        day_length: Some(Duration::from_secs(3600)),
+        ..Faults::default()
+    });
+    let d = start(s.clone());
+    wait_for("the quota pause in the database", LIMIT, || async {
+        pause_since(&db).await
+    })
+    .await;
+    d.stop().await;
+    e.sim.sim.reset_stats();
+
+    let d = start(s.clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    d.stop().await;
+    assert_eq!(
+        check_requests(&e).await,
+        0,
+        "the restarted daemon waits for the next probe"
+    );
+    assert!(pause_since(&db).await.is_some());
+    assert_eq!(count(&db, "pending").await, 3);
+
+    // `status` reads it from the database too.
+    let cfg = e.config_file(&s, "");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("quota            daily quota exhausted since "),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_that_speaks_of_a_daily_limit_is_the_quota_too() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.quota_probe = Duration::from_secs(30);
+    let db = e.merchant(&s).await;
+    let md5 = e.payment(&db, "1.00", "USD", never()).await;
+    e.sim.sim.set_faults(Faults {
+        daily_limit: Some(0),
+        daily_limit_429: true,
+        ..Faults::default()
+    });
+    let d = start(s);
+    wait_for("the quota pause in the database", LIMIT, || async {
+        pause_since(&db).await
+    })
+    .await;
+    d.stop().await;
+    assert_eq!(status(&db, &md5).await, "pending");
+    assert_eq!(check_requests(&e).await, 1, "one request found the quota");
+}
+
+#[tokio::test]
+async fn the_daily_budget_is_respected_over_a_window_and_across_a_restart() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.daily_request_budget = Some(20);
+    let db = e.merchant(&s).await;
+    for _ in 0..30 {
+        e.payment(&db, "1.00", "USD", never()).await;
+    }
+    let d = start(s.clone());
+    wait_for("some checks", LIMIT, || async {
+        (check_requests(&e).await > 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    d.stop().await;
+    let first = check_requests(&e).await;
+    assert!(first <= 20, "{first} requests with a budget of 20");
+    let saved: i64 = sqlx::query_scalar("SELECT spend FROM gate_state WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(saved as u64, first, "today's spend is kept in the database");
+
+    let d = start(s);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    d.stop().await;
+    let total = check_requests(&e).await;
+    assert!(
+        total <= 20,
+        "{total} requests over two runs with a budget of 20"
+    );
+    assert_eq!(count(&db, "pending").await, 30);
+}
+
+#[tokio::test]
+async fn the_budget_reserve_still_gives_a_lapsed_payment_its_check_after_the_deadline() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.daily_request_budget = Some(20);
+    let db = e.merchant(&s).await;
+    // 19 of 20 spent today: only the reserve is left.
+    sqlx::query("UPDATE gate_state SET spend_day = strftime('%Y-%m-%d', 'now'), spend = 19")
+        .execute(&db)
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        e.payment(&db, "1.00", "USD", never()).await;
+    }
+    let lapsing = e.payment(&db, "1.00", "USD", never()).await;
+    sqlx::query("UPDATE payments SET expires_at = strftime('%Y-%m-%d %H:%M:%f', 'now', '+0.3 seconds') WHERE md5 = ?1")
+        .bind(&lapsing)
+        .execute(&db)
+        .await
+        .unwrap();
+    let d = start(s);
+    assert_eq!(final_status(&db, &lapsing, LIMIT).await, "expired");
+    d.stop().await;
+    assert_eq!(check_requests(&e).await, 1, "one check, after the deadline");
+    assert_eq!(count(&db, "pending").await, 5);
+}
