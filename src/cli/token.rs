@@ -68,7 +68,7 @@ pub async fn run(ctx: &Context, c: &TokenCommand) -> Result<Output, CliError> {
         }
         TokenCommand::Verify { code } => verify(&settings, code).await?.into(),
         TokenCommand::Renew => renew(&settings).await?.into(),
-        TokenCommand::Show { reveal } => show(&settings, *reveal)?.into(),
+        TokenCommand::Show { reveal } => show(&settings, *reveal).await?.into(),
     })
 }
 
@@ -116,10 +116,10 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
     })
 }
 
-fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
-    let picked = settings
-        .token_choice()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+async fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
+    // On PostgreSQL the token the daemons share in the database is a
+    // candidate too.
+    let picked = app::token_choice(settings).await?;
     let Some(choice) = picked else {
         return Err(CliError::Usage(format!(
             "no usable access token: set bakong.token or put one in bakong.token_file ({}) (a token whose JWT exp has passed is not used)",
