@@ -239,8 +239,16 @@ fn db_candidate(row: &SharedToken) -> Candidate {
 /// for all daemons under an advisory lock. On SQLite (one daemon per
 /// database) this is [`build_client`].
 pub async fn build_daemon_client(settings: &Settings, store: &Store) -> Result<Client, AppError> {
+    shared_client(settings, store, true).await
+}
+
+async fn shared_client(
+    settings: &Settings,
+    store: &Store,
+    require_token: bool,
+) -> Result<Client, AppError> {
     let Some(pg) = store.as_postgres() else {
-        return build_client(settings, true);
+        return build_client(settings, require_token);
     };
     let keep = DbKeep::new(pg.clone(), renewal_wait(settings));
     let mut candidates = settings
@@ -260,7 +268,7 @@ pub async fn build_daemon_client(settings: &Settings, store: &Store) -> Result<C
     if let Some(row) = &row {
         candidates.push(db_candidate(row));
     }
-    let choice = match choose_token(settings, true, candidates) {
+    let choice = match choose_token(settings, require_token, candidates) {
         Ok(c) => c,
         Err(e) => {
             lock.release().await;
@@ -331,4 +339,39 @@ pub async fn database_token(settings: &Settings) -> Result<Option<SharedToken>, 
         }) if e.code().as_deref() == Some("42P01") => Ok(None),
         Err(e) => Err(AppError::Database(e)),
     }
+}
+
+/// Saves `token` as the shared one on PostgreSQL (under the renewal lock),
+/// so the daemons use it from their next check of the database; returns
+/// whether it did (false on SQLite, where the token file is all).
+pub async fn share_token(settings: &Settings, token: &Token) -> Result<bool, AppError> {
+    if !crate::store::postgres::accepts(&settings.database.url) {
+        return Ok(false);
+    }
+    let store = open_store(settings).await?;
+    let Some(pg) = store.as_postgres() else {
+        return Ok(false);
+    };
+    let keep = DbKeep::new(pg.clone(), renewal_wait(settings));
+    let result = match keep.lock().await {
+        Ok(lock) => lock.save(token.clone()).await.map(drop),
+        Err(e) => Err(e),
+    };
+    store.close().await;
+    result
+        .map(|()| true)
+        .map_err(|e| AppError::Runtime(e.to_string()))
+}
+
+/// The client of `token renew`: on PostgreSQL the renewal is the daemons'
+/// one (under their lock, saved in the database, used by every daemon);
+/// elsewhere [`build_client`].
+pub async fn build_renewing_client(settings: &Settings) -> Result<Client, AppError> {
+    if !crate::store::postgres::accepts(&settings.database.url) {
+        return build_client(settings, false);
+    }
+    let store = open_store(settings).await?;
+    let client = shared_client(settings, &store, false).await;
+    store.close().await;
+    client
 }

@@ -89,10 +89,13 @@ async fn verify(settings: &Settings, code: &str) -> Result<Saved, CliError> {
     let token = client.verify(code).await?;
     bakong::token::save_token_file(&settings.bakong.token_file, &token)
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    // On PostgreSQL the daemons share the token in the database.
+    let database = app::share_token(settings, &token).await?;
     Ok(Saved {
         token_file: settings.bakong.token_file.clone(),
         expires_at: token.claims().expires_at,
         renewed: false,
+        database,
     })
 }
 
@@ -102,7 +105,9 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
             "config key bakong.email: needed to renew the token".into(),
         ));
     }
-    let client = app::build_client(settings, false)?;
+    // On PostgreSQL: under the daemons' lock, saved in the database.
+    let client = app::build_renewing_client(settings).await?;
+    let database = client.tokens().shared().is_some();
     let generation = client.tokens().generation();
     client.renew_if_current(generation).await?;
     let expires_at = client
@@ -113,6 +118,7 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
         token_file: settings.bakong.token_file.clone(),
         expires_at,
         renewed: true,
+        database,
     })
 }
 
@@ -169,15 +175,26 @@ pub struct Saved {
     /// Renewed (`token renew`) rather than verified.
     #[serde(skip)]
     pub renewed: bool,
+    /// Saved in the database too (PostgreSQL: shared by the daemons).
+    #[serde(skip)]
+    pub database: bool,
 }
 
 impl Report for Saved {
     fn human(&self) -> String {
+        let db = if self.database {
+            " and to the database (the daemons use it from their next look there)"
+        } else {
+            ""
+        };
         if self.renewed {
-            format!("token renewed and saved to {}", self.token_file.display())
+            format!(
+                "token renewed and saved to {}{db}",
+                self.token_file.display()
+            )
         } else {
             format!(
-                "token saved to {} (expires {})",
+                "token saved to {}{db} (expires {})",
                 self.token_file.display(),
                 date_or_unknown(self.expires_at)
             )
