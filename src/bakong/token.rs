@@ -641,7 +641,9 @@ impl TokenManager {
                 return Err(Error::Renewal(format!("{e}; renewal postponed")));
             }
         }
-        info!("renewing the access token for every daemon (holding the renewal lock in the database)");
+        info!(
+            "renewing the access token for every daemon (holding the renewal lock in the database)"
+        );
         let token = match client.renew_token(email).await {
             Ok(t) => t,
             Err(e) => {
