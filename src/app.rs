@@ -364,14 +364,21 @@ pub async fn share_token(settings: &Settings, token: &Token) -> Result<bool, App
 }
 
 /// The client of `token renew`: on PostgreSQL the renewal is the daemons'
-/// one (under their lock, saved in the database, used by every daemon);
+/// one (under their lock, saved in the database, used by every daemon),
+/// through the store returned beside it (close it after the renewal);
 /// elsewhere [`build_client`].
-pub async fn build_renewing_client(settings: &Settings) -> Result<Client, AppError> {
+pub async fn build_renewing_client(
+    settings: &Settings,
+) -> Result<(Client, Option<Store>), AppError> {
     if !crate::store::postgres::accepts(&settings.database.url) {
-        return build_client(settings, false);
+        return Ok((build_client(settings, false)?, None));
     }
     let store = open_store(settings).await?;
-    let client = shared_client(settings, &store, false).await;
-    store.close().await;
-    client
+    match shared_client(settings, &store, false).await {
+        Ok(client) => Ok((client, Some(store))),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
 }

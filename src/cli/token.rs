@@ -106,10 +106,14 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
         ));
     }
     // On PostgreSQL: under the daemons' lock, saved in the database.
-    let client = app::build_renewing_client(settings).await?;
+    let (client, store) = app::build_renewing_client(settings).await?;
     let database = client.tokens().shared().is_some();
     let generation = client.tokens().generation();
-    client.renew_if_current(generation).await?;
+    let renewed = client.renew_if_current(generation).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    renewed?;
     let expires_at = client
         .tokens()
         .current()

@@ -209,7 +209,8 @@ async fn waiting_renewals_queue_on_the_lock_and_only_the_first_asks_the_api() {
     store.close().await;
 }
 
-#[tokio::test]
+// Several threads: the simulator answers while the test waits on the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     let Some(t) = tok_env(Duration::from_secs(3600)).await else {
         return;
@@ -264,6 +265,28 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
         v["token_source"].as_str().unwrap().contains("database"),
         "{v}"
     );
+    // `token renew` on PostgreSQL renews for the daemons: under their lock,
+    // into the database.
+    let (_, before) = t.shared().await.unwrap();
+    let out = bin()
+        .args(["--config", cfg.to_str().unwrap(), "token", "renew"])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("database"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(t.renewals(), 1);
+    let (renewed, after) = t.shared().await.unwrap();
+    assert!(after > before && renewed != newer);
     // The keep's Debug output never shows the token.
     let keep = DbKeep::new(store.as_postgres().unwrap().clone(), Duration::from_secs(1));
     let row = keep.load().await.unwrap().unwrap();
