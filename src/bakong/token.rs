@@ -7,6 +7,16 @@
 //! has let them go, so a request that waited through a renewal leaves with
 //! the new token; one refused with generation `g` asks
 //! [`TokenManager::refresh`]`(g)`, which renews only if nobody did since.
+//!
+//! Daemons sharing a PostgreSQL database share the token too, through a
+//! [`SharedKeep`] (the store's `api_token` row, wired in `app.rs`; this
+//! module never sees the store): a renewal is single-flight in the process
+//! first, then across the daemons under the keep's lock, and under that
+//! lock a token another daemon renewed since ours was refused is used
+//! instead of renewing again, so a Bakong that revokes the previous token
+//! on renewal never sets the daemons renewing in turn. Each daemon also
+//! reads the shared token every [`SHARED_CHECK`] to use a renewal made
+//! elsewhere before its own requests are refused.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -783,6 +793,73 @@ mod tests {
             source,
             written: Some(at(written)),
         }
+    }
+
+    /// A shared keep in memory: `load` only (the lock is the database's
+    /// business, tested in tests/it/pg_token.rs).
+    #[derive(Debug, Default)]
+    struct MemKeep(std::sync::Mutex<Option<SharedToken>>);
+
+    impl SharedKeep for MemKeep {
+        fn load(&self) -> KeepFuture<'_, Result<Option<SharedToken>, TokenError>> {
+            let row = self.0.lock().expect("lock").clone();
+            Box::pin(async move { Ok(row) })
+        }
+        fn lock(&self) -> KeepFuture<'_, Result<Box<dyn RenewalLock>, TokenError>> {
+            Box::pin(async { Err(TokenError::Shared("no lock in memory".into())) })
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn shared(token: &Token, version: i64) -> SharedToken {
+        SharedToken {
+            token: token.clone(),
+            version,
+            renewed: None,
+            renewed_by: "host pid 1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_newer_unexpired_other_shared_token_is_taken_over() {
+        let now = Utc::now().timestamp();
+        let mine = jwt(now - 10, now + 3600);
+        let keep = Arc::new(MemKeep::default());
+        let cfg = TokenConfig {
+            email: Some("shop@example.com".into()),
+            renew_before: Duration::from_secs(60),
+            renew_retry: Duration::from_millis(100),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = TokenManager::new(
+            Some(mine.clone()),
+            Arc::new(FileKeep(dir.path().join("t"))),
+            cfg,
+        )
+        .with_shared(keep.clone(), Some(5));
+        let is_mine = |m: &TokenManager| {
+            m.current().map(|(t, _)| t.expose().to_string()) == Some(mine.expose().to_string())
+        };
+        // Nothing shared; a version already seen; the same token again.
+        assert!(!m.check_shared().await);
+        let other = jwt(now, now + 3600);
+        *keep.0.lock().expect("lock") = Some(shared(&other, 5));
+        assert!(!m.check_shared().await, "version 5 was seen at start");
+        *keep.0.lock().expect("lock") = Some(shared(&mine, 6));
+        assert!(!m.check_shared().await, "our own token, written back");
+        // An expired token, however new its version: not taken.
+        *keep.0.lock().expect("lock") = Some(shared(&jwt(now - 100, now - 1), 9));
+        assert!(!m.check_shared().await);
+        assert!(is_mine(&m));
+        // A newer version with another live token: taken, once.
+        *keep.0.lock().expect("lock") = Some(shared(&other, 10));
+        assert!(m.check_shared().await);
+        assert_eq!(m.generation(), 1);
+        assert_eq!(m.adopted(), 1);
+        assert_eq!(m.renewals(), 0, "taking over is not renewing");
+        assert!(!m.check_shared().await, "version 10 is seen now");
     }
 
     #[test]
