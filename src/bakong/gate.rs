@@ -13,9 +13,18 @@
 //! (no credit saved up while idle, a late wake-up never shortens the next
 //! gap), so there are no bursts. `governor` was the first choice, but its quota cannot
 //! change at run time.
+//!
+//! Several daemons on one database share one token, so they share one
+//! gate too ([`GateShare`], kept in the database): a 429's window and the
+//! rate it cut are recorded there before the next request of this daemon,
+//! every daemon reads the window before each request it sends while others
+//! are live, and each paces itself at its share (1/n of the live daemons)
+//! of the learned rate and of the ceiling.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -23,6 +32,36 @@ use tokio::time::Instant;
 
 /// The longest `Retry-After` honoured as it is.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// A boxed future, so [`GateShare`] stays object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The gate's state as every daemon sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SharedGate {
+    /// Unix ms before which no request may leave.
+    pub not_before_ms: Option<i64>,
+    /// The learned rate for all daemons together.
+    pub rate: Option<f64>,
+    /// Bumped on each cut of the rate.
+    pub epoch: i64,
+}
+
+/// Where the gate is shared with the other daemons on the same database.
+/// Failures are the keeper's to log; the gate then goes on with what it
+/// knows itself.
+pub trait GateShare: Send + Sync + std::fmt::Debug {
+    /// The window in force for every daemon (unix ms), read fresh.
+    fn not_before_ms(&self) -> BoxFuture<'_, Option<i64>>;
+    /// Records a 429: no request before `not_before_ms`, the rate cut to at
+    /// most `rate`. Returns the shared state after it.
+    fn cut(&self, not_before_ms: i64, rate: Option<f64>) -> BoxFuture<'_, Option<SharedGate>>;
+}
+
+/// Unix ms now.
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
 
 /// Settings of the gate.
 #[derive(Debug, Clone)]
@@ -60,8 +99,11 @@ pub struct GateStats {
 struct State {
     not_before: Option<Instant>,
     backoff: ExponentialBackoff,
-    /// Current requests per second (adaptive), if there is a ceiling.
+    /// Current requests per second (adaptive) for all daemons together,
+    /// if there is a ceiling.
     rate: Option<f64>,
+    /// The shared cut this rate follows.
+    epoch: i64,
 }
 
 /// The shared request gate.
@@ -78,6 +120,10 @@ pub struct Gate {
     /// When the next request may leave. A slot is claimed only once it has
     /// come, and claiming moves it on by 1/rate, so there are no bursts.
     next: Mutex<Instant>,
+    /// The daemons sharing the gate, when there may be several.
+    share: OnceLock<Arc<dyn GateShare>>,
+    /// Live daemons sharing the rate (this one included).
+    members: AtomicU64,
     /// Counters.
     pub stats: GateStats,
 }
@@ -150,19 +196,71 @@ impl Gate {
                 not_before: None,
                 backoff: builder.build(),
                 rate: ceiling,
+                epoch: 0,
             }),
             line: tokio::sync::Mutex::new(()),
             priority: std::sync::atomic::AtomicUsize::new(0),
             next: Mutex::new(Instant::now()),
+            share: OnceLock::new(),
+            members: AtomicU64::new(1),
             builder,
             max_backoff: cfg.backoff_max,
             stats: GateStats::default(),
         }
     }
 
-    /// The current request rate (adaptive), if there is a ceiling.
+    /// The current request rate (adaptive) for all daemons together, if
+    /// there is a ceiling.
     pub fn rate(&self) -> Option<f64> {
         self.lock().rate
+    }
+
+    /// This daemon's pace: its share of the rate.
+    pub fn own_rate(&self) -> Option<f64> {
+        self.rate().map(|r| r / self.members() as f64)
+    }
+
+    /// Live daemons sharing the gate (1 alone).
+    pub fn members(&self) -> u64 {
+        self.members.load(Ordering::Relaxed).max(1)
+    }
+
+    /// Sets how many daemons share the gate (from their heartbeats).
+    pub fn set_members(&self, n: u64) {
+        self.members.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Shares the gate with the other daemons through `share`.
+    pub fn set_share(&self, share: Arc<dyn GateShare>) {
+        let _ = self.share.set(share);
+    }
+
+    /// The learned rate and the cut it follows, to save.
+    pub fn learned(&self) -> (Option<f64>, i64) {
+        let st = self.lock();
+        (st.rate, st.epoch)
+    }
+
+    /// Takes on what the shared record says: its window (if later than the
+    /// one in force) and its rate, when it follows a newer cut (or `force`,
+    /// at start).
+    pub fn adopt(&self, shared: SharedGate, force: bool) {
+        let mut st = self.lock();
+        if let Some(nb) = shared.not_before_ms {
+            let ahead = nb - unix_ms();
+            if ahead > 0 {
+                let until = Instant::now() + Duration::from_millis(ahead as u64);
+                st.not_before = Some(st.not_before.map_or(until, |x| x.max(until)));
+            }
+        }
+        if force || shared.epoch > st.epoch {
+            st.epoch = shared.epoch;
+            if let (Some(r), Some(ceiling)) = (shared.rate, self.ceiling) {
+                if r.is_finite() && r > 0.0 {
+                    st.rate = Some(r.clamp(ceiling / 32.0, ceiling));
+                }
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -200,7 +298,10 @@ impl Gate {
                     continue;
                 }
             }
-            let Some(rate) = self.rate() else {
+            let Some(rate) = self.own_rate() else {
+                if self.held_elsewhere().await {
+                    continue;
+                }
                 break;
             };
             let slot = *self.next.lock().unwrap_or_else(|e| e.into_inner());
@@ -215,15 +316,66 @@ impl Gate {
                 tokio::time::sleep_until(slot).await;
                 continue;
             }
-            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-            if *next > Instant::now() {
+            {
+                let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+                if *next > Instant::now() {
+                    continue;
+                }
+                // 1% spare, so arrivals stay under the ceiling too.
+                *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
+            }
+            if self.held_elsewhere().await {
                 continue;
             }
-            // 1% spare, so arrivals stay under the ceiling too.
-            *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
             break;
         }
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// With other daemons live, whether one of them recorded a window now
+    /// in force (then taken on here): read before each request, so none
+    /// leaves inside a window once it is recorded.
+    async fn held_elsewhere(&self) -> bool {
+        if self.members() < 2 {
+            return false;
+        }
+        let Some(share) = self.share.get() else {
+            return false;
+        };
+        match share.not_before_ms().await {
+            Some(nb) if nb > unix_ms() => {
+                self.adopt(
+                    SharedGate {
+                        not_before_ms: Some(nb),
+                        rate: None,
+                        epoch: i64::MIN,
+                    },
+                    false,
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Records a 429 ([`Self::rate_limited`]) and, when shared, records its
+    /// window and cut rate for every daemon before returning, taking on a
+    /// longer window or lower rate another daemon recorded.
+    pub async fn rate_limited_shared(&self, retry_after: Option<RetryAfter>) -> Duration {
+        let wait = self.rate_limited(retry_after);
+        if let Some(share) = self.share.get() {
+            let (until, rate) = {
+                let st = self.lock();
+                let until = st.not_before.map_or(Duration::ZERO, |nb| {
+                    nb.saturating_duration_since(Instant::now())
+                });
+                (unix_ms() + until.as_millis() as i64, st.rate)
+            };
+            if let Some(shared) = share.cut(until, rate).await {
+                self.adopt(shared, true);
+            }
+        }
+        wait
     }
 
     /// Records a 429; returns the wait imposed on every request.
@@ -274,8 +426,11 @@ impl Gate {
     pub fn succeeded(&self) {
         let mut st = self.lock();
         st.backoff = self.builder.build();
+        // Each daemon climbs by its share, so n of them climb together as
+        // fast as one alone.
+        let members = self.members() as f64;
         if let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) {
-            st.rate = Some((rate + ceiling / 50.0).min(ceiling));
+            st.rate = Some((rate + ceiling / 50.0 / members).min(ceiling));
         }
     }
 }

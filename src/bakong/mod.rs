@@ -359,7 +359,7 @@ impl Client {
             }
         }
         if status == 429 {
-            let wait = self.inner.gate.rate_limited(retry_after);
+            let wait = self.inner.gate.rate_limited_shared(retry_after).await;
             tracing::warn!(endpoint, retry_after = ?retry_after.map(|r| r.wait()), wait_ms = wait.as_millis() as u64, "rate limited by Bakong (HTTP 429); all requests wait");
             return Err(Error::RateLimited {
                 retry_after: retry_after.map(|r| r.wait()),

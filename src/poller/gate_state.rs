@@ -1,27 +1,105 @@
-//! Keeps the client's quota pause and the day's request spend in the
-//! database, so a restart (or another daemon on the same database) honours
-//! the pause and does not reset the budget: loaded at start, saved when the
-//! pause changes and at most every second for the spend, and re-read then
-//! to take over a pause another daemon recorded or ended.
+//! Keeps the gate's state in the database, where a restarted daemon and
+//! every other daemon on the same database find it (issues 10 and 13):
+//! - a 429's window and the rate it cut: recorded by the client before its
+//!   next request ([`StoreShare`]), read before each request while other
+//!   daemons are live, loaded at start (a restart honours a `Retry-After`
+//!   announced to the process before it and starts at the learned rate);
+//! - the live daemons: each heartbeats every second and paces itself at
+//!   1/n of the learned rate and of the ceiling;
+//! - the daily quota's pause and the day's request spend: loaded at start,
+//!   the pause saved when it changes, the spend at most every second, and
+//!   the shared record re-read then to take over what others recorded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
-use tracing::error;
+use tracing::{error, info, warn};
 
+use crate::bakong::gate::{BoxFuture, GateShare, SharedGate};
 use crate::bakong::quota::utc_day;
 use crate::bakong::{Client, Pause};
-use crate::store::{GateState, Store};
+use crate::store::{GateMember, GateState, Store};
 
-/// How often the spend is saved and the shared state re-read.
+/// How often the heartbeat goes, the spend is saved and the shared state
+/// re-read.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
-/// The link between the client's quota state and the database.
+/// A daemon silent for this long no longer counts as live.
+const LIVE_MS: i64 = 3_000;
+
+/// The gate's state as the database keeps it, for the client.
+#[derive(Debug)]
+pub struct StoreShare {
+    store: Store,
+    /// One error log per outage, not one per request.
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl StoreShare {
+    fn failed(&self, what: &str, e: &crate::store::StoreError) {
+        if !self
+            .failing
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            error!(error = %e, "cannot {what}; this daemon goes on with the gate state it knows");
+        }
+    }
+
+    fn answered(&self) {
+        self.failing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn shared_of(g: &GateState) -> SharedGate {
+    SharedGate {
+        not_before_ms: g.not_before_ms,
+        rate: g.rate,
+        epoch: g.rate_epoch,
+    }
+}
+
+impl GateShare for StoreShare {
+    fn not_before_ms(&self) -> BoxFuture<'_, Option<i64>> {
+        Box::pin(async move {
+            match self.store.gate_state().await {
+                Ok(g) => {
+                    self.answered();
+                    g.not_before_ms
+                }
+                Err(e) => {
+                    self.failed("read the shared 429 window", &e);
+                    None
+                }
+            }
+        })
+    }
+
+    fn cut(&self, not_before_ms: i64, rate: Option<f64>) -> BoxFuture<'_, Option<SharedGate>> {
+        Box::pin(async move {
+            let now = Utc::now().timestamp_millis();
+            match self.store.gate_cut(not_before_ms, now, rate).await {
+                Ok(g) => {
+                    self.answered();
+                    Some(shared_of(&g))
+                }
+                Err(e) => {
+                    self.failed("record the 429 for the other daemons", &e);
+                    None
+                }
+            }
+        })
+    }
+}
+
+/// The link between the client's gate and quota state and the database.
 #[derive(Debug)]
 pub struct GateSync {
     saved_version: u64,
     last: Instant,
+    member: GateMember,
 }
 
 fn pause_of(g: &GateState) -> Option<Pause> {
@@ -33,9 +111,10 @@ fn pause_of(g: &GateState) -> Option<Pause> {
 
 impl GateSync {
     /// Loads what the database holds into the client (a pause is logged
-    /// once by the client).
+    /// once by the client), joins the live daemons and shares the gate.
     pub async fn load(store: &Store, client: &Client) -> Self {
         let quota = client.quota();
+        let gate = client.gate();
         let now = Utc::now().timestamp_millis();
         match store.gate_state().await {
             Ok(g) => {
@@ -45,19 +124,80 @@ impl GateSync {
                 if g.spend_day.as_deref() == Some(utc_day(now).as_str()) {
                     quota.saved(now, u64::try_from(g.spend).unwrap_or(0));
                 }
+                gate.adopt(shared_of(&g), true);
+                let held_ms = g.not_before_ms.map_or(0, |nb| nb - now);
+                if held_ms > 0 || g.rate.is_some() {
+                    info!(
+                        held_ms = held_ms.max(0),
+                        rate = gate.rate(),
+                        "gate state from the database: a recorded 429 window is honoured and the learned rate kept"
+                    );
+                }
             }
             Err(e) => {
-                error!(error = %e, "cannot read the gate state (quota pause, today's spend); starting without it")
+                error!(error = %e, "cannot read the gate state (429 window, learned rate, quota pause, today's spend); starting without it")
             }
         }
-        GateSync {
+        let member = GateMember {
+            instance: ulid::Ulid::new().to_string(),
+            host: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| "unknown".into()),
+            pid: i64::from(std::process::id()),
+        };
+        gate.set_share(Arc::new(StoreShare {
+            store: store.clone(),
+            failing: std::sync::atomic::AtomicBool::new(false),
+        }));
+        let mut sync = GateSync {
             saved_version: quota.version(),
             last: Instant::now(),
+            member,
+        };
+        let n = sync.beat(store, client).await;
+        // On PostgreSQL other daemons may share the database: they learn
+        // of this one at their next heartbeat and pace at the old share
+        // until then, so wait for it before taking a share of the ceiling
+        // (daemons starting together would otherwise each see only
+        // themselves). On SQLite one daemon holds the file's lock.
+        if n > 1 || store.backend_name() == "postgres" {
+            tokio::time::sleep(SYNC_EVERY + Duration::from_millis(100)).await;
+            sync.beat(store, client).await;
+        }
+        sync
+    }
+
+    /// The heartbeat; returns the live daemons (1 when it failed).
+    async fn beat(&mut self, store: &Store, client: &Client) -> u64 {
+        let gate = client.gate();
+        let now = Utc::now().timestamp_millis();
+        match store.heartbeat(&self.member, now, LIVE_MS).await {
+            Ok(n) => {
+                let n = u64::try_from(n).unwrap_or(1).max(1);
+                let before = gate.members();
+                if n != before {
+                    info!(
+                        daemons = n,
+                        own_rate = gate.own_rate(),
+                        "daemons sharing the gate changed: each paces at its share of poller.max_requests_per_second"
+                    );
+                }
+                gate.set_members(n);
+                n
+            }
+            Err(e) => {
+                // Keep the last count: fewer would overrun the ceiling
+                // together, more would only slow this one down.
+                warn!(error = %e, "heartbeat failed; keeping the last count of daemons");
+                gate.members()
+            }
         }
     }
 
-    /// Saves a changed pause at once, and the spend at most every second
-    /// (always when `force`).
+    /// Saves a changed pause at once, and every second the heartbeat, the
+    /// spend and the rate climbed back (always when `force`); takes on
+    /// what other daemons recorded.
     pub async fn sync(&mut self, store: &Store, client: &Client, force: bool) {
         let quota = client.quota();
         let version = quota.version();
@@ -80,17 +220,40 @@ impl GateSync {
                 Err(e) => error!(error = %e, requests = n, "cannot save today's request spend"),
             }
         }
+        if !force {
+            self.beat(store, client).await;
+        }
+        let Ok(g) = store.gate_state().await else {
+            return;
+        };
+        let gate = client.gate();
+        gate.adopt(shared_of(&g), false);
+        // A rate climbed back since the last cut is saved, so a restart
+        // starts from it; a newer cut (another epoch) wins in the database.
+        let (rate, epoch) = gate.learned();
+        if let Some(r) = rate {
+            if epoch == g.rate_epoch && g.rate.is_none_or(|s| r > s) {
+                if let Err(e) = store.gate_climb(r, epoch).await {
+                    warn!(error = %e, "cannot save the learned rate");
+                }
+            }
+        }
         if force || quota.version() != self.saved_version {
             return;
         }
         // Another daemon on the same database may have started or ended it.
-        if let Ok(g) = store.gate_state().await {
-            match (pause_of(&g), quota.pause()) {
-                (Some(p), None) => quota.restore(p),
-                (None, Some(_)) => quota.lift(),
-                _ => {}
-            }
-            self.saved_version = quota.version();
+        match (pause_of(&g), quota.pause()) {
+            (Some(p), None) => quota.restore(p),
+            (None, Some(_)) => quota.lift(),
+            _ => {}
+        }
+        self.saved_version = quota.version();
+    }
+
+    /// Leaves the live daemons, so the others take its share at once.
+    pub async fn leave(&self, store: &Store) {
+        if let Err(e) = store.leave(&self.member.instance).await {
+            warn!(error = %e, "cannot leave the live daemons; the others take this one's share in a few seconds");
         }
     }
 }

@@ -402,6 +402,7 @@ async fn schedule_loop(
         checks.abort_all();
     }
     gate_sync.sync(store, client, true).await;
+    gate_sync.leave(store).await;
     Ok(())
 }
 

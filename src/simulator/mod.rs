@@ -76,6 +76,9 @@ struct TokenRecord {
     revoked: bool,
 }
 
+/// The most request arrival times kept ([`Sim::arrivals`]).
+pub const MAX_ARRIVALS: usize = 1_000_000;
+
 /// How the simulator saw its client behave.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Stats {
@@ -116,6 +119,9 @@ struct Inner {
     by_md5: HashMap<String, usize>,
     by_hash: HashMap<String, usize>,
     recent: VecDeque<Instant>,
+    /// Unix ms of each `/v1` request's arrival (the newest
+    /// [`MAX_ARRIVALS`]), for tests that check when requests came.
+    arrivals: VecDeque<i64>,
     stats: Stats,
     seq: u64,
     /// When the faults were set: simulated days count from here.
@@ -171,6 +177,7 @@ impl Sim {
                 by_md5: HashMap::new(),
                 by_hash: HashMap::new(),
                 recent: VecDeque::new(),
+                arrivals: VecDeque::new(),
                 stats: Stats::default(),
                 seq: 0,
                 quota_epoch: Instant::now(),
@@ -247,6 +254,11 @@ impl Sim {
         self.lock().settings = s;
     }
 
+    /// Unix ms of each `/v1` request's arrival, oldest first.
+    pub fn arrivals(&self) -> Vec<i64> {
+        self.lock().arrivals.iter().copied().collect()
+    }
+
     /// A snapshot of the statistics.
     pub fn stats(&self) -> Stats {
         self.lock().stats.clone()
@@ -257,6 +269,7 @@ impl Sim {
         let mut g = self.lock();
         g.stats = Stats::default();
         g.recent.clear();
+        g.arrivals.clear();
     }
 
     /// The mails sent so far.
@@ -507,6 +520,10 @@ impl Sim {
 
     fn note_arrival(&self, g: &mut Inner, now: Instant) {
         g.stats.total += 1;
+        if g.arrivals.len() >= MAX_ARRIVALS {
+            g.arrivals.pop_front();
+        }
+        g.arrivals.push_back(chrono::Utc::now().timestamp_millis());
         g.recent.push_back(now);
         while g
             .recent

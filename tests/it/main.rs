@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod daemon;
 mod field;
+mod gate_shared;
 mod helpers;
 mod khqr;
 mod metrics;

@@ -20,14 +20,14 @@ const LIMIT: Duration = Duration::from_secs(20);
 
 /// A simulator and a fresh, migrated PostgreSQL database, with the
 /// merchant's own connection to it.
-struct PgEnv {
-    e: TestEnv,
-    url: String,
-    db: PgPool,
+pub(crate) struct PgEnv {
+    pub(crate) e: TestEnv,
+    pub(crate) url: String,
+    pub(crate) db: PgPool,
 }
 
 /// None: no PostgreSQL server binaries outside CI (tests/it/pg.rs).
-async fn pg_env() -> Option<PgEnv> {
+pub(crate) async fn pg_env() -> Option<PgEnv> {
     let url = pg::database().await?;
     let e = env().await;
     let p = PgEnv {
@@ -44,7 +44,7 @@ async fn pg_env() -> Option<PgEnv> {
 }
 
 impl PgEnv {
-    fn settings(&self) -> Settings {
+    pub(crate) fn settings(&self) -> Settings {
         let mut s = self.e.settings();
         s.database.url = self.url.clone();
         s
@@ -64,7 +64,7 @@ impl PgEnv {
         md5
     }
 
-    fn register(&self, amount: &str, currency: &str, mut t: NewTransaction) -> String {
+    pub(crate) fn register(&self, amount: &str, currency: &str, mut t: NewTransaction) -> String {
         let md5 = t.md5.clone().unwrap_or_else(new_md5);
         t.md5 = Some(md5.clone());
         t.amount = t.amount.or_else(|| amount.parse::<Decimal>().ok());
@@ -76,7 +76,7 @@ impl PgEnv {
         md5
     }
 
-    async fn status(&self, md5: &str) -> String {
+    pub(crate) async fn status(&self, md5: &str) -> String {
         sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
             .bind(md5)
             .fetch_one(&self.db)
@@ -92,7 +92,7 @@ impl PgEnv {
         .await
     }
 
-    async fn count(&self, status: &str) -> i64 {
+    pub(crate) async fn count(&self, status: &str) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = $1")
             .bind(status)
             .fetch_one(&self.db)
@@ -512,7 +512,7 @@ fn text(o: &Output) -> String {
 }
 
 /// A config file for `s` in its own file (several daemons, several files).
-fn config_at(p: &PgEnv, s: &Settings, name: &str) -> PathBuf {
+pub(crate) fn config_at(p: &PgEnv, s: &Settings, name: &str) -> PathBuf {
     let written = p.e.config_file(s, "");
     let path = p.e.dir.path().join(name);
     std::fs::rename(written, &path).unwrap();
@@ -664,7 +664,7 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     assert!(text(&out).contains("--from"), "{}", text(&out));
 }
 
-fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
+pub(crate) fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
     bin()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env_remove("CREDENTIALS_DIRECTORY")
@@ -674,16 +674,16 @@ fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
-fn signal(child: &Child, sig: nix::sys::signal::Signal) {
+pub(crate) fn signal(child: &Child, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
 }
 
 /// A small seeded generator, so a failing kill schedule can be replayed
 /// (the seed is printed; BAKONG_TEST_SEED sets it).
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6_364_136_223_846_793_005)

@@ -1,0 +1,263 @@
+//! The gate kept in the database (issue 10): three daemon processes on one
+//! PostgreSQL database hold back together inside a 429's `Retry-After`
+//! window once one of them has recorded it, and keep the ceiling together;
+//! on SQLite a restarted daemon honours the window the process before it
+//! was given.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bakong_poller::config::BulkMode;
+use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode};
+
+use crate::helpers::*;
+use crate::pg_daemon::{config_at, pg_env, signal, spawn_daemon, Lcg, PgEnv};
+
+/// A request that passed the gate before the window was recorded may
+/// still be on its way (the issue: "a request already on the wire does not
+/// count"); on one machine that is well under this.
+const ON_THE_WIRE_MS: i64 = 100;
+
+/// Windows (recorded at, not before) seen in the database, polled every
+/// 10 ms until `stop`.
+fn watch_windows(p: &PgEnv, stop: Arc<AtomicBool>) -> Arc<Mutex<BTreeSet<(i64, i64)>>> {
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let db = p.db.clone();
+    let out = seen.clone();
+    tokio::spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let row: Option<(Option<i64>, Option<i64>)> = sqlx::query_as(
+                "SELECT not_before_set_ms, not_before_ms FROM gate_state WHERE id = 1",
+            )
+            .fetch_optional(&db)
+            .await
+            .unwrap_or(None);
+            if let Some((Some(set), Some(nb))) = row {
+                out.lock().unwrap().insert((set, nb));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    seen
+}
+
+fn spawn_three(p: &PgEnv, s: &bakong_poller::config::Settings) -> Vec<Child> {
+    (0..3)
+        .map(|i| {
+            let cfg: PathBuf = config_at(p, s, &format!("gate{i}.toml"));
+            spawn_daemon(&cfg, &p.e.dir.path().join(format!("gate{i}.log")))
+        })
+        .collect()
+}
+
+fn stop_all(children: &mut [Child]) {
+    for c in children.iter() {
+        signal(c, nix::sys::signal::Signal::SIGTERM);
+    }
+    for c in children.iter_mut() {
+        assert_eq!(c.wait().unwrap().code(), Some(0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_send_nothing_inside_a_retry_after_window_once_one_has_recorded_it() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    // The API allows 8 requests a second and answers 2 s windows; the
+    // daemons' ceiling (20 together) is above it, so they meet 429s.
+    p.e.sim.sim.set_faults(Faults {
+        rate_limit: Some(RateLimit {
+            requests_per_second: 8.0,
+            burst: 8,
+            retry_after: RetryAfterMode::Seconds,
+            retry_after_secs: Some(2),
+        }),
+        ..Faults::default()
+    });
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 4;
+    s.poller.bulk = BulkMode::Never;
+    let seed = rand::random::<u64>() % 1_000_000;
+    let mut rng = Lcg(seed);
+    for _ in 0..40 {
+        let md5 = p.register("1", "USD", paid_after(rng.next(4_000)));
+        insert(&p, &md5, false).await;
+    }
+    for _ in 0..20 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, true).await;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let windows = watch_windows(&p, stop.clone());
+    let mut children = spawn_three(&p, &s);
+    wait_for("every payment final", Duration::from_secs(60), || async {
+        (p.count("pending").await == 0).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    stop.store(true, Ordering::Relaxed);
+
+    let windows: Vec<(i64, i64)> = windows.lock().unwrap().iter().copied().collect();
+    let arrivals = p.e.sim.sim.arrivals();
+    let st = p.e.sim.sim.stats();
+    eprintln!(
+        "seed {seed}: {} requests, {} answered 429, {} windows recorded, peak {} requests in one second",
+        st.total,
+        st.rate_limited,
+        windows.len(),
+        st.peak_rps
+    );
+    assert!(
+        !windows.is_empty() && st.rate_limited > 0,
+        "the test must meet a 429: {st:?}"
+    );
+    let mut inside = Vec::new();
+    let mut on_the_wire = 0;
+    for &(set, nb) in &windows {
+        for &a in &arrivals {
+            if a > set && a < nb {
+                if a - set > ON_THE_WIRE_MS {
+                    inside.push((set, nb, a));
+                } else {
+                    on_the_wire += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{on_the_wire} requests arrived within {ON_THE_WIRE_MS} ms of a window's record");
+    assert!(
+        inside.is_empty(),
+        "requests sent inside a recorded window (recorded at, until, arrival): {inside:?}"
+    );
+    assert!(p.count("paid").await == 40 && p.count("expired").await == 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_keep_the_ceiling_together() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 15.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    // Demand far above the ceiling: 150 payments checked one by one.
+    for i in 0..150u64 {
+        let md5 = p.register("1", "USD", paid_after(2_000 + (i % 10) * 500));
+        insert(&p, &md5, false).await;
+    }
+    let mut children = spawn_three(&p, &s);
+    wait_for("every payment final", Duration::from_secs(60), || async {
+        (p.count("pending").await == 0).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    let st = p.e.sim.sim.stats();
+    // Requests per one-second window, from the arrivals.
+    let arrivals = p.e.sim.sim.arrivals();
+    let mut peak = 0;
+    let mut lo = 0;
+    for hi in 0..arrivals.len() {
+        while arrivals[hi] - arrivals[lo] >= 1_000 {
+            lo += 1;
+        }
+        peak = peak.max(hi - lo + 1);
+    }
+    eprintln!(
+        "{} requests, peak {} in one second (simulator: {}), ceiling 15 for the three together",
+        st.total, peak, st.peak_rps
+    );
+    assert!(
+        st.total > 60,
+        "demand must exceed the ceiling for a while: {st:?}"
+    );
+    assert!(
+        st.peak_rps <= 18,
+        "more than 20% over the ceiling of 15 in one second: {}",
+        st.peak_rps
+    );
+    assert_eq!(p.count("paid").await, 150);
+}
+
+async fn insert(p: &PgEnv, md5: &str, short: bool) {
+    sqlx::query(
+        "INSERT INTO payments (md5, amount, currency, expires_at)
+         VALUES ($1, 1, 'USD', CASE WHEN $2 THEN now() + interval '5 seconds' END)",
+    )
+    .bind(md5)
+    .bind(short)
+    .execute(&p.db)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_restarted_daemon_honours_the_retry_after_given_to_the_one_before_and_keeps_the_learned_rate(
+) {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.max_requests_per_second = 20.0;
+    e.sim.sim.set_faults(Faults {
+        force_429: 1,
+        force_429_retry_after: RetryAfterMode::Seconds,
+        force_429_secs: Some(3),
+        ..Faults::default()
+    });
+    let db = e.merchant(&s).await;
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let d = start(s.clone());
+    let store = bakong_poller::app::open_store(&s).await.unwrap();
+    let g = wait_for("the window recorded", Duration::from_secs(10), || async {
+        let g = store.gate_state().await.unwrap();
+        g.not_before_ms.is_some().then_some(g)
+    })
+    .await;
+    d.stop().await;
+    assert_eq!(g.rate, Some(10.0), "the 429 halved the rate: {g:?}");
+    let restarted_at = chrono::Utc::now().timestamp_millis();
+    let nb = g.not_before_ms.unwrap();
+    assert!(nb - restarted_at > 1_000, "the window is still open: {g:?}");
+    let d = start(s.clone());
+    assert_eq!(
+        final_status(&db, &md5, Duration::from_secs(10)).await,
+        "paid"
+    );
+    d.stop().await;
+    let st = e.sim.sim.stats();
+    assert_eq!(st.rate_limited, 1);
+    assert_eq!(
+        st.inside_retry_after, 0,
+        "the restarted daemon sent inside the window"
+    );
+    let early: Vec<i64> = e
+        .sim
+        .sim
+        .arrivals()
+        .into_iter()
+        .filter(|a| *a >= restarted_at && *a < nb)
+        .collect();
+    assert!(early.is_empty(), "requests before {nb}: {early:?}");
+    // The rate learned is still in the database (climbed back by the
+    // answers since, never above the ceiling).
+    let after = store.gate_state().await.unwrap();
+    assert!(
+        after.rate.is_some_and(|r| (10.0..=20.0).contains(&r)),
+        "{after:?}"
+    );
+    store.close().await;
+}
