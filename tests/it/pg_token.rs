@@ -289,6 +289,32 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     assert_eq!(t.renewals(), 1);
     let (renewed, after) = t.shared().await.unwrap();
     assert!(after > before && renewed != newer);
+    // A second host with no token of its own: `config check` counts the
+    // database's token, and passes.
+    let own = std::fs::read_to_string(&cfg).unwrap();
+    let bare: String = own
+        .lines()
+        .filter(|l| !l.starts_with("token = ") && !l.starts_with("token_file = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(own, bare);
+    let bare_cfg = t.e.dir.path().join("bare.toml");
+    std::fs::write(&bare_cfg, bare).unwrap();
+    let out = bin()
+        .args([
+            "--config",
+            bare_cfg.to_str().unwrap(),
+            "--json",
+            "config",
+            "check",
+        ])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .current_dir(t.e.dir.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{v}");
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     // The keep's Debug output never shows the token.
     let keep = DbKeep::new(store.as_postgres().unwrap().clone(), Duration::from_secs(1));
     let row = keep.load().await.unwrap().unwrap();
