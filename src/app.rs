@@ -255,13 +255,27 @@ async fn shared_client(
         .token_candidates()
         .map_err(|e| AppError::Config(format!("bakong.token_file: {e}")))?;
     // Under the lock, so daemons starting together with different tokens
-    // agree on one.
+    // agree on one. A lock not had in time (another daemon's renewal is
+    // slow) does not stop the start: the database's token is read without
+    // it, and nothing is written.
     let shared_err = |e: TokenError| AppError::Runtime(format!("{e}"));
-    let mut lock = keep.lock().await.map_err(shared_err)?;
-    let row = match lock.load().await {
+    let mut lock = match keep.lock().await {
+        Ok(lock) => Some(lock),
+        Err(e) => {
+            warn!(error = %e, "starting without the token renewal lock; the token chosen is not shared");
+            None
+        }
+    };
+    let row = match &mut lock {
+        Some(lock) => lock.load().await,
+        None => keep.load().await,
+    };
+    let row = match row {
         Ok(row) => row,
         Err(e) => {
-            lock.release().await;
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             return Err(shared_err(e));
         }
     };
@@ -271,18 +285,21 @@ async fn shared_client(
     let choice = match choose_token(settings, require_token, candidates) {
         Ok(c) => c,
         Err(e) => {
-            lock.release().await;
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
             return Err(e);
         }
     };
     let mut seen = row.as_ref().map(|r| r.version);
-    match (&choice, &row) {
-        (Some(c), row)
-            if c.source != TokenSource::Database
-                && row
-                    .as_ref()
-                    .is_none_or(|r| r.token.expose() != c.token.expose()) =>
-        {
+    let share = choice.as_ref().filter(|c| {
+        c.source != TokenSource::Database
+            && row
+                .as_ref()
+                .is_none_or(|r| r.token.expose() != c.token.expose())
+    });
+    match (lock, share) {
+        (Some(lock), Some(c)) => {
             let version = lock.save(c.token.clone()).await.map_err(shared_err)?;
             info!(
                 version,
@@ -290,7 +307,8 @@ async fn shared_client(
             );
             seen = Some(version);
         }
-        _ => lock.release().await,
+        (Some(lock), None) => lock.release().await,
+        (None, _) => {}
     }
     let tokens = Arc::new(
         TokenManager::new(
