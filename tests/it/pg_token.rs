@@ -600,3 +600,97 @@ async fn a_daemon_killed_while_it_renews_costs_at_most_one_more_renewal() {
     );
     assert!(renewals.len() >= 4, "gaps {} ms", shown(&gaps));
 }
+
+/// A small seeded generator, so a failing kill schedule can be replayed
+/// (the seed is printed; BAKONG_TEST_SEED sets it).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_killed_at_seeded_moments_cost_at_most_one_renewal_each() {
+    let Some(t) = tok_env(LIFE).await else {
+        return;
+    };
+    let seed = std::env::var("BAKONG_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::random::<u64>() % 1_000_000);
+    let mut rng = Lcg(seed);
+    let s = daemon_settings(&t);
+    let cfgs = configs(&t, &s);
+    let md5s = spread_payments(&t, 60, Duration::from_secs(16)).await;
+    let log = |i: usize, run: usize| t.e.dir.path().join(format!("daemon{i}-{run}.log"));
+    let mut runs = [0usize; 3];
+    let mut children: Vec<Child> = (0..3).map(|i| spawn_daemon(&cfgs[i], &log(i, 0))).collect();
+    // Three kills, each at a seeded moment within the next 4 s (a token's
+    // renewal is due every 3 to 4 s), restarted at once.
+    let mut schedule = Vec::new();
+    let started = Instant::now();
+    let mut renewals = Vec::new();
+    for _ in 0..3 {
+        let after = Duration::from_millis(rng.next(4_000));
+        let victim = rng.next(3) as usize;
+        schedule.push((after.as_millis(), victim));
+        let at = Instant::now() + after;
+        while Instant::now() < at {
+            while renewals.len() < t.renewals() as usize {
+                renewals.push(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        signal(&children[victim], nix::sys::signal::Signal::SIGKILL);
+        children[victim].wait().unwrap();
+        runs[victim] += 1;
+        children[victim] = spawn_daemon(&cfgs[victim], &log(victim, runs[victim]));
+    }
+    eprintln!(
+        "seed {seed}: kill schedule (ms after the previous, daemon) {schedule:?}, last kill {:?} after the start",
+        started.elapsed()
+    );
+    let skip = renewals.len();
+    renewals.extend(
+        watch_renewals(&t, Duration::from_secs(45), || {})
+            .await
+            .into_iter()
+            .skip(skip),
+    );
+    for c in &mut children {
+        signal(c, nix::sys::signal::Signal::SIGTERM);
+    }
+    for c in &mut children {
+        assert_eq!(c.wait().unwrap().code(), Some(0), "seed {seed}");
+    }
+    let gaps: Vec<u128> = renewals
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis())
+        .collect();
+    eprintln!(
+        "seed {seed}: {} renewals, gaps (ms) {}, {} refused checks",
+        renewals.len(),
+        shown(&gaps),
+        t.refused()
+    );
+    assert_eq!(t.count("paid").await, md5s.len() as i64, "seed {seed}");
+    // A kill costs a renewal only when it lands inside one; never a chain.
+    let quick = gaps.iter().filter(|g| **g < 2_500).count();
+    assert!(
+        quick <= schedule.len(),
+        "seed {seed}: more extra renewals than kills: gaps {} ms",
+        shown(&gaps)
+    );
+    assert!(
+        gaps.iter().all(|g| *g <= 5_000),
+        "seed {seed}: a renewal came late: gaps {} ms",
+        shown(&gaps)
+    );
+    assert!(renewals.len() >= 3, "seed {seed}: gaps {} ms", shown(&gaps));
+}
