@@ -128,14 +128,25 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
 
 async fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
     // On PostgreSQL the token the daemons share in the database is a
-    // candidate too.
-    let picked = app::token_choice(settings).await?;
-    let Some(choice) = picked else {
+    // candidate too; a database out of reach is named among the tokens not
+    // used, and the local ones are shown.
+    let (picked, unread) = match app::token_choice(settings).await {
+        Ok(p) => (p, None),
+        Err(app::AppError::Database(e)) => (
+            settings
+                .token_choice()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+            Some(format!("the database: cannot be read ({e})")),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(mut choice) = picked else {
         return Err(CliError::Usage(format!(
             "no usable access token: set bakong.token or put one in bakong.token_file ({}) (a token whose JWT exp has passed is not used)",
             settings.bakong.token_file.display()
         )));
     };
+    choice.dropped.extend(unread);
     let token = choice.token;
     let c = token.claims();
     Ok(Shown {

@@ -694,3 +694,31 @@ async fn daemons_killed_at_seeded_moments_cost_at_most_one_renewal_each() {
     );
     assert!(renewals.len() >= 3, "seed {seed}: gaps {} ms", shown(&gaps));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_show_names_a_database_out_of_reach_and_shows_the_local_token() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.database.url = format!(
+        "postgres://shop:S3cretPass@localhost/shop?host={}",
+        e.dir.path().display()
+    );
+    let cfg = e.config_file(&s, "");
+    let started = Instant::now();
+    let out = bin()
+        .args(["--config", cfg.to_str().unwrap(), "--json", "token", "show"])
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["source"], "bakong.token", "{v}");
+    assert!(v["dropped"].to_string().contains("the database"), "{v}");
+    assert!(!all.contains("S3cretPass"), "{all}");
+    eprintln!("token show took {:?}", started.elapsed());
+}
