@@ -593,7 +593,7 @@ impl TokenManager {
                 flight.failures = 0;
                 if let Renewed::Here(generation) = renewed {
                     self.renewals.fetch_add(1, Ordering::Relaxed);
-                    info!(generation, file = %self.keep.describe(), "access token renewed and saved");
+                    info!(generation, file = %self.keep.describe(), shared = self.shared.is_some(), "access token renewed and saved");
                 }
                 Ok(())
             }

@@ -6,6 +6,9 @@
 //! the lock when the transaction ends, however it ends: a commit with the new
 //! token, a rollback, or the holder's connection dying (a killed daemon). A
 //! holder that hangs is cut off by `idle_in_transaction_session_timeout`.
+//! A transaction-level lock (rather than `pg_advisory_lock` on a session)
+//! also cannot leak into a pooled connection if the renewal is cancelled,
+//! and works behind a pooler in transaction mode (PgBouncer).
 //! The token travels as a [`SecretString`]: Debug output never shows it.
 
 use std::time::Duration;
