@@ -328,11 +328,12 @@ impl Collector for Live {
         counters(
             e,
             "token_renewals",
-            "Token renewals by outcome",
+            "Token renewals by outcome (shared: another daemon's renewal taken from the database)",
             "outcome",
             &[
                 ("ok", tokens.renewals()),
                 ("failed", tokens.failed_renewals()),
+                ("shared", tokens.adopted()),
             ],
         )?;
         let last = self.client.last_success_ms();

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{build_client, AppError};
+use crate::app::AppError;
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::payment::{FinalStatus, Lane};
@@ -105,7 +105,7 @@ pub async fn run(
         .lock_instance()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     store.migrate().await.map_err(AppError::Database)?;
-    let client = build_client(&settings, true)?;
+    let client = crate::app::build_daemon_client(&settings, &store).await?;
     // Events are recorded whatever is configured; deliveries are made for
     // the receivers configured now.
     let receivers = crate::notify::Receivers::from_settings(&settings)
