@@ -690,7 +690,14 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
         (10.0, 20.0, "p99 <= 1.5 s, <= 0.12 req/conf"),
         (100.0, 10.0, "p99 <= 3 s, no 429"),
     ] {
-        let (f, _) = pareto_cell(10.0, rate, ceiling, window, None).await?;
+        let (f, st) = pareto_cell(10.0, rate, ceiling, window, None).await?;
+        let mut by_endpoint: Vec<String> = st
+            .requests
+            .iter()
+            .map(|(ep, codes)| format!("{ep} {}", codes.values().sum::<u64>()))
+            .collect();
+        by_endpoint.sort();
+        eprintln!("  requests by endpoint: {}", by_endpoint.join(", "));
         let line = format!(
             "{:<34} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>9.3} {:>6}   aim: {aim}",
             format!("{rate:.0} payments/s, ceiling {ceiling:.0}"),
