@@ -148,7 +148,10 @@ impl Daemon {
             .arg(&cfg)
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?)
+            .stderr(
+                std::fs::File::create(dir.join(format!("{name}.log")))
+                    .map_err(|e| e.to_string())?,
+            )
             .spawn()
             .map_err(|e| format!("cannot start the daemon: {e}"))?;
         Ok(Daemon { child })
@@ -889,8 +892,7 @@ async fn levels(opts: &BenchOptions) -> Result<(), BenchError> {
 async fn resources(opts: &BenchOptions) -> Result<(), BenchError> {
     let (p50, max) = first_check_delay(opts).await?;
     println!("\nfirst check of a new row (default scan_interval 250ms, ceiling 5/s): p50 {:.0} ms, max {:.0} ms (INSERT -> confirmed)", p50 * 1000.0, max * 1000.0);
-    let (idle_cpu, idle_rss, cpu, rss) =
-        resource_use(opts, opts.duration.as_secs().max(5)).await?;
+    let (idle_cpu, idle_rss, cpu, rss) = resource_use(opts, opts.duration.as_secs().max(5)).await?;
     println!("idle daemon: CPU {idle_cpu:.2}% of one core, RSS {idle_rss:.1} MB");
     println!(
         "{} pending payments created over 15 min (bulk, default scheduling): CPU {cpu:.2}% of one core, peak RSS {rss:.1} MB",
@@ -952,7 +954,9 @@ pub fn parse_database(s: &str) -> Result<DatabaseChoice, BenchError> {
     if let Some(path) = s.strip_prefix("sqlite://") {
         let path = path.split('?').next().unwrap_or_default();
         if path.is_empty() {
-            return Err(BenchError(format!("{shown:?} names no file: use sqlite://PATH")));
+            return Err(BenchError(format!(
+                "{shown:?} names no file: use sqlite://PATH"
+            )));
         }
         let path = std::path::PathBuf::from(path);
         if path.exists() {
@@ -1068,9 +1072,12 @@ impl Databases {
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let shown = crate::config::redact_url(base);
-        let mut conn = sqlx::PgConnection::connect(base)
-            .await
-            .map_err(|e| format!("--database {shown}: {}", crate::config::redact_text(&e.to_string())))?;
+        let mut conn = sqlx::PgConnection::connect(base).await.map_err(|e| {
+            format!(
+                "--database {shown}: {}",
+                crate::config::redact_text(&e.to_string())
+            )
+        })?;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&mut conn)
             .await
@@ -1116,7 +1123,7 @@ async fn backend_run(
     rate: f64,
     window: Duration,
     limit: f64,
-) -> Result<Figures, BenchError> {
+) -> Result<(Figures, usize), BenchError> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sim = fresh_sim(limit).await?;
     let token = sim.sim.issue_token(EMAIL);
@@ -1130,7 +1137,11 @@ async fn backend_run(
     let db = merchant_store(&settings).await?;
     let mut procs = Vec::new();
     for i in 0..daemons {
-        procs.push(Daemon::start_named(&settings, dir.path(), &format!("daemon{i}"))?);
+        procs.push(Daemon::start_named(
+            &settings,
+            dir.path(),
+            &format!("daemon{i}"),
+        )?);
     }
     let start = Instant::now();
     let total = (rate * window.as_secs_f64()).round() as usize;
@@ -1171,18 +1182,21 @@ async fn backend_run(
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
-    Ok(Figures {
-        created: total,
-        confirmed: lat.len(),
-        p50: percentile(&lat, 0.5),
-        p95: percentile(&lat, 0.95),
-        p99: percentile(&lat, 0.99),
-        requests: st.total,
-        rate_limited: st.rate_limited,
-        inside_window: st.inside_retry_after,
-        rss_mb,
-        cpu_s,
-    })
+    Ok((
+        Figures {
+            created: total,
+            confirmed: lat.len(),
+            p50: percentile(&lat, 0.5),
+            p95: percentile(&lat, 0.95),
+            p99: percentile(&lat, 0.99),
+            requests: st.total,
+            rate_limited: st.rate_limited,
+            inside_window: st.inside_retry_after,
+            rss_mb,
+            cpu_s,
+        },
+        paid,
+    ))
 }
 
 /// The backends table: SQLite with one daemon, PostgreSQL with one and
@@ -1196,13 +1210,25 @@ async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError
         dbs.pg_where()
     );
     println!(
-        "{:<22} {:>6} {:>7} {:>9} {:>6} {:>6} {:>9} {:>6} {:>6} {:>7} {:>6}",
-        "backend", "new/s", "created", "conf/s", "p50 s", "p99 s", "req/conf", "429s", "in-RA", "RSS MB", "CPU s"
+        "{:<22} {:>6} {:>7} {:>9} {:>7} {:>6} {:>6} {:>9} {:>6} {:>6} {:>7} {:>6}",
+        "backend",
+        "new/s",
+        "created",
+        "conf/paid",
+        "conf/s",
+        "p50 s",
+        "p99 s",
+        "req/conf",
+        "429s",
+        "in-RA",
+        "RSS MB",
+        "CPU s"
     );
-    let backends_row = |label: &str, rate: f64, f: &Figures| {
+    let backends_row = |label: &str, rate: f64, (f, paid): &(Figures, usize)| {
         format!(
-            "{label:<22} {rate:>6.1} {:>7} {:>9.2} {:>6.2} {:>6.2} {:>9.2} {:>6} {:>6} {:>7.1} {:>6.2}",
+            "{label:<22} {rate:>6.1} {:>7} {:>9} {:>7.2} {:>6.2} {:>6.2} {:>9.2} {:>6} {:>6} {:>7.1} {:>6.2}",
             f.created,
+            format!("{}/{paid}", f.confirmed),
             f.confirmed as f64 / opts.backends_window.as_secs_f64().max(f64::MIN_POSITIVE),
             f.p50,
             f.p99,
@@ -1221,7 +1247,10 @@ async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError
         for n in [1usize, 3] {
             let label = format!("PostgreSQL, {n} daemon{}", if n == 1 { "" } else { "s" });
             let Some(db) = dbs.postgres().await? else {
-                println!("{label:<22} skipped: {}", dbs.no_pg.as_deref().unwrap_or("no server"));
+                println!(
+                    "{label:<22} skipped: {}",
+                    dbs.no_pg.as_deref().unwrap_or("no server")
+                );
                 continue;
             };
             let f = backend_run(&db.url, n, rate, opts.backends_window, opts.limit).await;
@@ -1229,7 +1258,7 @@ async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError
             println!("{}", backends_row(&label, rate, &f?));
         }
     }
-    println!("conf/s: payments confirmed per second of traffic; RSS MB: the largest daemon; CPU s: all daemons together.");
+    println!("conf/paid: confirmed of the customers who paid; conf/s: payments confirmed per second of traffic; RSS MB: the largest daemon; CPU s: all daemons together.");
     Ok(())
 }
 
@@ -1267,16 +1296,26 @@ async fn claim_figures(url: &str, n: usize) -> Result<(Duration, Duration, Durat
     let mut worst = Duration::ZERO;
     for _ in 0..CLAIM_RUNS {
         // CLAIM_BATCH random rows become due, among n pending.
-        store.make_due(CLAIM_BATCH).await.map_err(|e| e.to_string())?;
+        store
+            .make_due(CLAIM_BATCH)
+            .await
+            .map_err(|e| e.to_string())?;
         let now = chrono::Utc::now().timestamp_millis();
         let t = Instant::now();
         let got = store
-            .claim(now, Duration::from_secs(60), CLAIM_BATCH, Duration::from_secs(900))
+            .claim(
+                now,
+                Duration::from_secs(60),
+                CLAIM_BATCH,
+                Duration::from_secs(900),
+            )
             .await
             .map_err(|e| e.to_string())?;
         let took = t.elapsed();
         if got.len() != CLAIM_BATCH {
-            return Err(format!("claim returned {} rows, expected {CLAIM_BATCH}", got.len()).into());
+            return Err(
+                format!("claim returned {} rows, expected {CLAIM_BATCH}", got.len()).into(),
+            );
         }
         total += took;
         worst = worst.max(took);
@@ -1293,7 +1332,10 @@ async fn claims(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> 
         dbs.sqlite_where(),
         dbs.pg_where()
     );
-    println!("{:<11} {:>10} {:>9} {:>9} {:>9}", "backend", "pending", "mean ms", "worst ms", "seed s");
+    println!(
+        "{:<11} {:>10} {:>9} {:>9} {:>9}",
+        "backend", "pending", "mean ms", "worst ms", "seed s"
+    );
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     for &n in &opts.claim_sizes {
         let db = dbs.sqlite().await?;
@@ -1308,7 +1350,11 @@ async fn claims(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> 
             seeded.as_secs_f64()
         );
         let Some(db) = dbs.postgres().await? else {
-            println!("{:<11} {n:>10} skipped: {}", "PostgreSQL", dbs.no_pg.as_deref().unwrap_or("no server"));
+            println!(
+                "{:<11} {n:>10} skipped: {}",
+                "PostgreSQL",
+                dbs.no_pg.as_deref().unwrap_or("no server")
+            );
             continue;
         };
         let r = claim_figures(&db.url, n).await;
@@ -1369,7 +1415,9 @@ pub fn parse_sizes(s: &str) -> Result<Vec<usize>, BenchError> {
                 .ok()
                 .filter(|v| *v >= CLAIM_BATCH)
                 .ok_or_else(|| {
-                    BenchError(format!("{x:?} is not a row count of at least {CLAIM_BATCH}"))
+                    BenchError(format!(
+                        "{x:?} is not a row count of at least {CLAIM_BATCH}"
+                    ))
                 })
         })
         .collect()
@@ -1392,6 +1440,7 @@ pub fn parse_levels(s: &str) -> Result<Vec<f64>, BenchError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic on a bad fixture
 mod tests {
     use super::*;
 
@@ -1428,7 +1477,10 @@ mod tests {
 
     #[test]
     fn sizes_and_sections_parse_and_refuse_nonsense() {
-        assert_eq!(parse_sizes("100_000, 1000000"), Ok(vec![100_000, 1_000_000]));
+        assert_eq!(
+            parse_sizes("100_000, 1000000"),
+            Ok(vec![100_000, 1_000_000])
+        );
         assert_eq!(parse_sizes(""), Ok(vec![]));
         assert!(parse_sizes("10").is_err());
         assert!(parse_sizes("-5").is_err());

@@ -75,6 +75,10 @@ async fn the_backends_and_claim_sections_print_a_row_per_backend_and_drop_their_
     // SQLite, one daemon: 2 payments created, figures after.
     let lite = row("SQLite, 1 daemon");
     assert_eq!(lite.split_whitespace().nth(4), Some("2"), "{lite}");
+    assert!(
+        lite.split_whitespace().nth(5).unwrap().contains('/'),
+        "{lite}"
+    );
     let claim = row("SQLite      ");
     assert_eq!(claim.split_whitespace().nth(1), Some("1000"), "{claim}");
     let Some(url) = url else {
