@@ -800,7 +800,8 @@ fn row(label: &str, rate: f64, f: &Figures) -> String {
 
 /// Runs the benchmark and prints its tables.
 pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
-    crate::telemetry::init(crate::config::LogFormat::Text, "warn");
+    // Seeding a million rows is meant to be slow: no slow-statement warnings.
+    crate::telemetry::init(crate::config::LogFormat::Text, "warn,sqlx::query=error");
     let on = |x: Section| opts.sections.contains(&x);
     if on(Section::Pareto) && !opts.pareto_window.is_zero() {
         pareto(&opts).await?;
