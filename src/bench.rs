@@ -1094,7 +1094,7 @@ impl Databases {
 
     async fn release(&self, db: FreshDb) {
         if let Some(path) = db.remove_file {
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
                 let mut p = path.clone().into_os_string();
                 p.push(suffix);
                 let _ = std::fs::remove_file(p);
