@@ -96,6 +96,9 @@ struct Figures {
     inside_window: u64,
     rss_mb: f64,
     cpu_s: f64,
+    /// Requests per confirmation in the steady part of the window (from a
+    /// quarter of it to its end), without the start and the drain.
+    steady: f64,
 }
 
 impl Figures {
@@ -132,6 +135,15 @@ struct Daemon {
     child: Child,
 }
 
+/// The daemon program the bench starts, when it is not this one (e.g. a
+/// bench run from an example).
+static DAEMON_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the daemon program the bench starts (default: this program).
+pub fn set_daemon_exe(path: std::path::PathBuf) {
+    let _ = DAEMON_EXE.set(path);
+}
+
 impl Daemon {
     fn start(settings: &Settings, dir: &Path) -> Result<Self, BenchError> {
         Self::start_named(settings, dir, "daemon")
@@ -142,7 +154,12 @@ impl Daemon {
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, settings.to_toml()?)
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+        let exe = match DAEMON_EXE.get() {
+            Some(p) => p.clone(),
+            None => {
+                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?
+            }
+        };
         let child = Command::new(exe)
             .arg("--config")
             .arg(&cfg)
@@ -345,6 +362,7 @@ async fn daemon_level(
         inside_window: st.inside_retry_after,
         rss_mb,
         cpu_s,
+        steady: f64::NAN,
     })
 }
 
@@ -458,6 +476,7 @@ async fn naive_loop(
         inside_window: st.inside_retry_after,
         rss_mb: f64::NAN,
         cpu_s: f64::NAN,
+        steady: f64::NAN,
     })
 }
 
@@ -588,8 +607,16 @@ async fn pareto_cell(
     let start = Instant::now();
     let total = (rate * window.as_secs_f64()).round() as usize;
     let mut paid = 0usize;
+    let warm = total / 4;
+    let mut mark = (0u64, 0i64);
     for i in 0..total {
         tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        if i == warm {
+            mark = (
+                sim.sim.stats().total,
+                db.counts().await.map_err(|e| e.to_string())?.paid,
+            );
+        }
         let md5 = new_md5(i);
         let t = checkout_exp(&md5);
         paid += usize::from(t.outcome == OutcomeKind::Paid);
@@ -599,6 +626,11 @@ async fn pareto_cell(
             .await
             .map_err(|e| format!("insert: {e}"))?;
     }
+    let steady = {
+        let requests = sim.sim.stats().total.saturating_sub(mark.0);
+        let confirmed = db.counts().await.map_err(|e| e.to_string())?.paid - mark.1;
+        requests as f64 / confirmed.max(1) as f64
+    };
     // The tail of the payment delays is 30 s.
     let drain_until = Instant::now() + Duration::from_secs(32);
     loop {
@@ -628,9 +660,49 @@ async fn pareto_cell(
             inside_window: st.inside_retry_after,
             rss_mb: f64::NAN,
             cpu_s: f64::NAN,
+            steady,
         },
         st,
     ))
+}
+
+/// The targets, on checkout traffic against a 10 requests/s
+/// limit with the daemon's defaults but the ceiling: 10 payments/s with a
+/// ceiling of 20 (p99 at most 1.5 s, at most 0.12 requests per
+/// confirmation) and 100 payments/s with a ceiling of 10 (p99 at most
+/// 3 s, no 429). Returns the table's lines.
+pub async fn targets(window: Duration) -> Result<String, BenchError> {
+    let mut text = format!(
+        "targets: checkout traffic for {} s against a 10 requests/s limit; req/conf over the whole run and in its steady part (from a quarter of the window to its end)\n{:<34} {:>9} {:>7} {:>7} {:>9} {:>9} {:>6}\n",
+        window.as_secs(),
+        "cell",
+        "confirmed",
+        "p50 s",
+        "p99 s",
+        "req/conf",
+        "steady",
+        "429s"
+    );
+    for (rate, ceiling, aim) in [
+        (10.0, 20.0, "p99 <= 1.5 s, <= 0.12 req/conf"),
+        (100.0, 10.0, "p99 <= 3 s, no 429"),
+    ] {
+        let (f, _) = pareto_cell(10.0, rate, ceiling, window, None).await?;
+        let line = format!(
+            "{:<34} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>9.3} {:>6}   aim: {aim}",
+            format!("{rate:.0} payments/s, ceiling {ceiling:.0}"),
+            f.confirmed,
+            f.p50,
+            f.p99,
+            f.per_confirmation(),
+            f.steady,
+            f.rate_limited
+        );
+        println!("{line}");
+        text += &line;
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// The Pareto table (budgets 1, 2, 5, 10 requests/s at 2, 10 and 100

@@ -110,7 +110,14 @@ pub async fn check_settings(settings: &Settings, online: bool) -> Report {
     } else if let Some(path) = settings.database_path() {
         database(settings, &path, &mut r).await;
     }
-    token(settings, &mut r);
+    // On PostgreSQL the token the daemons share in the database counts too
+    // (a second host may have none of its own); an unreachable database is
+    // reported above, and the local candidates are judged alone.
+    let picked = match crate::app::token_choice(settings).await {
+        Ok(p) => Ok(p),
+        Err(_) => settings.token_choice(),
+    };
+    token(settings, picked, &mut r);
     if online && r.is_ok() {
         account_online(settings, &mut r).await;
     }
@@ -253,7 +260,11 @@ fn inspection(found: &crate::store::Inspection, r: &mut Report) {
     }
 }
 
-fn token(settings: &Settings, r: &mut Report) {
+fn token(
+    settings: &Settings,
+    picked: Result<Option<crate::bakong::TokenChoice>, crate::bakong::token::TokenError>,
+    r: &mut Report,
+) {
     let b = &settings.bakong;
     let email = b.email.is_some();
     // Renewed tokens are saved beside the token file (temporary file, rename).
@@ -264,7 +275,7 @@ fn token(settings: &Settings, r: &mut Report) {
         (Some(_), Err(e)) => format!("bakong.token_file cannot be written ({e})"),
         (Some(_), Ok(())) => String::new(),
     };
-    let picked = match settings.token_choice() {
+    let picked = match picked {
         Ok(p) => p,
         Err(e) => {
             r.problem("bakong.token_file", e.to_string());

@@ -7,9 +7,21 @@
 //! has let them go, so a request that waited through a renewal leaves with
 //! the new token; one refused with generation `g` asks
 //! [`TokenManager::refresh`]`(g)`, which renews only if nobody did since.
+//!
+//! Daemons sharing a PostgreSQL database share the token too, through a
+//! [`SharedKeep`] (the store's `api_token` row, wired in `app.rs`; this
+//! module never sees the store): a renewal is single-flight in the process
+//! first, then across the daemons under the keep's lock, and under that
+//! lock a token another daemon renewed since ours was refused is used
+//! instead of renewing again, so a Bakong that revokes the previous token
+//! on renewal never sets the daemons renewing in turn. Each daemon also
+//! reads the shared token every [`SHARED_CHECK`] to use a renewal made
+//! elsewhere before its own requests are refused.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -18,7 +30,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::{Client, Error};
 
@@ -130,6 +142,10 @@ pub enum TokenError {
         #[source]
         source: std::io::Error,
     },
+    /// The token shared through the database could not be read, locked or
+    /// written.
+    #[error("the token in the database: {0}")]
+    Shared(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Reads a token file with its modification time; `Ok(None)` when it does
@@ -191,6 +207,8 @@ pub enum TokenSource {
     Credential(PathBuf),
     /// A renewal by this process.
     Renewed,
+    /// The token row in the database (PostgreSQL: shared by the daemons).
+    Database,
 }
 
 impl std::fmt::Display for TokenSource {
@@ -201,6 +219,7 @@ impl std::fmt::Display for TokenSource {
             TokenSource::File(p) => write!(f, "bakong.token_file ({})", p.display()),
             TokenSource::Credential(p) => write!(f, "systemd credential ({})", p.display()),
             TokenSource::Renewed => f.write_str("renewal"),
+            TokenSource::Database => f.write_str("the database (shared by the daemons)"),
         }
     }
 }
@@ -298,6 +317,50 @@ impl TokenKeep for FileKeep {
     }
 }
 
+/// A boxed future, so the shared keep can be async and still a trait object.
+pub type KeepFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The token as a shared keep holds it.
+#[derive(Debug, Clone)]
+pub struct SharedToken {
+    /// The token.
+    pub token: Token,
+    /// Bumped by every write: tells a newer token from one already seen.
+    pub version: i64,
+    /// When it was written.
+    pub renewed: Option<DateTime<Utc>>,
+    /// Who wrote it (host and pid), for the log.
+    pub renewed_by: String,
+}
+
+/// A token kept where several daemons share it (the database on
+/// PostgreSQL), with a lock that makes a renewal single-flight across them.
+/// The manager depends on this trait only, never on the store.
+pub trait SharedKeep: Send + Sync + std::fmt::Debug {
+    /// Reads the shared token, without the lock.
+    fn load(&self) -> KeepFuture<'_, Result<Option<SharedToken>, TokenError>>;
+    /// Takes the renewal lock, waiting a bounded time for another holder.
+    /// The lock dies with this process, so a killed holder frees it.
+    fn lock(&self) -> KeepFuture<'_, Result<Box<dyn RenewalLock>, TokenError>>;
+    /// Where, for logs.
+    fn describe(&self) -> String;
+}
+
+/// The renewal lock of a [`SharedKeep`], held across the renewal.
+pub trait RenewalLock: Send {
+    /// Reads the shared token under the lock.
+    fn load(&mut self) -> KeepFuture<'_, Result<Option<SharedToken>, TokenError>>;
+    /// Writes `token` as the shared one and releases the lock; returns the
+    /// new version.
+    fn save(self: Box<Self>, token: Token) -> KeepFuture<'static, Result<i64, TokenError>>;
+    /// Releases the lock without writing.
+    fn release(self: Box<Self>) -> KeepFuture<'static, ()>;
+}
+
+/// How often a daemon sharing its token reads the shared one, to use a
+/// renewal made elsewhere before its own requests are refused.
+pub const SHARED_CHECK: Duration = Duration::from_secs(2);
+
 /// How the manager renews.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
@@ -325,6 +388,22 @@ pub struct TokenManager {
     cfg: TokenConfig,
     renewals: AtomicU64,
     failed_renewals: AtomicU64,
+    /// The token shared with other daemons, if any.
+    shared: Option<Arc<dyn SharedKeep>>,
+    /// The newest version of the shared token this process has seen
+    /// (read or written); -1 before any.
+    shared_seen: AtomicI64,
+    /// Renewals made by another daemon and taken over from the shared keep.
+    adopted: AtomicU64,
+}
+
+/// What a renewal attempt ended with.
+enum Renewed {
+    /// This process renewed through the API.
+    Here(u64),
+    /// Another daemon had renewed already: its token was installed (and
+    /// logged as such).
+    Elsewhere,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -356,7 +435,82 @@ impl TokenManager {
             cfg,
             renewals: AtomicU64::new(0),
             failed_renewals: AtomicU64::new(0),
+            shared: None,
+            shared_seen: AtomicI64::new(-1),
+            adopted: AtomicU64::new(0),
         }
+    }
+
+    /// Shares the token through `shared` (the database on PostgreSQL):
+    /// renewals take its lock and use a token another daemon renewed
+    /// instead of renewing again. `seen` is the version of the shared token
+    /// read at start (or written then), if any.
+    pub fn with_shared(mut self, shared: Arc<dyn SharedKeep>, seen: Option<i64>) -> Self {
+        self.shared = Some(shared);
+        self.shared_seen = AtomicI64::new(seen.unwrap_or(-1));
+        self
+    }
+
+    /// The shared keep, when the token is shared with other daemons.
+    pub fn shared(&self) -> Option<&dyn SharedKeep> {
+        self.shared.as_deref()
+    }
+
+    /// Renewals made by another daemon and taken over from the shared keep.
+    pub fn adopted(&self) -> u64 {
+        self.adopted.load(Ordering::Relaxed)
+    }
+
+    /// Whether `row` is a token to take over instead of the current one: a
+    /// version this process has not seen yet, another token than
+    /// `current` (the one refused, or in use), and not known to be expired.
+    fn takes_over(&self, row: &SharedToken, current: Option<&Token>) -> bool {
+        row.version > self.shared_seen.load(Ordering::Relaxed)
+            && current.is_none_or(|t| t.expose() != row.token.expose())
+            && !row.token.known_expired(Utc::now())
+    }
+
+    fn adopt(&self, row: SharedToken) -> u64 {
+        self.shared_seen.fetch_max(row.version, Ordering::Relaxed);
+        let generation = self.install(row.token);
+        self.adopted.fetch_add(1, Ordering::Relaxed);
+        info!(generation, version = row.version, renewed_by = %row.renewed_by, "using the access token another daemon renewed (from the database)");
+        generation
+    }
+
+    /// Reads the shared token and uses it if another daemon renewed since
+    /// this process last looked; returns whether it did. Errors are logged
+    /// at debug level only: the next renewal reads the keep again.
+    pub async fn check_shared(&self) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let row = match shared.load().await {
+            Ok(Some(row)) => row,
+            Ok(None) => return false,
+            Err(e) => {
+                debug!(error = %e, "cannot read the shared token; trying again later");
+                return false;
+            }
+        };
+        let current = self.current().map(|(t, _)| t);
+        if !self.takes_over(&row, current.as_ref()) {
+            // Seen (e.g. our own write read back), nothing to do.
+            if current.is_some_and(|t| t.expose() == row.token.expose()) {
+                self.shared_seen.fetch_max(row.version, Ordering::Relaxed);
+            }
+            return false;
+        }
+        // Not during a renewal of this process: it reads the keep itself.
+        let Ok(_flight) = self.flight.try_lock() else {
+            return false;
+        };
+        let current = self.current().map(|(t, _)| t);
+        if !self.takes_over(&row, current.as_ref()) {
+            return false;
+        }
+        self.adopt(row);
+        true
     }
 
     /// The current token and its generation (bumped by every renewal).
@@ -411,6 +565,20 @@ impl TokenManager {
         }
         if let Some((until, why)) = &flight.cooling {
             let now = tokio::time::Instant::now();
+            if now < *until && self.shared.is_some() {
+                // Cooling after a failure here; another daemon may have
+                // renewed meanwhile.
+                if let Some(shared) = &self.shared {
+                    if let Ok(Some(row)) = shared.load().await {
+                        let current = self.current().map(|(t, _)| t);
+                        if self.takes_over(&row, current.as_ref()) {
+                            self.adopt(row);
+                            flight.cooling = None;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             if now < *until {
                 return Err(Error::Renewal(format!(
                     "{why} (next attempt in {})",
@@ -419,12 +587,14 @@ impl TokenManager {
             }
         }
         match self.renew_now(client).await {
-            Ok(generation) => {
+            Ok(renewed) => {
                 flight.backoff = self.builder.build();
                 flight.cooling = None;
                 flight.failures = 0;
-                self.renewals.fetch_add(1, Ordering::Relaxed);
-                info!(generation, file = %self.keep.describe(), "access token renewed and saved");
+                if let Renewed::Here(generation) = renewed {
+                    self.renewals.fetch_add(1, Ordering::Relaxed);
+                    info!(generation, file = %self.keep.describe(), shared = self.shared.is_some(), "access token renewed and saved");
+                }
                 Ok(())
             }
             Err(e) => {
@@ -442,19 +612,72 @@ impl TokenManager {
         }
     }
 
-    async fn renew_now(&self, client: &Client) -> Result<u64, Error> {
+    async fn renew_now(&self, client: &Client) -> Result<Renewed, Error> {
         let email = self.cfg.email.as_deref().ok_or_else(|| {
             Error::Renewal("bakong.email is not set, so the token cannot be renewed".into())
         })?;
-        let token = client.renew_token(email).await?;
-        // In use at once: Bakong may already have revoked the old token, so
-        // a token that cannot be saved is still better than none.
-        let saved = self.keep.save(&token);
-        let generation = self.install(token);
-        if let Err(e) = saved {
-            error!(error = %e, "the renewed token is in use but could not be saved; a restart would use an older one");
+        let Some(shared) = &self.shared else {
+            let token = client.renew_token(email).await?;
+            // In use at once: Bakong may already have revoked the old token, so
+            // a token that cannot be saved is still better than none.
+            let saved = self.keep.save(&token);
+            let generation = self.install(token);
+            if let Err(e) = saved {
+                error!(error = %e, "the renewed token is in use but could not be saved; a restart would use an older one");
+            }
+            return Ok(Renewed::Here(generation));
+        };
+        // Single flight across the daemons: under the lock, a token another
+        // daemon renewed since ours was refused is used as it is. Renewing
+        // again would revoke it (Bakong may revoke the previous token on
+        // renewal) and the daemons would renew in turn without end. Without
+        // the lock (the database unreachable) no renewal is made: it would
+        // revoke the others' token, and this daemon cannot record results
+        // anyway; the backoff retries.
+        let mut lock = shared
+            .lock()
+            .await
+            .map_err(|e| Error::Renewal(format!("{e}; renewal postponed")))?;
+        let refused = self.current().map(|(t, _)| t);
+        match lock.load().await {
+            Ok(Some(row)) if self.takes_over(&row, refused.as_ref()) => {
+                lock.release().await;
+                self.adopt(row);
+                return Ok(Renewed::Elsewhere);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                lock.release().await;
+                return Err(Error::Renewal(format!("{e}; renewal postponed")));
+            }
         }
-        Ok(generation)
+        info!(
+            "renewing the access token for every daemon (holding the renewal lock in the database)"
+        );
+        let token = match client.renew_token(email).await {
+            Ok(t) => t,
+            Err(e) => {
+                lock.release().await;
+                return Err(e);
+            }
+        };
+        let written = lock.save(token.clone()).await;
+        // The file too: harmless, and what `token show` reads on this host
+        // if the database is out of reach.
+        let file = self.keep.save(&token);
+        let generation = self.install(token);
+        match written {
+            Ok(version) => {
+                self.shared_seen.fetch_max(version, Ordering::Relaxed);
+                if let Err(e) = file {
+                    warn!(error = %e, "the renewed token is saved in the database but not in bakong.token_file");
+                }
+            }
+            Err(e) => {
+                error!(error = %e, "the renewed token is in use but could not be saved in the database; the other daemons will renew once more when theirs is refused");
+            }
+        }
+        Ok(Renewed::Here(generation))
     }
 
     /// Renews ahead of the token's `exp` (by `bakong.renew_before`) until
@@ -462,34 +685,67 @@ impl TokenManager {
     /// and retried on the same backoff as any other renewal.
     pub async fn renew_ahead(self: Arc<Self>, client: Client, shutdown: CancellationToken) {
         let mut warned = false;
+        // The renewal instant of the current generation, computed once per
+        // generation (the shared check below wakes the loop up often).
+        let mut planned: Option<(u64, Option<tokio::time::Instant>)> = None;
         loop {
-            let Some((token, generation)) = self.current() else {
-                return;
-            };
-            let Some(exp) = token.claims().expires_at else {
-                debug!("token has no exp claim; renewal only when a request is refused");
+            let current = self.current();
+            let generation = current.as_ref().map_or(0, |(_, g)| *g);
+            if planned.is_none_or(|(g, _)| g != generation) {
+                let at = current.as_ref().and_then(|(token, generation)| {
+                    let Some(exp) = token.claims().expires_at else {
+                        debug!("token has no exp claim; renewal only when a request is refused");
+                        return None;
+                    };
+                    let now = Utc::now();
+                    let renew_before = chrono::Duration::from_std(self.cfg.renew_before)
+                        .unwrap_or_else(|_| chrono::Duration::days(7));
+                    let mut wait = (exp - renew_before - now).to_std().unwrap_or_default();
+                    if wait.is_zero() && *generation > 0 {
+                        // A token this process renewed (or took over) is
+                        // already inside its renew_before window: the
+                        // window is longer than the token's life. Renew
+                        // halfway through instead of at once, or renewals
+                        // would follow each other without end.
+                        let life_left = (exp - now).to_std().unwrap_or_default();
+                        wait = (life_left / 2).max(self.cfg.renew_retry);
+                        if !warned {
+                            tracing::warn!(renew_before = %humantime::format_duration(self.cfg.renew_before), token_life_left = %humantime::format_duration(Duration::from_secs(life_left.as_secs())), "bakong.renew_before is longer than a renewed token lives; renewing halfway through its life instead");
+                            warned = true;
+                        }
+                    }
+                    Some(tokio::time::Instant::now() + wait)
+                });
+                planned = Some((generation, at));
+            }
+            let at = planned.and_then(|(_, at)| at);
+            if at.is_none() && self.shared.is_none() {
+                // Nothing to plan, nobody else to watch.
                 shutdown.cancelled().await;
                 return;
-            };
-            let now = Utc::now();
-            let renew_before = chrono::Duration::from_std(self.cfg.renew_before)
-                .unwrap_or_else(|_| chrono::Duration::days(7));
-            let mut wait = (exp - renew_before - now).to_std().unwrap_or_default();
-            if wait.is_zero() && generation > 0 {
-                // A token this process renewed is already inside its
-                // renew_before window: the window is longer than the
-                // token's life. Renew halfway through instead of at once,
-                // or renewals would follow each other without end.
-                let life_left = (exp - now).to_std().unwrap_or_default();
-                wait = (life_left / 2).max(self.cfg.renew_retry);
-                if !warned {
-                    tracing::warn!(renew_before = %humantime::format_duration(self.cfg.renew_before), token_life_left = %humantime::format_duration(Duration::from_secs(life_left.as_secs())), "bakong.renew_before is longer than a renewed token lives; renewing halfway through its life instead");
-                    warned = true;
-                }
             }
+            let renew_at = async {
+                match at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let check = async {
+                match self.shared {
+                    Some(_) => tokio::time::sleep(SHARED_CHECK).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+                _ = check => {
+                    // A renewal made by another daemon is used before the
+                    // API refuses the old token (or before this daemon's
+                    // own renew-ahead would have fired).
+                    self.check_shared().await;
+                    continue;
+                }
+                _ = renew_at => {}
             }
             if self.refresh(generation, &client).await.is_err() {
                 // Wait out the cooldown refresh set, then try again.
@@ -537,6 +793,73 @@ mod tests {
             source,
             written: Some(at(written)),
         }
+    }
+
+    /// A shared keep in memory: `load` only (the lock is the database's
+    /// business, tested in tests/it/pg_token.rs).
+    #[derive(Debug, Default)]
+    struct MemKeep(std::sync::Mutex<Option<SharedToken>>);
+
+    impl SharedKeep for MemKeep {
+        fn load(&self) -> KeepFuture<'_, Result<Option<SharedToken>, TokenError>> {
+            let row = self.0.lock().expect("lock").clone();
+            Box::pin(async move { Ok(row) })
+        }
+        fn lock(&self) -> KeepFuture<'_, Result<Box<dyn RenewalLock>, TokenError>> {
+            Box::pin(async { Err(TokenError::Shared("no lock in memory".into())) })
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn shared(token: &Token, version: i64) -> SharedToken {
+        SharedToken {
+            token: token.clone(),
+            version,
+            renewed: None,
+            renewed_by: "host pid 1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_a_newer_unexpired_other_shared_token_is_taken_over() {
+        let now = Utc::now().timestamp();
+        let mine = jwt(now - 10, now + 3600);
+        let keep = Arc::new(MemKeep::default());
+        let cfg = TokenConfig {
+            email: Some("shop@example.com".into()),
+            renew_before: Duration::from_secs(60),
+            renew_retry: Duration::from_millis(100),
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = TokenManager::new(
+            Some(mine.clone()),
+            Arc::new(FileKeep(dir.path().join("t"))),
+            cfg,
+        )
+        .with_shared(keep.clone(), Some(5));
+        let is_mine = |m: &TokenManager| {
+            m.current().map(|(t, _)| t.expose().to_string()) == Some(mine.expose().to_string())
+        };
+        // Nothing shared; a version already seen; the same token again.
+        assert!(!m.check_shared().await);
+        let other = jwt(now, now + 3600);
+        *keep.0.lock().expect("lock") = Some(shared(&other, 5));
+        assert!(!m.check_shared().await, "version 5 was seen at start");
+        *keep.0.lock().expect("lock") = Some(shared(&mine, 6));
+        assert!(!m.check_shared().await, "our own token, written back");
+        // An expired token, however new its version: not taken.
+        *keep.0.lock().expect("lock") = Some(shared(&jwt(now - 100, now - 1), 9));
+        assert!(!m.check_shared().await);
+        assert!(is_mine(&m));
+        // A newer version with another live token: taken, once.
+        *keep.0.lock().expect("lock") = Some(shared(&other, 10));
+        assert!(m.check_shared().await);
+        assert_eq!(m.generation(), 1);
+        assert_eq!(m.adopted(), 1);
+        assert_eq!(m.renewals(), 0, "taking over is not renewing");
+        assert!(!m.check_shared().await, "version 10 is seen now");
     }
 
     #[test]

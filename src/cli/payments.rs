@@ -187,6 +187,9 @@ pub struct Status {
     pub last_answer_at: Option<String>,
     /// The token's `exp`, if readable.
     pub token_expires_at: Option<DateTime<Utc>>,
+    /// Where the token in use comes from (`token show`'s source; on
+    /// PostgreSQL usually the database, shared by the daemons).
+    pub token_source: Option<String>,
     /// The newest answer, when it was an error (e.g. every endpoint
     /// answering 404 because of the base URL).
     pub last_problem: Option<String>,
@@ -228,6 +231,9 @@ impl Report for Status {
                 .map(|d| d.to_rfc3339())
                 .unwrap_or_else(|| "unknown".into()),
         );
+        if let Some(src) = &self.token_source {
+            s += &format!("\ntoken source     {src}");
+        }
         if let Some(p) = &self.last_problem {
             s += &format!("\nlast problem     {p}");
         }
@@ -288,11 +294,10 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     });
     // An unreadable token is `token show`'s and `config check`'s business;
     // here it is only "unknown".
-    let token_expires_at = settings
-        .token_choice()
-        .ok()
-        .flatten()
-        .and_then(|c| c.token.claims().expires_at);
+    // On PostgreSQL, the token the daemons share in the database counts.
+    let token_choice = app::token_choice(&settings).await.ok().flatten();
+    let token_source = token_choice.as_ref().map(|c| c.source.to_string());
+    let token_expires_at = token_choice.and_then(|c| c.token.claims().expires_at);
     Ok(Status {
         next_check_at: counts
             .next_check_ms
@@ -300,6 +305,7 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         counts,
         last_answer_at: last?,
         token_expires_at,
+        token_source,
         last_problem,
         deliveries: deliveries?,
         quota,

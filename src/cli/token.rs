@@ -68,7 +68,7 @@ pub async fn run(ctx: &Context, c: &TokenCommand) -> Result<Output, CliError> {
         }
         TokenCommand::Verify { code } => verify(&settings, code).await?.into(),
         TokenCommand::Renew => renew(&settings).await?.into(),
-        TokenCommand::Show { reveal } => show(&settings, *reveal)?.into(),
+        TokenCommand::Show { reveal } => show(&settings, *reveal).await?.into(),
     })
 }
 
@@ -89,10 +89,13 @@ async fn verify(settings: &Settings, code: &str) -> Result<Saved, CliError> {
     let token = client.verify(code).await?;
     bakong::token::save_token_file(&settings.bakong.token_file, &token)
         .map_err(|e| CliError::Runtime(e.to_string()))?;
+    // On PostgreSQL the daemons share the token in the database.
+    let database = app::share_token(settings, &token).await?;
     Ok(Saved {
         token_file: settings.bakong.token_file.clone(),
         expires_at: token.claims().expires_at,
         renewed: false,
+        database,
     })
 }
 
@@ -102,9 +105,15 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
             "config key bakong.email: needed to renew the token".into(),
         ));
     }
-    let client = app::build_client(settings, false)?;
+    // On PostgreSQL: under the daemons' lock, saved in the database.
+    let (client, store) = app::build_renewing_client(settings).await?;
+    let database = client.tokens().shared().is_some();
     let generation = client.tokens().generation();
-    client.renew_if_current(generation).await?;
+    let renewed = client.renew_if_current(generation).await;
+    if let Some(store) = store {
+        store.close().await;
+    }
+    renewed?;
     let expires_at = client
         .tokens()
         .current()
@@ -113,19 +122,31 @@ async fn renew(settings: &Settings) -> Result<Saved, CliError> {
         token_file: settings.bakong.token_file.clone(),
         expires_at,
         renewed: true,
+        database,
     })
 }
 
-fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
-    let picked = settings
-        .token_choice()
-        .map_err(|e| CliError::Usage(e.to_string()))?;
-    let Some(choice) = picked else {
+async fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
+    // On PostgreSQL the token the daemons share in the database is a
+    // candidate too; a database out of reach is named among the tokens not
+    // used, and the local ones are shown.
+    let (picked, unread) = match app::token_choice(settings).await {
+        Ok(p) => (p, None),
+        Err(app::AppError::Database(e)) => (
+            settings
+                .token_choice()
+                .map_err(|e| CliError::Usage(e.to_string()))?,
+            Some(format!("the database: cannot be read ({e})")),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(mut choice) = picked else {
         return Err(CliError::Usage(format!(
             "no usable access token: set bakong.token or put one in bakong.token_file ({}) (a token whose JWT exp has passed is not used)",
             settings.bakong.token_file.display()
         )));
     };
+    choice.dropped.extend(unread);
     let token = choice.token;
     let c = token.claims();
     Ok(Shown {
@@ -169,15 +190,26 @@ pub struct Saved {
     /// Renewed (`token renew`) rather than verified.
     #[serde(skip)]
     pub renewed: bool,
+    /// Saved in the database too (PostgreSQL: shared by the daemons).
+    #[serde(skip)]
+    pub database: bool,
 }
 
 impl Report for Saved {
     fn human(&self) -> String {
+        let db = if self.database {
+            " and to the database (the daemons use it from their next look there)"
+        } else {
+            ""
+        };
         if self.renewed {
-            format!("token renewed and saved to {}", self.token_file.display())
+            format!(
+                "token renewed and saved to {}{db}",
+                self.token_file.display()
+            )
         } else {
             format!(
-                "token saved to {} (expires {})",
+                "token saved to {}{db} (expires {})",
                 self.token_file.display(),
                 date_or_unknown(self.expires_at)
             )

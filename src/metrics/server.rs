@@ -308,6 +308,42 @@ impl Collector for Live {
             "poller.max_requests_per_second",
             self.ceiling,
         )?;
+        gauge(
+            e,
+            "gate_daemons",
+            "Live daemons sharing the gate through the database (each paces at its share of the rate and the ceiling)",
+            gate.members() as f64,
+        )?;
+        let quota = self.client.quota();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        gauge(
+            e,
+            "quota_paused",
+            "1 while the daily request quota is exhausted (errorCode 17) and requests wait for a probe to find it reset, else 0",
+            if quota.pause().is_some() { 1.0 } else { 0.0 },
+        )?;
+        if let Some(p) = quota.pause() {
+            gauge(
+                e,
+                "quota_paused_since_timestamp_seconds",
+                "When the daily quota pause began, unix time",
+                p.since_ms as f64 / 1000.0,
+            )?;
+        }
+        gauge(
+            e,
+            "requests_today",
+            "Requests sent today (UTC day) by the daemons on this database, as this daemon last saved and read it",
+            quota.spent_today(now_ms) as f64,
+        )?;
+        if let Some(b) = quota.budget() {
+            gauge(
+                e,
+                "daily_request_budget",
+                "poller.daily_request_budget",
+                b as f64,
+            )?;
+        }
         let held =
             ConstCounter::new(gate.stats.held_micros.load(Ordering::Relaxed) as f64 / 1_000_000.0);
         held.encode(e.encode_descriptor(
@@ -328,11 +364,12 @@ impl Collector for Live {
         counters(
             e,
             "token_renewals",
-            "Token renewals by outcome",
+            "Token renewals by outcome (shared: another daemon's renewal taken from the database)",
             "outcome",
             &[
                 ("ok", tokens.renewals()),
                 ("failed", tokens.failed_renewals()),
+                ("shared", tokens.adopted()),
             ],
         )?;
         let last = self.client.last_success_ms();

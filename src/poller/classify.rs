@@ -229,7 +229,10 @@ pub fn classify(
         let delay = if transient {
             schedule::error_backoff(p.errors + 1, cfg)
         } else {
-            schedule::next_interval(checked_ms - p.created_ms, cfg)
+            match via {
+                Via::List => schedule::next_bulk_interval(checked_ms - p.created_ms, cfg),
+                Via::Single => schedule::next_interval(checked_ms - p.created_ms, cfg),
+            }
         };
         Write::Reschedule {
             id: p.id,

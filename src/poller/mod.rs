@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::app::{build_client, AppError};
+use crate::app::AppError;
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::payment::{FinalStatus, Lane};
@@ -105,7 +105,7 @@ pub async fn run(
         .lock_instance()
         .map_err(|e| AppError::Runtime(e.to_string()))?;
     store.migrate().await.map_err(AppError::Database)?;
-    let client = build_client(&settings, true)?;
+    let client = crate::app::build_daemon_client(&settings, &store).await?;
     // Events are recorded whatever is configured; deliveries are made for
     // the receivers configured now.
     let receivers = crate::notify::Receivers::from_settings(&settings)
@@ -317,11 +317,11 @@ async fn schedule_loop(
                 .query_ended(claimed.as_ref().err().map(|e| e as _));
             match claimed {
                 Ok(rows) => {
+                    full = rows.len() == room * batch;
                     if db_errors > 0 {
                         info!(failed_claims = db_errors, "database reachable again");
                     }
                     db_errors = 0;
-                    full = rows.len() == room * batch;
                     if !rows.is_empty() {
                         debug!(rows = rows.len(), batch, room, "claimed due payments");
                     }
@@ -345,11 +345,15 @@ async fn schedule_loop(
                     if alone.len() > room_alone {
                         healthy.extend(alone.split_off(room_alone));
                     }
-                    // Fresh payments (the customer may be at the counter)
-                    // take the first requests of the round; older ones keep
-                    // their due order behind them.
-                    let fresh_ms = cfg.fresh_period.as_millis() as i64;
-                    healthy.sort_by_key(|p| now - p.created_ms >= fresh_ms);
+                    if bulk {
+                        healthy = bulk_round(&ctx, store, healthy, now).await;
+                    } else {
+                        // Fresh payments (the customer may be at the counter)
+                        // take the first requests of the round; older ones
+                        // keep their due order behind them.
+                        let fresh_ms = cfg.fresh_period.as_millis() as i64;
+                        healthy.sort_by_key(|p| now - p.created_ms >= fresh_ms);
+                    }
                     for p in alone {
                         checks.spawn(check_batch(vec![p], ctx.clone()));
                     }
@@ -404,6 +408,37 @@ async fn schedule_loop(
     gate_sync.sync(store, client, true).await;
     gate_sync.leave(store).await;
     Ok(())
+}
+
+/// One cadence's requests in bulk mode, as few as the due set allows: the
+/// urgent payments (hot, or at their deadline) first, the other due ones
+/// behind them in due order; the spare places of the last request carry
+/// the payments due soonest (checked early at no cost, they take fewer
+/// requests of their own later). A trial that also held back due rows
+/// that would not fill a request sent more requests, not fewer (the held
+/// rows, due at once, kept the due set at a full batch).
+async fn bulk_round(ctx: &Ctx, store: &Store, mut due: Vec<Payment>, now: i64) -> Vec<Payment> {
+    let cfg = &ctx.settings.poller;
+    let batch = bakong::MAX_LIST;
+    let hot_ms = schedule::HOT_PERIOD.as_millis() as i64;
+    let soon = now + cfg.cadence.as_millis() as i64;
+    let urgent = |p: &Payment| now - p.created_ms < hot_ms || p.deadline_ms <= soon;
+    // Stable: the others keep their due order.
+    due.sort_by_key(|p| !urgent(p));
+    let spare = (batch - due.len() % batch) % batch;
+    let quota = ctx.client.quota();
+    if spare > 0 && quota.pause().is_none() && quota.spend_mode(now) == bakong::Spend::Free {
+        let ahead = now + cfg.max_interval.as_millis() as i64;
+        if let Ok(more) = store.claim(ahead, cfg.lease, spare, cfg.payment_ttl).await {
+            for row in more {
+                match Payment::from_claimed(&row, cfg.expiry_grace) {
+                    Ok(p) => due.push(p),
+                    Err(why) => park_bad_row(ctx, &row, why.0).await,
+                }
+            }
+        }
+    }
+    due
 }
 
 /// Whether a row's own answers keep failing: consecutive errors of a kind

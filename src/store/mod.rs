@@ -8,6 +8,7 @@
 //! per database) or `postgres://` / `postgresql://` ([`postgres`], several
 //! daemons may share it).
 
+pub mod pg_token;
 pub mod postgres;
 pub mod sqlite;
 

@@ -14,6 +14,7 @@ mod khqr;
 mod metrics;
 mod pg;
 mod pg_daemon;
+mod pg_token;
 mod postgres;
 mod quota;
 mod simulator;

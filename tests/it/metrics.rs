@@ -602,3 +602,34 @@ async fn overdue_counts_pending_rows_past_their_deadline_and_grace_only() {
     assert!((99.0..110.0).contains(&age), "oldest pending {age}s");
     store.close().await;
 }
+
+#[tokio::test]
+async fn the_daily_quota_pause_and_the_days_spend_are_in_the_metrics() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.cadence = Duration::from_millis(50);
+    s.poller.quota_probe = Duration::from_secs(60);
+    s.poller.daily_request_budget = Some(1_000);
+    let db = e.merchant(&s).await;
+    e.payment(&db, "1.00", "USD", paid_after(60_000)).await;
+    e.sim.sim.set_faults(Faults {
+        daily_limit: Some(3),
+        day_length: Some(Duration::from_secs(3600)),
+        ..Faults::default()
+    });
+    let d = start_with_metrics(s).await;
+    let paused = wait_for("the pause in the metrics", LIMIT, || async {
+        let m = d.scrape().await;
+        (m.one("bakong_poller_quota_paused") == 1.0).then_some(m)
+    })
+    .await;
+    let since = paused.one("bakong_poller_quota_paused_since_timestamp_seconds");
+    let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    assert!(since <= now && since > now - 60.0, "{since}");
+    assert_eq!(paused.one("bakong_poller_daily_request_budget"), 1_000.0);
+    // Three answered and the one refused (errorCode 17) all count.
+    let today = paused.one("bakong_poller_requests_today");
+    assert!((4.0..=6.0).contains(&today), "{today}");
+    assert_eq!(paused.one("bakong_poller_gate_daemons"), 1.0);
+    d.stop().await;
+}
