@@ -1267,6 +1267,7 @@ async fn backend_run(
             inside_window: st.inside_retry_after,
             rss_mb,
             cpu_s,
+            steady: f64::NAN,
         },
         paid,
     ))
