@@ -26,6 +26,13 @@ const EMAIL: &str = "bench@shop.example";
 #[error("bench: {0}")]
 pub struct BenchError(String);
 
+impl BenchError {
+    /// The reason alone, without the `bench:` prefix.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<String> for BenchError {
     fn from(s: String) -> Self {
         BenchError(s)
@@ -64,6 +71,16 @@ pub struct BenchOptions {
     pub pareto_window: Duration,
     /// Where the Pareto table and plot are written.
     pub out_dir: std::path::PathBuf,
+    /// The sections to run.
+    pub sections: Vec<Section>,
+    /// Where the backends and claim sections get their databases.
+    pub database: DatabaseChoice,
+    /// Traffic window of each backends row (zero: no backends section).
+    pub backends_window: Duration,
+    /// New payments per second in the backends section.
+    pub backends_levels: Vec<f64>,
+    /// Pending rows among which a claim is timed (empty: no claim section).
+    pub claim_sizes: Vec<usize>,
 }
 
 /// One load level's figures.
@@ -129,7 +146,12 @@ pub fn set_daemon_exe(path: std::path::PathBuf) {
 
 impl Daemon {
     fn start(settings: &Settings, dir: &Path) -> Result<Self, BenchError> {
-        let cfg = dir.join("bench.toml");
+        Self::start_named(settings, dir, "daemon")
+    }
+
+    /// A daemon whose config and log are `NAME.toml` and `NAME.log` in `dir`.
+    fn start_named(settings: &Settings, dir: &Path, name: &str) -> Result<Self, BenchError> {
+        let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, settings.to_toml()?)
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
         let exe = match DAEMON_EXE.get() {
@@ -143,7 +165,10 @@ impl Daemon {
             .arg(&cfg)
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("daemon.log")).map_err(|e| e.to_string())?)
+            .stderr(
+                std::fs::File::create(dir.join(format!("{name}.log")))
+                    .map_err(|e| e.to_string())?,
+            )
             .spawn()
             .map_err(|e| format!("cannot start the daemon: {e}"))?;
         Ok(Daemon { child })
@@ -373,6 +398,11 @@ async fn naive_loop(
         pending: 0,
         pareto_window: Duration::ZERO,
         out_dir: std::path::PathBuf::new(),
+        sections: Vec::new(),
+        database: DatabaseChoice::Default,
+        backends_window: Duration::ZERO,
+        backends_levels: Vec::new(),
+        claim_sizes: Vec::new(),
     };
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
@@ -487,39 +517,6 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     daemon.stop()?;
     sim.stop().await;
     Ok((idle_cpu, idle_rss, (cpu1 - cpu0) / secs as f64 * 100.0, rss))
-}
-
-/// Time of one claim of 50 due rows in a table of `n` pending rows.
-async fn claim_time(n: usize) -> Result<Duration, BenchError> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    let store = Store::connect(&url, Duration::from_secs(5))
-        .await
-        .map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let md5s: Vec<String> = (0..n).map(new_md5).collect();
-    store
-        .seed_backlog(&md5s, Duration::ZERO, Some(Duration::from_secs(3600)))
-        .await
-        .map_err(|e| e.to_string())?;
-    let runs = 50;
-    let mut total = Duration::ZERO;
-    for _ in 0..runs {
-        // 50 rows become due, among n pending.
-        store.make_due(50).await.map_err(|e| e.to_string())?;
-        let now = chrono::Utc::now().timestamp_millis();
-        let t = Instant::now();
-        let got = store
-            .claim(now, Duration::from_secs(60), 50, Duration::from_secs(900))
-            .await
-            .map_err(|e| e.to_string())?;
-        total += t.elapsed();
-        if got.len() != 50 {
-            return Err(format!("claim returned {} rows, expected 50", got.len()).into());
-        }
-    }
-    store.close().await;
-    Ok(total / runs)
 }
 
 /// First-check delay: rows inserted into an idle daemon (default
@@ -690,7 +687,14 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
         (10.0, 20.0, "p99 <= 1.5 s, <= 0.12 req/conf"),
         (100.0, 10.0, "p99 <= 3 s, no 429"),
     ] {
-        let (f, _) = pareto_cell(10.0, rate, ceiling, window, None).await?;
+        let (f, st) = pareto_cell(10.0, rate, ceiling, window, None).await?;
+        let mut by_endpoint: Vec<String> = st
+            .requests
+            .iter()
+            .map(|(ep, codes)| format!("{ep} {}", codes.values().sum::<u64>()))
+            .collect();
+        by_endpoint.sort();
+        eprintln!("  requests by endpoint: {}", by_endpoint.join(", "));
         let line = format!(
             "{:<34} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>9.3} {:>6}   aim: {aim}",
             format!("{rate:.0} payments/s, ceiling {ceiling:.0}"),
@@ -875,11 +879,44 @@ fn row(label: &str, rate: f64, f: &Figures) -> String {
 
 /// Runs the benchmark and prints its tables.
 pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
-    crate::telemetry::init(crate::config::LogFormat::Text, "warn");
-    if !opts.pareto_window.is_zero() {
+    // Seeding a million rows is meant to be slow (no slow-statement
+    // warnings), and the throwaway cluster stops under idle pool
+    // connections at the end; the bench's own failures come back as errors.
+    crate::telemetry::init(
+        crate::config::LogFormat::Text,
+        "warn,sqlx=error,sqlx_core=error",
+    );
+    let on = |x: Section| opts.sections.contains(&x);
+    if on(Section::Pareto) && !opts.pareto_window.is_zero() {
         pareto(&opts).await?;
         println!();
     }
+    if on(Section::Levels) {
+        levels(&opts).await?;
+    }
+    if on(Section::Resources) {
+        resources(&opts).await?;
+    }
+    let backends_on = on(Section::Backends)
+        && !opts.backends_window.is_zero()
+        && !opts.backends_levels.is_empty();
+    let claim_on = on(Section::Claim) && !opts.claim_sizes.is_empty();
+    if backends_on || claim_on {
+        let dbs = Databases::open(&opts.database).await?;
+        if backends_on {
+            println!();
+            backends(&opts, &dbs).await?;
+        }
+        if claim_on {
+            println!();
+            claims(&opts, &dbs).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The load-level table (bulk, single, the naive baseline) and the ratios.
+async fn levels(opts: &BenchOptions) -> Result<(), BenchError> {
     println!(
         "bakong-poller bench: simulator limit {} requests/s (token bucket, Retry-After in seconds); {} s of checkout traffic per level;",
         opts.limit,
@@ -903,19 +940,19 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     );
     let mut by_rate: HashMap<String, (Option<Figures>, Option<Figures>)> = HashMap::new();
     for &r in &opts.bulk_levels {
-        let f = daemon_level(&opts, r, BulkMode::Auto).await?;
+        let f = daemon_level(opts, r, BulkMode::Auto).await?;
         println!("{}", row("bulk", r, &f));
         by_rate.entry(format!("{r}")).or_default().0 = Some(f);
     }
     for &r in &opts.single_levels {
-        let f = daemon_level(&opts, r, BulkMode::Never).await?;
+        let f = daemon_level(opts, r, BulkMode::Never).await?;
         println!("{}", row("single", r, &f));
         if !opts.bulk_levels.contains(&r) {
             by_rate.entry(format!("{r}")).or_default().0 = Some(f);
         }
     }
     for &r in &opts.baseline_levels {
-        let f = baseline_level(&opts, r).await?;
+        let f = baseline_level(opts, r).await?;
         println!("{}", row("baseline", r, &f));
         by_rate.entry(format!("{r}")).or_default().1 = Some(f);
     }
@@ -933,23 +970,543 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
             );
         }
     }
-    let (p50, max) = first_check_delay(&opts).await?;
+    Ok(())
+}
+
+/// The first-check delay and the daemon's RSS / CPU, idle and loaded.
+async fn resources(opts: &BenchOptions) -> Result<(), BenchError> {
+    let (p50, max) = first_check_delay(opts).await?;
     println!("\nfirst check of a new row (default scan_interval 250ms, ceiling 5/s): p50 {:.0} ms, max {:.0} ms (INSERT -> confirmed)", p50 * 1000.0, max * 1000.0);
-    let (idle_cpu, idle_rss, cpu, rss) =
-        resource_use(&opts, opts.duration.as_secs().max(5)).await?;
+    let (idle_cpu, idle_rss, cpu, rss) = resource_use(opts, opts.duration.as_secs().max(5)).await?;
     println!("idle daemon: CPU {idle_cpu:.2}% of one core, RSS {idle_rss:.1} MB");
     println!(
         "{} pending payments created over 15 min (bulk, default scheduling): CPU {cpu:.2}% of one core, peak RSS {rss:.1} MB",
         opts.pending
     );
-    for n in [10_000, 100_000] {
-        let t = claim_time(n).await?;
+    Ok(())
+}
+
+/// Where the backends and claim sections get their databases (`bench
+/// --database`). The other sections always use temporary SQLite files.
+#[derive(Clone, PartialEq)]
+pub enum DatabaseChoice {
+    /// `sqlite` (the default): SQLite in temporary files; the PostgreSQL
+    /// rows in a throwaway cluster when the server binaries are installed,
+    /// skipped with a line saying so when not.
+    Default,
+    /// `sqlite://PATH`: the SQLite rows in a file at PATH (so on the disk a
+    /// merchant would use), which the bench creates and removes after each
+    /// run; it must not exist.
+    SqliteAt(std::path::PathBuf),
+    /// `postgres` (or `pg`): the PostgreSQL rows in a throwaway cluster
+    /// (`pg_cluster::TempCluster`); missing server binaries are an error.
+    TempPostgres,
+    /// `postgres://...`: the PostgreSQL rows on this server, each run in a
+    /// schema of its own (`bakong_bench_*`) that is dropped after it, so
+    /// the bench never touches an application's own tables.
+    Postgres(String),
+}
+
+// The URL can carry a password.
+impl std::fmt::Debug for DatabaseChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseChoice::Default => f.write_str("Default"),
+            DatabaseChoice::SqliteAt(p) => f.debug_tuple("SqliteAt").field(p).finish(),
+            DatabaseChoice::TempPostgres => f.write_str("TempPostgres"),
+            DatabaseChoice::Postgres(u) => f
+                .debug_tuple("Postgres")
+                .field(&crate::config::redact_url(u))
+                .finish(),
+        }
+    }
+}
+
+/// Parses `bench --database`: `sqlite`, `sqlite://PATH` (PATH must not
+/// exist), `postgres`/`pg`, or a `postgres://`/`postgresql://` URL.
+pub fn parse_database(s: &str) -> Result<DatabaseChoice, BenchError> {
+    let shown = crate::config::redact_url(s);
+    match s {
+        "sqlite" => return Ok(DatabaseChoice::Default),
+        "postgres" | "postgresql" | "pg" => return Ok(DatabaseChoice::TempPostgres),
+        _ => {}
+    }
+    if crate::store::postgres::accepts(s) {
+        return crate::store::postgres::check_url(s)
+            .map(|()| DatabaseChoice::Postgres(s.to_string()))
+            .map_err(|why| BenchError(format!("{shown:?} is not a usable PostgreSQL URL: {why}")));
+    }
+    if let Some(path) = s.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() {
+            return Err(BenchError(format!(
+                "{shown:?} names no file: use sqlite://PATH"
+            )));
+        }
+        let path = std::path::PathBuf::from(path);
+        if path.exists() {
+            return Err(BenchError(format!(
+                "{} exists: the bench creates and deletes its own file there, so name one that does not exist",
+                path.display()
+            )));
+        }
+        return Ok(DatabaseChoice::SqliteAt(path));
+    }
+    Err(BenchError(format!(
+        "{shown:?} is not sqlite, sqlite://PATH, postgres (a throwaway cluster) or a postgres:// URL"
+    )))
+}
+
+/// Hands out fresh, empty databases for one bench run, and cleans up.
+struct Databases {
+    choice: DatabaseChoice,
+    dir: tempfile::TempDir,
+    cluster: Option<crate::pg_cluster::TempCluster>,
+    /// Why there is no PostgreSQL (the PostgreSQL rows are skipped).
+    no_pg: Option<String>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// A fresh database: its URL, and what to remove after.
+struct FreshDb {
+    url: String,
+    drop_schema: Option<(String, String)>,
+    remove_file: Option<std::path::PathBuf>,
+}
+
+impl Databases {
+    async fn open(choice: &DatabaseChoice) -> Result<Self, BenchError> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut cluster = None;
+        let mut no_pg = None;
+        let wants_cluster = matches!(
+            choice,
+            DatabaseChoice::Default | DatabaseChoice::SqliteAt(_) | DatabaseChoice::TempPostgres
+        );
+        if wants_cluster {
+            match tokio::task::spawn_blocking(crate::pg_cluster::TempCluster::start)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Ok(c) => cluster = Some(c),
+                Err(e) if *choice != DatabaseChoice::TempPostgres => {
+                    no_pg = Some(format!(
+                        "{e}; or pass --database postgres://USER@HOST/DATABASE"
+                    ))
+                }
+                Err(e) => return Err(BenchError(format!("--database postgres: {e}"))),
+            }
+        }
+        Ok(Databases {
+            choice: choice.clone(),
+            dir,
+            cluster,
+            no_pg,
+            next: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Where the PostgreSQL rows run, for the section headers.
+    fn pg_where(&self) -> String {
+        match &self.choice {
+            DatabaseChoice::Postgres(u) => {
+                format!("{} (a schema per run)", crate::config::redact_url(u))
+            }
+            _ => "a throwaway local cluster (fsync=off)".into(),
+        }
+    }
+
+    /// Where the SQLite rows run, for the section headers.
+    fn sqlite_where(&self) -> String {
+        match &self.choice {
+            DatabaseChoice::SqliteAt(p) => p.display().to_string(),
+            _ => format!("a file in {}", self.dir.path().display()),
+        }
+    }
+
+    async fn sqlite(&self) -> Result<FreshDb, BenchError> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = match &self.choice {
+            DatabaseChoice::SqliteAt(p) => p.clone(),
+            _ => self.dir.path().join(format!("bench{n}.db")),
+        };
+        Ok(FreshDb {
+            url: format!("sqlite://{}", path.display()),
+            drop_schema: None,
+            remove_file: Some(path),
+        })
+    }
+
+    /// A fresh PostgreSQL database; None when there is no server.
+    async fn postgres(&self) -> Result<Option<FreshDb>, BenchError> {
+        if let Some(c) = &self.cluster {
+            let url = c.create_database().await.map_err(|e| e.to_string())?;
+            return Ok(Some(FreshDb {
+                url,
+                drop_schema: None,
+                remove_file: None,
+            }));
+        }
+        let DatabaseChoice::Postgres(base) = &self.choice else {
+            return Ok(None);
+        };
+        use sqlx::Connection as _;
+        let schema = format!(
+            "bakong_bench_{}_{}",
+            std::process::id(),
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let shown = crate::config::redact_url(base);
+        let mut conn = sqlx::PgConnection::connect(base).await.map_err(|e| {
+            format!(
+                "--database {shown}: {}",
+                crate::config::redact_text(&e.to_string())
+            )
+        })?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("--database {shown}: create schema {schema}: {e}"))?;
+        let _ = conn.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        Ok(Some(FreshDb {
+            url: format!("{base}{sep}options=-csearch_path%3D{schema}"),
+            drop_schema: Some((base.clone(), schema)),
+            remove_file: None,
+        }))
+    }
+
+    async fn release(&self, db: FreshDb) {
+        if let Some(path) = db.remove_file {
+            for suffix in ["", "-wal", "-shm", "-journal", ".lock"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        if let Some((base, schema)) = db.drop_schema {
+            use sqlx::Connection as _;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                if let Err(e) = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&mut conn)
+                    .await
+                {
+                    println!("  (could not drop schema {schema}: {e}; drop it by hand)");
+                }
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+/// `daemons` daemon processes on the database at `url`, checkout traffic
+/// at `rate` new payments per second for `window`, against a simulator
+/// limit of `limit` requests/s that is also the daemons' ceiling together.
+async fn backend_run(
+    url: &str,
+    daemons: usize,
+    rate: f64,
+    window: Duration,
+    limit: f64,
+) -> Result<(Figures, usize), BenchError> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, limit, BulkMode::Auto);
+    settings.database.url = url.to_string();
+    crate::app::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
+    let db = merchant_store(&settings).await?;
+    let mut procs = Vec::new();
+    for i in 0..daemons {
+        procs.push(Daemon::start_named(
+            &settings,
+            dir.path(),
+            &format!("daemon{i}"),
+        )?);
+    }
+    let start = Instant::now();
+    let total = (rate * window.as_secs_f64()).round() as usize;
+    let mut paid = 0usize;
+    for i in 0..total {
+        tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into()).await;
+        let md5 = new_md5(i);
+        let t = checkout(&md5);
+        paid += usize::from(t.outcome == OutcomeKind::Paid);
+        let amount = t.amount.unwrap_or(Decimal::ONE).to_string();
+        sim.sim.add_transaction(t)?;
+        db.insert_payment(&usd(&md5, &amount))
+            .await
+            .map_err(|e| format!("insert: {e}"))?;
+    }
+    let drain_until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = db.counts().await.map_err(|e| e.to_string())?.paid;
+        if n as usize >= paid || Instant::now() > drain_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut rss_mb = 0f64;
+    let mut cpu_s = 0f64;
+    for d in &procs {
+        let (rss, cpu) = d.usage();
+        rss_mb = rss_mb.max(rss);
+        cpu_s += cpu;
+    }
+    for d in procs {
+        d.stop()?;
+    }
+    let lat = db
+        .confirm_latencies(Status::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    let st = sim.sim.stats();
+    sim.stop().await;
+    Ok((
+        Figures {
+            created: total,
+            confirmed: lat.len(),
+            p50: percentile(&lat, 0.5),
+            p95: percentile(&lat, 0.95),
+            p99: percentile(&lat, 0.99),
+            requests: st.total,
+            rate_limited: st.rate_limited,
+            inside_window: st.inside_retry_after,
+            rss_mb,
+            cpu_s,
+            steady: f64::NAN,
+        },
+        paid,
+    ))
+}
+
+/// The backends table: SQLite with one daemon, PostgreSQL with one and
+/// with three, the same checkout traffic at each level.
+async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
+    println!(
+        "Backends: simulator limit {} requests/s = the daemons' ceiling together; {} s of checkout traffic per row (customers pay 1-5 s after the QR, 1 in 10 never pays); daemons are processes of this program (bulk auto), each with its own client, gate and heartbeat.\nSQLite: {}. PostgreSQL: {}.\n",
+        opts.limit,
+        opts.backends_window.as_secs_f64(),
+        dbs.sqlite_where(),
+        dbs.pg_where()
+    );
+    println!(
+        "{:<22} {:>6} {:>7} {:>9} {:>7} {:>6} {:>6} {:>9} {:>6} {:>6} {:>7} {:>6}",
+        "backend",
+        "new/s",
+        "created",
+        "conf/paid",
+        "conf/s",
+        "p50 s",
+        "p99 s",
+        "req/conf",
+        "429s",
+        "in-RA",
+        "RSS MB",
+        "CPU s"
+    );
+    let backends_row = |label: &str, rate: f64, (f, paid): &(Figures, usize)| {
+        format!(
+            "{label:<22} {rate:>6.1} {:>7} {:>9} {:>7.2} {:>6.2} {:>6.2} {:>9.2} {:>6} {:>6} {:>7.1} {:>6.2}",
+            f.created,
+            format!("{}/{paid}", f.confirmed),
+            f.confirmed as f64 / opts.backends_window.as_secs_f64().max(f64::MIN_POSITIVE),
+            f.p50,
+            f.p99,
+            f.per_confirmation(),
+            f.rate_limited,
+            f.inside_window,
+            f.rss_mb,
+            f.cpu_s
+        )
+    };
+    for &rate in &opts.backends_levels {
+        let db = dbs.sqlite().await?;
+        let f = backend_run(&db.url, 1, rate, opts.backends_window, opts.limit).await;
+        dbs.release(db).await;
+        println!("{}", backends_row("SQLite, 1 daemon", rate, &f?));
+        for n in [1usize, 3] {
+            let label = format!("PostgreSQL, {n} daemon{}", if n == 1 { "" } else { "s" });
+            let Some(db) = dbs.postgres().await? else {
+                println!(
+                    "{label:<22} skipped: {}",
+                    dbs.no_pg.as_deref().unwrap_or("no server")
+                );
+                continue;
+            };
+            let f = backend_run(&db.url, n, rate, opts.backends_window, opts.limit).await;
+            dbs.release(db).await;
+            println!("{}", backends_row(&label, rate, &f?));
+        }
+    }
+    println!("conf/paid: confirmed of the customers who paid; conf/s: payments confirmed per second of traffic; RSS MB: the largest daemon; CPU s: all daemons together.");
+    Ok(())
+}
+
+/// Seeds `n` pending rows, none due for an hour, in chunks of 100,000.
+async fn seed_pending(store: &Store, n: usize) -> Result<(), BenchError> {
+    let mut done = 0;
+    while done < n {
+        let chunk = (n - done).min(100_000);
+        let md5s: Vec<String> = (done..done + chunk)
+            .map(|i| crate::khqr::md5_hex(&format!("claim-bench-{i}")))
+            .collect();
+        store
+            .seed_backlog(&md5s, Duration::ZERO, Some(Duration::from_secs(3600)))
+            .await
+            .map_err(|e| e.to_string())?;
+        done += chunk;
+    }
+    Ok(())
+}
+
+const CLAIM_RUNS: u32 = 50;
+const CLAIM_BATCH: usize = 50;
+
+/// Seed time, then mean and worst of `CLAIM_RUNS` claims of
+/// `CLAIM_BATCH` due rows among `n` pending, on the database at `url`.
+async fn claim_figures(url: &str, n: usize) -> Result<(Duration, Duration, Duration), BenchError> {
+    let store = Store::connect(url, Duration::from_secs(30))
+        .await
+        .map_err(|e| e.to_string())?;
+    store.migrate().await.map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    seed_pending(&store, n).await?;
+    let seeded = t.elapsed();
+    let mut total = Duration::ZERO;
+    let mut worst = Duration::ZERO;
+    for _ in 0..CLAIM_RUNS {
+        // CLAIM_BATCH random rows become due, among n pending.
+        store
+            .make_due(CLAIM_BATCH)
+            .await
+            .map_err(|e| e.to_string())?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let t = Instant::now();
+        let got = store
+            .claim(
+                now,
+                Duration::from_secs(60),
+                CLAIM_BATCH,
+                Duration::from_secs(900),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let took = t.elapsed();
+        if got.len() != CLAIM_BATCH {
+            return Err(
+                format!("claim returned {} rows, expected {CLAIM_BATCH}", got.len()).into(),
+            );
+        }
+        total += took;
+        worst = worst.max(took);
+    }
+    store.close().await;
+    Ok((seeded, total / CLAIM_RUNS, worst))
+}
+
+/// The claim table: one claim of 50 due rows among each of `sizes`
+/// pending rows, SQLite and PostgreSQL.
+async fn claims(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
+    println!(
+        "Claim of {CLAIM_BATCH} due rows among many pending ({CLAIM_RUNS} claims each; mean / worst). SQLite: {}. PostgreSQL: {}.\n",
+        dbs.sqlite_where(),
+        dbs.pg_where()
+    );
+    println!(
+        "{:<11} {:>10} {:>9} {:>9} {:>9}",
+        "backend", "pending", "mean ms", "worst ms", "seed s"
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for &n in &opts.claim_sizes {
+        let db = dbs.sqlite().await?;
+        let r = claim_figures(&db.url, n).await;
+        dbs.release(db).await;
+        let (seeded, mean, worst) = r?;
         println!(
-            "claim of 50 due rows among {n} pending: {:.2} ms",
-            t.as_secs_f64() * 1000.0
+            "{:<11} {n:>10} {:>9.2} {:>9.2} {:>9.1}",
+            "SQLite",
+            ms(mean),
+            ms(worst),
+            seeded.as_secs_f64()
+        );
+        let Some(db) = dbs.postgres().await? else {
+            println!(
+                "{:<11} {n:>10} skipped: {}",
+                "PostgreSQL",
+                dbs.no_pg.as_deref().unwrap_or("no server")
+            );
+            continue;
+        };
+        let r = claim_figures(&db.url, n).await;
+        dbs.release(db).await;
+        let (seeded, mean, worst) = r?;
+        println!(
+            "{:<11} {n:>10} {:>9.2} {:>9.2} {:>9.1}",
+            "PostgreSQL",
+            ms(mean),
+            ms(worst),
+            seeded.as_secs_f64()
         );
     }
     Ok(())
+}
+
+/// A bench section `--sections` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// The Pareto table and plot (`--pareto-window`).
+    Pareto,
+    /// The load-level table, bulk, single and the naive baseline.
+    Levels,
+    /// First-check delay, idle and loaded RSS / CPU.
+    Resources,
+    /// SQLite and PostgreSQL, one and three daemons.
+    Backends,
+    /// Claim time among many pending rows (`--claim-sizes`).
+    Claim,
+}
+
+/// Parses `--sections`: comma-separated section names.
+pub fn parse_sections(s: &str) -> Result<Vec<Section>, BenchError> {
+    s.split(',')
+        .map(|x| match x.trim() {
+            "pareto" => Ok(Section::Pareto),
+            "levels" => Ok(Section::Levels),
+            "resources" => Ok(Section::Resources),
+            "backends" => Ok(Section::Backends),
+            "claim" => Ok(Section::Claim),
+            other => Err(BenchError(format!(
+                "{other:?} is not a section: pareto, levels, resources, backends, claim"
+            ))),
+        })
+        .collect()
+}
+
+/// Parses a comma-separated list of row counts (empty: none).
+pub fn parse_sizes(s: &str) -> Result<Vec<usize>, BenchError> {
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .replace('_', "")
+                .parse::<usize>()
+                .ok()
+                .filter(|v| *v >= CLAIM_BATCH)
+                .ok_or_else(|| {
+                    BenchError(format!(
+                        "{x:?} is not a row count of at least {CLAIM_BATCH}"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// Parses a comma-separated list of rates.
@@ -969,6 +1526,7 @@ pub fn parse_levels(s: &str) -> Result<Vec<f64>, BenchError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic on a bad fixture
 mod tests {
     use super::*;
 
@@ -978,6 +1536,45 @@ mod tests {
         assert_eq!(parse_levels(""), Ok(vec![]));
         assert!(parse_levels("0").is_err());
         assert!(parse_levels("x").is_err());
+    }
+
+    #[test]
+    fn database_choices_parse_and_a_password_stays_out_of_errors_and_debug() {
+        assert_eq!(parse_database("sqlite"), Ok(DatabaseChoice::Default));
+        assert_eq!(parse_database("postgres"), Ok(DatabaseChoice::TempPostgres));
+        assert_eq!(parse_database("pg"), Ok(DatabaseChoice::TempPostgres));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("b.db");
+        assert_eq!(
+            parse_database(&format!("sqlite://{}", file.display())),
+            Ok(DatabaseChoice::SqliteAt(file.clone()))
+        );
+        std::fs::write(&file, b"").unwrap();
+        assert!(parse_database(&format!("sqlite://{}", file.display())).is_err());
+        let url = "postgres://app:S3cretPass@db/payments?sslmode=require";
+        let ok = parse_database(url).unwrap();
+        assert_eq!(ok, DatabaseChoice::Postgres(url.into()));
+        assert!(!format!("{ok:?}").contains("S3cretPass"));
+        let bad = parse_database("postgres://app:S3cretPass@db:port/x").unwrap_err();
+        assert!(!bad.to_string().contains("S3cretPass"), "{bad}");
+        assert!(parse_database("mysql://db/x").is_err());
+        assert!(parse_database("sqlite://").is_err());
+    }
+
+    #[test]
+    fn sizes_and_sections_parse_and_refuse_nonsense() {
+        assert_eq!(
+            parse_sizes("100_000, 1000000"),
+            Ok(vec![100_000, 1_000_000])
+        );
+        assert_eq!(parse_sizes(""), Ok(vec![]));
+        assert!(parse_sizes("10").is_err());
+        assert!(parse_sizes("-5").is_err());
+        assert_eq!(
+            parse_sections("backends, claim"),
+            Ok(vec![Section::Backends, Section::Claim])
+        );
+        assert!(parse_sections("everything").is_err());
     }
 
     #[test]

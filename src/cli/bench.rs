@@ -11,7 +11,7 @@ use super::CliError;
 /// `bench` options.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cargo run --release -- bench\n  bakong-poller bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2"
+    after_help = "Example:\n  cargo run --release -- bench\n  bakong-poller bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2\n  bakong-poller bench --sections backends,claim --database postgres\n  bakong-poller bench --sections backends,claim --database 'postgres://app@db/payments'"
 )]
 pub struct BenchArgs {
     /// How long payments are created at each load level.
@@ -41,6 +41,46 @@ pub struct BenchArgs {
     /// Directory for pareto.txt and pareto.svg.
     #[arg(long, default_value = ".")]
     pub out: std::path::PathBuf,
+    /// Sections to run, comma-separated: pareto, levels, resources,
+    /// backends, claim.
+    #[arg(long, default_value = "pareto,levels,resources,backends,claim", value_parser = crate::bench::parse_sections)]
+    pub sections: std::vec::Vec<crate::bench::Section>,
+    /// Databases of the backends and claim sections: `sqlite` (temporary
+    /// files; PostgreSQL in a throwaway cluster if its binaries are
+    /// installed, else those rows are skipped), `sqlite://PATH` (the SQLite
+    /// file there; it must not exist), `postgres` (a throwaway cluster,
+    /// required), or `postgres://USER@HOST/DB` (a schema per run, dropped
+    /// after).
+    // Checked in `run`, not by clap: clap's error would echo the value,
+    // and a URL can carry a password.
+    #[arg(long, default_value = "sqlite", value_parser = database_arg)]
+    pub database: DatabaseArg,
+    /// Traffic window of each backends row; 0s skips the section.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub backends_window: Duration,
+    /// New payments per second in the backends section (comma-separated).
+    #[arg(long, default_value = "5,20", value_parser = crate::bench::parse_levels)]
+    pub backends_levels: std::vec::Vec<f64>,
+    /// Pending rows among which a claim of 50 is timed (comma-separated;
+    /// empty skips the section).
+    #[arg(long, default_value = "100000,1000000", value_parser = crate::bench::parse_sizes)]
+    pub claim_sizes: std::vec::Vec<usize>,
+}
+
+/// `--database` as given, checked in [`run`]; Debug hides a password.
+#[derive(Clone)]
+pub struct DatabaseArg(String);
+
+impl std::fmt::Debug for DatabaseArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("DatabaseArg")
+            .field(&crate::config::redact_url(&self.0))
+            .finish()
+    }
+}
+
+fn database_arg(s: &str) -> Result<DatabaseArg, std::convert::Infallible> {
+    Ok(DatabaseArg(s.to_string()))
 }
 
 /// A rate that is not a positive finite number.
@@ -58,6 +98,8 @@ fn positive_rate(s: &str) -> Result<f64, BadRate> {
 
 /// Runs the benchmark.
 pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
+    let database = crate::bench::parse_database(&a.database.0)
+        .map_err(|e| CliError::Usage(format!("--database: {}", e.reason())))?;
     crate::bench::run(crate::bench::BenchOptions {
         duration: a.duration,
         limit: a.limit,
@@ -67,6 +109,11 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         pending: a.pending,
         pareto_window: a.pareto_window,
         out_dir: a.out.clone(),
+        sections: a.sections.clone(),
+        database,
+        backends_window: a.backends_window,
+        backends_levels: a.backends_levels.clone(),
+        claim_sizes: a.claim_sizes.clone(),
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;
