@@ -73,6 +73,8 @@ pub struct BenchOptions {
     pub out_dir: std::path::PathBuf,
     /// The sections to run.
     pub sections: Vec<Section>,
+    /// Window of each target cell (zero: none).
+    pub targets_window: Duration,
     /// Where the backends and claim sections get their databases.
     pub database: DatabaseChoice,
     /// Traffic window of each backends row (zero: no backends section).
@@ -399,6 +401,7 @@ async fn naive_loop(
         pareto_window: Duration::ZERO,
         out_dir: std::path::PathBuf::new(),
         sections: Vec::new(),
+        targets_window: Duration::ZERO,
         database: DatabaseChoice::Default,
         backends_window: Duration::ZERO,
         backends_levels: Vec::new(),
@@ -889,6 +892,10 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     let on = |x: Section| opts.sections.contains(&x);
     if on(Section::Pareto) && !opts.pareto_window.is_zero() {
         pareto(&opts).await?;
+        println!();
+    }
+    if on(Section::Targets) && !opts.targets_window.is_zero() {
+        targets(opts.targets_window).await?;
         println!();
     }
     if on(Section::Levels) {
@@ -1462,6 +1469,8 @@ async fn claims(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> 
 pub enum Section {
     /// The Pareto table and plot (`--pareto-window`).
     Pareto,
+    /// The scheduling targets of issue 13 (`--targets-window`).
+    Targets,
     /// The load-level table, bulk, single and the naive baseline.
     Levels,
     /// First-check delay, idle and loaded RSS / CPU.
@@ -1477,12 +1486,13 @@ pub fn parse_sections(s: &str) -> Result<Vec<Section>, BenchError> {
     s.split(',')
         .map(|x| match x.trim() {
             "pareto" => Ok(Section::Pareto),
+            "targets" => Ok(Section::Targets),
             "levels" => Ok(Section::Levels),
             "resources" => Ok(Section::Resources),
             "backends" => Ok(Section::Backends),
             "claim" => Ok(Section::Claim),
             other => Err(BenchError(format!(
-                "{other:?} is not a section: pareto, levels, resources, backends, claim"
+                "{other:?} is not a section: pareto, targets, levels, resources, backends, claim"
             ))),
         })
         .collect()

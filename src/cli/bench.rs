@@ -41,9 +41,14 @@ pub struct BenchArgs {
     /// Directory for pareto.txt and pareto.svg.
     #[arg(long, default_value = ".")]
     pub out: std::path::PathBuf,
-    /// Sections to run, comma-separated: pareto, levels, resources,
-    /// backends, claim.
-    #[arg(long, default_value = "pareto,levels,resources,backends,claim", value_parser = crate::bench::parse_sections)]
+    /// Window of each of the two target cells (10 payments/s under a
+    /// ceiling of 20, 100 payments/s under 10); 0s skips them.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub targets_window: Duration,
+    /// Sections to run, comma-separated: pareto, targets, levels,
+    /// resources, backends, claim (levels, the older load-level table, only
+    /// when named).
+    #[arg(long, default_value = "pareto,targets,resources,backends,claim", value_parser = crate::bench::parse_sections)]
     pub sections: std::vec::Vec<crate::bench::Section>,
     /// Databases of the backends and claim sections: `sqlite` (temporary
     /// files; PostgreSQL in a throwaway cluster if its binaries are
@@ -110,6 +115,7 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         pareto_window: a.pareto_window,
         out_dir: a.out.clone(),
         sections: a.sections.clone(),
+        targets_window: a.targets_window,
         database,
         backends_window: a.backends_window,
         backends_levels: a.backends_levels.clone(),
