@@ -247,11 +247,7 @@ impl Gate {
     pub fn adopt(&self, shared: SharedGate, force: bool) {
         let mut st = self.lock();
         if let Some(nb) = shared.not_before_ms {
-            let ahead = nb - unix_ms();
-            if ahead > 0 {
-                let until = Instant::now() + Duration::from_millis(ahead as u64);
-                st.not_before = Some(st.not_before.map_or(until, |x| x.max(until)));
-            }
+            Self::hold_until(&mut st, nb);
         }
         if force || shared.epoch > st.epoch {
             st.epoch = shared.epoch;
@@ -260,6 +256,16 @@ impl Gate {
                     st.rate = Some(r.clamp(ceiling / 32.0, ceiling));
                 }
             }
+        }
+    }
+
+    /// Holds every request until `nb_ms` (unix ms), unless a later window
+    /// is already in force.
+    fn hold_until(st: &mut State, nb_ms: i64) {
+        let ahead = nb_ms - unix_ms();
+        if ahead > 0 {
+            let until = Instant::now() + Duration::from_millis(ahead as u64);
+            st.not_before = Some(st.not_before.map_or(until, |x| x.max(until)));
         }
     }
 
@@ -344,14 +350,7 @@ impl Gate {
         };
         match share.not_before_ms().await {
             Some(nb) if nb > unix_ms() => {
-                self.adopt(
-                    SharedGate {
-                        not_before_ms: Some(nb),
-                        rate: None,
-                        epoch: i64::MIN,
-                    },
-                    false,
-                );
+                Self::hold_until(&mut self.lock(), nb);
                 true
             }
             _ => false,

@@ -100,6 +100,8 @@ pub struct GateSync {
     saved_version: u64,
     last: Instant,
     member: GateMember,
+    /// Also the one-error-per-outage flag of the gate's database writes.
+    share: Arc<StoreShare>,
 }
 
 fn pause_of(g: &GateState) -> Option<Pause> {
@@ -146,14 +148,16 @@ impl GateSync {
                 .unwrap_or_else(|| "unknown".into()),
             pid: i64::from(std::process::id()),
         };
-        gate.set_share(Arc::new(StoreShare {
+        let share = Arc::new(StoreShare {
             store: store.clone(),
             failing: std::sync::atomic::AtomicBool::new(false),
-        }));
+        });
+        gate.set_share(share.clone());
         let mut sync = GateSync {
             saved_version: quota.version(),
             last: Instant::now(),
             member,
+            share,
         };
         let n = sync.beat(store, client).await;
         // On PostgreSQL other daemons may share the database: they learn
@@ -184,12 +188,14 @@ impl GateSync {
                     );
                 }
                 gate.set_members(n);
+                self.share.answered();
                 n
             }
             Err(e) => {
                 // Keep the last count: fewer would overrun the ceiling
                 // together, more would only slow this one down.
-                warn!(error = %e, "heartbeat failed; keeping the last count of daemons");
+                self.share
+                    .failed("heartbeat (keeping the last count of daemons)", &e);
                 gate.members()
             }
         }
@@ -205,7 +211,7 @@ impl GateSync {
             let pause = quota.pause().map(|p| (p.since_ms, p.next_probe_ms));
             match store.set_quota_pause(pause).await {
                 Ok(()) => self.saved_version = version,
-                Err(e) => error!(error = %e, "cannot save the quota pause; retrying"),
+                Err(e) => self.share.failed("save the quota pause (retrying)", &e),
             }
         }
         if !force && self.last.elapsed() < SYNC_EVERY {
@@ -217,7 +223,7 @@ impl GateSync {
         if n > 0 {
             match store.add_spend(&utc_day(now), n as i64).await {
                 Ok(total) => quota.saved(now, u64::try_from(total).unwrap_or(0)),
-                Err(e) => error!(error = %e, requests = n, "cannot save today's request spend"),
+                Err(e) => self.share.failed("save today's request spend", &e),
             }
         }
         if !force {
@@ -234,7 +240,7 @@ impl GateSync {
         if let Some(r) = rate {
             if epoch == g.rate_epoch && g.rate.is_none_or(|s| r > s) {
                 if let Err(e) = store.gate_climb(r, epoch).await {
-                    warn!(error = %e, "cannot save the learned rate");
+                    self.share.failed("save the learned rate", &e);
                 }
             }
         }

@@ -473,6 +473,11 @@ async fn the_table_refuses_amounts_a_khqr_cannot_carry_judged_by_value() {
 
 /// A database as the previous release left it: the first two migrations.
 async fn previous_release_db(path: &Path) -> SqlitePool {
+    release_db(path, 2).await
+}
+
+/// A database as a release with the first `n` migrations left it.
+async fn release_db(path: &Path, n: usize) -> SqlitePool {
     let dir = tempfile::tempdir().unwrap();
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
@@ -480,7 +485,7 @@ async fn previous_release_db(path: &Path) -> SqlitePool {
             .map(|f| f.unwrap().path())
             .collect();
     files.sort();
-    for f in files.iter().take(2) {
+    for f in files.iter().take(n) {
         std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
     }
     let old = sqlx::migrate::Migrator::new(dir.path()).await.unwrap();
@@ -782,4 +787,51 @@ async fn a_relay_under_its_own_path_prefix_keeps_working_with_or_without_v1() {
         assert_eq!(final_status(&db, &md5, LIMIT).await, "paid", "{base}");
         d.stop().await;
     }
+}
+
+/// The release before the gate record (0dae1d1) had four migrations; its
+/// database upgrades with `migrate` keeping every row and event, and gains
+/// the one gate row.
+#[tokio::test]
+async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every_row() {
+    let e = env().await;
+    let s = e.settings();
+    let old = release_db(&e.db_path(), 4).await;
+    for (amount, currency, status) in [("1.50", "USD", "pending"), ("4000", "KHR", "paid")] {
+        sqlx::query("INSERT INTO payments (md5, amount, currency, status) VALUES (?1, ?2, ?3, ?4)")
+            .bind(new_md5())
+            .bind(amount)
+            .bind(currency)
+            .bind(status)
+            .execute(&old)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, created_ms)
+         VALUES ('msg_1', 'payment.paid', 'x', '{}', '2026-11-30 12:00:00.000', 0)",
+    )
+    .execute(&old)
+    .await
+    .unwrap();
+    type Row = (i64, String, String, String, String);
+    let read = "SELECT id, md5, amount, currency, status FROM payments ORDER BY id";
+    let before: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+    old.close().await;
+
+    let out = run_cli(&e.config_file(&s, ""), &["migrate"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let db = e.merchant(&s).await;
+    let after: Vec<Row> = sqlx::query_as(read).fetch_all(&db).await.unwrap();
+    assert_eq!(before, after, "every row kept as it was");
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_events")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+    let gate: (i64, i64) = sqlx::query_as("SELECT count(*), sum(spend) FROM gate_state")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(gate, (1, 0), "one gate row, nothing spent");
 }

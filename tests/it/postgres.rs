@@ -1052,3 +1052,65 @@ async fn deliveries_finish_release_list_and_redeliver_under_their_lease_on_postg
     want.sort_unstable();
     assert_eq!(ids, want, "the released and the redelivered ones are due");
 }
+
+/// The release before the gate record and the shared token (0dae1d1) had
+/// two PostgreSQL migrations; its database upgrades with `migrate` keeping
+/// every row, and gains the gate row and the (empty) token table.
+#[tokio::test]
+async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every_row() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+    files.sort();
+    for f in files.iter().take(2) {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let old = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&old)
+        .await
+        .unwrap();
+    for (i, (amount, currency, status)) in [("1.50", "USD", "pending"), ("4000", "KHR", "paid")]
+        .into_iter()
+        .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, status) VALUES ($1, $2::numeric, $3, $4)",
+        )
+        .bind(md5(i))
+        .bind(amount)
+        .bind(currency)
+        .bind(status)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    type Row = (i64, String, String, String, String);
+    let read = "SELECT id, md5, amount::text, currency, status FROM payments ORDER BY id";
+    let before: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+
+    let store = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let after: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+    assert_eq!(before, after, "every row kept as it was");
+    let gate: i64 = sqlx::query_scalar("SELECT count(*) FROM gate_state")
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    assert_eq!(gate, 1);
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM api_token")
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 0);
+}
