@@ -3,6 +3,8 @@
 //! its own) on a temporary database, and the naive loop client libraries
 //! suggest as a baseline. Prints a table per load level.
 
+pub mod bound;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -712,6 +714,23 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
         text += &line;
         text.push('\n');
     }
+    let cadence = crate::config::PollerSettings::default().cadence;
+    if let Some(b) = bound::least_requests(
+        &bound::CHECKOUT,
+        cadence.as_secs_f64(),
+        1.5,
+        0.99,
+        crate::bakong::MAX_LIST,
+    ) {
+        let line = format!(
+            "least any schedule on the default {} cadence can spend for p99 <= 1.5 s at 10 payments/s: {:.4} req/conf (bench --sections bound)",
+            humantime::format_duration(cadence),
+            b.per_confirmation
+        );
+        println!("{line}");
+        text += &line;
+        text.push('\n');
+    }
     Ok(text)
 }
 
@@ -897,6 +916,9 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     if on(Section::Targets) && !opts.targets_window.is_zero() {
         targets(opts.targets_window).await?;
         println!();
+    }
+    if on(Section::Bound) {
+        println!("{}", bound::table());
     }
     if on(Section::Levels) {
         levels(&opts).await?;
@@ -1471,6 +1493,9 @@ pub enum Section {
     Pareto,
     /// The scheduling targets of issue 13 (`--targets-window`).
     Targets,
+    /// The least requests per confirmation any schedule on a cadence can
+    /// reach for the targets' p99 (computed, no run).
+    Bound,
     /// The load-level table, bulk, single and the naive baseline.
     Levels,
     /// First-check delay, idle and loaded RSS / CPU.
@@ -1487,12 +1512,13 @@ pub fn parse_sections(s: &str) -> Result<Vec<Section>, BenchError> {
         .map(|x| match x.trim() {
             "pareto" => Ok(Section::Pareto),
             "targets" => Ok(Section::Targets),
+            "bound" => Ok(Section::Bound),
             "levels" => Ok(Section::Levels),
             "resources" => Ok(Section::Resources),
             "backends" => Ok(Section::Backends),
             "claim" => Ok(Section::Claim),
             other => Err(BenchError(format!(
-                "{other:?} is not a section: pareto, targets, levels, resources, backends, claim"
+                "{other:?} is not a section: pareto, targets, bound, levels, resources, backends, claim"
             ))),
         })
         .collect()

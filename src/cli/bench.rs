@@ -45,10 +45,10 @@ pub struct BenchArgs {
     /// ceiling of 20, 100 payments/s under 10); 0s skips them.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub targets_window: Duration,
-    /// Sections to run, comma-separated: pareto, targets, levels,
+    /// Sections to run, comma-separated: pareto, targets, bound, levels,
     /// resources, backends, claim (levels, the older load-level table, only
-    /// when named).
-    #[arg(long, default_value = "pareto,targets,resources,backends,claim", value_parser = crate::bench::parse_sections)]
+    /// when named; bound is computed, not run).
+    #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim", value_parser = crate::bench::parse_sections)]
     pub sections: std::vec::Vec<crate::bench::Section>,
     /// Databases of the backends and claim sections: `sqlite` (temporary
     /// files; PostgreSQL in a throwaway cluster if its binaries are
