@@ -715,13 +715,7 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
         text.push('\n');
     }
     let cadence = crate::config::PollerSettings::default().cadence;
-    if let Some(b) = bound::least_requests(
-        &bound::CHECKOUT,
-        cadence.as_secs_f64(),
-        1.5,
-        0.99,
-        crate::bakong::MAX_LIST,
-    ) {
+    if let Some(b) = bound::for_targets(cadence.as_secs_f64()) {
         let line = format!(
             "least any schedule on the default {} cadence can spend for p99 <= 1.5 s at 10 payments/s: {:.4} req/conf (bench --sections bound)",
             humantime::format_duration(cadence),

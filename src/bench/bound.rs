@@ -50,7 +50,8 @@ pub struct Bound {
     pub checks_per_payment: f64,
     /// Requests per confirmed payment, every request full.
     pub per_confirmation: f64,
-    /// The age up to which every payment is checked on every cadence.
+    /// The age up to which every payment keeps the shortest useful gap
+    /// (one cadence, whenever two cadences exceed the latency target).
     pub every_round_until_s: f64,
 }
 
@@ -167,6 +168,12 @@ fn lower_hull(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     h
 }
 
+/// The bound for the targets' aim on the checkout traffic: p99 paid ->
+/// confirmed within 1.5 s, full requests of 50 md5s.
+pub fn for_targets(cadence_s: f64) -> Option<Bound> {
+    least_requests(&CHECKOUT, cadence_s, 1.5, 0.99, crate::bakong::MAX_LIST)
+}
+
 /// The bound's table for the target (p99 within 1.5 s at 10
 /// payments/s; the rate cancels out at this load), at cadences around the
 /// default.
@@ -182,7 +189,7 @@ pub fn table() -> String {
         "cadence", "req/conf", "checks/payment", "every cadence to"
     );
     for c in [0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4] {
-        match least_requests(&CHECKOUT, c, 1.5, 0.99, crate::bakong::MAX_LIST) {
+        match for_targets(c) {
             Some(b) => {
                 text += &format!(
                     "{:>8.1}s {:>12.4} {:>14.2} {:>15.1}s\n",
