@@ -14,7 +14,7 @@ use crate::config::PollerSettings;
 use crate::khqr::is_md5;
 use crate::money::{check_precision, parse_amount, Currency};
 use crate::payment::{Confirmation, FinalStatus, Lane, PaymentId};
-use crate::store::{Claimed, Write};
+use crate::store::{Claimed, Held, Write};
 
 use super::schedule;
 
@@ -47,6 +47,8 @@ pub struct Payment {
     pub errors: i64,
     /// Bakong said this md5 is a static QR (no amount: never confirmable).
     pub static_qr: bool,
+    /// The row as claimed: every write for this payment is guarded by it.
+    pub held: Held,
 }
 
 impl Payment {
@@ -80,6 +82,7 @@ impl Payment {
             deadline_ms: expires_ms.saturating_add(grace.as_millis() as i64),
             errors: c.errors,
             static_qr: c.last_answer.as_deref() == Some(STATIC_QR),
+            held: c.held(),
         })
     }
 }
@@ -108,6 +111,9 @@ pub struct Verdict {
 
 /// What to do with an answer.
 #[derive(Debug)]
+// One per answer, consumed at once: boxing the common variant would buy
+// nothing but an allocation per check.
+#[allow(clippy::large_enum_variant)]
 pub enum Decision {
     /// Write this.
     Record(Verdict),
@@ -174,7 +180,7 @@ fn lane(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Lane {
 fn final_write(p: &Payment, status: FinalStatus, answer: &'static str, reason: String) -> Verdict {
     Verdict {
         write: Write::Final {
-            id: p.id,
+            row: p.held.clone(),
             status,
             confirmation: None,
             answer,
@@ -201,8 +207,7 @@ pub fn without_asking(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Option<
     }
     Some(Verdict {
         write: Write::Reschedule {
-            id: p.id,
-            lease_id: p.lease_id,
+            row: p.held.clone(),
             next_check_at: p.deadline_ms,
             answer: STATIC_QR,
             error: None,
@@ -235,8 +240,7 @@ pub fn classify(
             }
         };
         Write::Reschedule {
-            id: p.id,
-            lease_id: p.lease_id,
+            row: p.held.clone(),
             next_check_at: schedule::cap_at_deadline(checked_ms, delay, p.deadline_ms),
             answer,
             error,
@@ -257,7 +261,7 @@ pub fn classify(
             let (status, reason) = compare(p, &tx, account_id);
             Decision::Record(Verdict {
                 write: Write::Final {
-                    id: p.id,
+                    row: p.held.clone(),
                     status,
                     confirmation: Some(Box::new(confirmation(&tx))),
                     answer: "found",
@@ -319,6 +323,13 @@ mod tests {
             deadline_ms: 10_000,
             errors: 0,
             static_qr: false,
+            held: Held {
+                id: PaymentId(1),
+                lease_id: 7,
+                md5: "b1c250304b8594e4c6b53dd44791b57a".into(),
+                amount: "1.50".into(),
+                currency: "USD".into(),
+            },
         }
     }
 

@@ -30,7 +30,7 @@ use crate::app::AppError;
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::payment::{FinalStatus, Lane};
-use crate::store::{Claimed, Store, Write};
+use crate::store::{Applied, Claimed, Store, Write};
 use classify::{classify, Decision, Payment, Verdict, Via};
 use incident::Incidents;
 
@@ -165,7 +165,13 @@ pub async fn run(
     observer.ready();
     let (tx, rx) = mpsc::channel::<Verdict>(1024);
     let wake = Arc::new(tokio::sync::Notify::new());
-    let recorder_handle = tracker.spawn(recorder(store.clone(), rx, metrics.clone(), wake.clone()));
+    let recorder_handle = tracker.spawn(recorder(
+        store.clone(),
+        rx,
+        metrics.clone(),
+        wake.clone(),
+        settings.poller.clone(),
+    ));
     // Delivery runs beside the checks, with its own task and requests: a
     // slow receiver costs only its own retries.
     tracker.spawn(crate::notify::run(
@@ -486,8 +492,7 @@ async fn budget_filter(ctx: &Ctx, rows: Vec<Payment>, now: i64) -> Vec<Payment> 
             .tx
             .send(Verdict {
                 write: Write::Defer {
-                    id: p.id,
-                    lease_id: p.lease_id,
+                    row: p.held.clone(),
                     next_check_at,
                 },
                 reason: "deferred by poller.daily_request_budget".into(),
@@ -513,8 +518,7 @@ async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
         .tx
         .send(Verdict {
             write: Write::Reschedule {
-                id: row.id,
-                lease_id: row.lease_id,
+                row: row.held(),
                 next_check_at: Utc::now().timestamp_millis() + 3_600_000,
                 answer: "invalid_row",
                 error: Some(why.clone()),
@@ -531,8 +535,7 @@ async fn park_bad_row(ctx: &Ctx, row: &Claimed, why: String) {
 fn release(p: &Payment) -> Verdict {
     Verdict {
         write: Write::Release {
-            id: p.id,
-            lease_id: p.lease_id,
+            row: p.held.clone(),
         },
         reason: "released".into(),
         payment: None,
@@ -667,6 +670,7 @@ async fn recorder(
     mut rx: mpsc::Receiver<Verdict>,
     metrics: Arc<Metrics>,
     wake: Arc<tokio::sync::Notify>,
+    settings: crate::config::PollerSettings,
 ) {
     let mut batch: Vec<Verdict> = Vec::with_capacity(64);
     // Failed writes in a row: the first of an outage is an error, the rest
@@ -687,10 +691,55 @@ async fn recorder(
                     failing = 0;
                 }
                 let mut events = false;
-                for (v, ok) in batch.iter().zip(applied) {
-                    if ok {
-                        events |= matches!(v.write, Write::Final { .. });
-                        log_final(v, now, &metrics);
+                let mut retry = Vec::new();
+                for (v, outcome) in batch.iter().zip(applied) {
+                    match outcome {
+                        Applied::Written => {
+                            events |= matches!(v.write, Write::Final { .. });
+                            log_final(v, now, &metrics);
+                        }
+                        Applied::Stale => {
+                            if let Write::Final { row, status, .. } = &v.write {
+                                info!(
+                                    id = row.id.0,
+                                    md5 = %row.md5,
+                                    status = status.as_str(),
+                                    "result not written: the row is no longer the one checked \
+                                     (final, deleted, changed or claimed again)"
+                                );
+                            }
+                        }
+                        Applied::Failed(error) => {
+                            let row = v.write.row();
+                            warn!(id = row.id.0, md5 = %row.md5, error = %error,
+                                "could not record this payment's result; it counts as an error \
+                                 and is checked again");
+                            // Counted against the row alone: its batch went
+                            // through; a write that cannot be stored backs
+                            // off like any error of its own.
+                            if let Write::Final { .. } = v.write {
+                                let errors = v.payment.as_ref().map_or(0, |p| p.errors);
+                                retry.push(Write::Reschedule {
+                                    row: row.clone(),
+                                    next_check_at: now.timestamp_millis().saturating_add(
+                                        i64::try_from(
+                                            schedule::error_backoff(errors + 1, &settings)
+                                                .as_millis(),
+                                        )
+                                        .unwrap_or(i64::MAX),
+                                    ),
+                                    answer: "write_failed",
+                                    error: Some(error),
+                                    transient: true,
+                                    lane: Lane::Old,
+                                });
+                            }
+                        }
+                    }
+                }
+                if !retry.is_empty() {
+                    if let Err(e) = store.record(&retry, now).await {
+                        debug!(error = %e, rows = retry.len(), "could not count write failures");
                     }
                 }
                 if events {
@@ -714,7 +763,7 @@ async fn recorder(
 
 fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
     let Write::Final {
-        id,
+        row,
         status,
         confirmation,
         ..
@@ -739,7 +788,7 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
         );
     }
     info!(
-        id = id.0,
+        id = row.id.0,
         md5 = p.map(|p| p.md5.as_str()),
         amount = p.map(|p| p.amount.to_string()),
         currency = p.map(|p| p.currency.code()),

@@ -85,13 +85,45 @@ pub struct Claimed {
     pub last_answer: Option<String>,
 }
 
-/// One write the poller asks for.
+/// The row a write is for, as its claim saw it. A write lands only on the
+/// row with this id that is still pending, still held by this claim and
+/// still has this md5, amount and currency: a row deleted meanwhile, one
+/// that took a deleted row's id, or one whose values the application
+/// changed is never written with another payment's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Row id.
+    pub id: PaymentId,
+    /// The claim.
+    pub lease_id: i64,
+    /// md5 as claimed.
+    pub md5: String,
+    /// amount as claimed, exactly as stored (text).
+    pub amount: String,
+    /// currency as claimed.
+    pub currency: String,
+}
+
+impl Claimed {
+    /// The guard of every write for this claimed row.
+    pub fn held(&self) -> Held {
+        Held {
+            id: self.id,
+            lease_id: self.lease_id,
+            md5: self.md5.clone(),
+            amount: self.amount.clone(),
+            currency: self.currency.clone(),
+        }
+    }
+}
+
+/// One write the poller asks for; each is guarded by [`Held`].
 #[derive(Debug, Clone)]
 pub enum Write {
-    /// Set a final status (guarded by `status = 'pending'`).
+    /// Set a final status.
     Final {
-        /// Row id.
-        id: PaymentId,
+        /// The row as claimed.
+        row: Held,
         /// The status.
         status: FinalStatus,
         /// What Bakong reported, for paid and mismatch.
@@ -99,12 +131,10 @@ pub enum Write {
         /// The last answer's kind, kept in the bookkeeping (`static_qr`...).
         answer: &'static str,
     },
-    /// Keep pending and check again at `next_check_at` (guarded by the lease).
+    /// Keep pending and check again at `next_check_at`.
     Reschedule {
-        /// Row id.
-        id: PaymentId,
-        /// The claim.
-        lease_id: i64,
+        /// The row as claimed.
+        row: Held,
         /// Unix ms.
         next_check_at: i64,
         /// `not_found`, `failed`, `static_qr` or an error kind.
@@ -118,21 +148,99 @@ pub enum Write {
     },
     /// Give a claimed row back unchecked (shutdown, a closed endpoint).
     Release {
-        /// Row id.
-        id: PaymentId,
-        /// The claim.
-        lease_id: i64,
+        /// The row as claimed.
+        row: Held,
     },
     /// Give a claimed row back unchecked, due at `next_check_at` (the daily
     /// budget defers it); its bookkeeping is left as it was.
     Defer {
-        /// Row id.
-        id: PaymentId,
-        /// The claim.
-        lease_id: i64,
+        /// The row as claimed.
+        row: Held,
         /// Unix ms.
         next_check_at: i64,
     },
+}
+
+impl Write {
+    /// The row this write is for.
+    pub fn row(&self) -> &Held {
+        match self {
+            Write::Final { row, .. }
+            | Write::Reschedule { row, .. }
+            | Write::Release { row }
+            | Write::Defer { row, .. } => row,
+        }
+    }
+
+    /// The guard's fields as one JSON object, for the batched statements.
+    pub(crate) fn guard_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let r = self.row();
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), r.id.0.into());
+        m.insert("lease".into(), r.lease_id.into());
+        m.insert("md5".into(), r.md5.clone().into());
+        m.insert("amount".into(), r.amount.clone().into());
+        m.insert("currency".into(), r.currency.clone().into());
+        m
+    }
+}
+
+/// A write of the batched kinds as the JSON row its statement reads: the
+/// guard, plus what the write sets. Error text is made storable (no NUL,
+/// which neither PostgreSQL's text nor its jsonb can hold; at most 1,000
+/// characters), so an API's odd message cannot sink the batch.
+pub(crate) fn batch_json(w: &Write) -> serde_json::Value {
+    let mut m = w.guard_json();
+    match w {
+        Write::Reschedule {
+            next_check_at,
+            answer,
+            error,
+            transient,
+            lane,
+            ..
+        } => {
+            m.insert("next".into(), (*next_check_at).into());
+            m.insert("answer".into(), (*answer).into());
+            m.insert("error".into(), error.as_deref().map(storable_text).into());
+            m.insert("transient".into(), i64::from(*transient).into());
+            m.insert("lane".into(), lane.as_i64().into());
+        }
+        Write::Defer { next_check_at, .. } => {
+            m.insert("next".into(), (*next_check_at).into());
+        }
+        Write::Final { .. } | Write::Release { .. } => {}
+    }
+    serde_json::Value::Object(m)
+}
+
+/// Text as both databases can store it: NUL replaced, at most 1,000
+/// characters (cut on a character boundary).
+pub(crate) fn storable_text(text: &str) -> String {
+    text.chars()
+        .take(1000)
+        .map(|c| if c == '\0' { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// What [`Store::record`] did with one write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The row was written.
+    Written,
+    /// Nothing to write: the row is no longer the one claimed (final,
+    /// deleted, re-claimed or changed). Results are written once.
+    Stale,
+    /// This write failed on its own (the database refused its values) and
+    /// was rolled back alone; the others of its batch went through.
+    Failed(String),
+}
+
+impl Applied {
+    /// Whether the row was written.
+    pub fn written(&self) -> bool {
+        matches!(self, Applied::Written)
+    }
 }
 
 /// The gate's state kept in the database, shared by every daemon on it: the
@@ -438,16 +546,18 @@ impl Store {
         }
     }
 
-    /// Applies writes in one short transaction. Returns, per write, whether
-    /// it changed a row (a final write that finds the row no longer pending
-    /// changes nothing: results are written once). Each final write that
-    /// changed a row writes its event (`payment_events`) and a delivery per
-    /// active receiver in the same transaction.
+    /// Applies writes in one short transaction. Returns, per write, what
+    /// became of it: written, stale (the row is no longer the one claimed:
+    /// results are written once, and only to the row that was checked) or
+    /// failed alone (each final write runs under its own savepoint, so a
+    /// value the database refuses sinks that write only). Each final write
+    /// that changed a row writes its event (`payment_events`) and a
+    /// delivery per active receiver in the same transaction.
     pub async fn record(
         &self,
         writes: &[Write],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Applied>, StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.record(writes, now).await,
             Backend::Postgres(s) => s.record(writes, now).await,

@@ -29,11 +29,11 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, Claimed, Counts, GateState, Inspection, InstanceGuard, LastAnswer, NewPayment,
-    PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
+    amount_text, batch_json, Applied, Claimed, Counts, GateState, Held, Inspection, InstanceGuard,
+    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
 };
 use crate::config::redact_url;
-use crate::payment::{PaymentId, Status};
+use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -220,37 +220,123 @@ const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments
 
 // The final write and its notification in one statement, so there is no
 // path that writes one without the other. jsonb renders exactly
-// {"md5": "...", "status": "paid"} (its keys ordered by length).
+// {"md5": "...", "status": "paid"} (its keys ordered by length). Only on
+// the row that was claimed and checked: still pending, still held by the
+// claim, with the md5, amount (by value) and currency the claim saw.
 const FINAL_SQL: &str = "WITH done AS (
         UPDATE payments SET status = $2, bakong_hash = $3, from_account_id = $4,
             to_account_id = $5, paid_amount = $6::numeric, paid_currency = $7,
             description = $8, paid_at = $9, confirmed_at = $10,
             last_checked_at = $10, checks = checks + 1, lease_id = NULL,
             last_answer = $11, last_error = NULL
-        WHERE id = $1 AND status = 'pending'
-        RETURNING md5, status, amount::text AS amount, currency)
+        WHERE id = $1 AND status = 'pending' AND lease_id = $12
+          AND md5 = $13 AND amount = $14::numeric AND currency = $15
+        RETURNING id, md5, status, amount::text AS amount, currency)
     SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
                AS notified,
-           md5, amount, currency
+           id, md5, amount, currency
     FROM done";
 
-// One statement for a whole batch, driven by the JSON rows.
+// One statement for a whole batch, driven by the JSON rows; each guarded as
+// a final write is.
 const RESCHEDULE_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, lease_id = NULL,
         checks = p.checks + 1 - v.transient,
         errors = CASE WHEN v.transient = 1 THEN p.errors + 1 ELSE 0 END,
         last_answer = v.answer, last_error = v.error, last_checked_at = $2, lane = v.lane
     FROM jsonb_to_recordset($1::jsonb)
         AS v(id bigint, lease bigint, next bigint, answer text, error text,
-             transient integer, lane smallint)
-    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+             transient integer, lane smallint, md5 text, amount text, currency text)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'
+      AND p.md5 = v.md5 AND p.amount = v.amount::numeric AND p.currency = v.currency";
 
 const DEFER_SQL: &str = "UPDATE payments AS p SET next_check_at = v.next, lease_id = NULL
-    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint, next bigint)
-    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+    FROM jsonb_to_recordset($1::jsonb)
+        AS v(id bigint, lease bigint, next bigint, md5 text, amount text, currency text)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'
+      AND p.md5 = v.md5 AND p.amount = v.amount::numeric AND p.currency = v.currency";
 
 const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id = NULL
-    FROM jsonb_to_recordset($1::jsonb) AS v(id bigint, lease bigint)
-    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'";
+    FROM jsonb_to_recordset($1::jsonb)
+        AS v(id bigint, lease bigint, md5 text, amount text, currency text)
+    WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'
+      AND p.md5 = v.md5 AND p.amount = v.amount::numeric AND p.currency = v.currency";
+
+/// One final write and, when it changed the row, its event. `Ok(false)`:
+/// the row is no longer the one claimed.
+async fn final_write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    row: &Held,
+    status: FinalStatus,
+    c: Option<&Confirmation>,
+    answer: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let notified = sqlx::query(FINAL_SQL)
+        .bind(row.id.0)
+        .bind(status.as_str())
+        .bind(c.map(|c| c.hash.clone()))
+        .bind(c.and_then(|c| c.from_account_id.clone()))
+        .bind(c.map(|c| c.to_account_id.clone()))
+        .bind(c.map(|c| amount_text(c.paid_amount)))
+        .bind(c.map(|c| c.paid_currency.code()))
+        .bind(c.and_then(|c| c.description.clone()))
+        .bind(c.and_then(|c| c.paid_at))
+        .bind(now)
+        .bind(answer)
+        .bind(row.lease_id)
+        .bind(&row.md5)
+        .bind(&row.amount)
+        .bind(&row.currency)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("record result"))?;
+    let Some(written) = notified else {
+        return Ok(false);
+    };
+    let read = |e| ctx("read the final row")(e);
+    let id: i64 = written.try_get("id").map_err(read)?;
+    let md5: String = written.try_get("md5").map_err(read)?;
+    let amount: String = written.try_get("amount").map_err(read)?;
+    let currency: String = written.try_get("currency").map_err(read)?;
+    // The event goes in the status's transaction (a crash can never keep
+    // one without the other) and describes the row written.
+    let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
+    insert_event(tx, &e, Some(id), now).await?;
+    Ok(true)
+}
+
+/// The batched statement `kind` (0 reschedule, 1 release, 2 defer) for the
+/// writes at `idx`.
+async fn batch_write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    kind: usize,
+    writes: &[Write],
+    idx: &[usize],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows: Vec<serde_json::Value> = idx.iter().map(|&i| batch_json(&writes[i])).collect();
+    let json = serde_json::Value::Array(rows).to_string();
+    match kind {
+        0 => sqlx::query(RESCHEDULE_SQL)
+            .bind(json)
+            .bind(now)
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("reschedule payments"))?,
+        1 => sqlx::query(RELEASE_SQL)
+            .bind(json)
+            .bind(now.timestamp_millis())
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("release payments"))?,
+        _ => sqlx::query(DEFER_SQL)
+            .bind(json)
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("defer payments"))?,
+    };
+    Ok(())
+}
 
 /// The payments database on PostgreSQL.
 #[derive(Debug, Clone)]
@@ -381,107 +467,73 @@ impl PgStore {
         &self,
         writes: &[Write],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(ctx("begin write"))?;
-        let mut applied = vec![true; writes.len()];
-        let mut reschedules = Vec::new();
-        let mut releases = Vec::new();
-        let mut defers = Vec::new();
+        let mut applied = vec![Applied::Written; writes.len()];
+        let mut batches: [Vec<usize>; 3] = Default::default();
         // Final writes lock their rows in id order, so two daemons
         // finishing the same rows (one whose lease ran out) wait for each
         // other instead of deadlocking.
         let mut order: Vec<usize> = (0..writes.len()).collect();
-        order.sort_by_key(|&i| match &writes[i] {
-            Write::Final { id, .. } => (0, *id),
-            Write::Reschedule { id, .. } | Write::Release { id, .. } | Write::Defer { id, .. } => {
-                (1, *id)
-            }
+        order.sort_by_key(|&i| {
+            let w = &writes[i];
+            (!matches!(w, Write::Final { .. }), w.row().id)
         });
         for i in order {
             match &writes[i] {
                 Write::Final {
-                    id,
+                    row,
                     status,
                     confirmation,
                     answer,
                 } => {
-                    let c = confirmation.as_deref();
-                    let notified = sqlx::query(FINAL_SQL)
-                        .bind(id.0)
-                        .bind(status.as_str())
-                        .bind(c.map(|c| c.hash.clone()))
-                        .bind(c.and_then(|c| c.from_account_id.clone()))
-                        .bind(c.map(|c| c.to_account_id.clone()))
-                        .bind(c.map(|c| amount_text(c.paid_amount)))
-                        .bind(c.map(|c| c.paid_currency.code()))
-                        .bind(c.and_then(|c| c.description.clone()))
-                        .bind(c.and_then(|c| c.paid_at))
-                        .bind(now)
-                        .bind(*answer)
-                        .fetch_optional(&mut *tx)
+                    // A savepoint each: a value the database refuses rolls
+                    // back this write only, never its batch.
+                    let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+                    match final_write(&mut sp, row, *status, confirmation.as_deref(), answer, now)
                         .await
-                        .map_err(ctx("record result"))?;
-                    applied[i] = notified.is_some();
-                    if let Some(row) = notified {
-                        let (md5, amount, currency): (String, String, String) = (
-                            row.try_get("md5").map_err(ctx("read the final row"))?,
-                            row.try_get("amount").map_err(ctx("read the final row"))?,
-                            row.try_get("currency").map_err(ctx("read the final row"))?,
-                        );
-                        // The event goes in the status's transaction: a
-                        // crash can never keep one without the other.
-                        let e = crate::notify::event::final_event(
-                            &md5, &amount, &currency, *status, c, now,
-                        );
-                        insert_event(&mut tx, &e, Some(id.0), now).await?;
+                    {
+                        Ok(done) => {
+                            sp.commit().await.map_err(ctx("release savepoint"))?;
+                            applied[i] = if done {
+                                Applied::Written
+                            } else {
+                                Applied::Stale
+                            };
+                        }
+                        Err(e) => {
+                            sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                            applied[i] = Applied::Failed(e.to_string());
+                        }
                     }
                 }
-                Write::Reschedule {
-                    id,
-                    lease_id,
-                    next_check_at,
-                    answer,
-                    error,
-                    transient,
-                    lane,
-                } => reschedules.push(serde_json::json!({
-                    "id": id.0, "lease": lease_id, "next": next_check_at, "answer": answer,
-                    "error": error, "transient": i64::from(*transient), "lane": lane.as_i64(),
-                })),
-                Write::Release { id, lease_id } => {
-                    releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
-                }
-                Write::Defer {
-                    id,
-                    lease_id,
-                    next_check_at,
-                } => defers.push(
-                    serde_json::json!({ "id": id.0, "lease": lease_id, "next": next_check_at }),
-                ),
+                Write::Reschedule { .. } => batches[0].push(i),
+                Write::Release { .. } => batches[1].push(i),
+                Write::Defer { .. } => batches[2].push(i),
             }
         }
-        if !reschedules.is_empty() {
-            sqlx::query(RESCHEDULE_SQL)
-                .bind(serde_json::Value::Array(reschedules).to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("reschedule payments"))?;
-        }
-        if !releases.is_empty() {
-            sqlx::query(RELEASE_SQL)
-                .bind(serde_json::Value::Array(releases).to_string())
-                .bind(now.timestamp_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("release payments"))?;
-        }
-        if !defers.is_empty() {
-            sqlx::query(DEFER_SQL)
-                .bind(serde_json::Value::Array(defers).to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("defer payments"))?;
+        for (k, batch) in batches.iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+            match batch_write(&mut sp, k, writes, batch, now).await {
+                Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
+                Err(_) => {
+                    sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                    // One row at a time, so one bad row sinks only itself.
+                    for &i in batch {
+                        let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+                        match batch_write(&mut sp, k, writes, &[i], now).await {
+                            Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
+                            Err(e) => {
+                                sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                                applied[i] = Applied::Failed(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)

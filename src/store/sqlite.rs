@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{Acquire, FromRow, SqlitePool};
 
 use super::{
-    amount_text, Claimed, Counts, GateState, InstanceGuard, LastAnswer, NewPayment, PaymentRow,
-    StatusSummary, StoreError, Write, GATE_COLUMNS,
+    amount_text, batch_json, Applied, Claimed, Counts, GateState, Held, InstanceGuard, LastAnswer,
+    NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
 };
-use crate::payment::{PaymentId, Status};
+use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -123,20 +123,40 @@ const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments INDEXED BY p
 
 // One statement for a whole batch, driven by the JSON rows: each is a rowid
 // lookup (the unary + keeps the planner off the status index, which would
-// walk every pending row once per JSON row).
+// walk every pending row once per JSON row). Every batched write is guarded
+// as a final one is: the row still pending, still held by the claim, with
+// the md5, amount and currency the claim saw.
 const RESCHEDULE_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL,
         checks = checks + 1 - v.transient,
         errors = CASE WHEN v.transient THEN errors + 1 ELSE 0 END,
         last_answer = v.answer, last_error = v.error, last_checked_at = ?2, lane = v.lane
     FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
                  value ->> 'answer' AS answer, value ->> 'error' AS error,
-                 value ->> 'transient' AS transient, value ->> 'lane' AS lane
+                 value ->> 'transient' AS transient, value ->> 'lane' AS lane,
+                 value ->> 'md5' AS md5, value ->> 'amount' AS amount,
+                 value ->> 'currency' AS currency
           FROM json_each(?1)) AS v
-    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'
+      AND payments.md5 = v.md5 AND payments.amount = v.amount
+      AND payments.currency = v.currency";
 
 const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NULL
-    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease FROM json_each(?1)) AS v
-    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'md5' AS md5,
+                 value ->> 'amount' AS amount, value ->> 'currency' AS currency
+          FROM json_each(?1)) AS v
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'
+      AND payments.md5 = v.md5 AND payments.amount = v.amount
+      AND payments.currency = v.currency";
+
+// A final status, only on the row that was claimed and checked.
+const FINAL_SQL: &str = "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
+        to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
+        description = ?8, paid_at = ?9, confirmed_at = ?10,
+        last_checked_at = ?10, checks = checks + 1, lease_id = NULL,
+        last_answer = ?11, last_error = NULL
+    WHERE id = ?1 AND status = 'pending' AND lease_id = ?12
+      AND md5 = ?13 AND amount = ?14 AND currency = ?15
+    RETURNING id, md5, amount, currency";
 
 // Each SQLite row as one JSON object, times normalised to UTC ISO 8601
 // (strftime reads every form SQLite's datetime() reads; NULL if none).
@@ -243,9 +263,13 @@ impl DeliveryListRow {
 }
 
 const DEFER_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL
-    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next
+    FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
+                 value ->> 'md5' AS md5, value ->> 'amount' AS amount,
+                 value ->> 'currency' AS currency
           FROM json_each(?1)) AS v
-    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'";
+    WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'
+      AND payments.md5 = v.md5 AND payments.amount = v.amount
+      AND payments.currency = v.currency";
 
 /// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
 /// SQLite's `datetime()`.
@@ -311,6 +335,80 @@ fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
         what: what.to_string(),
         source: sqlx::Error::Decode(Box::new(e)),
     })
+}
+
+/// One final write and, when it changed the row, its event. `Ok(false)`:
+/// the row is no longer the one claimed.
+async fn final_write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    row: &Held,
+    status: FinalStatus,
+    c: Option<&Confirmation>,
+    answer: &str,
+    now: DateTime<Utc>,
+    now_text: &str,
+) -> Result<bool, StoreError> {
+    let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
+        .bind(row.id.0)
+        .bind(status.as_str())
+        .bind(c.map(|c| c.hash.clone()))
+        .bind(c.and_then(|c| c.from_account_id.clone()))
+        .bind(c.map(|c| c.to_account_id.clone()))
+        .bind(c.map(|c| amount_text(c.paid_amount)))
+        .bind(c.map(|c| c.paid_currency.code()))
+        .bind(c.and_then(|c| c.description.clone()))
+        .bind(c.and_then(|c| c.paid_at).map(sql_time))
+        .bind(now_text)
+        .bind(answer)
+        .bind(row.lease_id)
+        .bind(&row.md5)
+        .bind(&row.amount)
+        .bind(&row.currency)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(ctx("record result"))?;
+    let Some((id, md5, amount, currency)) = written else {
+        return Ok(false);
+    };
+    // The event goes in the status's transaction (a crash can never keep
+    // one without the other) and describes the row written.
+    let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
+    insert_event(tx, &e, Some(id), now_text).await?;
+    Ok(true)
+}
+
+/// The batched statement `kind` (0 reschedule, 1 release, 2 defer) for the
+/// writes at `idx`.
+async fn batch_write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    kind: usize,
+    writes: &[Write],
+    idx: &[usize],
+    now: DateTime<Utc>,
+    now_text: &str,
+) -> Result<(), StoreError> {
+    let rows: Vec<serde_json::Value> = idx.iter().map(|&i| batch_json(&writes[i])).collect();
+    let json = serde_json::Value::Array(rows).to_string();
+    match kind {
+        0 => sqlx::query(RESCHEDULE_SQL)
+            .bind(json)
+            .bind(now_text)
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("reschedule payments"))?,
+        1 => sqlx::query(RELEASE_SQL)
+            .bind(json)
+            .bind(now.timestamp_millis())
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("release payments"))?,
+        _ => sqlx::query(DEFER_SQL)
+            .bind(json)
+            .execute(&mut **tx)
+            .await
+            .map_err(ctx("defer payments"))?,
+    };
+    Ok(())
 }
 
 impl SqliteStore {
@@ -487,110 +585,84 @@ impl SqliteStore {
 
     /// See [`super::Store::record`]. One `BEGIN IMMEDIATE` transaction;
     /// reschedules and releases go as one statement each (a JSON array),
-    /// as every statement is a round trip to SQLite's worker thread.
+    /// as every statement is a round trip to SQLite's worker thread. Each
+    /// final write, and each batched statement, runs under a savepoint: a
+    /// write the database refuses is rolled back alone (a batch that fails
+    /// is retried one row at a time) and reported as failed.
     pub async fn record(
         &self,
         writes: &[Write],
         now: DateTime<Utc>,
-    ) -> Result<Vec<bool>, StoreError> {
+    ) -> Result<Vec<Applied>, StoreError> {
         let mut tx = self
             .write
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(ctx("begin write"))?;
         let now_text = sql_time(now);
-        let mut applied = vec![true; writes.len()];
-        let mut reschedules = Vec::new();
-        let mut releases = Vec::new();
-        let mut defers = Vec::new();
+        let mut applied = vec![Applied::Written; writes.len()];
+        let mut batches: [Vec<usize>; 3] = Default::default();
         for (i, w) in writes.iter().enumerate() {
             match w {
                 Write::Final {
-                    id,
+                    row,
                     status,
                     confirmation,
                     answer,
                 } => {
-                    let c = confirmation.as_deref();
-                    let row: Option<(String, String, String)> = sqlx::query_as(
-                        "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
-                            to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
-                            description = ?8, paid_at = ?9, confirmed_at = ?10,
-                            last_checked_at = ?10, checks = checks + 1, lease_id = NULL,
-                            last_answer = ?11, last_error = NULL
-                         WHERE id = ?1 AND status = 'pending'
-                         RETURNING md5, amount, currency",
+                    let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+                    match final_write(
+                        &mut sp,
+                        row,
+                        *status,
+                        confirmation.as_deref(),
+                        answer,
+                        now,
+                        &now_text,
                     )
-                    .bind(id.0)
-                    .bind(status.as_str())
-                    .bind(c.map(|c| c.hash.clone()))
-                    .bind(c.and_then(|c| c.from_account_id.clone()))
-                    .bind(c.map(|c| c.to_account_id.clone()))
-                    .bind(c.map(|c| amount_text(c.paid_amount)))
-                    .bind(c.map(|c| c.paid_currency.code()))
-                    .bind(c.and_then(|c| c.description.clone()))
-                    .bind(c.and_then(|c| c.paid_at).map(sql_time))
-                    .bind(&now_text)
-                    .bind(*answer)
-                    .fetch_optional(&mut *tx)
                     .await
-                    .map_err(ctx("record result"))?;
-                    applied[i] = row.is_some();
-                    if let Some((md5, amount, currency)) = row {
-                        // The event goes in the status's transaction: a
-                        // crash can never keep one without the other.
-                        let e = crate::notify::event::final_event(
-                            &md5, &amount, &currency, *status, c, now,
-                        );
-                        insert_event(&mut tx, &e, Some(id.0), &now_text).await?;
+                    {
+                        Ok(done) => {
+                            sp.commit().await.map_err(ctx("release savepoint"))?;
+                            applied[i] = if done {
+                                Applied::Written
+                            } else {
+                                Applied::Stale
+                            };
+                        }
+                        Err(e) => {
+                            sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                            applied[i] = Applied::Failed(e.to_string());
+                        }
                     }
                 }
-                Write::Reschedule {
-                    id,
-                    lease_id,
-                    next_check_at,
-                    answer,
-                    error,
-                    transient,
-                    lane,
-                } => reschedules.push(serde_json::json!({
-                    "id": id.0, "lease": lease_id, "next": next_check_at, "answer": answer,
-                    "error": error, "transient": i64::from(*transient), "lane": lane.as_i64(),
-                })),
-                Write::Release { id, lease_id } => {
-                    releases.push(serde_json::json!({ "id": id.0, "lease": lease_id }))
-                }
-                Write::Defer {
-                    id,
-                    lease_id,
-                    next_check_at,
-                } => defers.push(
-                    serde_json::json!({ "id": id.0, "lease": lease_id, "next": next_check_at }),
-                ),
+                Write::Reschedule { .. } => batches[0].push(i),
+                Write::Release { .. } => batches[1].push(i),
+                Write::Defer { .. } => batches[2].push(i),
             }
         }
-        if !reschedules.is_empty() {
-            sqlx::query(RESCHEDULE_SQL)
-                .bind(serde_json::Value::Array(reschedules).to_string())
-                .bind(&now_text)
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("reschedule payments"))?;
-        }
-        if !releases.is_empty() {
-            sqlx::query(RELEASE_SQL)
-                .bind(serde_json::Value::Array(releases).to_string())
-                .bind(now.timestamp_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("release payments"))?;
-        }
-        if !defers.is_empty() {
-            sqlx::query(DEFER_SQL)
-                .bind(serde_json::Value::Array(defers).to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("defer payments"))?;
+        for (k, batch) in batches.iter().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+            match batch_write(&mut sp, k, writes, batch, now, &now_text).await {
+                Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
+                Err(_) => {
+                    sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                    // One row at a time, so one bad row sinks only itself.
+                    for &i in batch {
+                        let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
+                        match batch_write(&mut sp, k, writes, &[i], now, &now_text).await {
+                            Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
+                            Err(e) => {
+                                sp.rollback().await.map_err(ctx("roll back savepoint"))?;
+                                applied[i] = Applied::Failed(e.to_string());
+                            }
+                        }
+                    }
+                }
+            }
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
@@ -1459,8 +1531,10 @@ mod tests {
             .expect("claim");
         let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
         let resched = |row: &Claimed, lease_id: i64, transient: bool| Write::Reschedule {
-            id: row.id,
-            lease_id,
+            row: Held {
+                lease_id,
+                ..row.held()
+            },
             next_check_at: 5_000,
             answer: if transient { "http" } else { "not_found" },
             error: transient.then(|| "HTTP 502".to_string()),
@@ -1470,10 +1544,7 @@ mod tests {
         let writes = [
             resched(a, a.lease_id, true),
             resched(b, b.lease_id + 1, false),
-            Write::Release {
-                id: c.id,
-                lease_id: c.lease_id,
-            },
+            Write::Release { row: c.held() },
         ];
         store.record(&writes, Utc::now()).await.expect("record");
         let rows: Vec<(i64, i64, i64, i64, i64, Option<String>)> = sqlx::query_as(
@@ -1508,9 +1579,13 @@ mod tests {
             .await
             .expect("receivers");
         store.set_receivers(&["webhook"]).await.expect("receivers");
-        let id = store.insert_payment(&new(1)).await.expect("insert");
+        store.insert_payment(&new(1)).await.expect("insert");
+        let claimed = store
+            .claim(1_000, Duration::from_secs(60), 1, Duration::from_secs(900))
+            .await
+            .expect("claim");
         let expire = Write::Final {
-            id,
+            row: claimed[0].held(),
             status: FinalStatus::Expired,
             confirmation: None,
             answer: "not_found",
@@ -1519,7 +1594,11 @@ mod tests {
             .record(&[expire.clone(), expire], Utc::now())
             .await
             .expect("record");
-        assert_eq!(applied, vec![true, false], "written once");
+        assert_eq!(
+            applied,
+            vec![Applied::Written, Applied::Stale],
+            "written once"
+        );
         let events: Vec<(String, String, String)> =
             sqlx::query_as("SELECT id, type, payload FROM payment_events")
                 .fetch_all(&store.read)

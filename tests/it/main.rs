@@ -10,6 +10,7 @@ mod daemon;
 mod field;
 mod gate_shared;
 mod helpers;
+mod integrity;
 mod khqr;
 mod metrics;
 mod pg;

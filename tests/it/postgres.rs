@@ -9,7 +9,7 @@ use bakong_poller::money::Currency;
 use bakong_poller::payment::{Confirmation, FinalStatus, Lane, PaymentId, Status};
 use bakong_poller::pg_cluster::TempCluster;
 use bakong_poller::store::postgres::{PgStore, CHANNEL};
-use bakong_poller::store::{Claimed, NewPayment, Write};
+use bakong_poller::store::{Applied, Claimed, Held, NewPayment, Write};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgListener;
@@ -255,7 +255,7 @@ async fn a_final_status_is_written_once_and_announced_once_with_the_exact_payloa
     assert_eq!(claimed.len(), 2);
     let (a, b) = (&claimed[0], &claimed[1]);
     let paid = Write::Final {
-        id: a.id,
+        row: a.held(),
         status: FinalStatus::Paid,
         confirmation: Some(tx("5")),
         answer: "found",
@@ -265,7 +265,7 @@ async fn a_final_status_is_written_once_and_announced_once_with_the_exact_payloa
             .record(std::slice::from_ref(&paid), Utc::now())
             .await
             .unwrap(),
-        vec![true]
+        vec![Applied::Written]
     );
     let n = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
@@ -280,13 +280,13 @@ async fn a_final_status_is_written_once_and_announced_once_with_the_exact_payloa
     // A second final write for the same row changes nothing and announces
     // nothing: the next notification is the other row's.
     let again = Write::Final {
-        id: a.id,
+        row: a.held(),
         status: FinalStatus::Mismatch,
         confirmation: Some(tx("4")),
         answer: "found",
     };
     let expired = Write::Final {
-        id: b.id,
+        row: b.held(),
         status: FinalStatus::Expired,
         confirmation: None,
         answer: "not_found",
@@ -296,7 +296,7 @@ async fn a_final_status_is_written_once_and_announced_once_with_the_exact_payloa
             .record(&[again, paid, expired], Utc::now())
             .await
             .unwrap(),
-        vec![false, false, true]
+        vec![Applied::Stale, Applied::Stale, Applied::Written]
     );
     let n = tokio::time::timeout(Duration::from_secs(5), listener.recv())
         .await
@@ -331,8 +331,10 @@ async fn reschedules_and_releases_respect_the_lease_on_postgres() {
     let claimed = store.claim(1_000, LEASE, 3, TTL).await.unwrap();
     let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
     let resched = |row: &Claimed, lease_id: i64, transient: bool| Write::Reschedule {
-        id: row.id,
-        lease_id,
+        row: Held {
+            lease_id,
+            ..row.held()
+        },
         next_check_at: 5_000,
         answer: if transient { "http" } else { "not_found" },
         error: transient.then(|| "HTTP 502".to_string()),
@@ -342,10 +344,7 @@ async fn reschedules_and_releases_respect_the_lease_on_postgres() {
     let writes = [
         resched(a, a.lease_id, true),
         resched(b, b.lease_id + 1, false),
-        Write::Release {
-            id: c.id,
-            lease_id: c.lease_id,
-        },
+        Write::Release { row: c.held() },
     ];
     store.record(&writes, Utc::now()).await.unwrap();
     let rows: Vec<(i64, i64, i32, i32, i16, Option<String>)> = sqlx::query_as(
@@ -522,14 +521,13 @@ async fn importing_a_sqlite_database_copies_every_row_once() {
     old.record(
         &[
             Write::Final {
-                id: first.id,
+                row: first.held(),
                 status: FinalStatus::Paid,
                 confirmation: Some(tx("5")),
                 answer: "found",
             },
             Write::Reschedule {
-                id: second.id,
-                lease_id: second.lease_id,
+                row: second.held(),
                 next_check_at: 123_456,
                 answer: "not_found",
                 error: None,
@@ -674,7 +672,7 @@ async fn two_daemons_finishing_the_same_rows_change_each_status_once_without_dea
         claimed
             .iter()
             .map(|c| Write::Final {
-                id: c.id,
+                row: c.held(),
                 status,
                 confirmation: Some(tx("5")),
                 answer: "found",
@@ -691,7 +689,7 @@ async fn two_daemons_finishing_the_same_rows_change_each_status_once_without_dea
             let mut applied = 0;
             for chunk in writes.chunks(25) {
                 let done = store.record(chunk, Utc::now()).await.unwrap();
-                applied += done.iter().filter(|d| **d).count();
+                applied += done.iter().filter(|d| d.written()).count();
             }
             applied
         })
@@ -728,7 +726,7 @@ async fn two_daemons_finishing_the_same_rows_change_each_status_once_without_dea
         .await
         .unwrap();
     let expired = Write::Final {
-        id: last[0].id,
+        row: last[0].held(),
         status: FinalStatus::Expired,
         confirmation: None,
         answer: "not_found",
@@ -758,14 +756,14 @@ async fn paid_events(store: &PgStore, n: usize) {
     let writes: Vec<Write> = claimed
         .iter()
         .map(|c| Write::Final {
-            id: c.id,
+            row: c.held(),
             status: FinalStatus::Paid,
             confirmation: Some(tx("5")),
             answer: "found",
         })
         .collect();
     let applied = store.record(&writes, Utc::now()).await.unwrap();
-    assert!(applied.iter().all(|a| *a));
+    assert!(applied.iter().all(Applied::written));
 }
 
 #[tokio::test]
@@ -784,7 +782,7 @@ async fn each_final_status_writes_exactly_one_event_in_its_own_transaction_on_po
     assert_eq!(claimed.len(), 3);
     let (a, b, c) = (&claimed[0], &claimed[1], &claimed[2]);
     let paid = Write::Final {
-        id: a.id,
+        row: a.held(),
         status: FinalStatus::Paid,
         confirmation: Some(tx("5")),
         answer: "found",
@@ -794,18 +792,18 @@ async fn each_final_status_writes_exactly_one_event_in_its_own_transaction_on_po
             .record(std::slice::from_ref(&paid), Utc::now())
             .await
             .unwrap(),
-        vec![true]
+        vec![Applied::Written]
     );
     // A second final write for the same row changes nothing and writes no
     // second event.
     let again = Write::Final {
-        id: a.id,
+        row: a.held(),
         status: FinalStatus::Mismatch,
         confirmation: Some(tx("4")),
         answer: "found",
     };
     let expired = Write::Final {
-        id: b.id,
+        row: b.held(),
         status: FinalStatus::Expired,
         confirmation: None,
         answer: "not_found",
@@ -815,7 +813,7 @@ async fn each_final_status_writes_exactly_one_event_in_its_own_transaction_on_po
             .record(&[again, paid, expired], Utc::now())
             .await
             .unwrap(),
-        vec![false, false, true]
+        vec![Applied::Stale, Applied::Stale, Applied::Written]
     );
     let events: Vec<(String, String, String)> =
         sqlx::query_as("SELECT md5, type, payload FROM payment_events ORDER BY md5")
@@ -858,12 +856,17 @@ async fn each_final_status_writes_exactly_one_event_in_its_own_transaction_on_po
     .await
     .unwrap();
     let failed = Write::Final {
-        id: c.id,
+        row: c.held(),
         status: FinalStatus::Failed,
         confirmation: None,
         answer: "failed",
     };
-    assert!(store.record(&[failed], Utc::now()).await.is_err());
+    // The write fails alone (its savepoint rolls back), reported as such.
+    let applied = store.record(&[failed], Utc::now()).await.unwrap();
+    assert!(
+        matches!(&applied[0], Applied::Failed(e) if e.contains("refused by the test")),
+        "{applied:?}"
+    );
     assert_eq!(
         store.status_of(&md5(3)).await.unwrap(),
         Some(Status::Pending)
