@@ -270,7 +270,8 @@ pub struct GateState {
 pub(crate) const GATE_COLUMNS: &str = "not_before_ms, not_before_set_ms, rate, rate_epoch, \
     quota_since_ms, quota_next_probe_ms, spend_day, spend";
 
-/// Unix ms after which a silent daemon's heartbeat row is deleted.
+/// Unix ms after which a silent daemon's heartbeat row is deleted (and
+/// how far in the future one may claim to be before it is deleted too).
 pub(crate) const MEMBER_FORGET_MS: i64 = 60_000;
 
 /// A daemon sharing the gate: who it is, for the heartbeat table.
@@ -460,6 +461,93 @@ pub struct Store {
     backend: Backend,
 }
 
+/// The daemon's secret for its events: every event it writes carries a MAC
+/// over its id, type, md5 and payload keyed by this, and the sender
+/// delivers only events whose MAC verifies, so a row someone else put in
+/// `payment_events` is never signed and sent as the daemon's. Kept in the
+/// database's `daemon_secret` table (on PostgreSQL out of every other
+/// role's reach, see [`postgres::PgStore::migrate`]), made by the first
+/// daemon that needs it.
+#[derive(Clone)]
+pub struct EventKey(Vec<u8>);
+
+impl std::fmt::Debug for EventKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventKey(***)")
+    }
+}
+
+impl EventKey {
+    /// A new random key (256 bits from the OS's generator).
+    pub(crate) fn generate() -> Self {
+        let mut k = vec![0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut k[..]);
+        EventKey(k)
+    }
+
+    /// The key as stored; `None` when too short to be one of ours.
+    pub(crate) fn from_stored(bytes: Vec<u8>) -> Option<Self> {
+        (bytes.len() >= 32).then_some(EventKey(bytes))
+    }
+
+    /// The stored form.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    fn hmac(
+        &self,
+        id: &str,
+        event_type: &str,
+        md5: &str,
+        payload: &str,
+    ) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        // A 32-byte key always fits HMAC-SHA256; new_from_slice takes any length.
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        // Length-prefixed, so no two different events read the same.
+        for part in [id, event_type, md5, payload] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
+    /// The MAC an event written by the daemon carries (base64).
+    pub fn mac(&self, id: &str, event_type: &str, md5: &str, payload: &str) -> String {
+        use base64::Engine as _;
+        use hmac::Mac;
+        base64::engine::general_purpose::STANDARD.encode(
+            self.hmac(id, event_type, md5, payload)
+                .finalize()
+                .into_bytes(),
+        )
+    }
+
+    /// Whether `mac` is this key's MAC of the event (compared in constant
+    /// time).
+    pub fn verifies(
+        &self,
+        id: &str,
+        event_type: &str,
+        md5: &str,
+        payload: &str,
+        mac: Option<&str>,
+    ) -> bool {
+        use base64::Engine as _;
+        use hmac::Mac;
+        let Some(Ok(given)) =
+            mac.map(|m| base64::engine::general_purpose::STANDARD.decode(m.as_bytes()))
+        else {
+            return false;
+        };
+        self.hmac(id, event_type, md5, payload)
+            .verify_slice(&given)
+            .is_ok()
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Backend {
     Sqlite(sqlite::SqliteStore),
@@ -561,6 +649,16 @@ impl Store {
         match &self.backend {
             Backend::Sqlite(s) => s.record(writes, now).await,
             Backend::Postgres(s) => s.record(writes, now).await,
+        }
+    }
+
+    /// The daemon's event key: read from the database, or made there by
+    /// the first daemon that needs it (which then signs the events written
+    /// before the key existed whose type matches their row's status).
+    pub async fn event_key(&self) -> Result<EventKey, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.cached_event_key().await,
+            Backend::Postgres(s) => s.cached_event_key().await,
         }
     }
 
@@ -815,10 +913,47 @@ impl Store {
         limit: usize,
         receivers: &[&str],
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        match &self.backend {
+        let claimed = match &self.backend {
             Backend::Sqlite(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
             Backend::Postgres(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
+        }?;
+        if claimed.is_empty() {
+            return Ok(claimed);
         }
+        // Only events the daemon wrote are sent: a row put in the outbox
+        // by anyone else (its MAC missing or wrong) is marked dead, never
+        // signed and delivered.
+        let key = self.event_key().await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for d in claimed {
+            if key.verifies(
+                &d.event_id,
+                &d.event_type,
+                &d.md5,
+                &d.payload,
+                d.mac.as_deref(),
+            ) {
+                out.push(d);
+                continue;
+            }
+            tracing::error!(
+                event = %d.event_id,
+                md5 = %d.md5,
+                receiver = %d.receiver,
+                "an event the daemon did not write (its MAC does not verify) is in payment_events: \
+                 not delivered; find who can write that table (see the README's PostgreSQL grants)"
+            );
+            let attempt = AttemptRecord {
+                at: Utc::now(),
+                latency_ms: 0,
+                http_status: None,
+                error: Some(FORGED_EVENT.into()),
+                answer: None,
+            };
+            self.finish_delivery(&d, &attempt, DeliveryOutcome::Dead)
+                .await?;
+        }
+        Ok(out)
     }
 
     /// Records an attempt and what becomes of the delivery, in one
@@ -967,7 +1102,33 @@ pub struct ClaimedDelivery {
     pub payload: String,
     /// When the event was recorded, unix ms.
     pub created_ms: i64,
+    /// The event's MAC as stored (see [`EventKey`]).
+    pub mac: Option<String>,
 }
+
+/// The events written before the event key existed that the first daemon
+/// to make the key signs: those whose type is their row's status (events
+/// of an older release); any other unsigned row is never delivered.
+pub(crate) const ADOPT_EVENTS_SQL: &str = "SELECT e.id, e.type, e.md5, e.payload
+    FROM payment_events e
+    WHERE e.mac IS NULL AND EXISTS (
+        SELECT 1 FROM payments p
+        WHERE p.id = e.payment_id AND p.md5 = e.md5 AND 'payment.' || p.status = e.type)";
+
+pub(crate) fn bad_event_key() -> StoreError {
+    StoreError::Sql {
+        what: "read the event key".into(),
+        source: sqlx::Error::Configuration(
+            "daemon_secret.event_key is not a key the daemon made (shorter than 32 bytes): \
+             delete that row and restart the daemon to make a new one"
+                .into(),
+        ),
+    }
+}
+
+/// The error a delivery of an event the daemon did not write is closed with.
+pub const FORGED_EVENT: &str =
+    "not delivered: this event was not written by the daemon (its MAC does not verify)";
 
 /// What one attempt got.
 #[derive(Debug, Clone)]

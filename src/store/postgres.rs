@@ -29,14 +29,36 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, batch_json, Applied, Claimed, Counts, GateState, Held, Inspection, InstanceGuard,
-    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
+    amount_text, batch_json, Applied, Claimed, Counts, EventKey, GateState, Held, Inspection,
+    InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write,
+    GATE_COLUMNS,
 };
 use crate::config::redact_url;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The daemon's own tables: no other role may read or write them
+/// ([`PgStore::lock_down`]). `payment_events` others may read.
+pub const PRIVATE_TABLES: &[&str] = &[
+    "api_token",
+    "daemon_secret",
+    "gate_state",
+    "gate_members",
+    "event_receivers",
+    "event_deliveries",
+    "event_attempts",
+    "_sqlx_migrations",
+];
+
+/// The columns of `payments` an application writes (the INSERT grant).
+pub const SHOP_COLUMNS: &str = "md5, amount, currency, expires_at";
+
+/// An identifier quoted for SQL.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// The channel a final status is announced on.
 pub const CHANNEL: &str = "bakong_payments";
@@ -270,6 +292,7 @@ async fn final_write(
     c: Option<&Confirmation>,
     answer: &str,
     now: DateTime<Utc>,
+    key: Option<&EventKey>,
 ) -> Result<bool, StoreError> {
     let notified = sqlx::query(FINAL_SQL)
         .bind(row.id.0)
@@ -301,7 +324,13 @@ async fn final_write(
     // The event goes in the status's transaction (a crash can never keep
     // one without the other) and describes the row written.
     let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
-    insert_event(tx, &e, Some(id), now).await?;
+    let key = key.ok_or_else(|| {
+        config_error(
+            "record result".into(),
+            "no event key was read for a final write".into(),
+        )
+    })?;
+    insert_event(tx, &e, Some(id), now, key).await?;
     Ok(true)
 }
 
@@ -342,6 +371,7 @@ async fn batch_write(
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    key: std::sync::Arc<tokio::sync::OnceCell<EventKey>>,
 }
 
 impl PgStore {
@@ -358,7 +388,10 @@ impl PgStore {
             .connect_with(opts)
             .await
             .map_err(ctx(format!("open {shown}")))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            key: Default::default(),
+        })
     }
 
     /// Applies pending migrations, in the schema the search_path names.
@@ -380,10 +413,82 @@ impl PgStore {
                 ),
             ));
         }
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Sql {
-            what: "migrate".into(),
-            source: e.into(),
-        })
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Sql {
+                what: "migrate".into(),
+                source: e.into(),
+            })?;
+        self.lock_down().await
+    }
+
+    /// Takes back every other role's privileges on the daemon's
+    /// bookkeeping (the token, the event key, the gate, the outbox's
+    /// deliveries and attempts) and every write on `payment_events`, which
+    /// others may only read. Run by every migrate, so a grant made since
+    /// (an `ALTER DEFAULT PRIVILEGES` that covers the daemon's new tables,
+    /// a hand-made GRANT) does not outlive the next start. Each privilege
+    /// taken back is logged with the role's name.
+    pub async fn lock_down(&self) -> Result<(), StoreError> {
+        let grants: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, coalesce(r.rolname::text, 'PUBLIC'), a.privilege_type
+             FROM pg_class c
+             CROSS JOIN LATERAL aclexplode(c.relacl) a
+             LEFT JOIN pg_roles r ON r.oid = a.grantee
+             WHERE c.relnamespace = current_schema()::regnamespace
+               AND c.relname = ANY($1) AND a.grantee <> c.relowner
+             ORDER BY 1, 2, 3",
+        )
+        .bind(
+            PRIVATE_TABLES
+                .iter()
+                .chain([&"payment_events", &"payments"])
+                .map(|t| t.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read the grants on the daemon's tables"))?;
+        for (table, role, privilege) in grants {
+            let grantee = if role == "PUBLIC" {
+                role.clone()
+            } else {
+                quote_ident(&role)
+            };
+            let sql = match (table.as_str(), privilege.as_str()) {
+                ("payment_events", "SELECT") => continue,
+                // A table-wide INSERT would let a role write a status or
+                // the payer's details: narrowed to the merchant's columns.
+                ("payments", "INSERT") => format!(
+                    "REVOKE INSERT ON TABLE payments FROM {grantee};
+                     GRANT INSERT ({SHOP_COLUMNS}) ON TABLE payments TO {grantee}"
+                ),
+                ("payments", _) => continue,
+                _ => format!(
+                    "REVOKE {privilege} ON TABLE {} FROM {grantee}",
+                    quote_ident(&table)
+                ),
+            };
+            match sqlx::raw_sql(&sql).execute(&self.pool).await {
+                Ok(_) => tracing::warn!(
+                    table = %table,
+                    role = %role,
+                    privilege = %privilege,
+                    "took back a privilege on the daemon's own table: only the daemon may \
+                     use it (grant your application SELECT, INSERT on payments only)"
+                ),
+                Err(e) => tracing::error!(
+                    table = %table,
+                    role = %role,
+                    privilege = %privilege,
+                    error = %e,
+                    "another role holds a privilege on the daemon's own table and it could \
+                     not be taken back: revoke it as the role that granted it"
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// See [`super::Store::schema_version`].
@@ -468,6 +573,14 @@ impl PgStore {
         writes: &[Write],
         now: DateTime<Utc>,
     ) -> Result<Vec<Applied>, StoreError> {
+        // Read (or made) before the write begins: on SQLite both take the
+        // one write connection.
+        let key = if writes.iter().any(|w| matches!(w, Write::Final { .. })) {
+            Some(self.cached_event_key().await?)
+        } else {
+            None
+        };
+        let key = key.as_ref();
         let mut tx = self.pool.begin().await.map_err(ctx("begin write"))?;
         let mut applied = vec![Applied::Written; writes.len()];
         let mut batches: [Vec<usize>; 3] = Default::default();
@@ -490,8 +603,16 @@ impl PgStore {
                     // A savepoint each: a value the database refuses rolls
                     // back this write only, never its batch.
                     let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-                    match final_write(&mut sp, row, *status, confirmation.as_deref(), answer, now)
-                        .await
+                    match final_write(
+                        &mut sp,
+                        row,
+                        *status,
+                        confirmation.as_deref(),
+                        answer,
+                        now,
+                        key,
+                    )
+                    .await
                     {
                         Ok(done) => {
                             sp.commit().await.map_err(ctx("release savepoint"))?;
@@ -537,6 +658,55 @@ impl PgStore {
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
+    }
+
+    /// The event key, read (or made) once per store.
+    pub async fn cached_event_key(&self) -> Result<EventKey, StoreError> {
+        self.key.get_or_try_init(|| self.event_key()).await.cloned()
+    }
+
+    /// Reads the event key, or makes it. Daemons starting together make one
+    /// key: the first insert wins, the others read it.
+    pub async fn event_key(&self) -> Result<EventKey, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ctx("begin reading the event key"))?;
+        let candidate = EventKey::generate();
+        let made = sqlx::query(
+            "INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, $1, now())
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(candidate.bytes())
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("store the event key"))?
+        .rows_affected()
+            == 1;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(ctx("read the event key"))?;
+        let key = EventKey::from_stored(stored).ok_or_else(super::bad_event_key)?;
+        if made {
+            let unsigned: Vec<(String, String, String, String)> =
+                sqlx::query_as(super::ADOPT_EVENTS_SQL)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(ctx("read the events written before the event key"))?;
+            for (id, event_type, md5, payload) in &unsigned {
+                sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
+                    .bind(key.mac(id, event_type, md5, payload))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(ctx("sign the events written before the event key"))?;
+            }
+        }
+        tx.commit().await.map_err(ctx("store the event key"))?;
+        Ok(key)
     }
 
     /// See [`super::Store::counts`].
@@ -723,9 +893,10 @@ impl PgStore {
                 INSERT INTO gate_members (instance, host, pid, seen_ms) VALUES ($1, $2, $3, $4)
                 ON CONFLICT (instance) DO UPDATE SET seen_ms = $4
              ), forget AS (
-                DELETE FROM gate_members WHERE seen_ms < $6
+                DELETE FROM gate_members WHERE seen_ms < $6 OR seen_ms > $7
              )
-             SELECT count(*) FROM gate_members WHERE seen_ms >= $5 AND instance <> $1",
+             SELECT count(*) FROM gate_members
+             WHERE seen_ms >= $5 AND seen_ms <= $8 AND instance <> $1",
         )
         .bind(&m.instance)
         .bind(&m.host)
@@ -733,6 +904,8 @@ impl PgStore {
         .bind(now_ms)
         .bind(now_ms - live_ms)
         .bind(now_ms - super::MEMBER_FORGET_MS)
+        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
+        .bind(now_ms.saturating_add(live_ms))
         .fetch_one(&self.pool)
         .await
         .map_err(ctx("heartbeat"))?;
@@ -1041,10 +1214,11 @@ async fn insert_event(
     e: &crate::notify::event::NewEvent,
     payment_id: Option<i64>,
     now: DateTime<Utc>,
+    key: &EventKey,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms, mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(&e.id)
     .bind(&e.event_type)
@@ -1053,6 +1227,7 @@ async fn insert_event(
     .bind(now)
     .bind(payment_id)
     .bind(e.created_at.timestamp_millis())
+    .bind(key.mac(&e.id, &e.event_type, &e.md5, &e.payload))
     .execute(&mut **tx)
     .await
     .map_err(ctx("record event"))?;
@@ -1078,7 +1253,7 @@ const CLAIM_DELIVERIES_SQL: &str = "WITH due AS (
         UPDATE event_deliveries d SET next_attempt_at = $1, lease_id = $2
         FROM due WHERE d.event_id = due.event_id AND d.receiver = due.receiver
         RETURNING d.event_id, d.receiver, d.attempts)
-    SELECT t.event_id, t.receiver, t.attempts, e.type, e.md5, e.payload, e.created_ms
+    SELECT t.event_id, t.receiver, t.attempts, e.type, e.md5, e.payload, e.created_ms, e.mac
     FROM taken t JOIN payment_events e ON e.id = t.event_id
     ORDER BY t.event_id";
 
@@ -1165,20 +1340,29 @@ impl PgStore {
     ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let names: Vec<String> = receivers.iter().map(|r| r.to_string()).collect();
-        let rows: Vec<(String, String, i64, String, String, String, i64)> =
-            sqlx::query_as(CLAIM_DELIVERIES_SQL)
-                .bind(now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
-                .bind(lease_id)
-                .bind(now_ms)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .bind(names)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(ctx("claim due deliveries"))?;
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+        )> = sqlx::query_as(CLAIM_DELIVERIES_SQL)
+            .bind(now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(names)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim due deliveries"))?;
         Ok(rows
             .into_iter()
             .map(
-                |(event_id, receiver, attempts, event_type, md5, payload, created_ms)| {
+                |(event_id, receiver, attempts, event_type, md5, payload, created_ms, mac)| {
                     super::ClaimedDelivery {
                         event_id,
                         receiver,
@@ -1188,6 +1372,7 @@ impl PgStore {
                         md5,
                         payload,
                         created_ms,
+                        mac,
                     }
                 },
             )

@@ -14,8 +14,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Acquire, FromRow, SqlitePool};
 
 use super::{
-    amount_text, batch_json, Applied, Claimed, Counts, GateState, Held, InstanceGuard, LastAnswer,
-    NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
+    amount_text, batch_json, Applied, Claimed, Counts, EventKey, GateState, Held, InstanceGuard,
+    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
 };
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
@@ -96,6 +96,7 @@ pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
     path: std::path::PathBuf,
+    key: std::sync::Arc<tokio::sync::OnceCell<EventKey>>,
 }
 
 // Due rows of lane 0 (fresh) first, then lane 1, each branch a range scan
@@ -182,10 +183,11 @@ async fn insert_event(
     e: &crate::notify::event::NewEvent,
     payment_id: Option<i64>,
     now_text: &str,
+    key: &EventKey,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .bind(&e.id)
     .bind(&e.event_type)
@@ -194,6 +196,7 @@ async fn insert_event(
     .bind(now_text)
     .bind(payment_id)
     .bind(e.created_at.timestamp_millis())
+    .bind(key.mac(&e.id, &e.event_type, &e.md5, &e.payload))
     .execute(&mut **tx)
     .await
     .map_err(ctx("record event"))?;
@@ -346,8 +349,9 @@ async fn final_write(
     c: Option<&Confirmation>,
     answer: &str,
     now: DateTime<Utc>,
-    now_text: &str,
+    key: Option<&EventKey>,
 ) -> Result<bool, StoreError> {
+    let now_text = &sql_time(now);
     let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
         .bind(row.id.0)
         .bind(status.as_str())
@@ -373,7 +377,11 @@ async fn final_write(
     // The event goes in the status's transaction (a crash can never keep
     // one without the other) and describes the row written.
     let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
-    insert_event(tx, &e, Some(id), now_text).await?;
+    let key = key.ok_or_else(|| StoreError::Sql {
+        what: "record result".into(),
+        source: sqlx::Error::Configuration("no event key was read for a final write".into()),
+    })?;
+    insert_event(tx, &e, Some(id), now_text, key).await?;
     Ok(true)
 }
 
@@ -439,7 +447,12 @@ impl SqliteStore {
             .connect_with(opts)
             .await
             .map_err(ctx(format!("open {shown} for reading")))?;
-        Ok(SqliteStore { write, read, path })
+        Ok(SqliteStore {
+            write,
+            read,
+            path,
+            key: Default::default(),
+        })
     }
 
     /// Applies pending migrations.
@@ -594,6 +607,14 @@ impl SqliteStore {
         writes: &[Write],
         now: DateTime<Utc>,
     ) -> Result<Vec<Applied>, StoreError> {
+        // Read (or made) before the write begins: on SQLite both take the
+        // one write connection.
+        let key = if writes.iter().any(|w| matches!(w, Write::Final { .. })) {
+            Some(self.cached_event_key().await?)
+        } else {
+            None
+        };
+        let key = key.as_ref();
         let mut tx = self
             .write
             .begin_with("BEGIN IMMEDIATE")
@@ -618,7 +639,7 @@ impl SqliteStore {
                         confirmation.as_deref(),
                         answer,
                         now,
-                        &now_text,
+                        key,
                     )
                     .await
                     {
@@ -666,6 +687,51 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(ctx("commit results"))?;
         Ok(applied)
+    }
+
+    /// The event key, read (or made) once per store.
+    pub async fn cached_event_key(&self) -> Result<EventKey, StoreError> {
+        self.key.get_or_try_init(|| self.event_key()).await.cloned()
+    }
+
+    /// Reads the event key, or makes it (see [`super::Store::event_key`]).
+    pub async fn event_key(&self) -> Result<EventKey, StoreError> {
+        let mut tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin reading the event key"))?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(ctx("read the event key"))?;
+        if let Some(bytes) = stored {
+            tx.commit().await.map_err(ctx("read the event key"))?;
+            return EventKey::from_stored(bytes).ok_or_else(super::bad_event_key);
+        }
+        let key = EventKey::generate();
+        sqlx::query("INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, ?1, ?2)")
+            .bind(key.bytes())
+            .bind(sql_time(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx("store the event key"))?;
+        let unsigned: Vec<(String, String, String, String)> =
+            sqlx::query_as(super::ADOPT_EVENTS_SQL)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(ctx("read the events written before the event key"))?;
+        for (id, event_type, md5, payload) in &unsigned {
+            sqlx::query("UPDATE payment_events SET mac = ?1 WHERE id = ?2")
+                .bind(key.mac(id, event_type, md5, payload))
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("sign the events written before the event key"))?;
+        }
+        tx.commit().await.map_err(ctx("store the event key"))?;
+        Ok(key)
     }
 
     /// See [`super::Store::gate_state`].
@@ -736,16 +802,22 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(ctx("heartbeat"))?;
-        sqlx::query("DELETE FROM gate_members WHERE seen_ms < ?1")
+        sqlx::query("DELETE FROM gate_members WHERE seen_ms < ?1 OR seen_ms > ?2")
             .bind(now_ms - super::MEMBER_FORGET_MS)
+            .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
             .execute(&mut *tx)
             .await
             .map_err(ctx("forget dead daemons"))?;
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM gate_members WHERE seen_ms >= ?1")
-            .bind(now_ms - live_ms)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(ctx("count live daemons"))?;
+        // A heartbeat from the future (a clock far ahead, or a row someone
+        // else wrote) is no live daemon: it would shrink every share.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM gate_members WHERE seen_ms >= ?1 AND seen_ms <= ?2",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(ctx("count live daemons"))?;
         tx.commit().await.map_err(ctx("commit heartbeat"))?;
         Ok(n.max(1))
     }
@@ -1127,14 +1199,19 @@ impl SqliteStore {
             .map_err(ctx("claim due deliveries"))?;
         let mut out = Vec::with_capacity(rows.len());
         for (event_id, receiver, attempts) in rows {
-            let (event_type, md5, payload, created_ms): (String, String, String, i64) =
-                sqlx::query_as(
-                    "SELECT type, md5, payload, created_ms FROM payment_events WHERE id = ?1",
-                )
-                .bind(&event_id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(ctx(format!("read event {event_id}")))?;
+            let (event_type, md5, payload, created_ms, mac): (
+                String,
+                String,
+                String,
+                i64,
+                Option<String>,
+            ) = sqlx::query_as(
+                "SELECT type, md5, payload, created_ms, mac FROM payment_events WHERE id = ?1",
+            )
+            .bind(&event_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(ctx(format!("read event {event_id}")))?;
             out.push(super::ClaimedDelivery {
                 event_id,
                 receiver,
@@ -1144,6 +1221,7 @@ impl SqliteStore {
                 md5,
                 payload,
                 created_ms,
+                mac,
             });
         }
         tx.commit().await.map_err(ctx("commit delivery claim"))?;

@@ -328,3 +328,246 @@ async fn an_amount_too_long_for_a_khqr_is_refused_on_both_backends() {
         }
     }
 }
+
+/// The two SQL blocks of the README's PostgreSQL setup, for roles and a
+/// database of this test's own.
+fn readme_sql(marker: &str, daemon: &str, shop: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find(&format!("<!-- grants:{marker} "))
+        .unwrap_or_else(|| panic!("README has no grants:{marker} block"));
+    let fence = readme[start..].find("```sql\n").unwrap() + start + 7;
+    let end = readme[fence..].find("```").unwrap() + fence;
+    readme[fence..end]
+        .lines()
+        .filter(|l| !l.starts_with('\\') && !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("bakong_poller", daemon)
+        .replace("shop_app", shop)
+}
+
+fn as_role(url: &str, role: &str, search_path: bool) -> String {
+    let u = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    if search_path {
+        format!("{u}&options=-csearch_path%3Dbakong")
+    } else {
+        u
+    }
+}
+
+/// Issue 20 item 2: the README's grants (and an older guide's
+/// `ALTER DEFAULT PRIVILEGES`, which `migrate` takes back) give the shop's
+/// role SELECT and INSERT of the merchant's columns on `payments`, SELECT
+/// on `payment_events`, and nothing of the daemon's own tables.
+#[tokio::test]
+async fn the_shop_role_reads_and_inserts_payments_and_cannot_touch_the_daemons_tables() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let db = url
+        .split('/')
+        .nth(3)
+        .and_then(|p| p.split('?').next())
+        .unwrap()
+        .to_string();
+    let (daemon, shop) = (format!("bp_{db}"), format!("shop_{db}"));
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::raw_sql(&format!("CREATE ROLE {shop} LOGIN"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(&readme_sql("setup", &daemon, &shop))
+        .execute(&admin)
+        .await
+        .unwrap();
+    // What the guide said before: default privileges on every table the
+    // daemon creates. `migrate` must take them back from its own tables.
+    sqlx::raw_sql(&format!(
+        "ALTER DEFAULT PRIVILEGES FOR ROLE {daemon} IN SCHEMA bakong
+             GRANT SELECT, INSERT ON TABLES TO {shop};
+         GRANT SELECT ON ALL TABLES IN SCHEMA bakong TO PUBLIC"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    let store = Store::connect(&as_role(&url, &daemon, true), Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    sqlx::raw_sql(&readme_sql("shop", &daemon, &shop))
+        .execute(&admin)
+        .await
+        .unwrap();
+    // The daemon's secrets exist, as on a running deployment.
+    store.event_key().await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO bakong.api_token (id, token, version, renewed_ms, renewed_by)
+         VALUES (1, 'eyJ.secret.token', 1, 0, 'test')",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+
+    let shop_pool = sqlx::PgPool::connect(&as_role(&url, &shop, true))
+        .await
+        .unwrap();
+    let refused = |sql: &'static str| {
+        let pool = shop_pool.clone();
+        async move {
+            match sqlx::raw_sql(sql).execute(&pool).await {
+                Err(sqlx::Error::Database(e)) => {
+                    assert_eq!(e.code().as_deref(), Some("42501"), "{sql}: {e}")
+                }
+                other => panic!("{sql}: expected permission denied, got {other:?}"),
+            }
+        }
+    };
+    refused("SELECT token FROM api_token").await;
+    refused("SELECT event_key FROM daemon_secret").await;
+    refused("SELECT * FROM gate_state").await;
+    refused("SELECT * FROM event_deliveries").await;
+    refused(
+        "INSERT INTO payment_events (id, type, md5, payload, created_at, created_ms)
+         VALUES ('msg_forged', 'payment.paid', '00000000000000000000000000000001', '{}', now(), 0)",
+    )
+    .await;
+    refused("INSERT INTO event_deliveries (event_id, receiver) VALUES ('msg_forged', 'webhook')")
+        .await;
+    refused(
+        "INSERT INTO gate_members (instance, host, pid, seen_ms)
+         VALUES ('x', 'h', 1, 99999999999999)",
+    )
+    .await;
+    refused("UPDATE gate_state SET rate = 0.001").await;
+    refused("DELETE FROM payment_events").await;
+    refused(
+        "INSERT INTO payments (md5, amount, currency, status)
+         VALUES ('00000000000000000000000000000002', '999.00', 'USD', 'paid')",
+    )
+    .await;
+    refused("UPDATE payments SET status = 'paid'").await;
+
+    // What it is for still works.
+    sqlx::raw_sql(
+        "INSERT INTO payments (md5, amount, currency, expires_at)
+         VALUES ('00000000000000000000000000000003', '5.00', 'USD', now() + interval '1 hour')",
+    )
+    .execute(&shop_pool)
+    .await
+    .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM payments WHERE status = 'pending'")
+        .fetch_one(&shop_pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_events")
+        .fetch_one(&shop_pool)
+        .await
+        .unwrap();
+}
+
+/// Issue 20 item 2: a row someone else put in the outbox (here written
+/// with the owner's rights, as a mis-granted role or a SQLite file writer
+/// could) is never delivered: marked dead with the reason.
+async fn an_event_the_daemon_did_not_write_is_never_delivered(store: Store, raw: Raw) {
+    store.set_receivers(&["webhook"]).await.unwrap();
+    // A genuine one beside it is delivered.
+    store.insert_payment(&new(40, "5.00")).await.unwrap();
+    let a = claim_one(&store).await;
+    store
+        .record(
+            &[Write::Final {
+                row: a.held(),
+                status: FinalStatus::Paid,
+                confirmation: paid("5"),
+                answer: "found",
+            }],
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    for (id, mac) in [
+        ("msg_forged_no_mac", "NULL"),
+        ("msg_forged_bad_mac", "'AAAA'"),
+    ] {
+        raw.exec(&format!(
+            "INSERT INTO payment_events (id, type, md5, payload, created_at, created_ms, mac)
+             VALUES ('{id}', 'payment.paid', '{}', '{{\"type\":\"payment.paid\",\"data\":{{\"amount\":\"999.00\"}}}}',
+                     '2026-12-05 00:00:00', 0, {mac});
+             INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
+             VALUES ('{id}', 'webhook', 0)",
+            md5(41)
+        ))
+        .await;
+    }
+    let claimed = store
+        .claim_deliveries(Utc::now().timestamp_millis(), LEASE, 10, &["webhook"])
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "only the daemon's own event: {claimed:?}");
+    assert_eq!(claimed[0].md5, md5(40));
+    assert_eq!(
+        raw.int("SELECT count(*) FROM event_deliveries WHERE status = 'dead' AND event_id LIKE 'msg_forged%'")
+            .await,
+        2
+    );
+    let shown = store.event("msg_forged_no_mac").await.unwrap().unwrap();
+    assert!(
+        format!("{shown:?}").contains("not written by the daemon"),
+        "{shown:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_event_the_daemon_did_not_write_is_never_delivered_on_sqlite() {
+    let (store, raw, _dir) = sqlite().await;
+    an_event_the_daemon_did_not_write_is_never_delivered(store, raw).await;
+}
+
+#[tokio::test]
+async fn an_event_the_daemon_did_not_write_is_never_delivered_on_postgres() {
+    let Some((store, raw)) = postgres().await else {
+        return;
+    };
+    an_event_the_daemon_did_not_write_is_never_delivered(store, raw).await;
+}
+
+/// Issue 20 item 2: heartbeats dated in the future do not count as live
+/// daemons (200 of them would cut each daemon's share to 1/201).
+async fn gate_heartbeats_from_the_future_are_ignored(store: Store, raw: Raw) {
+    let now = Utc::now().timestamp_millis();
+    for i in 0..200 {
+        raw.exec(&format!(
+            "INSERT INTO gate_members (instance, host, pid, seen_ms)
+             VALUES ('ghost{i}', 'nowhere', {i}, {})",
+            now + 3_600_000 + i
+        ))
+        .await;
+    }
+    let me = bakong_poller::store::GateMember {
+        instance: "me".into(),
+        host: "here".into(),
+        pid: 1,
+    };
+    assert_eq!(store.heartbeat(&me, now, 10_000).await.unwrap(), 1);
+    assert_eq!(
+        raw.int("SELECT count(*) FROM gate_members").await,
+        1,
+        "and they are forgotten"
+    );
+}
+
+#[tokio::test]
+async fn gate_heartbeats_from_the_future_are_ignored_on_sqlite() {
+    let (store, raw, _dir) = sqlite().await;
+    gate_heartbeats_from_the_future_are_ignored(store, raw).await;
+}
+
+#[tokio::test]
+async fn gate_heartbeats_from_the_future_are_ignored_on_postgres() {
+    let Some((store, raw)) = postgres().await else {
+        return;
+    };
+    gate_heartbeats_from_the_future_are_ignored(store, raw).await;
+}
