@@ -127,10 +127,11 @@ fn check_amount(amount: Decimal) -> Result<(), Error> {
 
 /// A transaction check answer: the transaction, or the reason there is none.
 fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction, Error> {
-    Transaction::from_json(&env.data).map_err(|detail| Error::Decode {
+    let text = env.data_text();
+    Transaction::from_text(&text).map_err(|detail| Error::Decode {
         endpoint,
         detail: detail.0,
-        excerpt: error::excerpt(env.data.to_string().as_bytes()),
+        excerpt: error::excerpt(text.as_bytes()),
     })
 }
 
@@ -337,7 +338,7 @@ impl Client {
                 l.push(sent.elapsed().as_millis().min(u32::MAX as u128) as u32);
             }
         }
-        let envelope = serde_json::from_slice::<Envelope>(&body);
+        let envelope = Envelope::from_slice(&body);
         // The daily quota: errorCode 17, or a 429 that speaks of a daily
         // limit. About the token for the rest of the day, not a rate.
         if let Ok(env) = &envelope {
@@ -662,11 +663,12 @@ impl Client {
             m.bulk_request(items.len());
         }
         let env = Self::answer(self.call(endpoint, &json!(items), Auth::Required).await?)?;
+        let text = env.data_text();
         let (read, stray) =
-            types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
+            types::read_list(&text, key, items).map_err(|detail| Error::Decode {
                 endpoint,
                 detail: detail.0,
-                excerpt: error::excerpt(env.data.to_string().as_bytes()),
+                excerpt: error::excerpt(text.as_bytes()),
             })?;
         for s in &stray {
             tracing::warn!(endpoint, item = %s, "list answer item skipped");

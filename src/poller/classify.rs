@@ -136,7 +136,11 @@ pub fn confirmation(tx: &Transaction) -> Confirmation {
 /// compared exactly are quoted in the reason, so a stray space shows.
 pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (FinalStatus, String) {
     let mut diffs = Vec::new();
-    if tx.amount != p.amount {
+    // An amount more precise than its currency allows is never a payment
+    // of the expected amount, whatever it compares equal to.
+    if let Err(e) = check_precision(tx.amount, tx.currency) {
+        diffs.push(format!("amount {e}"));
+    } else if tx.amount != p.amount {
         diffs.push(format!("amount {} != expected {}", tx.amount, p.amount));
     }
     if tx.currency != p.currency {
@@ -509,6 +513,24 @@ mod tests {
             }
         ));
         assert!(without_asking(&payment(), 10_000, &cfg).is_none());
+    }
+
+    #[test]
+    fn an_amount_more_precise_than_its_currency_is_a_mismatch() {
+        let mut p = payment();
+        p.amount = Decimal::new(5, 0);
+        for (amount, currency) in [
+            (Decimal::new(5001, 3), Currency::Usd),
+            (Decimal::new(49_999_999_999_999_999, 16), Currency::Usd),
+            (Decimal::new(55, 1), Currency::Khr),
+        ] {
+            let (status, reason) = compare(&p, &tx(amount, currency, "me@b"), None);
+            assert_eq!(status, FinalStatus::Mismatch, "{amount} {currency}");
+            assert!(reason.contains("amount"), "{reason}");
+        }
+        // Trailing zeros are not decimals.
+        let (status, _) = compare(&p, &tx(Decimal::new(5000, 3), Currency::Usd, "me@b"), None);
+        assert_eq!(status, FinalStatus::Paid);
     }
 
     #[test]

@@ -1,0 +1,288 @@
+//! Issue 20 (input hardening): exact amounts, untrusted HTTP statuses,
+//! redaction of odd input, static QRs checked at their deadline, and
+//! duration arithmetic that cannot panic. A scripted fake Bakong on
+//! 127.0.0.1 answers what the simulator cannot (raw amount texts, 3xx
+//! statuses, a static QR that is paid later).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bakong_poller::app;
+use bakong_poller::bakong::{Client, Error};
+use bakong_poller::config::{BulkMode, Settings};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+const HASH: &str = "8465d722d7d5065f2886f0a474a4d34dc6a7855355b611836f7b6111228893e9";
+
+/// One scripted answer: status, extra headers, body.
+pub struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json(status: u16, body: String) -> Self {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+}
+
+type Script = dyn Fn(&str, &Value, usize) -> Reply + Send + Sync;
+
+/// A fake Bakong: every `POST /v1/{endpoint}` is answered by the script,
+/// which gets the endpoint, the JSON body and how many requests came
+/// before this one.
+pub struct Fake {
+    pub base_url: String,
+    pub hits: Arc<Mutex<Vec<String>>>,
+    stop: CancellationToken,
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub async fn fake(script: impl Fn(&str, &Value, usize) -> Reply + Send + Sync + 'static) -> Fake {
+    let script: Arc<Script> = Arc::new(script);
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let h = hits.clone();
+    let app = Router::new().route(
+        "/v1/{endpoint}",
+        post(move |Path(endpoint): Path<String>, body: Bytes| {
+            let script = script.clone();
+            let hits = h.clone();
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let n = {
+                    let mut hits = hits.lock().unwrap();
+                    hits.push(endpoint.clone());
+                    hits.len() - 1
+                };
+                let r = script(&endpoint, &v, n);
+                let mut resp: Response = r.body.into_response();
+                *resp.status_mut() = axum::http::StatusCode::from_u16(r.status).unwrap();
+                resp.headers_mut().insert(
+                    "content-type",
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                for (k, v) in r.headers {
+                    resp.headers_mut()
+                        .insert(k, axum::http::HeaderValue::from_str(&v).unwrap());
+                }
+                resp
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { s.cancelled().await })
+            .await
+            .unwrap();
+    });
+    Fake {
+        base_url: format!("http://{addr}"),
+        hits,
+        stop,
+    }
+}
+
+/// A transaction's JSON with `amount` written verbatim (raw JSON text).
+fn tx_json(amount: &str, currency: &str) -> String {
+    format!(
+        r#"{{"hash":"{HASH}","fromAccountId":"payer@bank","toAccountId":"{ACCOUNT}","currency":"{currency}","amount":{amount},"description":null,"createdDateMs":1700000000000}}"#
+    )
+}
+
+fn found(amount: &str, currency: &str) -> String {
+    format!(
+        r#"{{"responseCode":0,"responseMessage":"Getting transaction successfully.","errorCode":null,"data":{}}}"#,
+        tx_json(amount, currency)
+    )
+}
+
+fn not_found() -> String {
+    r#"{"responseCode":1,"responseMessage":"Transaction could not be found. Please try again.","errorCode":1,"data":null}"#.into()
+}
+
+/// A list answer: `SUCCESS` with `amount` (raw text) for every md5 asked.
+fn list_found(asked: &Value, amount: &str, currency: &str) -> String {
+    let items: Vec<String> = asked
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| {
+            format!(
+                r#"{{"md5":{m},"status":"SUCCESS","message":null,"data":{}}}"#,
+                tx_json(amount, currency)
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+fn list_not_found(asked: &Value) -> String {
+    let items: Vec<String> = asked
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| format!(r#"{{"md5":{m},"status":"NOT_FOUND","message":null,"data":null}}"#))
+        .collect();
+    format!(
+        r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+/// Test settings pointed at `base` (the simulator of `e` stays unused).
+fn settings_for(e: &TestEnv, base: &str) -> Settings {
+    let mut s = e.settings();
+    s.bakong.base_url = base.to_string();
+    s
+}
+
+fn client_for(e: &TestEnv, base: &str) -> Client {
+    app::build_client(&settings_for(e, base), true).unwrap()
+}
+
+async fn insert(db: &sqlx::SqlitePool, md5: &str, amount: &str, currency: &str) {
+    sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, ?2, ?3)")
+        .bind(md5)
+        .bind(amount)
+        .bind(currency)
+        .execute(db)
+        .await
+        .unwrap();
+}
+
+// ---- Item 8: amounts read exactly ----
+
+/// Amount texts that are not exactly 5.00 USD, some of which a float
+/// rounds to 5.
+const NOT_FIVE: [&str; 4] = [
+    "4.9999999999999999999",
+    "5.0000000000000000001",
+    "\"4.9999999999999999999\"",
+    "5.001",
+];
+
+#[tokio::test]
+async fn an_amount_a_float_would_round_to_the_expected_one_is_never_read_as_it() {
+    let e = env().await;
+    for amount in NOT_FIVE {
+        let f = fake(move |endpoint, body, _| match endpoint {
+            "check_transaction_by_md5_list" => Reply::json(200, list_found(body, amount, "USD")),
+            _ => Reply::json(200, found(amount, "USD")),
+        })
+        .await;
+        let c = client_for(&e, &f.base_url);
+        match c.check_md5(&new_md5()).await {
+            Ok(tx) => assert_ne!(tx.amount, "5".parse().unwrap(), "{amount} read as 5"),
+            Err(Error::Decode { .. }) => {}
+            Err(other) => panic!("{amount}: {other}"),
+        }
+        let md5s = vec![new_md5()];
+        let b = c.check_md5_batch(&md5s).await.unwrap();
+        match &b[0] {
+            Ok(tx) => assert_ne!(tx.amount, "5".parse().unwrap(), "list: {amount} read as 5"),
+            Err(Error::Decode { .. }) => {}
+            Err(other) => panic!("list {amount}: {other}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn amounts_are_read_exactly_as_numbers_or_strings() {
+    let e = env().await;
+    for (amount, currency, want) in [
+        ("1.0", "USD", "1"),
+        ("1.50", "USD", "1.5"),
+        ("\"1.50\"", "USD", "1.5"),
+        ("9800", "KHR", "9800"),
+        ("1e2", "KHR", "100"),
+        ("1.5E+1", "USD", "15"),
+        ("\"1e2\"", "KHR", "100"),
+    ] {
+        let body = found(amount, currency);
+        let f = fake(move |_, _, _| Reply::json(200, body.clone())).await;
+        let c = client_for(&e, &f.base_url);
+        let tx = c
+            .check_md5(&new_md5())
+            .await
+            .unwrap_or_else(|err| panic!("{amount}: {err}"));
+        assert_eq!(tx.amount, want.parse().unwrap(), "{amount}");
+    }
+    // What cannot be read exactly is unreadable, never rounded.
+    for amount in [
+        "1e400",
+        "0.00000000000000000000000000000001",
+        "123456789012345678901234567890.5",
+        "\"1,50\"",
+        "\"1.5 \"",
+        "\"0x10\"",
+    ] {
+        let body = found(amount, "USD");
+        let f = fake(move |_, _, _| Reply::json(200, body.clone())).await;
+        let c = client_for(&e, &f.base_url);
+        let got = c.check_md5(&new_md5()).await;
+        assert!(
+            matches!(got, Err(Error::Decode { .. })),
+            "{amount}: {got:?}"
+        );
+    }
+}
+
+/// The daemon end to end: a 5.00 USD row answered `amount_text` (single
+/// lookups, then the md5 list) ends `mismatch`, never `paid`.
+async fn daemon_records_a_mismatch_for(amount_text: &'static str, bulk: BulkMode) {
+    let e = env().await;
+    let f = fake(move |endpoint, body, _| match endpoint {
+        "check_transaction_by_md5" => Reply::json(200, found(amount_text, "USD")),
+        "check_transaction_by_md5_list" => Reply::json(200, list_found(body, amount_text, "USD")),
+        _ => Reply::json(200, not_found()),
+    })
+    .await;
+    let mut s = settings_for(&e, &f.base_url);
+    s.poller.bulk = bulk;
+    let db = e.merchant(&s).await;
+    let md5 = new_md5();
+    insert(&db, &md5, "5.00", "USD").await;
+    let d = start(s);
+    let st = final_status(&db, &md5, Duration::from_secs(10)).await;
+    d.stop().await;
+    assert_eq!(st, "mismatch", "{amount_text} via {bulk:?}");
+}
+
+#[tokio::test]
+async fn a_row_of_5_usd_answered_4_9999999999999999999_ends_mismatch_single_and_list() {
+    daemon_records_a_mismatch_for("4.9999999999999999999", BulkMode::Never).await;
+    daemon_records_a_mismatch_for("4.9999999999999999999", BulkMode::Always).await;
+}
+
+#[tokio::test]
+async fn a_row_of_5_usd_answered_5_001_ends_mismatch_single_and_list() {
+    daemon_records_a_mismatch_for("5.001", BulkMode::Never).await;
+    daemon_records_a_mismatch_for("5.001", BulkMode::Always).await;
+}
