@@ -286,3 +286,133 @@ async fn a_row_of_5_usd_answered_5_001_ends_mismatch_single_and_list() {
     daemon_records_a_mismatch_for("5.001", BulkMode::Never).await;
     daemon_records_a_mismatch_for("5.001", BulkMode::Always).await;
 }
+
+// ---- Item 9: only documented statuses are trusted ----
+
+const UNTRUSTED: [u16; 9] = [301, 302, 303, 307, 308, 418, 500, 502, 503];
+
+#[tokio::test]
+async fn a_success_or_not_found_envelope_under_an_untrusted_status_is_a_transient_error() {
+    let e = env().await;
+    for status in UNTRUSTED {
+        for found_it in [true, false] {
+            let f = fake(move |endpoint, body, _| {
+                let body = match (endpoint, found_it) {
+                    ("check_transaction_by_md5_list", true) => list_found(body, "1.50", "USD"),
+                    ("check_transaction_by_md5_list", false) => list_not_found(body),
+                    (_, true) => found("1.50", "USD"),
+                    (_, false) => not_found(),
+                };
+                let mut r = Reply::json(status, body);
+                // A redirect to a path of this same fake that answers 200.
+                r.headers
+                    .push(("location", "/v1/check_transaction_by_md5".into()));
+                r
+            })
+            .await;
+            let c = client_for(&e, &f.base_url);
+            let single = c.check_md5(&new_md5()).await;
+            assert!(
+                matches!(single, Err(ref err) if !err.is_answer()),
+                "single, HTTP {status}, found {found_it}: {single:?}"
+            );
+            let md5s = vec![new_md5(), new_md5()];
+            match c.check_md5_batch(&md5s).await {
+                Err(err) => assert!(!err.is_answer(), "list {status}: {err}"),
+                Ok(answers) => {
+                    for a in answers {
+                        assert!(
+                            matches!(a, Err(ref err) if !err.is_answer()),
+                            "list, HTTP {status}, found {found_it}: {a:?}"
+                        );
+                    }
+                }
+            }
+            // No redirect was followed: every request went to the one
+            // endpoint asked.
+            let hits = f.hits.lock().unwrap().clone();
+            assert!(
+                hits.len() <= 4,
+                "HTTP {status}: redirects followed? {hits:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_paid_answer_is_not_followed() {
+    let e = env().await;
+    // The first request gets a 302 to a URL whose answer says paid.
+    let f = fake(move |endpoint, _, n| {
+        if n == 0 {
+            let mut r = Reply::json(302, String::new());
+            r.headers.push(("location", format!("/v1/{endpoint}-paid")));
+            r
+        } else {
+            Reply::json(200, found("1.50", "USD"))
+        }
+    })
+    .await;
+    let c = client_for(&e, &f.base_url);
+    let got = c.check_md5(&new_md5()).await;
+    assert!(matches!(got, Err(ref err) if !err.is_answer()), "{got:?}");
+    assert_eq!(f.hits.lock().unwrap().len(), 1, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn documented_4xx_answers_keep_their_meaning() {
+    let e = env().await;
+    // 400 with an error code is Bakong's answer (missing fields).
+    let f = fake(|_, _, _| {
+        Reply::json(
+            400,
+            r#"{"responseCode":1,"responseMessage":"Missing required fields.","errorCode":5,"data":null}"#.into(),
+        )
+    })
+    .await;
+    let c = client_for(&e, &f.base_url);
+    let got = c.check_md5(&new_md5()).await;
+    assert!(matches!(got, Err(Error::Api { code: 5, .. })), "{got:?}");
+    // 400 with "not found" is not trusted as not found.
+    let f = fake(|_, _, _| Reply::json(400, not_found())).await;
+    let c = client_for(&e, &f.base_url);
+    let got = c.check_md5(&new_md5()).await;
+    assert!(matches!(got, Err(ref err) if !err.is_answer()), "{got:?}");
+}
+
+#[tokio::test]
+async fn the_daemon_never_finalizes_on_a_302_envelope() {
+    let e = env().await;
+    let f = fake(|endpoint, body, _| {
+        let body = if endpoint == "check_transaction_by_md5_list" {
+            list_found(body, "5.00", "USD")
+        } else {
+            found("5.00", "USD")
+        };
+        Reply::json(302, body)
+    })
+    .await;
+    let mut s = settings_for(&e, &f.base_url);
+    s.poller.expiry_grace = Duration::from_millis(1);
+    let db = e.merchant(&s).await;
+    let md5 = new_md5();
+    insert(&db, &md5, "5.00", "USD").await;
+    sqlx::query("UPDATE payments SET expires_at = datetime('now', '-1 minute') WHERE md5 = ?1")
+        .bind(&md5)
+        .execute(&db)
+        .await
+        .unwrap();
+    let d = start(s);
+    // Several checks answered 302: the row stays pending.
+    wait_for(
+        "three checks or a final status",
+        Duration::from_secs(10),
+        || async {
+            (f.hits.lock().unwrap().len() >= 3 || status(&db, &md5).await != "pending")
+                .then_some(())
+        },
+    )
+    .await;
+    d.stop().await;
+    assert_eq!(status(&db, &md5).await, "pending");
+}
