@@ -113,9 +113,13 @@ fn redact_line(line: &str) -> String {
     let mut rest = line;
     while let Some(i) = rest.find("://") {
         // The URL starts at its scheme, just before "://".
+        // Measured in characters: the one before the scheme may be
+        // multi-byte (Khmer text right before `https://`).
         let scheme_start = rest[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
-            .map(|j| j + 1)
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map(|(j, c)| j + c.len_utf8())
             .unwrap_or(0);
         let url_end = rest[i..]
             .find(|c: char| c.is_whitespace() || "\"'`<>(),;".contains(c))
@@ -148,4 +152,70 @@ fn redact_jwts(s: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Pieces that steer arbitrary strings toward the parser's branches:
+    /// schemes, separators, multi-byte characters right before them.
+    fn piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("://".to_string()),
+            Just("@".to_string()),
+            Just(":".to_string()),
+            Just("/".to_string()),
+            Just("?".to_string()),
+            Just("#".to_string()),
+            Just("=".to_string()),
+            Just("&".to_string()),
+            Just("eyJ".to_string()),
+            Just(".".to_string()),
+            Just("token = ".to_string()),
+            Just("ខ្មែរ".to_string()),
+            Just("é".to_string()),
+            Just("😀".to_string()),
+            Just("https".to_string()),
+            "\\PC{0,4}",
+            any::<char>().prop_map(String::from),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<String>(),
+            prop::collection::vec(piece(), 0..12).prop_map(|v| v.concat()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn redaction_never_panics_on_any_unicode_text(s in text()) {
+            let _ = redact_text(&s);
+            let _ = redact_url(&s);
+        }
+    }
+
+    #[test]
+    fn khmer_text_right_before_a_url_is_redacted_without_a_panic() {
+        let page = "<p>សូមអភ័យទោសhttps://user:S3cret@api-bakong.nbc.gov.kh/v1 បរាជ័យ</p>";
+        let out = redact_text(page);
+        assert!(!out.contains("S3cret"), "{out}");
+        assert!(out.contains("សូមអភ័យទោស"), "{out}");
+        for s in [
+            "ខ://x",
+            "ខ://u:p@h",
+            "é://",
+            "😀https://a:b@c",
+            "ááá://",
+            "x ខhttps://u:pw@h/p?token=t#f",
+        ] {
+            let _ = redact_text(s);
+            let _ = redact_url(s);
+        }
+    }
 }

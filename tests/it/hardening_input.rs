@@ -416,3 +416,95 @@ async fn the_daemon_never_finalizes_on_a_302_envelope() {
     d.stop().await;
     assert_eq!(status(&db, &md5).await, "pending");
 }
+
+// ---- Item 3: redaction never panics ----
+
+/// A Bakong 5xx page in Khmer with a URL right after Khmer text.
+const KHMER_PAGE: &str =
+    "<html><body>សូមអភ័យទោសhttps://api-bakong.nbc.gov.kh/v1 មិនអាចភ្ជាប់បាន</body></html>";
+
+fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+}
+
+fn cli(cfg: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let o = bin()
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_khmer_5xx_page_is_a_transient_error_for_the_daemon_and_the_cli() {
+    let e = env().await;
+    let f = fake(|_, _, _| Reply::json(500, KHMER_PAGE.into())).await;
+    let s = settings_for(&e, &f.base_url);
+    let c = client_for(&e, &f.base_url);
+    let got = c.check_md5(&new_md5()).await;
+    assert!(
+        matches!(got, Err(Error::Http { status: 500, .. })),
+        "{got:?}"
+    );
+    // The daemon records the error (the row is not left leased).
+    let db = e.merchant(&s).await;
+    let md5 = new_md5();
+    insert(&db, &md5, "1.00", "USD").await;
+    let d = start(s.clone());
+    wait_for("an error recorded", Duration::from_secs(10), || async {
+        let b = bookkeeping(&s, &md5).await;
+        (b.errors >= 1).then_some(())
+    })
+    .await;
+    d.stop().await;
+    assert_eq!(status(&db, &md5).await, "pending");
+    // `check md5` ends with an error, not a panic.
+    let cfg = e.config_file(&s, "");
+    let (code, out) = cli(&cfg, &["check", "md5", &new_md5()]);
+    assert_ne!(code, Some(101), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[tokio::test]
+async fn config_check_with_a_non_ascii_character_before_the_scheme_exits_2_cleanly() {
+    let e = env().await;
+    let s = e.settings();
+    for (key, value) in [
+        ("database.url", "ខ://app:Pa55word@127.0.0.1/payments"),
+        (
+            "database.url",
+            "ខpostgres://app:Pa55word@127.0.0.1/payments",
+        ),
+        ("bakong.base_url", "ឃ://ops:Pa55word@relay.example"),
+        ("bakong.proxy", "é://ops:Pa55word@127.0.0.1:3128"),
+    ] {
+        let (section, k) = key.split_once('.').unwrap();
+        let cfg = e.config_file(&s, "");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let line = format!("{k} = {}", toml::Value::String(value.into()));
+        let text = match (section, k) {
+            ("bakong", "proxy") => text.replacen("[bakong]\n", &format!("[bakong]\n{line}\n"), 1),
+            ("database", _) => text.replace(&format!("url = \"{}\"", s.database.url), &line),
+            _ => text.replace(&format!("base_url = \"{}\"", s.bakong.base_url), &line),
+        };
+        assert!(text.contains(&line), "{key}: {text}");
+        std::fs::write(&cfg, text).unwrap();
+        for args in [&["config", "check"][..], &["--json", "config", "check"][..]] {
+            let (code, out) = cli(&cfg, args);
+            assert_eq!(code, Some(2), "{key} {args:?}: {out}");
+            assert!(!out.contains("panicked"), "{key}: {out}");
+            assert!(!out.contains("Pa55word"), "{key}: {out}");
+            assert!(out.contains(key), "{key} not named: {out}");
+        }
+    }
+}
