@@ -508,3 +508,60 @@ async fn config_check_with_a_non_ascii_character_before_the_scheme_exits_2_clean
         }
     }
 }
+
+// ---- Item 4: passwords with URL delimiters ----
+
+#[tokio::test]
+async fn config_check_and_run_never_show_a_password_holding_url_delimiters() {
+    let e = env().await;
+    let s = e.settings();
+    for c in ["/", "?", "#", "@", ":", "/?#@:"] {
+        let pw = format!("Xk7q{c}Zr9w");
+        for (key, value) in [
+            (
+                "database.url",
+                format!("postgres://app:{pw}@127.0.0.1:5432/payments"),
+            ),
+            ("bakong.proxy", format!("http://ops:{pw}@127.0.0.1:3128")),
+            (
+                "webhook.url",
+                format!("https://hook:{pw}@127.0.0.1:9/bakong/events"),
+            ),
+        ] {
+            let line = |k: &str| format!("{k} = {}", toml::Value::String(value.clone()));
+            // A webhook secret that is not one: every config here is refused at
+            // validation, so `run` exits too.
+            let cfg = e.config_file(&s, "\n[webhook]\nsecret = \"not-a-whsec-secret\"\n");
+            let mut text = std::fs::read_to_string(&cfg).unwrap();
+            text = match key {
+                "database.url" => {
+                    text.replace(&format!("url = \"{}\"", s.database.url), &line("url"))
+                }
+                "bakong.proxy" => {
+                    text.replacen("[bakong]\n", &format!("[bakong]\n{}\n", line("proxy")), 1)
+                }
+                _ => text.replacen("[webhook]\n", &format!("[webhook]\n{}\n", line("url")), 1),
+            };
+            assert!(text.contains(&value), "{key}: {text}");
+            std::fs::write(&cfg, text).unwrap();
+            for args in [
+                &["config", "check"][..],
+                &["--json", "config", "check"][..],
+                &["run"][..],
+            ] {
+                // A PostgreSQL URL that parses makes `run` wait for the
+                // database (exit 1 after the pool's timeout): `config
+                // check` covers it.
+                if args == ["run"] && key == "database.url" && (c == "@" || c == ":") {
+                    continue;
+                }
+                let (code, out) = cli(&cfg, args);
+                assert_eq!(code, Some(2), "{key} {args:?}: {out}");
+                assert!(
+                    !out.contains("Xk7q") && !out.contains("Zr9w"),
+                    "{key} = {value:?}, {args:?}: {out}"
+                );
+            }
+        }
+    }
+}
