@@ -565,3 +565,105 @@ async fn config_check_and_run_never_show_a_password_holding_url_delimiters() {
         }
     }
 }
+
+// ---- Item 12: a static QR answer does not stop the checks ----
+
+fn static_qr_single() -> String {
+    r#"{"responseCode":1,"responseMessage":"Sorry, the system does not support static QR code.","errorCode":2,"data":null}"#.into()
+}
+
+fn list_static_qr(asked: &Value) -> String {
+    let items: Vec<String> = asked
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| format!(r#"{{"md5":{m},"status":"STATIC_QR","message":null,"data":null}}"#))
+        .collect();
+    format!(
+        r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":[{}]}}"#,
+        items.join(",")
+    )
+}
+
+/// A fake answering "static QR" to the first `static_answers` requests,
+/// then (with `then_paid`) a 1.50 USD transaction; the unix ms of every
+/// request are kept.
+async fn static_then(static_answers: usize, then_paid: bool) -> (Fake, Arc<Mutex<Vec<i64>>>) {
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let t = times.clone();
+    let f = fake(move |endpoint, body, n| {
+        t.lock()
+            .unwrap()
+            .push(chrono::Utc::now().timestamp_millis());
+        let list = endpoint == "check_transaction_by_md5_list";
+        let body = match (n < static_answers || !then_paid, list) {
+            (true, true) => list_static_qr(body),
+            (true, false) => static_qr_single(),
+            (false, true) => list_found(body, "1.50", "USD"),
+            (false, false) => found("1.50", "USD"),
+        };
+        Reply::json(200, body)
+    })
+    .await;
+    (f, times)
+}
+
+#[tokio::test]
+async fn a_payment_answered_static_qr_then_paid_before_its_deadline_ends_paid() {
+    for bulk in [BulkMode::Never, BulkMode::Always] {
+        let e = env().await;
+        let (f, _) = static_then(3, true).await;
+        let mut s = settings_for(&e, &f.base_url);
+        s.poller.bulk = bulk;
+        let db = e.merchant(&s).await;
+        let md5 = new_md5();
+        insert(&db, &md5, "1.50", "USD").await;
+        let d = start(s);
+        let st = final_status(&db, &md5, Duration::from_secs(10)).await;
+        d.stop().await;
+        assert_eq!(st, "paid", "{bulk:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_static_qr_never_paid_expires_only_after_a_check_made_after_its_deadline() {
+    for bulk in [BulkMode::Never, BulkMode::Always] {
+        let e = env().await;
+        let (f, times) = static_then(usize::MAX, false).await;
+        let mut s = settings_for(&e, &f.base_url);
+        s.poller.bulk = bulk;
+        s.poller.expiry_grace = Duration::from_millis(300);
+        let grace_ms = 300;
+        let db = e.merchant(&s).await;
+        let md5 = new_md5();
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, '1.50', 'USD', datetime('now', '+2 seconds'))",
+        )
+        .bind(&md5)
+        .execute(&db)
+        .await
+        .unwrap();
+        let expires_s: i64 = sqlx::query_scalar(
+            "SELECT CAST(strftime('%s', expires_at) AS INTEGER) FROM payments WHERE md5 = ?1",
+        )
+        .bind(&md5)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        let deadline_ms = expires_s * 1000 + grace_ms;
+        let d = start(s);
+        let st = final_status(&db, &md5, Duration::from_secs(15)).await;
+        d.stop().await;
+        assert_eq!(st, "expired", "{bulk:?}");
+        let times = times.lock().unwrap().clone();
+        assert!(
+            times.iter().any(|&t| t >= deadline_ms),
+            "{bulk:?}: no check after the deadline {deadline_ms}: {times:?}"
+        );
+        assert!(
+            times.iter().filter(|&&t| t < deadline_ms).count() >= 2,
+            "{bulk:?}: checks stopped after the first static QR answer: {times:?}"
+        );
+    }
+}
