@@ -77,7 +77,7 @@ impl Payment {
             amount,
             currency,
             created_ms,
-            deadline_ms: expires_ms.saturating_add(grace.as_millis() as i64),
+            deadline_ms: expires_ms.saturating_add(schedule::millis(grace)),
             errors: c.errors,
             static_qr: c.last_answer.as_deref() == Some(STATIC_QR),
         })
@@ -168,7 +168,7 @@ pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (Fina
 }
 
 fn lane(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Lane {
-    if now_ms - p.created_ms >= cfg.fresh_period.as_millis() as i64 {
+    if now_ms.saturating_sub(p.created_ms) >= schedule::millis(cfg.fresh_period) {
         Lane::Old
     } else {
         Lane::Fresh
@@ -213,8 +213,12 @@ pub fn classify(
             schedule::error_backoff(p.errors + 1, cfg)
         } else {
             match via {
-                Via::List => schedule::next_bulk_interval(checked_ms - p.created_ms, cfg),
-                Via::Single => schedule::next_interval(checked_ms - p.created_ms, cfg),
+                Via::List => {
+                    schedule::next_bulk_interval(checked_ms.saturating_sub(p.created_ms), cfg)
+                }
+                Via::Single => {
+                    schedule::next_interval(checked_ms.saturating_sub(p.created_ms), cfg)
+                }
             }
         };
         Write::Reschedule {

@@ -667,3 +667,110 @@ async fn a_static_qr_never_paid_expires_only_after_a_check_made_after_its_deadli
         );
     }
 }
+
+// ---- Item 13: duration arithmetic that cannot panic ----
+
+#[tokio::test]
+async fn config_check_refuses_out_of_range_rates_and_durations_naming_the_key() {
+    let e = env().await;
+    let s = e.settings();
+    for (key, from, to) in [
+        (
+            "poller.max_requests_per_second",
+            "max_requests_per_second = 200.0",
+            "max_requests_per_second = 1e-20",
+        ),
+        (
+            "poller.max_requests_per_second",
+            "max_requests_per_second = 200.0",
+            "max_requests_per_second = 1000000.0",
+        ),
+        (
+            "bakong.timeout",
+            "timeout = \"500ms\"",
+            "timeout = \"100000h\"",
+        ),
+        (
+            "poller.payment_ttl",
+            "payment_ttl = \"30000ms\"",
+            "payment_ttl = \"500000000years\"",
+        ),
+        (
+            "poller.max_interval",
+            "max_interval = \"200ms\"",
+            "max_interval = \"5000years\"",
+        ),
+    ] {
+        let cfg = e.config_file(&s, "");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains(from), "{from}: {text}");
+        std::fs::write(&cfg, text.replacen(from, to, 1)).unwrap();
+        let (code, out) = cli(&cfg, &["config", "check"]);
+        assert_eq!(code, Some(2), "{to}: {out}");
+        assert!(out.contains(key), "{to}: {out}");
+        assert!(!out.contains("panicked"), "{to}: {out}");
+    }
+}
+
+/// A payment created in year 1 (or 1970) with a deadline ahead: it is
+/// checked, rescheduled (its age is absurd) and confirmed when paid.
+#[tokio::test]
+async fn a_row_created_in_year_1_or_1970_is_checked_and_confirmed_without_a_panic() {
+    for (created, bulk) in [
+        ("0001-01-01 00:00:00", BulkMode::Always),
+        ("0001-01-01 00:00:00", BulkMode::Never),
+        ("1970-01-01 00:00:00", BulkMode::Always),
+    ] {
+        let e = env().await;
+        let mut s = e.settings();
+        s.poller.bulk = bulk;
+        s.poller.cadence = Duration::from_secs(2);
+        s.poller.max_interval = Duration::from_secs(2);
+        // A check task that panics leaves its row leased: a long lease
+        // keeps a panic from being hidden by the row's next claim.
+        s.poller.lease = Duration::from_secs(60);
+        let db = e.merchant(&s).await;
+        // Paid 2.5 s after it is registered: the first check (within one
+        // 2 s cadence) finds nothing and reschedules by the row's age.
+        let md5 = e.payment(&db, "1.50", "USD", paid_after(2500)).await;
+        sqlx::query(
+            "UPDATE payments SET created_at = ?2, expires_at = datetime('now', '+1 minute') WHERE md5 = ?1",
+        )
+        .bind(&md5)
+        .bind(created)
+        .execute(&db)
+        .await
+        .unwrap();
+        let d = start(s);
+        let st = final_status(&db, &md5, Duration::from_secs(15)).await;
+        d.stop().await;
+        assert_eq!(st, "paid", "{created} {bulk:?}");
+    }
+}
+
+#[tokio::test]
+async fn huge_retry_after_values_do_not_panic() {
+    let e = env().await;
+    for ra in [
+        "18446744073709551615",
+        "99999999999999999999999999",
+        "9223372036854775807",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "-1",
+    ] {
+        let f = fake(move |_, _, _| {
+            let mut r = Reply::json(429, "{}".into());
+            r.headers.push(("retry-after", ra.into()));
+            r
+        })
+        .await;
+        let c = client_for(&e, &f.base_url);
+        let got = c.check_md5(&new_md5()).await;
+        assert!(
+            matches!(got, Err(Error::RateLimited { .. })),
+            "{ra}: {got:?}"
+        );
+        // The error's text (logged, stored) is fine too.
+        let _ = got.map_err(|e| e.to_string());
+    }
+}
