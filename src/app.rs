@@ -119,7 +119,11 @@ pub fn local_settings(dir: &std::path::Path, base_url: &str, token: &str) -> Set
 
 /// How long a renewal waits for another daemon's renewal to end (the lock).
 fn renewal_wait(settings: &Settings) -> Duration {
-    settings.bakong.timeout * 2 + Duration::from_secs(10)
+    settings
+        .bakong
+        .timeout
+        .saturating_mul(2)
+        .saturating_add(Duration::from_secs(10))
 }
 
 /// How long a renewal may hold the lock before the server ends its

@@ -675,6 +675,16 @@ pub fn split_api_path(base_url: &str) -> (String, Option<String>) {
     (trimmed.to_string(), None)
 }
 
+/// The range of `poller.max_requests_per_second`.
+pub const MIN_RATE: f64 = 0.01;
+/// See [`MIN_RATE`].
+pub const MAX_RATE: f64 = 1000.0;
+/// The longest timeout (`bakong.timeout`, `webhook.timeout`,
+/// `hook.timeout`, `database.busy_timeout`).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest of every other duration setting.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+
 /// An account id that Bakong's data could never equal; the message quotes
 /// it and suggests the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -828,6 +838,7 @@ impl Settings {
     pub fn problems(&self) -> Vec<ConfigError> {
         let mut out = self.connection_problems();
         out.extend(self.poller_problems());
+        out.extend(self.bound_problems());
         out.extend(self.log_problems());
         out
     }
@@ -938,6 +949,59 @@ impl Settings {
         out
     }
 
+    /// Upper bounds of every duration: the daemon multiplies, adds and
+    /// converts them (backoffs, leases, deadlines), and a value no one
+    /// means (`100000h`) must be refused with its key, never overflow.
+    fn bound_problems(&self) -> Vec<ConfigError> {
+        let p = &self.poller;
+        let timeouts = [
+            ("database.busy_timeout", self.database.busy_timeout),
+            ("bakong.timeout", self.bakong.timeout),
+            ("webhook.timeout", self.webhook.timeout),
+            ("hook.timeout", self.hook.timeout),
+        ]
+        .map(|(k, d)| (k, d, MAX_TIMEOUT));
+        let others = [
+            ("bakong.renew_before", self.bakong.renew_before),
+            ("poller.payment_ttl", p.payment_ttl),
+            ("poller.expiry_grace", p.expiry_grace),
+            ("poller.scan_interval", p.scan_interval),
+            ("poller.fresh_interval", p.fresh_interval),
+            ("poller.fresh_period", p.fresh_period),
+            ("poller.max_interval", p.max_interval),
+            ("poller.lease", p.lease),
+            ("poller.error_backoff_min", p.error_backoff_min),
+            ("poller.error_backoff_max", p.error_backoff_max),
+            ("poller.rate_backoff_min", p.rate_backoff_min),
+            ("poller.rate_backoff_max", p.rate_backoff_max),
+            ("poller.renew_retry", p.renew_retry),
+            ("poller.summary_interval", p.summary_interval),
+            ("poller.bulk_retry", p.bulk_retry),
+            ("poller.bulk_flush", p.bulk_flush),
+            ("poller.cadence", p.cadence),
+            ("poller.shutdown_timeout", p.shutdown_timeout),
+            ("poller.quota_probe", p.quota_probe),
+            ("webhook.retry_min", self.webhook.retry_min),
+            ("webhook.retry_max", self.webhook.retry_max),
+        ]
+        .map(|(k, d)| (k, d, MAX_DURATION));
+        timeouts
+            .into_iter()
+            .chain(others)
+            .filter(|(_, d, max)| d > max)
+            .map(|(key, d, max)| {
+                ConfigError::key(
+                    key,
+                    format!(
+                        "{} is out of range: at most {}",
+                        humantime::format_duration(d),
+                        humantime::format_duration(max)
+                    ),
+                )
+            })
+            .collect()
+    }
+
     /// `[poller]`: rates, intervals and their relations.
     fn poller_problems(&self) -> Vec<ConfigError> {
         let mut out = Vec::new();
@@ -948,10 +1012,13 @@ impl Settings {
         };
         let bad = |key: &str, why: String| Err(ConfigError::key(key, why));
         let p = &self.poller;
-        if !(p.max_requests_per_second.is_finite() && p.max_requests_per_second > 0.0) {
+        if !(MIN_RATE..=MAX_RATE).contains(&p.max_requests_per_second) {
             push(bad(
                 "poller.max_requests_per_second",
-                format!("{} must be a positive number", p.max_requests_per_second),
+                format!(
+                    "{} is out of range: must be {MIN_RATE} to {MAX_RATE} requests per second",
+                    p.max_requests_per_second
+                ),
             ));
         }
         if p.concurrency == 0 || p.concurrency > 256 {
@@ -1316,6 +1383,99 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, EXAMPLE).expect("write");
         Settings::load(Some(&p)).expect("example config loads");
+    }
+
+    #[test]
+    fn out_of_range_rates_and_durations_are_refused_naming_the_key_and_range() {
+        let big = Duration::from_secs(400 * 86_400);
+        type Edit = Box<dyn Fn(&mut Settings)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "poller.max_requests_per_second",
+                Box::new(|s| s.poller.max_requests_per_second = 1e-20),
+            ),
+            (
+                "poller.max_requests_per_second",
+                Box::new(|s| s.poller.max_requests_per_second = 0.001),
+            ),
+            (
+                "poller.max_requests_per_second",
+                Box::new(|s| s.poller.max_requests_per_second = 5000.0),
+            ),
+            (
+                "poller.max_requests_per_second",
+                Box::new(|s| s.poller.max_requests_per_second = f64::INFINITY),
+            ),
+            (
+                "bakong.timeout",
+                Box::new(|s| s.bakong.timeout = Duration::from_secs(2 * 3600)),
+            ),
+            (
+                "database.busy_timeout",
+                Box::new(|s| s.database.busy_timeout = Duration::MAX),
+            ),
+            (
+                "webhook.timeout",
+                Box::new(|s| s.webhook.timeout = Duration::from_secs(7200)),
+            ),
+            ("hook.timeout", Box::new(|s| s.hook.timeout = Duration::MAX)),
+            (
+                "poller.payment_ttl",
+                Box::new(move |s| s.poller.payment_ttl = big),
+            ),
+            (
+                "poller.expiry_grace",
+                Box::new(move |s| s.poller.expiry_grace = big),
+            ),
+            (
+                "poller.cadence",
+                Box::new(|s| s.poller.cadence = Duration::MAX),
+            ),
+            (
+                "poller.fresh_period",
+                Box::new(|s| s.poller.fresh_period = Duration::MAX),
+            ),
+            (
+                "poller.error_backoff_max",
+                Box::new(move |s| s.poller.error_backoff_max = big),
+            ),
+            (
+                "poller.rate_backoff_max",
+                Box::new(move |s| s.poller.rate_backoff_max = big),
+            ),
+            (
+                "poller.bulk_flush",
+                Box::new(|s| s.poller.bulk_flush = Duration::MAX),
+            ),
+            (
+                "bakong.renew_before",
+                Box::new(|s| s.bakong.renew_before = Duration::MAX),
+            ),
+            (
+                "webhook.retry_max",
+                Box::new(|s| s.webhook.retry_max = Duration::MAX),
+            ),
+        ];
+        for (key, edit) in cases {
+            let mut s = Settings::default();
+            edit(&mut s);
+            let problems = s.problems();
+            let p = problems
+                .iter()
+                .find(|e| e.key.as_deref() == Some(key))
+                .unwrap_or_else(|| panic!("{key}: no problem naming it in {problems:?}"));
+            let text = p.to_string();
+            assert!(text.contains("at most") || text.contains(" to "), "{text}");
+        }
+        // The bounds themselves pass.
+        let mut s = Settings::default();
+        s.poller.max_requests_per_second = 0.01;
+        s.bakong.timeout = Duration::from_secs(3600);
+        s.poller.lease = Duration::from_secs(3601);
+        s.poller.payment_ttl = Duration::from_secs(366 * 86_400);
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
+        s.poller.max_requests_per_second = 1000.0;
+        assert!(s.problems().is_empty(), "{:?}", s.problems());
     }
 
     #[test]

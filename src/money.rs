@@ -128,18 +128,75 @@ pub fn check_precision(amount: Decimal, currency: Currency) -> Result<(), TooPre
     Ok(())
 }
 
-/// Parses an amount as Bakong sends it: a JSON number (`1.0`, `9800`) or a
-/// string. The JSON text of the number is read exactly, never through f64.
+/// Parses an amount as Bakong sends it: a JSON number (`1.0`, `9800`,
+/// `1e2`) or a string holding one (`"1.50"`). The number's text is read
+/// exactly, never through f64; `None` when the value is neither or cannot
+/// be held exactly (more than 28 significant digits, out of range).
 pub fn amount_from_json(v: &serde_json::Value) -> Option<Decimal> {
-    let text = match v {
-        serde_json::Value::Number(n) => n.to_string(),
-        serde_json::Value::String(s) => s.clone(),
-        _ => return None,
+    match v {
+        serde_json::Value::Number(n) => exact_decimal(&n.to_string()),
+        serde_json::Value::String(s) => exact_decimal(s),
+        _ => None,
+    }
+}
+
+/// Parses an amount from its raw JSON text: a number as written
+/// (`4.9999999999999999999` stays that, not 5) or a string holding one.
+/// `None` for anything else or anything that cannot be held exactly.
+pub fn amount_from_raw_json(raw: &str) -> Option<Decimal> {
+    let raw = raw.trim();
+    if raw.starts_with('"') {
+        let s: String = serde_json::from_str(raw).ok()?;
+        exact_decimal(&s)
+    } else {
+        exact_decimal(raw)
+    }
+}
+
+/// A number in JSON's grammar (`-`? digits (`.` digits)? (`e` sign? digits)?,
+/// leading zeros tolerated) read exactly into a normalized decimal, or
+/// `None` if it does not follow the grammar or cannot be held exactly.
+pub fn exact_decimal(text: &str) -> Option<Decimal> {
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
     };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .ok()
-        .map(|d| d.normalize())
+    let digits = mantissa.strip_prefix('-').unwrap_or(mantissa);
+    let (int, frac) = match digits.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (digits, None),
+    };
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        return None;
+    }
+    let mut d = Decimal::from_str_exact(mantissa).ok()?;
+    if let Some(e) = exponent {
+        let e_digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        if !all_digits(e_digits) {
+            return None;
+        }
+        // Beyond 28 places nothing fits a Decimal exactly (zero aside,
+        // which no amount is).
+        let e: i64 = if e_digits.len() > 4 {
+            return None;
+        } else {
+            e.parse().ok()?
+        };
+        let scale = i64::from(d.scale()) - e;
+        if scale >= 0 {
+            d.set_scale(u32::try_from(scale).ok()?).ok()?;
+        } else {
+            d.set_scale(0).ok()?;
+            for _ in 0..(-scale).min(29) {
+                d = d.checked_mul(Decimal::TEN)?;
+            }
+            if -scale > 29 && !d.is_zero() {
+                return None;
+            }
+        }
+    }
+    Some(d.normalize())
 }
 
 #[cfg(test)]
@@ -154,6 +211,47 @@ mod tests {
             parse_amount("1.50").ok()
         );
         assert_ne!(parse_amount("0.1"), parse_amount("0.10000001"));
+    }
+
+    #[test]
+    fn json_amounts_are_read_exactly_or_not_at_all() {
+        for (raw, want) in [
+            ("4.9999999999999999999", "4.9999999999999999999"),
+            ("5.0000000000000000001", "5.0000000000000000001"),
+            ("\"4.9999999999999999999\"", "4.9999999999999999999"),
+            ("1.0", "1"),
+            ("9800", "9800"),
+            ("1e2", "100"),
+            ("1E+2", "100"),
+            ("15e-1", "1.5"),
+            ("\"1.50\"", "1.5"),
+            ("0.01", "0.01"),
+            ("-1", "-1"),
+        ] {
+            let got = amount_from_raw_json(raw);
+            assert_eq!(got, Decimal::from_str_exact(want).ok(), "{raw}");
+        }
+        for raw in [
+            "1e400",
+            "1e29",
+            "0.00000000000000000000000000000001",
+            "123456789012345678901234567890.5",
+            "\"1,50\"",
+            "\"1.5 \"",
+            "\" 1.5\"",
+            "\"0x10\"",
+            "\"1_000\"",
+            "\"+1\"",
+            "\".5\"",
+            "\"5.\"",
+            "\"\"",
+            "null",
+            "true",
+            "[1]",
+            "1e99999999999",
+        ] {
+            assert_eq!(amount_from_raw_json(raw), None, "{raw}");
+        }
     }
 
     #[test]

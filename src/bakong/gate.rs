@@ -33,6 +33,17 @@ use tokio::time::Instant;
 /// The longest `Retry-After` honoured as it is.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// The longest gap between two requests, whatever the rate (a rate cut
+/// many times, a tiny ceiling): a request a day still goes.
+const MAX_GAP: Duration = Duration::from_secs(86_400);
+
+/// `now + d`, or a year from now if that overflows an [`Instant`].
+fn later(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(366 * 86_400)))
+        .unwrap_or(now)
+}
+
 /// A boxed future, so [`GateShare`] stays object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -264,7 +275,11 @@ impl Gate {
     fn hold_until(st: &mut State, nb_ms: i64) {
         let ahead = nb_ms - unix_ms();
         if ahead > 0 {
-            let until = Instant::now() + Duration::from_millis(ahead as u64);
+            // A window recorded by another daemon is one of its 429s, at
+            // most an hour (and a little): never longer here.
+            let ahead =
+                Duration::from_millis(ahead as u64).min(MAX_RETRY_AFTER + Duration::from_secs(60));
+            let until = later(Instant::now(), ahead);
             st.not_before = Some(st.not_before.map_or(until, |x| x.max(until)));
         }
     }
@@ -328,7 +343,8 @@ impl Gate {
                     continue;
                 }
                 // 1% spare, so arrivals stay under the ceiling too.
-                *next = Instant::now() + Duration::from_secs_f64(1.01 / rate);
+                let gap = Duration::try_from_secs_f64(1.01 / rate).unwrap_or(MAX_GAP);
+                *next = later(Instant::now(), gap.min(MAX_GAP));
             }
             if self.held_elsewhere().await {
                 continue;
@@ -409,7 +425,7 @@ impl Gate {
             _ => Duration::ZERO,
         };
         let now = Instant::now();
-        let until = now + wait + margin;
+        let until = later(now, wait.saturating_add(margin));
         // Only the part of this pause that extends the one in force is new.
         let held_from = st.not_before.map_or(now, |nb| nb.max(now));
         let added = until.saturating_duration_since(held_from);
@@ -437,6 +453,27 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn absurd_rates_retry_afters_and_shared_windows_do_not_panic() {
+        let g = Gate::new(&GateConfig {
+            max_requests_per_second: Some(1e-20),
+            ..GateConfig::default()
+        });
+        // The first request leaves at once; the next slot is far away.
+        tokio::time::timeout(Duration::from_secs(5), g.acquire())
+            .await
+            .expect("first request not held");
+        for ra in [
+            RetryAfter::Seconds(u64::MAX),
+            RetryAfter::Seconds(u64::MAX / 1000),
+            RetryAfter::Date(SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+        ] {
+            assert!(g.rate_limited(Some(ra)) <= MAX_RETRY_AFTER);
+        }
+        Gate::hold_until(&mut g.lock(), i64::MAX);
+        assert!(RetryAfter::parse("99999999999999999999999").is_none());
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -127,10 +127,11 @@ fn check_amount(amount: Decimal) -> Result<(), Error> {
 
 /// A transaction check answer: the transaction, or the reason there is none.
 fn transaction_from(env: Envelope, endpoint: &'static str) -> Result<Transaction, Error> {
-    Transaction::from_json(&env.data).map_err(|detail| Error::Decode {
+    let text = env.data_text();
+    Transaction::from_text(&text).map_err(|detail| Error::Decode {
         endpoint,
         detail: detail.0,
-        excerpt: error::excerpt(env.data.to_string().as_bytes()),
+        excerpt: error::excerpt(text.as_bytes()),
     })
 }
 
@@ -337,7 +338,7 @@ impl Client {
                 l.push(sent.elapsed().as_millis().min(u32::MAX as u128) as u32);
             }
         }
-        let envelope = serde_json::from_slice::<Envelope>(&body);
+        let envelope = Envelope::from_slice(&body);
         // The daily quota: errorCode 17, or a 429 that speaks of a daily
         // limit. About the token for the rest of the day, not a rate.
         if let Ok(env) = &envelope {
@@ -346,7 +347,10 @@ impl Client {
                 let m = message.to_ascii_lowercase();
                 m.contains("daily") && m.contains("limit")
             };
-            if (env.response_code != 0 && env.error_code == Some(17)) || (status == 429 && daily) {
+            let quota_code = env.response_code != 0
+                && env.error_code == Some(17)
+                && (trusted(status, env) || status == 429);
+            if quota_code || (status == 429 && daily) {
                 let message = if message.is_empty() {
                     error_code_text(17).to_string()
                 } else {
@@ -383,7 +387,7 @@ impl Client {
             _ => {}
         }
         let env = match envelope {
-            Ok(env) if status < 500 => env,
+            Ok(env) if trusted(status, &env) => env,
             Err(e) if (200..300).contains(&status) => {
                 return Err(Error::Decode {
                     endpoint,
@@ -391,6 +395,9 @@ impl Client {
                     excerpt: shown(&body),
                 })
             }
+            // A redirect, an undocumented 4xx or a 5xx is no answer from
+            // Bakong, whatever envelope it carries (a proxy's or a CDN's
+            // page, a cache): never a "paid" or a "not found".
             _ => {
                 return Err(Error::Http {
                     endpoint,
@@ -662,11 +669,12 @@ impl Client {
             m.bulk_request(items.len());
         }
         let env = Self::answer(self.call(endpoint, &json!(items), Auth::Required).await?)?;
+        let text = env.data_text();
         let (read, stray) =
-            types::read_list(&env.data, key, items).map_err(|detail| Error::Decode {
+            types::read_list(&text, key, items).map_err(|detail| Error::Decode {
                 endpoint,
                 detail: detail.0,
-                excerpt: error::excerpt(env.data.to_string().as_bytes()),
+                excerpt: error::excerpt(text.as_bytes()),
             })?;
         for s in &stray {
             tracing::warn!(endpoint, item = %s, "list answer item skipped");
@@ -780,6 +788,26 @@ impl Client {
     }
 }
 
+/// Whether an envelope that came with HTTP `status` is Bakong's answer:
+/// any envelope of a 2xx, and a 400's failure envelope with an error code
+/// of the spec's table about the request (missing fields, accounts, ...),
+/// never one about a transaction (found, not found, failed, static QR
+/// come with a 200). 401, 403, 404 and 429 are sorted before, by status
+/// alone; every other status (redirects included: the client follows
+/// none) is no answer.
+fn trusted(status: u16, env: &Envelope) -> bool {
+    match status {
+        200..=299 => true,
+        400 => {
+            env.response_code != 0
+                && env
+                    .error_code
+                    .is_some_and(|c| (4..=12).contains(&c) || c == 17)
+        }
+        _ => false,
+    }
+}
+
 /// The error and its sources in one line, with any URL credentials
 /// redacted (reqwest's errors name the request URL).
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -791,4 +819,46 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     crate::redact::redact_text(&s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(code: i64, error: Option<i64>) -> Envelope {
+        Envelope::from_slice(
+            json!({"responseCode": code, "errorCode": error, "data": null})
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("an envelope")
+    }
+
+    #[test]
+    fn only_2xx_and_a_400_with_a_request_error_code_are_trusted() {
+        for status in [200, 201, 204] {
+            assert!(trusted(status, &env(0, None)), "{status}");
+            assert!(trusted(status, &env(1, Some(1))), "{status}");
+        }
+        assert!(trusted(400, &env(1, Some(5))));
+        assert!(trusted(400, &env(1, Some(12))));
+        for (status, e) in [
+            (400, env(0, None)),
+            (400, env(1, Some(1))),
+            (400, env(1, Some(2))),
+            (400, env(1, Some(3))),
+            (400, env(1, None)),
+            (301, env(0, None)),
+            (302, env(1, Some(1))),
+            (304, env(0, None)),
+            (307, env(0, None)),
+            (418, env(0, None)),
+            (451, env(1, Some(1))),
+            (500, env(0, None)),
+            (503, env(1, Some(1))),
+            (100, env(0, None)),
+        ] {
+            assert!(!trusted(status, &e), "{status} {e:?}");
+        }
+    }
 }

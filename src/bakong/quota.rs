@@ -145,7 +145,8 @@ impl Quota {
     }
 
     fn next_probe_after(probe_every: Duration, now_ms: i64) -> i64 {
-        let probe = now_ms.saturating_add(probe_every.as_millis() as i64);
+        let probe =
+            now_ms.saturating_add(i64::try_from(probe_every.as_millis()).unwrap_or(i64::MAX));
         // A quota counted per UTC day resets at midnight: probe then too.
         let midnight = (now_ms.div_euclid(DAY_MS) + 1) * DAY_MS + 1_000;
         probe.min(midnight)

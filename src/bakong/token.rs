@@ -700,7 +700,13 @@ impl TokenManager {
                     let now = Utc::now();
                     let renew_before = chrono::Duration::from_std(self.cfg.renew_before)
                         .unwrap_or_else(|_| chrono::Duration::days(7));
-                    let mut wait = (exp - renew_before - now).to_std().unwrap_or_default();
+                    // exp comes from the token: an absurd one must not
+                    // overflow the date arithmetic.
+                    let mut wait = exp
+                        .checked_sub_signed(renew_before)
+                        .map(|at| at - now)
+                        .and_then(|d| d.to_std().ok())
+                        .unwrap_or_default();
                     if wait.is_zero() && *generation > 0 {
                         // A token this process renewed (or took over) is
                         // already inside its renew_before window: the

@@ -6,13 +6,14 @@
 //! decimals, currencies, hashes). A list answer is read item by item: one
 //! unreadable item is an error for its own md5 only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::money::{amount_from_json, Currency};
+use crate::money::{amount_from_raw_json, Currency};
 
 /// The envelope every endpoint answers with.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -26,9 +27,58 @@ pub struct Envelope {
     /// Error code when `response_code` is 1.
     #[serde(default)]
     pub error_code: Option<i64>,
-    /// The payload.
+    /// The payload, for reading fields other than amounts (its numbers
+    /// went through f64).
     #[serde(default)]
     pub data: Value,
+    /// The payload's JSON text as it arrived, for what must be read
+    /// exactly (amounts). `None` when the envelope was not read from text.
+    #[serde(skip)]
+    pub raw_data: Option<Box<RawValue>>,
+}
+
+/// The envelope as it arrives, its payload kept as text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEnvelope {
+    response_code: i64,
+    #[serde(default)]
+    response_message: Option<String>,
+    #[serde(default)]
+    error_code: Option<i64>,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+}
+
+impl Envelope {
+    /// Reads an answer's body, keeping the payload's text for exact
+    /// reading ([`Envelope::raw_data`]).
+    pub fn from_slice(body: &[u8]) -> Result<Self, serde_json::Error> {
+        let w: WireEnvelope = serde_json::from_slice(body)?;
+        // A payload whose numbers a float cannot hold (1e400) is still
+        // readable through `raw_data`.
+        let data = w
+            .data
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r.get()).ok())
+            .unwrap_or(Value::Null);
+        Ok(Envelope {
+            response_code: w.response_code,
+            response_message: w.response_message,
+            error_code: w.error_code,
+            data,
+            raw_data: w.data,
+        })
+    }
+
+    /// The payload's JSON text as it arrived (`null` when absent); for an
+    /// envelope built in code, the text of `data`.
+    pub fn data_text(&self) -> String {
+        match &self.raw_data {
+            Some(r) => r.get().to_string(),
+            None => self.data.to_string(),
+        }
+    }
 }
 
 /// A transaction as a successful check reports it.
@@ -87,13 +137,6 @@ fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
     })
 }
 
-/// The amount, read exactly from the JSON text (never through a float's
-/// arithmetic).
-fn exact_amount<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    let v = Value::deserialize(d)?;
-    Ok(amount_from_json(&v))
-}
-
 /// The wire shape of a transaction, before validation.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,8 +149,9 @@ struct WireTransaction {
     to_account_id: Option<String>,
     #[serde(default, deserialize_with = "lenient_text")]
     currency: Option<String>,
-    #[serde(default, deserialize_with = "exact_amount")]
-    amount: Option<Decimal>,
+    /// As written: read exactly from this text, never through f64.
+    #[serde(default)]
+    amount: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "lenient_text")]
     description: Option<String>,
     #[serde(default, deserialize_with = "lenient_millis")]
@@ -147,12 +191,26 @@ impl Transaction {
     /// Reads a transaction from the `data` of a check answer. What the
     /// `paid` rule needs (hash, receiver, amount, currency) must be sound;
     /// the rest is read leniently (a null payer is `None`).
+    ///
+    /// Built from a [`Value`], whose numbers went through f64: use
+    /// [`Transaction::from_text`] on an answer's text.
     pub fn from_json(v: &Value) -> Result<Self, AnswerError> {
-        if !v.is_object() {
-            return Err(format!("data is {v}, expected a transaction object").into());
+        Self::from_text(&v.to_string())
+    }
+
+    /// Reads a transaction from the JSON text of a check answer's `data`;
+    /// the amount is read exactly from its text (a number or a string),
+    /// and an amount that cannot be held exactly makes it unreadable.
+    pub fn from_text(text: &str) -> Result<Self, AnswerError> {
+        if !text.trim_start().starts_with('{') {
+            return Err(format!(
+                "data is {}, expected a transaction object",
+                super::error::excerpt(text.as_bytes())
+            )
+            .into());
         }
         let w: WireTransaction =
-            serde_json::from_value(v.clone()).map_err(|e| AnswerError(e.to_string()))?;
+            serde_json::from_str(text).map_err(|e| AnswerError(e.to_string()))?;
         let hash = w.hash.ok_or("hash is missing")?;
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("hash {hash:?} is not 64 hex characters").into());
@@ -162,10 +220,15 @@ impl Transaction {
             .ok_or("currency is missing")?
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
-        let amount = w
-            .amount
+        let raw_amount = w.amount.as_deref().map(RawValue::get).unwrap_or("null");
+        let amount = amount_from_raw_json(raw_amount)
             .filter(|a| *a > Decimal::ZERO)
-            .ok_or_else(|| format!("amount {:?} is not a positive decimal", v.get("amount")))?;
+            .ok_or_else(|| {
+                format!(
+                    "amount {} is not a positive decimal that can be read exactly",
+                    super::error::excerpt(raw_amount.as_bytes())
+                )
+            })?;
         let to_account_id = w
             .to_account_id
             .filter(|s| !s.is_empty())
@@ -205,15 +268,6 @@ pub enum ListStatus {
     StaticQr,
 }
 
-/// One item of a list answer as it arrives.
-#[derive(Deserialize)]
-struct WireItem {
-    #[serde(default, deserialize_with = "lenient_text")]
-    status: Option<String>,
-    #[serde(default)]
-    data: Value,
-}
-
 /// Each asked id's item, read on its own (or why it could not be).
 pub type ListItems = HashMap<String, Result<ListStatus, AnswerError>>;
 
@@ -222,16 +276,26 @@ pub type ListItems = HashMap<String, Result<ListStatus, AnswerError>>;
 /// item naming nothing that was asked is skipped (and reported in the
 /// second value). Each asked id gets its own result: an item that cannot be
 /// read is an error for that id alone.
+///
+/// `data` is the JSON text of the answer's `data`, so that amounts are
+/// read exactly.
 pub fn read_list(
-    data: &Value,
+    data: &str,
     key: &str,
     asked: &[String],
 ) -> Result<(ListItems, Vec<String>), AnswerError> {
-    let arr = data.as_array().ok_or("data is not an array")?;
+    let arr: Vec<&RawValue> =
+        serde_json::from_str(data).map_err(|_| AnswerError::from("data is not an array"))?;
     let mut out: ListItems = HashMap::new();
     let mut stray = Vec::new();
     for entry in arr {
-        let Some(id) = entry.get(key).and_then(Value::as_str) else {
+        // An item that is not an object names nothing.
+        let fields: BTreeMap<String, &RawValue> =
+            serde_json::from_str(entry.get()).unwrap_or_default();
+        let id = fields
+            .get(key)
+            .and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+        let Some(id) = id.as_deref() else {
             stray.push(format!("an item without {key}"));
             continue;
         };
@@ -239,7 +303,7 @@ pub fn read_list(
             stray.push(format!("{key} {id:?}, which was not asked for"));
             continue;
         };
-        let item = read_item(entry);
+        let item = read_item(&fields);
         match out.get(id) {
             // The same answer twice is harmless; two different answers
             // for one id cannot be trusted.
@@ -258,12 +322,20 @@ pub fn read_list(
     Ok((out, stray))
 }
 
-fn read_item(entry: &Value) -> Result<ListStatus, AnswerError> {
-    let w: WireItem =
-        serde_json::from_value(entry.clone()).map_err(|e| AnswerError(e.to_string()))?;
-    match w.status.as_deref() {
+fn read_item(fields: &BTreeMap<String, &RawValue>) -> Result<ListStatus, AnswerError> {
+    let status = match fields.get("status") {
+        Some(r) => match serde_json::from_str::<Value>(r.get()) {
+            Ok(Value::String(s)) => Some(s),
+            Ok(Value::Number(n)) => Some(n.to_string()),
+            Ok(_) => None,
+            Err(e) => return Err(AnswerError(e.to_string())),
+        },
+        None => None,
+    };
+    let data = fields.get("data").map(|r| r.get()).unwrap_or("null");
+    match status.as_deref() {
         Some("SUCCESS") => Ok(ListStatus::Success {
-            transaction: Box::new(Transaction::from_json(&w.data)?),
+            transaction: Box::new(Transaction::from_text(data)?),
         }),
         Some("NOT_FOUND") => Ok(ListStatus::NotFound),
         Some("FAILED") => Ok(ListStatus::Failed),
@@ -364,6 +436,47 @@ mod tests {
     }
 
     #[test]
+    fn amounts_are_read_from_their_text_not_through_a_float() {
+        let text = |amount: &str| {
+            format!(r#"{{"hash":"{HASH}","toAccountId":"c@d","currency":"USD","amount":{amount}}}"#)
+        };
+        let t = Transaction::from_text(&text("4.9999999999999999999")).expect("readable");
+        assert_eq!(t.amount.to_string(), "4.9999999999999999999");
+        let t = Transaction::from_text(&text("\"1.50\"")).expect("readable");
+        assert_eq!(t.amount, Decimal::new(15, 1));
+        for bad in ["1e400", "0.00000000000000000000000000000001", "\"1,5\""] {
+            let e = Transaction::from_text(&text(bad)).expect_err(bad);
+            assert!(e.0.contains("amount"), "{e}");
+        }
+        // The same through a list answer.
+        let md5 = "a".repeat(32);
+        let list = format!(
+            r#"[{{"md5":"{md5}","status":"SUCCESS","data":{}}},{{"md5":"{}","status":"SUCCESS","data":{}}}]"#,
+            text("4.9999999999999999999"),
+            "b".repeat(32),
+            text("1e400"),
+        );
+        let asked = vec![md5.clone(), "b".repeat(32)];
+        let (items, _) = read_list(&list, "md5", &asked).expect("an array");
+        match &items[&md5] {
+            Ok(ListStatus::Success { transaction }) => {
+                assert_eq!(transaction.amount.to_string(), "4.9999999999999999999")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(items[&asked[1]].is_err(), "1e400 alone is unreadable");
+        let env = Envelope::from_slice(
+            format!(
+                r#"{{"responseCode":0,"errorCode":null,"data":{}}}"#,
+                text("1e400")
+            )
+            .as_bytes(),
+        )
+        .expect("an envelope");
+        assert!(Transaction::from_text(&env.data_text()).is_err());
+    }
+
+    #[test]
     fn each_list_item_stands_alone() {
         let asked: Vec<String> = ["a", "b", "c", "d", "e"]
             .iter()
@@ -384,7 +497,7 @@ mod tests {
             {"status": "NOT_FOUND"},
             "not an object",
         ]);
-        let (items, stray) = read_list(&data, "md5", &asked).expect("an array");
+        let (items, stray) = read_list(&data.to_string(), "md5", &asked).expect("an array");
         assert!(matches!(items[&asked[0]], Ok(ListStatus::Success { .. })));
         match &items[&asked[1]] {
             Ok(ListStatus::Success { transaction }) => {
@@ -396,6 +509,6 @@ mod tests {
         assert!(items[&asked[3]].is_err(), "unknown status");
         assert!(items[&asked[4]].is_err(), "unreadable amount");
         assert_eq!(stray.len(), 3, "{stray:?}");
-        assert!(read_list(&json!({"x": 1}), "md5", &asked).is_err());
+        assert!(read_list(&json!({"x": 1}).to_string(), "md5", &asked).is_err());
     }
 }

@@ -251,6 +251,7 @@ mod tests {
             response_message: None,
             error_code: error,
             data: Value::Null,
+            raw_data: None,
         })
     }
 

@@ -59,7 +59,8 @@ impl Bulk {
         if closed.is_none() {
             warn!(error = %e, retry_in = %humantime::format_duration(self.retry), "bulk lookups refused; using single lookups");
         }
-        *closed = Some(Instant::now() + self.retry);
+        let now = Instant::now();
+        *closed = Some(now.checked_add(self.retry).unwrap_or(now));
         true
     }
 }

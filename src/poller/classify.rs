@@ -2,7 +2,7 @@
 //! ask once more with a single lookup. Every rule about reading an answer
 //! lives here: the `paid` comparison, "final only after the deadline",
 //! the deadline's single lookup that tells failed from expired (the md5
-//! list has no FAILED), and static QRs.
+//! list has no FAILED), and static QRs (checked like "not found").
 
 use std::time::Duration;
 
@@ -79,7 +79,7 @@ impl Payment {
             amount,
             currency,
             created_ms,
-            deadline_ms: expires_ms.saturating_add(grace.as_millis() as i64),
+            deadline_ms: expires_ms.saturating_add(schedule::millis(grace)),
             errors: c.errors,
             static_qr: c.last_answer.as_deref() == Some(STATIC_QR),
             held: c.held(),
@@ -142,7 +142,11 @@ pub fn confirmation(tx: &Transaction) -> Confirmation {
 /// compared exactly are quoted in the reason, so a stray space shows.
 pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (FinalStatus, String) {
     let mut diffs = Vec::new();
-    if tx.amount != p.amount {
+    // An amount more precise than its currency allows is never a payment
+    // of the expected amount, whatever it compares equal to.
+    if let Err(e) = check_precision(tx.amount, tx.currency) {
+        diffs.push(format!("amount {e}"));
+    } else if tx.amount != p.amount {
         diffs.push(format!("amount {} != expected {}", tx.amount, p.amount));
     }
     if tx.currency != p.currency {
@@ -170,7 +174,7 @@ pub fn compare(p: &Payment, tx: &Transaction, account_id: Option<&str>) -> (Fina
 }
 
 fn lane(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Lane {
-    if now_ms - p.created_ms >= cfg.fresh_period.as_millis() as i64 {
+    if now_ms.saturating_sub(p.created_ms) >= schedule::millis(cfg.fresh_period) {
         Lane::Old
     } else {
         Lane::Fresh
@@ -191,33 +195,13 @@ fn final_write(p: &Payment, status: FinalStatus, answer: &'static str, reason: S
     }
 }
 
-/// A known static QR needs no request: it waits for its deadline and then
-/// expires with that reason. `None` for every other payment.
-pub fn without_asking(p: &Payment, now_ms: i64, cfg: &PollerSettings) -> Option<Verdict> {
-    if !p.static_qr {
-        return None;
-    }
-    if now_ms >= p.deadline_ms {
-        return Some(final_write(
-            p,
-            FinalStatus::Expired,
-            STATIC_QR,
-            "expired: static QR (no amount), which cannot be confirmed by md5".into(),
-        ));
-    }
-    Some(Verdict {
-        write: Write::Reschedule {
-            row: p.held.clone(),
-            next_check_at: p.deadline_ms,
-            answer: STATIC_QR,
-            error: None,
-            transient: false,
-            lane: lane(p, now_ms, cfg),
-        },
-        reason: "static QR: waiting for its deadline".into(),
-        payment: Some(p.clone()),
-        warn: false,
-    })
+/// Whether a payment can be settled without a request: never. A static
+/// QR answer used to park the payment until its deadline and expire it
+/// unchecked; it is now checked like a "not found" (money for that md5
+/// may still arrive, and a payment expires only at a check made after its
+/// deadline). Kept so the check loop's call stays valid; always `None`.
+pub fn without_asking(_p: &Payment, _now_ms: i64, _cfg: &PollerSettings) -> Option<Verdict> {
+    None
 }
 
 /// Classifies the answer to a check sent at `checked_ms` (unix ms).
@@ -235,8 +219,12 @@ pub fn classify(
             schedule::error_backoff(p.errors + 1, cfg)
         } else {
             match via {
-                Via::List => schedule::next_bulk_interval(checked_ms - p.created_ms, cfg),
-                Via::Single => schedule::next_interval(checked_ms - p.created_ms, cfg),
+                Via::List => {
+                    schedule::next_bulk_interval(checked_ms.saturating_sub(p.created_ms), cfg)
+                }
+                Via::Single => {
+                    schedule::next_interval(checked_ms.saturating_sub(p.created_ms), cfg)
+                }
             }
         };
         Write::Reschedule {
@@ -284,16 +272,28 @@ pub fn classify(
             "failed",
             "failed: Bakong reports the transaction failed, and the payment expired".into(),
         )),
-        // Final in substance: a static QR has no amount, so no md5 lookup
-        // can ever confirm it. Checked no more; it expires at its deadline.
-        Err(Error::StaticQr { .. }) => {
-            let mut p = p.clone();
-            p.static_qr = true;
-            let mut v = without_asking(&p, checked_ms, cfg)
-                .unwrap_or_else(|| final_write(&p, FinalStatus::Expired, STATIC_QR, String::new()));
-            v.warn = true;
+        // Bakong calls the md5 a static QR: no md5 lookup confirms a QR
+        // without an amount, but the rule is "not found"'s: checked again
+        // on the same schedule (money for the md5 may still show up), and
+        // expired only at a check made after the deadline. Both the list
+        // and a single lookup say so, so no single lookup is needed.
+        Err(Error::StaticQr { .. }) if past_deadline => {
+            let mut v = final_write(
+                p,
+                FinalStatus::Expired,
+                STATIC_QR,
+                "expired: static QR (no amount), which cannot be confirmed by md5".into(),
+            );
+            v.warn = !p.static_qr;
             Decision::Record(v)
         }
+        Err(Error::StaticQr { .. }) => Decision::Record(Verdict {
+            write: reschedule(STATIC_QR, None, false),
+            reason: "static QR: checked again until its deadline".into(),
+            payment: Some(p.clone()),
+            // Worth one warning, at first sight.
+            warn: !p.static_qr,
+        }),
         Err(Error::NotFound { .. }) => {
             verdict(reschedule("not_found", None, false), "not found yet".into())
         }
@@ -483,7 +483,26 @@ mod tests {
     }
 
     #[test]
-    fn a_static_qr_warns_once_waits_for_its_deadline_and_expires_with_that_reason() {
+    fn an_amount_more_precise_than_its_currency_is_a_mismatch() {
+        let mut p = payment();
+        p.amount = Decimal::new(5, 0);
+        for (amount, currency) in [
+            (Decimal::new(5001, 3), Currency::Usd),
+            (Decimal::new(49_999_999_999_999_999, 16), Currency::Usd),
+            (Decimal::new(55, 1), Currency::Khr),
+        ] {
+            let (status, reason) = compare(&p, &tx(amount, currency, "me@b"), None);
+            assert_eq!(status, FinalStatus::Mismatch, "{amount} {currency}");
+            assert!(reason.contains("amount"), "{reason}");
+        }
+        // Trailing zeros are not decimals.
+        let (status, _) = compare(&p, &tx(Decimal::new(5000, 3), Currency::Usd, "me@b"), None);
+        assert_eq!(status, FinalStatus::Paid);
+    }
+
+    #[test]
+    fn a_static_qr_answer_is_checked_again_like_not_found_and_expires_only_at_a_check_after_the_deadline(
+    ) {
         let cfg = PollerSettings::default();
         let sq = || {
             Err(Error::StaticQr {
@@ -491,15 +510,39 @@ mod tests {
             })
         };
         for via in [Via::List, Via::Single] {
+            // Before the deadline: checked again on the usual schedule, not
+            // parked until the deadline.
             match classify(&payment(), sq(), via, 1_000, None, &cfg) {
                 Decision::Record(v) => {
-                    assert!(v.warn);
-                    assert!(matches!(
-                        v.write,
+                    assert!(v.warn, "first sight warns");
+                    match v.write {
                         Write::Reschedule {
-                            next_check_at: 10_000,
+                            next_check_at,
                             answer: STATIC_QR,
                             transient: false,
+                            ..
+                        } => assert!(next_check_at < 10_000, "{next_check_at}"),
+                        other => panic!("{other:?}"),
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
+            // Seen before: no second warning.
+            let mut seen = payment();
+            seen.static_qr = true;
+            match classify(&seen, sq(), via, 2_000, None, &cfg) {
+                Decision::Record(v) => assert!(!v.warn),
+                other => panic!("{other:?}"),
+            }
+            // At a check after the deadline: expired, with that reason.
+            match classify(&seen, sq(), via, 10_000, None, &cfg) {
+                Decision::Record(v) => {
+                    assert!(v.reason.contains("static QR"), "{}", v.reason);
+                    assert!(matches!(
+                        v.write,
+                        Write::Final {
+                            status: FinalStatus::Expired,
+                            answer: STATIC_QR,
                             ..
                         }
                     ));
@@ -507,19 +550,26 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let mut p = payment();
-        p.static_qr = true;
-        let v = without_asking(&p, 10_000, &cfg).expect("no request needed");
-        assert!(v.reason.contains("static QR"), "{}", v.reason);
+        // Money found later is paid.
+        let mut seen = payment();
+        seen.static_qr = true;
         assert!(matches!(
-            v.write,
+            record(classify(
+                &seen,
+                Ok(tx(Decimal::new(150, 2), Currency::Usd, "me@b")),
+                Via::Single,
+                5_000,
+                None,
+                &cfg
+            )),
             Write::Final {
-                status: FinalStatus::Expired,
-                answer: STATIC_QR,
+                status: FinalStatus::Paid,
                 ..
             }
         ));
-        assert!(without_asking(&payment(), 10_000, &cfg).is_none());
+        // Nothing settles a payment without a check.
+        assert!(without_asking(&seen, 10_000, &cfg).is_none());
+        assert!(without_asking(&seen, 1_000, &cfg).is_none());
     }
 
     #[test]

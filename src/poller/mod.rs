@@ -474,7 +474,6 @@ async fn budget_filter(ctx: &Ctx, rows: Vec<Payment>, now: i64) -> Vec<Payment> 
     for p in rows {
         // A static QR needs no request.
         let next = match mode {
-            _ if p.static_qr => None,
             // Past its deadline: the check that lets it expire (or finds it
             // paid after all) is what the reserve is for.
             bakong::Spend::ReserveOnly { .. } if p.deadline_ms <= now => None,
@@ -626,7 +625,7 @@ async fn send(ctx: &Ctx, v: Verdict) {
             warn!(md5 = %p.md5, errors = p.errors + 1, error, "check failed; payment stays pending");
         }
     } else if let (true, Some(p)) = (v.warn, &v.payment) {
-        warn!(md5 = %p.md5, "Bakong says this md5 is a static QR (no amount), which cannot be confirmed by md5; it is checked no more and expires at its deadline");
+        warn!(md5 = %p.md5, "Bakong says this md5 is a static QR (no amount), which cannot be confirmed by md5; it is checked on like a \"not found\" and expires at a check after its deadline");
     } else if let Some(p) = &v.payment {
         debug!(md5 = %p.md5, reason = %v.reason, "checked");
     }

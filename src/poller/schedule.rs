@@ -3,16 +3,31 @@
 
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
 
 use crate::config::PollerSettings;
 
+/// `d * f`, saturating: a factor that is not a positive number gives zero,
+/// a product too long for a [`Duration`] gives the longest one. The
+/// factors here come from a row's age (an ancient `created_at`) and the
+/// settings, so `Duration::mul_f64` (which panics) is never used.
+pub fn mul_sat(d: Duration, f: f64) -> Duration {
+    if f.is_nan() || f <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(d.as_secs_f64() * f).unwrap_or(Duration::MAX)
+}
+
+/// A duration in whole milliseconds as an i64, saturating.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn jittered(d: Duration, jitter: f64) -> Duration {
-    if jitter <= 0.0 {
+    if jitter.is_nan() || jitter <= 0.0 {
         return d;
     }
-    d.mul_f64(1.0 + rand::rng().random_range(0.0..jitter))
+    mul_sat(d, 1.0 + rand::rng().random_range(0.0..jitter.min(1.0)))
 }
 
 /// The interval before the next check of a payment `age_ms` old.
@@ -23,7 +38,7 @@ pub fn next_interval(age_ms: i64, cfg: &PollerSettings) -> Duration {
     } else {
         // Grows with age: twice the fresh interval at twice the fresh period.
         let factor = age.as_secs_f64() / cfg.fresh_period.as_secs_f64().max(0.001);
-        cfg.fresh_interval.mul_f64(factor).min(cfg.max_interval)
+        mul_sat(cfg.fresh_interval, factor).min(cfg.max_interval)
     };
     jittered(base, cfg.jitter)
 }
@@ -46,32 +61,29 @@ pub fn next_bulk_interval(age_ms: i64, cfg: &PollerSettings) -> Duration {
         cfg.cadence
     } else {
         let f = age.as_secs_f64() / HOT_PERIOD.as_secs_f64();
-        cfg.cadence
-            .mul_f64(f * f)
-            .min(cfg.max_interval.max(cfg.cadence))
+        mul_sat(cfg.cadence, f * f).min(cfg.max_interval.max(cfg.cadence))
     };
     jittered(base, cfg.jitter)
 }
 
 /// The delay after the `n`-th consecutive transient error (n >= 1).
 pub fn error_backoff(n: i64, cfg: &PollerSettings) -> Duration {
-    let d = ExponentialBuilder::default()
-        .with_min_delay(cfg.error_backoff_min)
-        .with_max_delay(cfg.error_backoff_max)
-        .with_factor(2.0)
-        .without_max_times()
-        .build()
-        .nth(n.clamp(1, 64) as usize - 1)
-        .unwrap_or(cfg.error_backoff_max);
+    // min * 2^(n-1), saturating, capped at the max.
+    let doublings = n.clamp(1, 32) as u32 - 1;
+    let d = cfg
+        .error_backoff_min
+        .checked_mul(1u32 << doublings.min(31))
+        .unwrap_or(Duration::MAX)
+        .min(cfg.error_backoff_max);
     jittered(d, cfg.jitter).min(cfg.error_backoff_max)
 }
 
 /// The next check time in unix ms: `now + delay`, but no later than just
 /// after the deadline, so a payment expires promptly.
 pub fn cap_at_deadline(now_ms: i64, delay: Duration, deadline_ms: i64) -> i64 {
-    let next = now_ms.saturating_add(delay.as_millis() as i64);
+    let next = now_ms.saturating_add(millis(delay));
     if now_ms < deadline_ms && next > deadline_ms {
-        deadline_ms + 1
+        deadline_ms.saturating_add(1)
     } else {
         next
     }
@@ -113,6 +125,39 @@ mod tests {
         assert_eq!(error_backoff(1, &cfg), cfg.error_backoff_min);
         assert_eq!(error_backoff(2, &cfg), cfg.error_backoff_min * 2);
         assert_eq!(error_backoff(60, &cfg), cfg.error_backoff_max);
+    }
+
+    #[test]
+    fn absurd_ages_and_settings_saturate_instead_of_panicking() {
+        let ancient = 1_700_000_000_000_i64 + 62_135_596_800_000; // since year 1
+        for cadence in [
+            Duration::from_millis(100),
+            Duration::from_secs(2),
+            Duration::MAX,
+        ] {
+            let cfg = PollerSettings {
+                jitter: 1.0,
+                cadence,
+                fresh_interval: cadence,
+                max_interval: Duration::MAX,
+                error_backoff_min: cadence,
+                error_backoff_max: Duration::MAX,
+                ..PollerSettings::default()
+            };
+            for age in [ancient, i64::MAX, i64::MIN, 0] {
+                let a = next_interval(age, &cfg);
+                let b = next_bulk_interval(age, &cfg);
+                assert!(a >= Duration::ZERO && b >= Duration::ZERO);
+            }
+            for n in [1, 2, 64, i64::MAX] {
+                let _ = error_backoff(n, &cfg);
+            }
+        }
+        // A delay too long for an i64 of milliseconds is the far future,
+        // never a wrapped (past) time.
+        assert_eq!(cap_at_deadline(1_000, Duration::MAX, 500), i64::MAX);
+        assert_eq!(cap_at_deadline(0, Duration::MAX, 5_000), 5_001);
+        assert_eq!(cap_at_deadline(0, Duration::MAX, i64::MAX), i64::MAX);
     }
 
     #[test]

@@ -509,7 +509,8 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
         .collect();
     assert_eq!(expired.len(), 1, "{text}");
     assert!(expired[0].contains("static QR"), "{}", expired[0]);
-    // Checked no more after the first answer.
+    // Checked like a "not found" (issue 20 item 12): at least the check
+    // after the deadline that expired it.
     let asked = fake.lists().iter().filter(|l| l.contains(&md5)).count()
         + fake
             .singles
@@ -518,7 +519,7 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
             .iter()
             .filter(|m| **m == md5)
             .count();
-    assert_eq!(asked, 1, "asked {asked} times");
+    assert!(asked >= 1, "asked {asked} times");
     let (code, out, err) = bin(&cfg, &["status"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("static QR"), "{out}");
