@@ -181,7 +181,7 @@ async fn database(settings: &Settings, path: &Path, r: &mut Report) {
                 return;
             }
         };
-    inspection(&found, r);
+    inspection(&found, settings, r);
 }
 
 /// A PostgreSQL database: the server answers, and what its migrations say.
@@ -190,7 +190,7 @@ async fn database(settings: &Settings, path: &Path, r: &mut Report) {
 async fn postgres_database(settings: &Settings, r: &mut Report) {
     let url = &settings.database.url;
     match crate::store::inspect(url, settings.database.busy_timeout).await {
-        Ok(found) => inspection(&found, r),
+        Ok(found) => inspection(&found, settings, r),
         Err(e) => r.problem(
             "database.url",
             format!(
@@ -202,8 +202,23 @@ async fn postgres_database(settings: &Settings, r: &mut Report) {
 }
 
 /// What an inspection found, on either backend.
-fn inspection(found: &crate::store::Inspection, r: &mut Report) {
+fn inspection(found: &crate::store::Inspection, settings: &Settings, r: &mut Report) {
     let key = "database.url";
+    // Receivers this config has against those of the daemons running on
+    // the database now.
+    let live = crate::store::member_receivers(found.live_receivers.clone());
+    if !live.is_empty() {
+        let mine = crate::store::MemberReceivers {
+            host: "this config".into(),
+            pid: 0,
+            receivers: crate::notify::receiver_configs(settings),
+        };
+        let mut all = vec![mine];
+        all.extend(live);
+        for line in crate::store::receiver_conflicts(&all) {
+            r.warning("webhook.url", line);
+        }
+    }
     for p in &found.problems {
         r.problem(key, p.clone());
     }

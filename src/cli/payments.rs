@@ -201,6 +201,8 @@ pub struct Status {
     pub requests_today: i64,
     /// `poller.daily_request_budget`, if set.
     pub daily_request_budget: Option<u64>,
+    /// The live daemons' receivers, when they differ (one line each).
+    pub receiver_conflicts: Vec<String>,
 }
 
 impl Report for Status {
@@ -252,6 +254,9 @@ impl Report for Status {
         if let Some(b) = self.daily_request_budget {
             s += &format!(" of {b} (poller.daily_request_budget)");
         }
+        for c in &self.receiver_conflicts {
+            s += &format!("\nreceivers        {c}");
+        }
         s
     }
 }
@@ -266,7 +271,11 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let newest = store.last_answer().await;
     let deliveries = store.delivery_counts().await;
     let gate = store.gate_state().await;
+    let live = store
+        .live_receivers(Utc::now().timestamp_millis(), crate::store::LIVE_MS)
+        .await;
     store.close().await;
+    let receiver_conflicts = crate::store::receiver_conflicts(&live?);
     let mut counts = counts?;
     counts.expired_static_qr = expired_static_qr?;
     let gate = gate?;
@@ -311,5 +320,6 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         quota,
         requests_today,
         daily_request_budget: settings.poller.daily_request_budget,
+        receiver_conflicts,
     })
 }

@@ -66,6 +66,45 @@ pub struct Receivers {
     pub hook: Option<Hook>,
 }
 
+/// The receivers `s` configures, each with a short fingerprint of its
+/// settings (the first 12 hex digits of a SHA-256; a webhook's secrets go
+/// into it, so two daemons signing differently differ, but 48 bits of a
+/// hash reveal nothing usable of a 192-bit secret). Sorted.
+pub fn receiver_configs(s: &Settings) -> Vec<crate::store::ReceiverConfig> {
+    use sha2::Digest;
+    let print = |parts: &[&str]| {
+        let mut h = sha2::Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p.as_bytes());
+        }
+        h.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let mut out = Vec::new();
+    if let Some(url) = &s.webhook.url {
+        let mut parts = vec![url.as_str()];
+        let secrets = s.webhook.secret.list();
+        parts.extend(secrets.iter().map(|x| -> &str { x }));
+        out.push(crate::store::ReceiverConfig {
+            name: WEBHOOK.into(),
+            config: print(&parts),
+        });
+    }
+    if let Some(argv) = &s.hook.command {
+        let parts: Vec<&str> = argv.iter().map(String::as_str).collect();
+        out.push(crate::store::ReceiverConfig {
+            name: HOOK.into(),
+            config: print(&parts),
+        });
+    }
+    out.sort();
+    out
+}
+
 impl Receivers {
     /// Builds the receivers the settings configure.
     pub fn from_settings(s: &Settings) -> Result<Self, deliver::SetupError> {

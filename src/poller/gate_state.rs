@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use tokio::time::Instant;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::bakong::gate::{BoxFuture, GateShare, SharedGate};
 use crate::bakong::quota::utc_day;
@@ -27,7 +27,7 @@ use crate::store::{GateMember, GateState, Store};
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// A daemon silent for this long no longer counts as live.
-const LIVE_MS: i64 = 3_000;
+const LIVE_MS: i64 = crate::store::LIVE_MS;
 
 /// The gate's state as the database keeps it, for the client.
 #[derive(Debug)]
@@ -114,7 +114,11 @@ fn pause_of(g: &GateState) -> Option<Pause> {
 impl GateSync {
     /// Loads what the database holds into the client (a pause is logged
     /// once by the client), joins the live daemons and shares the gate.
-    pub async fn load(store: &Store, client: &Client) -> Self {
+    pub async fn load(
+        store: &Store,
+        client: &Client,
+        receivers: Vec<crate::store::ReceiverConfig>,
+    ) -> Self {
         let quota = client.quota();
         let gate = client.gate();
         let now = Utc::now().timestamp_millis();
@@ -147,6 +151,7 @@ impl GateSync {
                 .and_then(|h| h.into_string().ok())
                 .unwrap_or_else(|| "unknown".into()),
             pid: i64::from(std::process::id()),
+            receivers,
         };
         let share = Arc::new(StoreShare {
             store: store.clone(),
@@ -160,6 +165,7 @@ impl GateSync {
             share,
         };
         let n = sync.beat(store, client).await;
+        sync.report_receivers(store).await;
         // On PostgreSQL other daemons may share the database: they learn
         // of this one at their next heartbeat and pace at the old share
         // until then, so wait for it before taking a share of the ceiling
@@ -168,8 +174,22 @@ impl GateSync {
         if n > 1 || store.backend_name() == "postgres" {
             tokio::time::sleep(SYNC_EVERY + Duration::from_millis(100)).await;
             sync.beat(store, client).await;
+            sync.report_receivers(store).await;
         }
         sync
+    }
+
+    /// Logs, once at start, when the live daemons' receivers differ.
+    async fn report_receivers(&self, store: &Store) {
+        let now = Utc::now().timestamp_millis();
+        match store.live_receivers(now, LIVE_MS).await {
+            Ok(members) => {
+                for line in crate::store::receiver_conflicts(&members) {
+                    error!("{line}");
+                }
+            }
+            Err(e) => debug!(error = %e, "could not read the live daemons' receivers"),
+        }
     }
 
     /// The heartbeat; returns the live daemons (1 when it failed).

@@ -120,7 +120,9 @@ pub async fn run(
     client
         .quota()
         .set_budget(settings.poller.daily_request_budget);
-    let gate_sync = gate_state::GateSync::load(&store, &client).await;
+    let gate_sync =
+        gate_state::GateSync::load(&store, &client, crate::notify::receiver_configs(&settings))
+            .await;
     let settings = Arc::new(settings);
     // Bound before READY, so a port in use stops the start with its key.
     let listener = match settings.metrics.listen_addr() {

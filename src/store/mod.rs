@@ -274,6 +274,27 @@ pub(crate) const GATE_COLUMNS: &str = "not_before_ms, not_before_set_ms, rate, r
 /// how far in the future one may claim to be before it is deleted too).
 pub(crate) const MEMBER_FORGET_MS: i64 = 60_000;
 
+/// How recent a daemon's heartbeat must be for it to count as live (the
+/// heartbeat comes every second).
+pub const LIVE_MS: i64 = 3_000;
+
+/// Live daemons as [`MemberReceivers`], from rows of (host, pid, receivers
+/// as stored JSON); a list that does not read counts as none.
+pub fn member_receivers(rows: Vec<(String, i64, String)>) -> Vec<MemberReceivers> {
+    rows.into_iter()
+        .map(|(host, pid, receivers)| {
+            let mut receivers: Vec<ReceiverConfig> =
+                serde_json::from_str(&receivers).unwrap_or_default();
+            receivers.sort();
+            MemberReceivers {
+                host,
+                pid,
+                receivers,
+            }
+        })
+        .collect()
+}
+
 /// A daemon sharing the gate: who it is, for the heartbeat table.
 #[derive(Debug, Clone)]
 pub struct GateMember {
@@ -283,6 +304,64 @@ pub struct GateMember {
     pub host: String,
     /// The process id.
     pub pid: i64,
+    /// Its receivers: a receiver stays active while a live daemon has it.
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+/// One receiver a daemon has: its name (`webhook`, `hook`) and a short
+/// fingerprint of its settings (never a secret), so daemons configured
+/// differently can be told apart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub struct ReceiverConfig {
+    /// `webhook` or `hook`.
+    pub name: String,
+    /// The first 12 hex digits of a SHA-256 over its settings.
+    pub config: String,
+}
+
+/// A live daemon and the receivers it has, for the conflict report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberReceivers {
+    /// Its host.
+    pub host: String,
+    /// Its pid.
+    pub pid: i64,
+    /// Its receivers, sorted.
+    pub receivers: Vec<ReceiverConfig>,
+}
+
+/// What differs between the live daemons' receivers, one line each; empty
+/// when they all have the same.
+pub fn receiver_conflicts(members: &[MemberReceivers]) -> Vec<String> {
+    let Some(first) = members.first() else {
+        return Vec::new();
+    };
+    if members.iter().all(|m| m.receivers == first.receivers) {
+        return Vec::new();
+    }
+    let show = |m: &MemberReceivers| {
+        let list: Vec<String> = m
+            .receivers
+            .iter()
+            .map(|r| format!("{} {}", r.name, r.config))
+            .collect();
+        format!(
+            "pid {} on {}: {}",
+            m.pid,
+            m.host,
+            if list.is_empty() {
+                "no receiver".to_string()
+            } else {
+                list.join(", ")
+            }
+        )
+    };
+    vec![format!(
+        "the daemons on this database have different [webhook]/[hook] settings ({}): \
+         each event goes to every receiver any live daemon has, and a delivery is made by \
+         whichever daemon has that receiver, so give every daemon the same [webhook] and [hook]",
+        members.iter().map(show).collect::<Vec<_>>().join("; ")
+    )]
 }
 
 /// Counts per status and scheduling facts, for `status` and summaries.
@@ -433,6 +512,8 @@ pub struct Inspection {
     /// Pending rows whose amount no KHQR can carry (an older release let
     /// them in).
     pub too_precise_ids: Vec<i64>,
+    /// The live daemons (host, pid, receivers as stored JSON).
+    pub live_receivers: Vec<(String, i64, String)>,
 }
 
 /// Looks at the existing database at `url` without creating or migrating
@@ -765,6 +846,19 @@ impl Store {
         }
     }
 
+    /// The live daemons and their receivers (heartbeat within `live_ms`).
+    pub async fn live_receivers(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<MemberReceivers>, StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite(s) => s.live_receivers(now_ms, live_ms).await,
+            Backend::Postgres(s) => s.live_receivers(now_ms, live_ms).await,
+        }?;
+        Ok(member_receivers(rows))
+    }
+
     /// Removes this daemon from the live ones (on shutdown).
     pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
         match &self.backend {
@@ -894,8 +988,10 @@ impl Store {
         }
     }
 
-    /// Makes `active` (`webhook`, `hook`) the receivers new events get a
-    /// delivery for; the others get none from now on.
+    /// Makes `active` (`webhook`, `hook`) receivers new events get a
+    /// delivery for. Others stay as they are: a receiver another live
+    /// daemon has stays active, and one no live daemon has is turned off
+    /// by the next heartbeat ([`Store::heartbeat`]).
     pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sqlite(s) => s.set_receivers(active).await,

@@ -207,6 +207,16 @@ pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, St
         .await
         .map_err(ctx("look for amounts no KHQR can carry"))?;
     }
+    // The live daemons' receivers, where the schema has them.
+    let now = Utc::now().timestamp_millis();
+    found.live_receivers = sqlx::query_as(
+        "SELECT host, pid, receivers FROM gate_members WHERE seen_ms >= $1 AND seen_ms <= $2",
+    )
+    .bind(now - super::LIVE_MS)
+    .bind(now + super::LIVE_MS)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
     let _ = conn.close().await;
     Ok(found)
 }
@@ -890,8 +900,9 @@ impl PgStore {
     ) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "WITH beat AS (
-                INSERT INTO gate_members (instance, host, pid, seen_ms) VALUES ($1, $2, $3, $4)
-                ON CONFLICT (instance) DO UPDATE SET seen_ms = $4
+                INSERT INTO gate_members (instance, host, pid, seen_ms, receivers)
+                VALUES ($1, $2, $3, $4, $9)
+                ON CONFLICT (instance) DO UPDATE SET seen_ms = $4, receivers = $9
              ), forget AS (
                 DELETE FROM gate_members WHERE seen_ms < $6 OR seen_ms > $7
              )
@@ -906,11 +917,45 @@ impl PgStore {
         .bind(now_ms - super::MEMBER_FORGET_MS)
         .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
         .bind(now_ms.saturating_add(live_ms))
+        .bind(serde_json::to_string(&m.receivers).unwrap_or_else(|_| "[]".into()))
         .fetch_one(&self.pool)
         .await
         .map_err(ctx("heartbeat"))?;
+        // Active: the receivers some live daemon has (after the heartbeat,
+        // so this daemon's own list counts).
+        sqlx::query(
+            "UPDATE event_receivers e SET active = x.live, updated_at = now()
+             FROM (SELECT e2.name, EXISTS (
+                       SELECT 1 FROM gate_members g
+                       WHERE g.seen_ms >= $1 AND g.seen_ms <= $2
+                         AND g.receivers::jsonb @> jsonb_build_array(jsonb_build_object('name', e2.name))
+                   ) AS live FROM event_receivers e2) AS x
+             WHERE e.name = x.name AND e.active <> x.live",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("update active receivers"))?;
         // The statement's snapshot does not see its own insert: count it.
         Ok(n + 1)
+    }
+
+    /// See [`super::Store::live_receivers`].
+    pub async fn live_receivers(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT host, pid, receivers FROM gate_members
+             WHERE seen_ms >= $1 AND seen_ms <= $2 ORDER BY host, pid",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read the live daemons' receivers"))
     }
 
     /// See [`super::Store::leave`].
@@ -1312,10 +1357,6 @@ impl PgStore {
     /// See [`super::Store::set_receivers`].
     pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
-        sqlx::query("UPDATE event_receivers SET active = false, updated_at = now() WHERE active")
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("update receivers"))?;
         for name in active {
             sqlx::query(
                 "INSERT INTO event_receivers (name, active, updated_at) VALUES ($1, true, now())

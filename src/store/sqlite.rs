@@ -86,6 +86,17 @@ pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<super::Inspect
         .await
         .map_err(ctx("look for amounts no KHQR can carry"))?;
     }
+    // The live daemons' receivers, where the schema has them (an older
+    // schema has none to compare: nothing to report).
+    let now = Utc::now().timestamp_millis();
+    found.live_receivers = sqlx::query_as(
+        "SELECT host, pid, receivers FROM gate_members WHERE seen_ms >= ?1 AND seen_ms <= ?2",
+    )
+    .bind(now - super::LIVE_MS)
+    .bind(now + super::LIVE_MS)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap_or_default();
     let _ = conn.close().await;
     Ok(found)
 }
@@ -792,13 +803,15 @@ impl SqliteStore {
     ) -> Result<i64, StoreError> {
         let mut tx = self.write.begin().await.map_err(ctx("begin heartbeat"))?;
         sqlx::query(
-            "INSERT INTO gate_members (instance, host, pid, seen_ms) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (instance) DO UPDATE SET seen_ms = ?4",
+            "INSERT INTO gate_members (instance, host, pid, seen_ms, receivers)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (instance) DO UPDATE SET seen_ms = ?4, receivers = ?5",
         )
         .bind(&m.instance)
         .bind(&m.host)
         .bind(m.pid)
         .bind(now_ms)
+        .bind(serde_json::to_string(&m.receivers).unwrap_or_else(|_| "[]".into()))
         .execute(&mut *tx)
         .await
         .map_err(ctx("heartbeat"))?;
@@ -818,8 +831,41 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(ctx("count live daemons"))?;
+        // Active: the receivers some live daemon has.
+        sqlx::query(
+            "UPDATE event_receivers SET active = x.live, updated_at = ?3
+             FROM (SELECT e.name, EXISTS (
+                       SELECT 1 FROM gate_members g,
+                           json_each(CASE WHEN json_valid(g.receivers) THEN g.receivers ELSE '[]' END) r
+                       WHERE r.value ->> 'name' = e.name AND g.seen_ms >= ?1 AND g.seen_ms <= ?2
+                   ) AS live FROM event_receivers e) AS x
+             WHERE event_receivers.name = x.name AND event_receivers.active <> x.live",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .bind(sql_time(Utc::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("update active receivers"))?;
         tx.commit().await.map_err(ctx("commit heartbeat"))?;
         Ok(n.max(1))
+    }
+
+    /// See [`super::Store::live_receivers`].
+    pub async fn live_receivers(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT host, pid, receivers FROM gate_members
+             WHERE seen_ms >= ?1 AND seen_ms <= ?2 ORDER BY host, pid",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read the live daemons' receivers"))
     }
 
     /// See [`super::Store::leave`].
@@ -1142,11 +1188,6 @@ impl SqliteStore {
             .await
             .map_err(ctx("begin receivers"))?;
         let now = sql_time(Utc::now());
-        sqlx::query("UPDATE event_receivers SET active = 0, updated_at = ?1 WHERE active = 1")
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("update receivers"))?;
         for name in active {
             sqlx::query(
                 "INSERT INTO event_receivers (name, active, updated_at) VALUES (?1, 1, ?2)

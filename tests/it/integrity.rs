@@ -549,6 +549,7 @@ async fn gate_heartbeats_from_the_future_are_ignored(store: Store, raw: Raw) {
         instance: "me".into(),
         host: "here".into(),
         pid: 1,
+        receivers: Vec::new(),
     };
     assert_eq!(store.heartbeat(&me, now, 10_000).await.unwrap(), 1);
     assert_eq!(
@@ -570,4 +571,117 @@ async fn gate_heartbeats_from_the_future_are_ignored_on_postgres() {
         return;
     };
     gate_heartbeats_from_the_future_are_ignored(store, raw).await;
+}
+
+fn member(name: &str, receivers: &[(&str, &str)]) -> bakong_poller::store::GateMember {
+    bakong_poller::store::GateMember {
+        instance: name.into(),
+        host: format!("host-{name}"),
+        pid: 7,
+        receivers: receivers
+            .iter()
+            .map(|(n, c)| bakong_poller::store::ReceiverConfig {
+                name: (*n).into(),
+                config: (*c).into(),
+            })
+            .collect(),
+    }
+}
+
+/// Issue 20 item 7: a second daemon started without `[webhook]` no longer
+/// turns delivery off for the daemon that has it; a receiver no live
+/// daemon has is turned off; differing settings are reported.
+async fn a_receiver_stays_active_while_any_live_daemon_has_it(store: Store, raw: Raw) {
+    let live = bakong_poller::store::LIVE_MS;
+    let now = Utc::now().timestamp_millis();
+    let a = member("a", &[("webhook", "aaaaaaaaaaaa")]);
+    let b = member("b", &[]);
+    // Daemon a starts, then daemon b (no [webhook]) on the same database.
+    store.set_receivers(&["webhook"]).await.unwrap();
+    store.heartbeat(&a, now, live).await.unwrap();
+    store.set_receivers(&[]).await.unwrap();
+    store.heartbeat(&b, now, live).await.unwrap();
+
+    let paid_event = |i: u32| {
+        let store = store.clone();
+        async move {
+            store.insert_payment(&new(i, "5.00")).await.unwrap();
+            let c = claim_one(&store).await;
+            store
+                .record(
+                    &[Write::Final {
+                        row: c.held(),
+                        status: FinalStatus::Paid,
+                        confirmation: paid("5"),
+                        answer: "found",
+                    }],
+                    Utc::now(),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    paid_event(50).await;
+    assert_eq!(
+        raw.int(&format!(
+            "SELECT count(*) FROM event_deliveries d JOIN payment_events e ON e.id = d.event_id
+             WHERE e.md5 = '{}' AND d.receiver = 'webhook'",
+            md5(50)
+        ))
+        .await,
+        1,
+        "daemon b's start did not turn daemon a's webhook off"
+    );
+
+    let members = store.live_receivers(now, live).await.unwrap();
+    assert_eq!(members.len(), 2);
+    let conflicts = bakong_poller::store::receiver_conflicts(&members);
+    assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+    assert!(
+        conflicts[0].contains("webhook aaaaaaaaaaaa") && conflicts[0].contains("no receiver"),
+        "{}",
+        conflicts[0]
+    );
+
+    // Daemon a stops (leaves); at b's next heartbeat no live daemon has a
+    // webhook: new events get no webhook delivery.
+    store.leave("a").await.unwrap();
+    store.heartbeat(&b, now + 1_000, live).await.unwrap();
+    paid_event(51).await;
+    assert_eq!(
+        raw.int(&format!(
+            "SELECT count(*) FROM event_deliveries d JOIN payment_events e ON e.id = d.event_id
+             WHERE e.md5 = '{}'",
+            md5(51)
+        ))
+        .await,
+        0,
+        "a receiver no live daemon has is off"
+    );
+    // A daemon that died (no leave) stops counting once its heartbeat is
+    // older than the live window.
+    store.heartbeat(&a, now + 2_000, live).await.unwrap();
+    store
+        .heartbeat(&b, now + 2_000 + live + 1_000, live)
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.int("SELECT count(*) FROM event_receivers WHERE active = true")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_stays_active_while_any_live_daemon_has_it_on_sqlite() {
+    let (store, raw, _dir) = sqlite().await;
+    a_receiver_stays_active_while_any_live_daemon_has_it(store, raw).await;
+}
+
+#[tokio::test]
+async fn a_receiver_stays_active_while_any_live_daemon_has_it_on_postgres() {
+    let Some((store, raw)) = postgres().await else {
+        return;
+    };
+    a_receiver_stays_active_while_any_live_daemon_has_it(store, raw).await;
 }
