@@ -1,0 +1,254 @@
+//! Issue 20, the daemon's edges: the HTTP listener's limits (half-sent
+//! requests closed, a connection cap that holds the file descriptors,
+//! shutdown not waiting on idle connections, 413 for a large body), the
+//! instance lock and token directory against symlinks and the shop's
+//! group, and the hook's output and environment.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// A daemon binary with `[metrics]` on 127.0.0.1, logging JSON to a file.
+struct Served {
+    child: Child,
+    log: PathBuf,
+    addr: SocketAddr,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `[metrics]` holding `listen` on port 0 and the
+/// `limits` lines; learns the port from its log line.
+async fn serve_metrics(e: &TestEnv, limits: &str) -> Served {
+    let s = e.settings();
+    e.merchant(&s).await.close().await;
+    let cfg = e.config_file(
+        &s,
+        &format!("\n[metrics]\nlisten = \"127.0.0.1:0\"\n{limits}\n"),
+    );
+    let log = e.dir.path().join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut served = Served {
+        child,
+        log,
+        addr: ([127, 0, 0, 1], 0).into(),
+    };
+    served.addr = wait_for("the metrics listener's log line", LIMIT, || {
+        let text = std::fs::read_to_string(&served.log).unwrap_or_default();
+        let addr = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| {
+                v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("metrics: serving"))
+            })
+            .and_then(|v| v["addr"].as_str().and_then(|a| a.parse().ok()));
+        async move { addr }
+    })
+    .await;
+    served
+}
+
+impl Served {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    async fn terminate(&mut self) -> Duration {
+        let sent = Instant::now();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let code = wait_for("the daemon to exit", LIMIT, || {
+            let r = self.child.try_wait().unwrap();
+            async move { r }
+        })
+        .await;
+        assert_eq!(code.code(), Some(0), "{}", self.log_text());
+        sent.elapsed()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A blocking client socket with a short read timeout, so a test can
+    /// poll whether the server closed it.
+    fn connect(&self) -> TcpStream {
+        let c = TcpStream::connect(self.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        c
+    }
+}
+
+/// True when the server has closed `c` (EOF or reset); false while it is
+/// open with nothing to read.
+fn closed_by_server(mut c: &TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            // An answer (a 408 or a refusal) before the close: read on.
+            Ok(_) => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut =>
+            {
+                return false
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Sockets among the open files of process `pid`.
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
+const HALF_SENT: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+
+#[tokio::test]
+async fn half_sent_requests_are_closed_after_the_header_read_timeout() {
+    let e = env().await;
+    let d = serve_metrics(&e, "header_read_timeout = \"300ms\"").await;
+    let clients: Vec<TcpStream> = (0..20).map(|_| d.connect()).collect();
+    for mut c in &clients {
+        c.write_all(HALF_SENT).unwrap();
+    }
+    let opened = Instant::now();
+    wait_for(
+        "every half-sent request closed",
+        Duration::from_secs(5),
+        || {
+            let open = clients.iter().filter(|c| !closed_by_server(c)).count();
+            async move { (open == 0).then_some(()) }
+        },
+    )
+    .await;
+    assert!(
+        opened.elapsed() >= Duration::from_millis(250),
+        "closed before the timeout: {:?}",
+        opened.elapsed()
+    );
+    // The listener still serves.
+    let r = reqwest::get(format!("http://{}/healthz", d.addr))
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().as_u16() == 503);
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_closed_and_do_not_grow_the_daemons_open_files() {
+    let e = env().await;
+    let cap = 4;
+    let d = serve_metrics(
+        &e,
+        &format!("header_read_timeout = \"60s\"\nmax_connections = {cap}"),
+    )
+    .await;
+    let before = sockets_of(d.pid());
+    let clients: Vec<TcpStream> = (0..60).map(|_| d.connect()).collect();
+    for mut c in &clients {
+        // A refused connection may already be closed: ignore a reset.
+        let _ = c.write_all(HALF_SENT);
+    }
+    // Every connection beyond the cap is closed by the daemon; the cap's
+    // own stay open (their header timeout is a minute away).
+    let open = wait_for(
+        "the connections beyond the cap closed",
+        Duration::from_secs(5),
+        || {
+            let open = clients.iter().filter(|c| !closed_by_server(c)).count();
+            async move { (open <= cap).then_some(open) }
+        },
+    )
+    .await;
+    assert_eq!(open, cap, "the cap's own connections stay open");
+    let during = sockets_of(d.pid());
+    assert!(
+        during <= before + cap + 2,
+        "the daemon holds {during} sockets, {before} before 60 connections with a cap of {cap}"
+    );
+    // Slots free again when their clients go.
+    drop(clients);
+    wait_for("a scrape after the clients left", LIMIT, || async {
+        let r = reqwest::get(format!("http://{}/metrics", d.addr)).await;
+        r.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn idle_connections_do_not_delay_shutdown_nor_log_an_error() {
+    let e = env().await;
+    // A header timeout far beyond poller.shutdown_timeout (8 s).
+    let mut d = serve_metrics(&e, "header_read_timeout = \"60s\"").await;
+    // One connection that never sent a byte, one kept alive after an
+    // answer, one with half a request.
+    let silent = d.connect();
+    let mut kept = d.connect();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    kept.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 1024];
+    let n = kept.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    let mut half = d.connect();
+    half.write_all(HALF_SENT).unwrap();
+    let took = d.terminate().await;
+    let log = d.log_text();
+    assert!(
+        took < Duration::from_secs(3),
+        "SIGTERM took {took:?}: {log}"
+    );
+    assert!(!log.contains("\"level\":\"ERROR\""), "{log}");
+    drop((silent, kept, half));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_413() {
+    let e = env().await;
+    let d = serve_metrics(&e, "max_body_bytes = 4096").await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/metrics", d.addr);
+    let big = client
+        .get(&url)
+        .body(vec![b'x'; 4097])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status().as_u16(), 413);
+    let small = client.get(&url).body(vec![b'x'; 100]).send().await.unwrap();
+    assert_eq!(small.status().as_u16(), 200);
+}
