@@ -252,3 +252,138 @@ async fn a_body_over_the_limit_is_answered_413() {
     let small = client.get(&url).body(vec![b'x'; 100]).send().await.unwrap();
     assert_eq!(small.status().as_u16(), 200);
 }
+
+/// A store on a fresh database in `e`'s directory.
+async fn store_of(e: &TestEnv) -> bakong_poller::store::Store {
+    let s = e.settings();
+    e.merchant(&s).await.close().await;
+    bakong_poller::store::Store::connect(&s.database.url, Duration::from_secs(5))
+        .await
+        .unwrap()
+}
+
+fn lock_path(e: &TestEnv) -> PathBuf {
+    let real = std::fs::canonicalize(e.db_path()).unwrap();
+    PathBuf::from(format!("{}.lock", real.display()))
+}
+
+#[tokio::test]
+async fn a_lock_path_that_is_a_symlink_is_refused_naming_it_and_its_target_is_untouched() {
+    let e = env().await;
+    let store = store_of(&e).await;
+    let token = e.dir.path().join("token");
+    std::fs::write(&token, "the-token\n").unwrap();
+    let lock = lock_path(&e);
+    std::os::unix::fs::symlink(&token, &lock).unwrap();
+    let err = match store.lock_instance() {
+        Ok(_) => panic!("a symlinked lock file was accepted"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains(&lock.display().to_string()), "{err}");
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), "the-token\n");
+    // A dangling one creates nothing at its target either.
+    std::fs::remove_file(&lock).unwrap();
+    let elsewhere = e.dir.path().join("elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, &lock).unwrap();
+    assert!(store.lock_instance().is_err());
+    assert!(!elsewhere.exists());
+}
+
+#[tokio::test]
+async fn an_existing_lock_files_contents_survive_a_refused_open() {
+    let e = env().await;
+    let store = store_of(&e).await;
+    let lock = lock_path(&e);
+    // Another name for the token (a hard link): refused, not truncated.
+    let token = e.dir.path().join("token");
+    std::fs::write(&token, "the-token\n").unwrap();
+    std::fs::hard_link(&token, &lock).unwrap();
+    let err = match store.lock_instance() {
+        Ok(_) => panic!("a hard-linked lock file was accepted"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains(&lock.display().to_string()), "{err}");
+    assert_eq!(std::fs::read_to_string(&token).unwrap(), "the-token\n");
+    // A lock held by another daemon: its holder line stays.
+    std::fs::remove_file(&lock).unwrap();
+    let held = store.lock_instance().unwrap();
+    let holder = std::fs::read_to_string(&lock).unwrap();
+    assert!(holder.starts_with("pid "), "{holder}");
+    let other = store_of(&e).await;
+    let err = match other.lock_instance() {
+        Ok(_) => panic!("a second daemon took the lock"),
+        Err(err) => err.to_string(),
+    };
+    assert!(err.contains(holder.trim()), "{err}");
+    assert_eq!(std::fs::read_to_string(&lock).unwrap(), holder);
+    drop(held);
+    // The lock file is the daemon's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&lock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "lock file mode {mode:o}");
+}
+
+#[tokio::test]
+async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let e = env().await;
+    let mut s = e.settings();
+    let dir = e.dir.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+    s.bakong.token_file = dir.join("token");
+    e.merchant(&s).await.close().await;
+    let cfg = e.config_file(&s, "");
+    let log = e.dir.path().join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Served {
+        child,
+        log,
+        addr: ([127, 0, 0, 1], 0).into(),
+    };
+    let shown = dir.display().to_string();
+    let line = wait_for("the token directory warning", LIMIT, || {
+        let found = d
+            .log_text()
+            .lines()
+            .find(|l| l.contains("group") && l.contains(&shown))
+            .map(str::to_string);
+        async move { found }
+    })
+    .await;
+    assert!(line.contains("\"level\":\"WARN\""), "{line}");
+    assert!(line.contains("chmod"), "{line}");
+    assert!(line.contains("bakong.token_file"), "{line}");
+    d.terminate().await;
+    // A private directory: no warning.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    let log = e.dir.path().join("daemon2.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Served {
+        child,
+        log,
+        addr: ([127, 0, 0, 1], 0).into(),
+    };
+    wait_for("the daemon running", LIMIT, || {
+        let up = d.log_text().contains("bakong-poller running");
+        async move { up.then_some(()) }
+    })
+    .await;
+    d.terminate().await;
+    assert!(
+        !d.log_text().contains(&format!("{shown} is group")),
+        "{}",
+        d.log_text()
+    );
+}
