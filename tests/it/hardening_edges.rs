@@ -387,3 +387,130 @@ async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and
         d.log_text()
     );
 }
+
+fn script(dir: &std::path::Path, name: &str, text: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{text}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// The hook's delivery of the payment's event, once it is `status`: its
+/// attempts.
+async fn hook_delivery(db: &sqlx::SqlitePool, md5: &str, status: &str) -> (String, i64) {
+    wait_for(&format!("the hook delivery {status}"), LIMIT, || async {
+        sqlx::query_as::<_, (String, String, i64)>(
+            "SELECT d.event_id, d.status, d.attempts FROM event_deliveries d
+             JOIN payment_events e ON e.id = d.event_id
+             WHERE e.md5 = ?1 AND d.receiver = 'hook'",
+        )
+        .bind(md5)
+        .fetch_optional(db)
+        .await
+        .unwrap()
+        .filter(|(_, s, _)| s == status)
+        .map(|(id, _, n)| (id, n))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_hook_printing_a_mebibyte_runs_once_and_is_recorded_delivered() {
+    let e = env().await;
+    let dir = e.dir.path();
+    let hook = script(
+        dir,
+        "loud.sh",
+        &format!(
+            // A writer cut off by a closed pipe dies of SIGPIPE (exit 141)
+            // and so does the hook: its status is the last pipeline's.
+            "echo run >> {d}/runs\nhead -c 1048576 /dev/zero | tr '\\000' y >&2 || exit $?\nhead -c 1048576 /dev/zero | tr '\\000' x",
+            d = dir.display()
+        ),
+    );
+    let mut s = e.settings();
+    s.hook.command = Some(vec![hook]);
+    s.hook.timeout = Duration::from_secs(10);
+    s.webhook.retry_min = Duration::from_millis(50);
+    s.webhook.retry_max = Duration::from_millis(100);
+    let db = e.merchant(&s).await;
+    let d = start(s);
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let (id, attempts) = hook_delivery(&db, &md5, "delivered").await;
+    d.stop().await;
+    assert_eq!(attempts, 1);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runs")).unwrap(),
+        "run\n",
+        "the hook ran exactly once"
+    );
+    let answer: String =
+        sqlx::query_scalar("SELECT answer FROM event_attempts WHERE event_id = ?1")
+            .bind(&id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(answer.starts_with("xxxx"), "{answer}");
+    assert!(answer.len() <= 1024, "only the first bytes are kept");
+}
+
+#[tokio::test]
+async fn a_hook_sees_only_the_documented_environment() {
+    let e = env().await;
+    let dir = e.dir.path();
+    let hook = script(dir, "env.sh", &format!("env > {}/env.txt", dir.display()));
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let cfg = e.config_file(
+        &s,
+        &format!("\n[hook]\ncommand = [\"{hook}\"]\ntimeout = \"10s\"\n"),
+    );
+    let log = dir.join("daemon.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .env("PGPASSWORD", "pg-secret")
+        .env("HTTPS_PROXY", "http://proxyuser:proxy-secret@127.0.0.1:9")
+        .env("https_proxy", "http://proxyuser:proxy-secret@127.0.0.1:9")
+        .env("HARDENING_TEST_VARIABLE", "daemon-only")
+        .env("LANG", "C.UTF-8")
+        .env("TZ", "UTC")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut d = Served {
+        child,
+        log,
+        addr: ([127, 0, 0, 1], 0).into(),
+    };
+    let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
+    let (id, _) = hook_delivery(&db, &md5, "delivered").await;
+    d.terminate().await;
+    let env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
+    for secret in ["pg-secret", "proxy-secret", "daemon-only"] {
+        assert!(!env.contains(secret), "the hook saw {secret}: {env}");
+    }
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+    for name in [
+        "PGPASSWORD",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HARDENING_TEST_VARIABLE",
+    ] {
+        assert!(!names.contains(&name), "the hook saw {name}: {env}");
+    }
+    assert!(
+        env.contains(&format!("BAKONG_POLLER_EVENT_ID={id}")),
+        "{env}"
+    );
+    assert!(
+        env.contains("BAKONG_POLLER_EVENT_TYPE=payment.paid"),
+        "{env}"
+    );
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(
+        env.contains("LANG=C.UTF-8") && env.contains("TZ=UTC"),
+        "{env}"
+    );
+}
