@@ -494,16 +494,104 @@ pub struct LogSettings {
     pub level: String,
 }
 
-/// `[metrics]`: the Prometheus endpoint and the health check.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// The most connections `metrics.max_connections` may allow (the unit's
+/// `LimitNOFILE=` leaves room for them and the daemon's own files).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// The largest `metrics.max_body_bytes` (16 MiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// `[metrics]`: the Prometheus endpoint and the health check, and the
+/// limits of its listener (the one HTTP listener of the daemon).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsSettings {
     /// `IP:PORT` to serve `GET /metrics` and `GET /healthz` on; unset (the
     /// default): nothing listens and nothing is counted.
     pub listen: Option<String>,
+    /// How long a client may take to send a request's headers, counted
+    /// from the connection's opening or, on a kept-alive connection, from
+    /// the previous answer (so it also closes idle keep-alive connections).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is
+    /// closed (a stalled body, a client that does not read its answer).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How long one request may take from its headers to its answer; then
+    /// the answer is 408.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Connections served at once; one more is closed as soon as it is
+    /// accepted.
+    pub max_connections: usize,
+    /// The largest request body accepted, in bytes; a larger one is 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            listen: None,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_body_bytes: 64 * 1024,
+        }
+    }
 }
 
 impl MetricsSettings {
+    /// The first listener limit out of its range, naming its key.
+    fn limit_problem(&self) -> Result<(), ConfigError> {
+        const MAX_WAIT: Duration = Duration::from_secs(600);
+        for (key, d) in [
+            ("metrics.header_read_timeout", self.header_read_timeout),
+            ("metrics.idle_timeout", self.idle_timeout),
+            ("metrics.request_timeout", self.request_timeout),
+        ] {
+            if d.is_zero() || d > MAX_WAIT {
+                return Err(ConfigError::key(
+                    key,
+                    format!(
+                        "{} is out of range; give a duration from 1ms to 10m (e.g. \"10s\")",
+                        humantime::format_duration(d)
+                    ),
+                ));
+            }
+        }
+        if self.idle_timeout <= self.request_timeout {
+            return Err(ConfigError::key(
+                "metrics.idle_timeout",
+                format!(
+                    "{} is not longer than metrics.request_timeout ({}): a request still being answered would be cut; make it longer",
+                    humantime::format_duration(self.idle_timeout),
+                    humantime::format_duration(self.request_timeout)
+                ),
+            ));
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            return Err(ConfigError::key(
+                "metrics.max_connections",
+                format!(
+                    "{} is out of range; give 1 to {MAX_CONNECTIONS} (each connection is an open file: keep it well under the unit's LimitNOFILE)",
+                    self.max_connections
+                ),
+            ));
+        }
+        if !(1024..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
+            return Err(ConfigError::key(
+                "metrics.max_body_bytes",
+                format!(
+                    "{} is out of range; give 1024 to {MAX_BODY_BYTES} bytes",
+                    self.max_body_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `metrics.listen` as a socket address, when set and valid.
     pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
         self.listen.as_deref().and_then(|l| l.parse().ok())
@@ -1110,6 +1198,7 @@ impl Settings {
                 ));
             }
         }
+        push(self.metrics.limit_problem());
         if self
             .log
             .level
@@ -1476,6 +1565,35 @@ mod tests {
         assert!(s.problems().is_empty(), "{:?}", s.problems());
         s.poller.max_requests_per_second = 1000.0;
         assert!(s.problems().is_empty(), "{:?}", s.problems());
+    }
+
+    #[test]
+    fn listener_limits_out_of_range_are_refused_naming_their_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        for (line, key) in [
+            (
+                "header_read_timeout = \"0s\"",
+                "metrics.header_read_timeout",
+            ),
+            ("idle_timeout = \"11m\"", "metrics.idle_timeout"),
+            ("request_timeout = \"0ms\"", "metrics.request_timeout"),
+            ("max_connections = 0", "metrics.max_connections"),
+            ("max_connections = 5000", "metrics.max_connections"),
+            ("max_body_bytes = 10", "metrics.max_body_bytes"),
+        ] {
+            std::fs::write(&p, format!("[metrics]\n{line}\n")).expect("write");
+            let e = Settings::load(Some(&p)).expect_err(line);
+            assert!(e.to_string().contains(key), "{line}: {e}");
+        }
+        std::fs::write(
+            &p,
+            "[metrics]\nheader_read_timeout = \"300ms\"\nmax_connections = 4\nmax_body_bytes = 4096\n",
+        )
+        .expect("write");
+        let s = Settings::load(Some(&p)).expect("limits in range load");
+        assert_eq!(s.metrics.max_connections, 4);
+        assert_eq!(s.metrics.header_read_timeout, Duration::from_millis(300));
     }
 
     #[test]

@@ -151,6 +151,7 @@ pub enum TokenError {
 /// Reads a token file with its modification time; `Ok(None)` when it does
 /// not exist or is empty.
 pub fn read_token_file(path: &Path) -> Result<Option<(Token, Option<SystemTime>)>, TokenError> {
+    warn_on_shared_dir(path);
     match std::fs::read_to_string(path) {
         Ok(s) if s.trim().is_empty() => Ok(None),
         Ok(s) => {
@@ -168,19 +169,54 @@ pub fn read_token_file(path: &Path) -> Result<Option<(Token, Option<SystemTime>)
     }
 }
 
+/// The token file's directory when others than its owner may write it:
+/// then they can replace the token (a file's own mode does not stop a
+/// rename or unlink in a writable directory). `None` when private, or when
+/// it cannot be read (the read or the save names that).
+pub fn shared_dir_problem(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = token_dir(path);
+    let mode = std::fs::metadata(dir).ok()?.permissions().mode();
+    let who = match (mode & 0o020 != 0, mode & 0o002 != 0) {
+        (_, true) => "world-writable",
+        (true, false) => "group-writable",
+        (false, false) => return None,
+    };
+    let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Some(format!(
+        "bakong.token_file: its directory {} is {who} (mode {:04o}): others can replace the token there; run `chmod go-w {}` (the unit's StateDirectoryMode=0750 does it), or keep the token in a private directory; see README, \"Run it as a systemd service\"",
+        shown.display(),
+        mode & 0o7777,
+        shown.display()
+    ))
+}
+
+/// Logs [`shared_dir_problem`] as a warning.
+fn warn_on_shared_dir(path: &Path) {
+    if let Some(why) = shared_dir_problem(path) {
+        tracing::warn!(key = "bakong.token_file", "{why}");
+    }
+}
+
+fn token_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 /// Saves a token atomically with mode 0600: a temporary file beside it
-/// (tempfile creates it 0600), fsync, rename over the old one, fsync of the
-/// directory.
+/// (tempfile creates it 0600 with O_EXCL, so a symlink planted at its
+/// name is never followed), fsync, rename over the old one (which replaces
+/// a symlink at the token's name rather than writing through it), fsync of
+/// the directory.
 pub fn save_token_file(path: &Path, token: &Token) -> Result<(), TokenError> {
     use std::io::Write;
+    warn_on_shared_dir(path);
     let err = |source| TokenError::Save {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = token_dir(path);
     let mut tmp = tempfile::Builder::new()
         .prefix(".token")
         .tempfile_in(dir)
@@ -883,6 +919,43 @@ mod tests {
             Token::new("rbk_test_opaque").expect("t").claims(),
             Claims::default()
         );
+    }
+
+    #[test]
+    fn a_token_directory_others_may_write_is_named_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("token");
+        let chmod = |m| {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(m)).expect("chmod")
+        };
+        chmod(0o750);
+        assert_eq!(shared_dir_problem(&file), None);
+        chmod(0o2770);
+        let why = shared_dir_problem(&file).expect("group-writable");
+        assert!(
+            why.contains("group-writable") && why.contains("chmod go-w"),
+            "{why}"
+        );
+        chmod(0o757);
+        let why = shared_dir_problem(&file).expect("world-writable");
+        assert!(why.contains("world-writable"), "{why}");
+        chmod(0o700);
+    }
+
+    #[test]
+    fn a_symlink_at_the_token_name_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let other = dir.path().join("other");
+        std::fs::write(&other, "keep\n").expect("write");
+        let file = dir.path().join("token");
+        std::os::unix::fs::symlink(&other, &file).expect("symlink");
+        save_token_file(&file, &Token::new("abc.def.ghi").expect("token")).expect("saved");
+        assert_eq!(std::fs::read_to_string(&other).expect("read"), "keep\n");
+        assert!(!std::fs::symlink_metadata(&file)
+            .expect("meta")
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

@@ -187,22 +187,28 @@ impl Hook {
     }
 
     /// Runs the hook with `body` on stdin and the id and type in
-    /// `BAKONG_POLLER_EVENT_ID` / `BAKONG_POLLER_EVENT_TYPE` (and none of
-    /// the daemon's own `BAKONG_POLLER*` variables, which may hold the
-    /// token). Exit 0 is delivered. After the timeout its whole process
-    /// group is killed.
+    /// `BAKONG_POLLER_EVENT_ID` / `BAKONG_POLLER_EVENT_TYPE`, in an
+    /// environment cleared but for `PATH`, `HOME`, `LANG`, `LANGUAGE`,
+    /// `LC_*` and `TZ`. Its stdout and stderr are read to their end (the
+    /// first bytes kept). Exit 0 is delivered. After the timeout its whole
+    /// process group is killed.
     pub async fn run(&self, id: &str, event_type: &str, body: &str) -> Answer {
         let Some((program, args)) = self.argv.split_first() else {
             return Answer::failed("hook.command is empty".into());
         };
         let mut cmd = tokio::process::Command::new(program);
-        // The daemon's own settings may come through the environment
-        // (BAKONG_POLLER__BAKONG__TOKEN...): a hook gets none of them.
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("BAKONG_POLLER") || k == "CREDENTIALS_DIRECTORY" {
-                cmd.env_remove(&key);
+        // The daemon's environment may hold its settings and credentials
+        // (BAKONG_POLLER__BAKONG__TOKEN, PGPASSWORD, HTTPS_PROXY with a
+        // password, ...): a hook starts from nothing and gets only the
+        // allow-list (README, "The command hook").
+        cmd.env_clear();
+        for (key, value) in std::env::vars_os() {
+            if passed_to_hook(&key.to_string_lossy()) {
+                cmd.env(&key, &value);
             }
+        }
+        if std::env::var_os("PATH").is_none() {
+            cmd.env("PATH", DEFAULT_PATH);
         }
         cmd.args(args)
             .env("BAKONG_POLLER_EVENT_ID", id)
@@ -230,24 +236,10 @@ impl Hook {
                     let _ = s.shutdown().await;
                 }
             };
-            let read = |pipe: Option<tokio::process::ChildStdout>| async move {
-                let mut v = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = (&mut p).take(64 * 1024).read_to_end(&mut v).await;
-                }
-                v
-            };
-            let read_err = |pipe: Option<tokio::process::ChildStderr>| async move {
-                let mut v = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = (&mut p).take(64 * 1024).read_to_end(&mut v).await;
-                }
-                v
-            };
             let ((), out, err, status) = tokio::join!(
                 feed,
-                read(stdout.take()),
-                read_err(stderr.take()),
+                drain(stdout.take()),
+                drain(stderr.take()),
                 child.wait()
             );
             (out, err, status)
@@ -279,11 +271,68 @@ impl Hook {
     }
 }
 
+/// What a hook may read of the daemon's environment, by name (the rest,
+/// which may hold credentials, it never sees).
+fn passed_to_hook(name: &str) -> bool {
+    matches!(name, "PATH" | "HOME" | "LANG" | "LANGUAGE" | "TZ") || name.starts_with("LC_")
+}
+
+/// PATH for a hook when the daemon has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// How many bytes of each of a hook's outputs are kept (the record keeps
+/// [`ANSWER_BYTES`] of them).
+const KEEP_BYTES: usize = 4 * 1024;
+
+/// Reads a hook's pipe to its end, keeping the first [`KEEP_BYTES`]: a
+/// pipe closed early would kill a talkative hook with SIGPIPE, and it
+/// would run again.
+async fn drain(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut p) = pipe else {
+        return kept;
+    };
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match p.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = KEEP_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
 /// Kills the process group a hook leads (it and what it started).
 fn kill_group(pid: Option<u32>) {
     use nix::sys::signal::{killpg, Signal};
     use nix::unistd::Pid;
     if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_allow_list_reaches_a_hook() {
+        for name in [
+            "PATH", "HOME", "LANG", "LANGUAGE", "LC_ALL", "LC_TIME", "TZ",
+        ] {
+            assert!(passed_to_hook(name), "{name}");
+        }
+        for name in [
+            "PGPASSWORD",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "BAKONG_POLLER__BAKONG__TOKEN",
+            "CREDENTIALS_DIRECTORY",
+            "DATABASE_URL",
+        ] {
+            assert!(!passed_to_hook(name), "{name}");
+        }
     }
 }

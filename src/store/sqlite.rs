@@ -311,6 +311,57 @@ fn create_shared(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// Opens (or creates, mode 0600: only the daemon takes it) the instance
+/// lock file without following a symlink and without truncating it, and
+/// refuses anything but a regular file with one name: the database's
+/// directory is writable by the shop's group, so the name may have been
+/// pointed at another file (the token) that the holder line would
+/// overwrite.
+fn open_lock_file(lock_path: &std::path::Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refuse = |why: String| StoreError::Io {
+        what: format!("refusing the instance lock file {}", lock_path.display()),
+        source: std::io::Error::other(why),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(lock_path)
+        .map_err(|source| {
+            if source.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
+                refuse(
+                    "it is a symbolic link; remove it (the daemon creates its own lock file)"
+                        .into(),
+                )
+            } else {
+                StoreError::Io {
+                    what: format!("open {}", lock_path.display()),
+                    source,
+                }
+            }
+        })?;
+    let meta = file.metadata().map_err(|source| StoreError::Io {
+        what: format!("inspect {}", lock_path.display()),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "it is not a regular file; remove it (the daemon creates its own lock file)".into(),
+        ));
+    }
+    if meta.nlink() > 1 {
+        return Err(refuse(format!(
+            "it has {} names (hard links), so it is another file too; remove it (the daemon creates its own lock file)",
+            meta.nlink()
+        )));
+    }
+    Ok(file)
+}
+
 #[derive(FromRow)]
 struct ClaimRow {
     id: i64,
@@ -494,7 +545,6 @@ impl SqliteStore {
     /// holds it, fails naming that one.
     pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
         use std::io::{Read, Seek, Write as _};
-        use std::os::unix::fs::OpenOptionsExt;
         if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
             return Ok(InstanceGuard { _file: None });
         }
@@ -507,14 +557,7 @@ impl SqliteStore {
             let what = format!("{what} {}", lock_path.display());
             move |source| StoreError::Io { what, source }
         };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o660)
-            .open(&lock_path)
-            .map_err(io("open"))?;
+        let mut file = open_lock_file(&lock_path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -531,6 +574,8 @@ impl SqliteStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io("lock")(e)),
         }
+        // Only now, the lock held on a file verified ours to write, is
+        // its old holder line replaced.
         // gethostname(2), not /proc/sys: the unit's ProcSubset=pid hides it.
         let host = nix::unistd::gethostname()
             .ok()
@@ -1697,7 +1742,20 @@ mod tests {
             .set_receivers(&["webhook", "hook"])
             .await
             .expect("receivers");
-        store.set_receivers(&["webhook"]).await.expect("receivers");
+        // The one live daemon has only the webhook: the hook goes off.
+        let me = super::super::GateMember {
+            instance: "me".into(),
+            host: "here".into(),
+            pid: 1,
+            receivers: vec![super::super::ReceiverConfig {
+                name: "webhook".into(),
+                config: "0".into(),
+            }],
+        };
+        store
+            .heartbeat(&me, Utc::now().timestamp_millis(), 3_000)
+            .await
+            .expect("heartbeat");
         store.insert_payment(&new(1)).await.expect("insert");
         let claimed = store
             .claim(1_000, Duration::from_secs(60), 1, Duration::from_secs(900))
