@@ -16,7 +16,7 @@ use crate::store::Store;
 /// `import` arguments.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml import --from sqlite:///var/lib/bakong-poller/payments.db"
+    after_help = "Example:\n  bakong-poller --config /etc/bakong-poller/bakong-poller.toml import --from sqlite:///var/lib/bakong-poller/db/payments.db"
 )]
 pub struct ImportArgs {
     /// The SQLite database to copy from (sqlite://PATH). It is brought to
