@@ -5,6 +5,14 @@
 //! fields; extra fields) and strictly where it matters (amounts as exact
 //! decimals, currencies, hashes). A list answer is read item by item: one
 //! unreadable item is an error for its own md5 only.
+//!
+//! A value neither database can store (a NUL in a string, a time outside
+//! years 1970..=9999) is an unreadable value where it enters: in a field
+//! the `paid` rule needs (hash, receiver, amount, currency) it makes the
+//! item unreadable; in an informative field (payer, description, dates,
+//! references) it reads as absent, as a null would. Nothing is stored
+//! altered, and one odd answer never reaches the database to sink a
+//! write.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -113,20 +121,74 @@ pub struct Transaction {
     pub receiver_bank_account: Option<String>,
 }
 
-/// A string field that may arrive as a string or a number; anything else
-/// (null, objects) reads as absent.
-fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::String(s) => Some(s),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// A text field as read from an answer, before the item's rules apply.
+#[derive(Debug, Default)]
+enum Text {
+    /// Null or absent.
+    #[default]
+    Absent,
+    /// A string (or a number, as its text) both databases can store.
+    Sound(String),
+    /// Present but unusable; why, after the field's name.
+    Unreadable(String),
+}
+
+impl Text {
+    /// A field the item cannot do without: absent or unreadable is an
+    /// error naming the field.
+    fn required(self, field: &str) -> Result<String, AnswerError> {
+        match self {
+            Text::Sound(s) => Ok(s),
+            Text::Absent => Err(format!("{field} is missing").into()),
+            Text::Unreadable(why) => Err(format!("{field} {why}").into()),
+        }
+    }
+
+    /// An informative field: unreadable reads as absent, as a null would
+    /// (never a mangled value).
+    fn optional(self) -> Option<String> {
+        match self {
+            Text::Sound(s) => Some(s),
+            Text::Absent | Text::Unreadable(_) => None,
+        }
+    }
+}
+
+/// A string field that may arrive as a string or a number. Null or absent
+/// is [`Text::Absent`]; anything else (objects, booleans, an escape that
+/// is no character such as a lone surrogate, a NUL, which PostgreSQL's
+/// `text` and `jsonb` cannot hold) is [`Text::Unreadable`]: a value that
+/// cannot be stored is never stored altered.
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
+    let Some(raw) = Option::<Box<RawValue>>::deserialize(d)? else {
+        return Ok(Text::Absent);
+    };
+    Ok(match serde_json::from_str::<Value>(raw.get()) {
+        Ok(Value::Null) => Text::Absent,
+        Ok(Value::String(s)) if s.contains('\0') => {
+            Text::Unreadable("contains a NUL character, which cannot be stored".into())
+        }
+        Ok(Value::String(s)) => Text::Sound(s),
+        Ok(Value::Number(n)) => Text::Sound(n.to_string()),
+        Ok(other) => Text::Unreadable(format!(
+            "is {}, not text",
+            super::error::excerpt(other.to_string().as_bytes())
+        )),
+        Err(e) => Text::Unreadable(format!("is not readable text: {e}")),
     })
 }
 
+/// The first and last instants accepted as a payment's time (ms since the
+/// epoch): years 1970 to 9999. Both databases hold these (PostgreSQL's
+/// `timestamptz` spans 4713 BC to 294276 AD, chrono about ±262,000 years);
+/// anything outside is no time a payment was made.
+const SANE_MILLIS: std::ops::RangeInclusive<i64> = 0..=253_402_300_799_999;
+
 /// A millisecond timestamp as an integer, a float (`1586852120700.0` in
 /// NBC's samples) or a numeric string; anything else (null, absent, an
-/// unreadable value) is `None`: these dates are informative, not part of
-/// the `paid` rule, so they never make a transaction unreadable.
+/// unreadable value, a time outside years 1970..=9999) is `None`: these
+/// dates are informative, not part of the `paid` rule, so they never make a
+/// transaction unreadable.
 fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     let v = Value::deserialize(d)?;
     let from_f64 = |f: f64| (f.is_finite() && f.abs() < 9.0e15).then(|| f.round() as i64);
@@ -134,7 +196,8 @@ fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
         Value::Number(n) => n.as_i64().or_else(|| n.as_f64().and_then(from_f64)),
         Value::String(s) => s.trim().parse::<f64>().ok().and_then(from_f64),
         _ => None,
-    })
+    }
+    .filter(|ms| SANE_MILLIS.contains(ms)))
 }
 
 /// The wire shape of a transaction, before validation.
@@ -142,32 +205,32 @@ fn lenient_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 #[serde(rename_all = "camelCase")]
 struct WireTransaction {
     #[serde(default, deserialize_with = "lenient_text")]
-    hash: Option<String>,
+    hash: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    from_account_id: Option<String>,
+    from_account_id: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    to_account_id: Option<String>,
+    to_account_id: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    currency: Option<String>,
+    currency: Text,
     /// As written: read exactly from this text, never through f64.
     #[serde(default)]
     amount: Option<Box<RawValue>>,
     #[serde(default, deserialize_with = "lenient_text")]
-    description: Option<String>,
+    description: Text,
     #[serde(default, deserialize_with = "lenient_millis")]
     created_date_ms: Option<i64>,
     #[serde(default, deserialize_with = "lenient_millis")]
     acknowledged_date_ms: Option<i64>,
     #[serde(default, deserialize_with = "lenient_text")]
-    external_ref: Option<String>,
+    external_ref: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    instruction_ref: Option<String>,
+    instruction_ref: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    tracking_status: Option<String>,
+    tracking_status: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    receiver_bank: Option<String>,
+    receiver_bank: Text,
     #[serde(default, deserialize_with = "lenient_text")]
-    receiver_bank_account: Option<String>,
+    receiver_bank_account: Text,
 }
 
 /// Why an answer (or one item of a list answer) cannot be read.
@@ -189,8 +252,9 @@ impl From<&str> for AnswerError {
 
 impl Transaction {
     /// Reads a transaction from the `data` of a check answer. What the
-    /// `paid` rule needs (hash, receiver, amount, currency) must be sound;
-    /// the rest is read leniently (a null payer is `None`).
+    /// `paid` rule needs (hash, receiver, amount, currency) must be sound
+    /// and storable (no NUL); the rest is read leniently: a null, unreadable
+    /// or unstorable payer, description, reference or date is `None`.
     ///
     /// Built from a [`Value`], whose numbers went through f64: use
     /// [`Transaction::from_text`] on an answer's text.
@@ -211,13 +275,13 @@ impl Transaction {
         }
         let w: WireTransaction =
             serde_json::from_str(text).map_err(|e| AnswerError(e.to_string()))?;
-        let hash = w.hash.ok_or("hash is missing")?;
+        let hash = w.hash.required("hash")?;
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(format!("hash {hash:?} is not 64 hex characters").into());
         }
         let currency = w
             .currency
-            .ok_or("currency is missing")?
+            .required("currency")?
             .parse::<Currency>()
             .map_err(|e| format!("currency: {e}"))?;
         let raw_amount = w.amount.as_deref().map(RawValue::get).unwrap_or("null");
@@ -229,24 +293,25 @@ impl Transaction {
                     super::error::excerpt(raw_amount.as_bytes())
                 )
             })?;
-        let to_account_id = w
-            .to_account_id
-            .filter(|s| !s.is_empty())
-            .ok_or("toAccountId is missing")?;
+        let to_account_id = match w.to_account_id {
+            Text::Sound(s) if s.is_empty() => Text::Absent,
+            other => other,
+        }
+        .required("toAccountId")?;
         Ok(Transaction {
             hash: hash.to_ascii_lowercase(),
-            from_account_id: w.from_account_id.filter(|s| !s.is_empty()),
+            from_account_id: w.from_account_id.optional().filter(|s| !s.is_empty()),
             to_account_id,
             currency,
             amount,
-            description: w.description,
+            description: w.description.optional(),
             created_date_ms: w.created_date_ms,
             acknowledged_date_ms: w.acknowledged_date_ms,
-            external_ref: w.external_ref,
-            instruction_ref: w.instruction_ref,
-            tracking_status: w.tracking_status,
-            receiver_bank: w.receiver_bank,
-            receiver_bank_account: w.receiver_bank_account,
+            external_ref: w.external_ref.optional(),
+            instruction_ref: w.instruction_ref.optional(),
+            tracking_status: w.tracking_status.optional(),
+            receiver_bank: w.receiver_bank.optional(),
+            receiver_bank_account: w.receiver_bank_account.optional(),
         })
     }
 }
@@ -510,5 +575,110 @@ mod tests {
         assert!(items[&asked[4]].is_err(), "unreadable amount");
         assert_eq!(stray.len(), 3, "{stray:?}");
         assert!(read_list(&json!({"x": 1}).to_string(), "md5", &asked).is_err());
+    }
+
+    #[test]
+    fn a_nul_in_a_field_the_paid_rule_needs_makes_the_item_unreadable_naming_the_field() {
+        let ok = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1});
+        for (field, bad) in [
+            ("toAccountId", json!("c@d\u{0}")),
+            ("currency", json!("US\u{0}D")),
+            ("hash", json!(format!("{}\u{0}", &HASH[..63]))),
+            ("toAccountId", json!({"x": 1})),
+        ] {
+            let mut v = ok.clone();
+            v[field] = bad.clone();
+            let e = Transaction::from_json(&v).expect_err(field);
+            assert!(e.0.starts_with(field), "{field} = {bad}: {e}");
+        }
+        // A lone surrogate is no character: the item is unreadable, the
+        // error naming the field.
+        let text =
+            format!(r#"{{"hash":"{HASH}","toAccountId":"c@d\ud800","currency":"USD","amount":1}}"#);
+        let e = Transaction::from_text(&text).expect_err("lone surrogate");
+        assert!(e.0.starts_with("toAccountId"), "{e}");
+    }
+
+    #[test]
+    fn an_informative_field_that_cannot_be_stored_reads_as_absent() {
+        let v = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1,
+            "fromAccountId": "p\u{0}@b", "description": "thanks\u{0}", "externalRef": "\u{0}",
+            "instructionRef": "IR\u{0}", "trackingStatus": "\u{0}", "receiverBank": "\u{0}",
+            "receiverBankAccount": "\u{0}"});
+        let t = Transaction::from_json(&v).expect("readable");
+        assert_eq!(t.from_account_id, None);
+        assert_eq!(t.description, None);
+        assert_eq!(t.external_ref, None);
+        assert_eq!(t.instruction_ref, None);
+        assert_eq!(t.tracking_status, None);
+        assert_eq!(t.receiver_bank, None);
+        assert_eq!(t.receiver_bank_account, None);
+        let text = format!(
+            r#"{{"hash":"{HASH}","toAccountId":"c@d","currency":"USD","amount":1,"description":"a\udc00b","fromAccountId":"p@b"}}"#
+        );
+        let t = Transaction::from_text(&text).expect("readable");
+        assert_eq!(t.description, None);
+        assert_eq!(t.from_account_id.as_deref(), Some("p@b"));
+        // Other characters are stored as sent.
+        let v = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1,
+            "description": "ចំណាំ \u{1} \u{7f} \u{fffd} 😀"});
+        let t = Transaction::from_json(&v).expect("readable");
+        assert_eq!(
+            t.description.as_deref(),
+            Some("ចំណាំ \u{1} \u{7f} \u{fffd} 😀")
+        );
+    }
+
+    #[test]
+    fn a_time_outside_years_1970_to_9999_reads_as_absent() {
+        for (ms, kept) in [
+            (json!(-1), false),
+            (json!(-1_000_000_000_000_000_i64), false),
+            (json!(100_000_000_000_000_000_i64), false),
+            (json!(1e17), false),
+            (json!(i64::MIN), false),
+            (json!(i64::MAX), false),
+            (json!(253_402_300_800_000_i64), false),
+            (json!("-1e15"), false),
+            (json!(0), true),
+            (json!(253_402_300_799_999_i64), true),
+            (json!(1_586_852_120_700_i64), true),
+        ] {
+            let v = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1,
+                           "createdDateMs": ms, "acknowledgedDateMs": ms});
+            let t = Transaction::from_json(&v).expect("readable");
+            assert_eq!(t.created_date_ms.is_some(), kept, "{ms}");
+            assert_eq!(t.acknowledged_date_ms.is_some(), kept, "{ms}");
+        }
+    }
+
+    #[test]
+    fn a_list_item_with_an_unstorable_field_stands_alone() {
+        let asked: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.repeat(32)).collect();
+        let tx = json!({"hash": HASH, "toAccountId": "c@d", "currency": "USD", "amount": 1});
+        let mut nul_description = tx.clone();
+        nul_description["description"] = json!("x\u{0}y");
+        let mut far_date = tx.clone();
+        far_date["createdDateMs"] = json!(-1e15);
+        let mut nul_receiver = tx.clone();
+        nul_receiver["toAccountId"] = json!("c@d\u{0}");
+        let data = json!([
+            {"md5": asked[0], "status": "SUCCESS", "data": tx},
+            {"md5": asked[1], "status": "SUCCESS", "data": nul_description},
+            {"md5": asked[2], "status": "SUCCESS", "data": far_date},
+            {"md5": asked[3], "status": "SUCCESS", "data": nul_receiver},
+        ]);
+        let (items, _) = read_list(&data.to_string(), "md5", &asked).expect("an array");
+        for id in &asked[..3] {
+            match &items[id] {
+                Ok(ListStatus::Success { transaction }) => {
+                    assert_eq!(transaction.description, None);
+                    assert_eq!(transaction.created_date_ms, None);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let e = items[&asked[3]].clone().expect_err("unreadable receiver");
+        assert!(e.0.starts_with("toAccountId"), "{e}");
     }
 }

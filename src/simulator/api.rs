@@ -310,6 +310,7 @@ fn tx_json(t: &SimTx) -> Value {
     // Live-service shape: amount as a JSON number, timestamps as integers.
     let amount: Value =
         serde_json::from_str(&t.paid_amount.normalize().to_string()).unwrap_or(Value::Null);
+    let created = t.created_date_ms.unwrap_or(t.at_ms);
     json!({
         "hash": t.ids.hash,
         "fromAccountId": t.from_account,
@@ -317,8 +318,8 @@ fn tx_json(t: &SimTx) -> Value {
         "currency": t.paid_currency.code(),
         "amount": amount,
         "description": t.description,
-        "createdDateMs": t.at_ms,
-        "acknowledgedDateMs": t.at_ms + 250,
+        "createdDateMs": created,
+        "acknowledgedDateMs": created.saturating_add(250),
         "trackingStatus": null,
         "receiverBank": null,
         "receiverBankAccount": null,

@@ -45,6 +45,8 @@ pub struct SimTx {
     pub from_account: String,
     /// Description.
     pub description: Option<String>,
+    /// `createdDateMs` reported instead of `at_ms`, when set.
+    pub created_date_ms: Option<i64>,
     /// What happens.
     pub outcome: OutcomeKind,
     /// What is paid.
@@ -410,6 +412,7 @@ impl Sim {
             currency,
             from_account: t.from_account.unwrap_or_else(|| "customer@abaa".into()),
             description: t.description,
+            created_date_ms: t.created_date_ms,
             outcome: t.outcome,
             paid_amount: t.paid_amount.unwrap_or(amount),
             paid_currency: t.paid_currency.unwrap_or(currency),

@@ -140,6 +140,9 @@ pub struct NewTransaction {
     pub from_account: Option<String>,
     /// Description reported.
     pub description: Option<String>,
+    /// `createdDateMs` reported (any integer, for odd answers); the time
+    /// it is paid when absent. `acknowledgedDateMs` is 250 ms later.
+    pub created_date_ms: Option<i64>,
     /// What happens.
     pub outcome: OutcomeKind,
     /// When it happens, from registration.

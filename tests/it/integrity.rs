@@ -16,7 +16,7 @@ const LEASE: Duration = Duration::from_secs(60);
 const TTL: Duration = Duration::from_secs(900);
 
 /// Raw SQL beside the store, as the merchant's application would send it.
-enum Raw {
+pub(crate) enum Raw {
     Sqlite(sqlx::SqlitePool),
     Pg(sqlx::PgPool),
 }
@@ -30,7 +30,7 @@ impl Raw {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    async fn int(&self, sql: &str) -> i64 {
+    pub(crate) async fn int(&self, sql: &str) -> i64 {
         match self {
             Raw::Sqlite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
             Raw::Pg(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
@@ -39,7 +39,7 @@ impl Raw {
     }
 }
 
-async fn sqlite() -> (Store, Raw, tempfile::TempDir) {
+pub(crate) async fn sqlite() -> (Store, Raw, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
     let store = Store::connect(&url, Duration::from_secs(5)).await.unwrap();
@@ -48,7 +48,7 @@ async fn sqlite() -> (Store, Raw, tempfile::TempDir) {
     (store, Raw::Sqlite(raw), dir)
 }
 
-async fn postgres() -> Option<(Store, Raw)> {
+pub(crate) async fn postgres() -> Option<(Store, Raw)> {
     let url = pg::database().await?;
     let store = Store::connect(&url, Duration::from_secs(5)).await.unwrap();
     store.migrate().await.unwrap();

@@ -9,6 +9,7 @@ mod config;
 mod daemon;
 mod field;
 mod gate_shared;
+mod hardening_answers;
 mod hardening_edges;
 mod hardening_input;
 mod helpers;
