@@ -339,16 +339,15 @@ impl Client {
             }
         }
         let envelope = Envelope::from_slice(&body);
-        // The daily quota: errorCode 17, or a 429 that speaks of a daily
-        // limit. About the token for the rest of the day, not a rate.
+        // The daily quota: errorCode 17, or its message ("Daily request
+        // limit of 100 exceeded...") with no errorCode, or a 429 that speaks
+        // of a daily limit. About the token for the rest of the day, not a
+        // rate.
         if let Ok(env) = &envelope {
             let message = env.response_message.clone().unwrap_or_default();
-            let daily = {
-                let m = message.to_ascii_lowercase();
-                m.contains("daily") && m.contains("limit")
-            };
+            let daily = is_daily_limit_message(&message);
             let quota_code = env.response_code != 0
-                && env.error_code == Some(17)
+                && (env.error_code == Some(17) || (env.error_code.is_none() && daily))
                 && (trusted(status, env) || status == 429);
             if quota_code || (status == 429 && daily) {
                 let message = if message.is_empty() {
@@ -786,6 +785,14 @@ impl Client {
             .map(|m| as_single(EP, answers.remove(m), m))
             .collect())
     }
+}
+
+/// Whether a message says the daily request quota is spent ("Daily
+/// request limit of 100 exceeded. Please try again tomorrow."), the
+/// quota's words with or without its errorCode 17.
+pub(crate) fn is_daily_limit_message(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("daily") && m.contains("limit")
 }
 
 /// Whether an envelope that came with HTTP `status` is Bakong's answer:

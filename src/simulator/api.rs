@@ -182,7 +182,8 @@ async fn answer(
         } else {
             StatusCode::OK
         };
-        return envelope(status, 1, Some(17), &message, Value::Null);
+        let code = (!faults.daily_limit_without_code).then_some(17);
+        return envelope(status, 1, code, &message, Value::Null);
     }
     if let Some(why) = refused {
         if faults.list_403_for_refused_token && name == "check_transaction_by_md5_list" {

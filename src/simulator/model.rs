@@ -83,6 +83,9 @@ pub struct Faults {
     pub day_length: Option<Duration>,
     /// The quota answers HTTP 429 with the same message instead of errorCode 17.
     pub daily_limit_429: bool,
+    /// The quota's answer carries its message with `"errorCode": null`, as
+    /// some clients' fixtures show.
+    pub daily_limit_without_code: bool,
 }
 
 /// Settings of the token life cycle.

@@ -248,3 +248,35 @@ async fn the_budget_reserve_still_gives_a_lapsed_payment_its_check_after_the_dea
     assert_eq!(check_requests(&e).await, 1, "one check, after the deadline");
     assert_eq!(count(&db, "pending").await, 5);
 }
+
+/// Issue 22 item 5: the quota's message with `"errorCode": null` (as one
+/// client's fixtures show) is the quota too, in single and list answers:
+/// one request finds it, then the shared pause, no per-row warnings.
+#[tokio::test]
+async fn the_daily_quota_message_without_its_error_code_is_the_quota_too() {
+    for bulk in [BulkMode::Never, BulkMode::Always] {
+        let e = env().await;
+        let mut s = e.settings();
+        s.poller.quota_probe = Duration::from_secs(30);
+        s.poller.bulk = bulk;
+        let db = e.merchant(&s).await;
+        let md5 = e.payment(&db, "1.00", "USD", never()).await;
+        e.sim.sim.set_faults(Faults {
+            daily_limit: Some(0),
+            daily_limit_without_code: true,
+            ..Faults::default()
+        });
+        let d = start(s);
+        wait_for("the quota pause in the database", LIMIT, || async {
+            pause_since(&db).await
+        })
+        .await;
+        d.stop().await;
+        assert_eq!(status(&db, &md5).await, "pending", "{bulk:?}");
+        assert_eq!(
+            check_requests(&e).await,
+            1,
+            "{bulk:?}: one request found the quota"
+        );
+    }
+}
