@@ -316,6 +316,11 @@ async fn schedule_loop(
         if room > 0 && !gather {
             last_flush = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
+            // Age decides the lane: a due row older than the fresh period
+            // that was never checked (a backlog) goes behind new ones.
+            if let Err(e) = store.age_out(now + lookahead, cfg.fresh_period).await {
+                debug!(error = %e, "could not move aged payments to the older lane");
+            }
             metrics.health.query_started();
             let claimed = store
                 .claim(now + lookahead, cfg.lease, room * batch, cfg.payment_ttl)

@@ -707,6 +707,22 @@ impl Store {
         }
     }
 
+    /// Moves due pending rows of the fresh lane that were created more
+    /// than `fresh_period` before `now_ms` to the older lane: age decides
+    /// what is fresh, not "never checked", so a backlog inserted while the
+    /// daemon was down (or kept back by an outage, an import or a quota
+    /// pause) never stands before a customer at the counter. Costs the due
+    /// rows of the fresh lane, which are few in steady state. Returns how
+    /// many moved.
+    pub async fn age_out(&self, now_ms: i64, fresh_period: Duration) -> Result<u64, StoreError> {
+        let cutoff =
+            now_ms.saturating_sub(i64::try_from(fresh_period.as_millis()).unwrap_or(i64::MAX));
+        match &self.backend {
+            Backend::Sqlite(s) => s.age_out(now_ms, cutoff).await,
+            Backend::Postgres(s) => s.age_out(now_ms, cutoff).await,
+        }
+    }
+
     /// How many pending rows are due at `now_ms`, counting at most `cap`.
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         match &self.backend {

@@ -564,6 +564,25 @@ impl PgStore {
         Ok(out)
     }
 
+    /// See [`super::Store::age_out`]. Rows another daemon is claiming are
+    /// skipped (it moves them next time).
+    pub async fn age_out(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE payments SET lane = 1
+             WHERE id = ANY(ARRAY(
+                 SELECT id FROM payments
+                 WHERE status = 'pending' AND lane = 0 AND next_check_at <= $1
+                   AND created_at < to_timestamp($2::double precision / 1000.0)
+                 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now_ms)
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("move aged payments to the older lane"))?;
+        Ok(done.rows_affected())
+    }
+
     /// See [`super::Store::due`].
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)

@@ -641,6 +641,21 @@ impl SqliteStore {
         Ok(out)
     }
 
+    /// See [`super::Store::age_out`].
+    pub async fn age_out(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE payments INDEXED BY payments_due SET lane = 1
+             WHERE status = 'pending' AND lane = 0 AND next_check_at <= ?1
+               AND unixepoch(created_at, 'subsec') * 1000 < ?2",
+        )
+        .bind(now_ms)
+        .bind(cutoff_ms)
+        .execute(&self.write)
+        .await
+        .map_err(ctx("move aged payments to the older lane"))?;
+        Ok(done.rows_affected())
+    }
+
     /// See [`super::Store::due`].
     pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)

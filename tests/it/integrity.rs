@@ -22,7 +22,7 @@ pub(crate) enum Raw {
 }
 
 impl Raw {
-    async fn exec(&self, sql: &str) {
+    pub(crate) async fn exec(&self, sql: &str) {
         match self {
             Raw::Sqlite(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
             Raw::Pg(p) => sqlx::raw_sql(sql).execute(p).await.map(drop),
