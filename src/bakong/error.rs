@@ -68,7 +68,7 @@ pub enum Error {
     },
     /// Every endpoint answers HTTP 403, single lookups included: the API
     /// refuses this network.
-    #[error("HTTP 403 from every endpoint: Bakong refuses clients outside Cambodia (geo-block) or this network at its CDN; run from a Cambodian network or set bakong.proxy (or HTTPS_PROXY) to a proxy in Cambodia")]
+    #[error("HTTP 403 from every endpoint, also after renewing the token once: Bakong refuses this network (clients outside Cambodia, or this host's network at its CDN) or refuses the token (revoked, e.g. by a renewal on another deployment with the same bakong.email); `bakong-poller token renew` tells them apart (a 403 there too: the network; run from a Cambodian network or set bakong.proxy or HTTPS_PROXY to a proxy in Cambodia; it renews: the token was refused; restart the daemon to use the new one)")]
     GeoBlocked,
     /// The list endpoint answers 403 while single lookups work with the
     /// same token: it is closed to this token.

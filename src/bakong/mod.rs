@@ -91,6 +91,9 @@ struct Inner {
     /// The list endpoint was found closed to the token of this generation,
     /// until this instant: its 403s need no new probe meanwhile.
     list_closed: std::sync::Mutex<Option<(u64, tokio::time::Instant)>>,
+    /// When a 403 last led to a renewal (at most one per
+    /// [`FORBIDDEN_RENEW_EVERY`]).
+    forbidden_renewal: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Per-request counters, only when `[metrics] listen` is set.
     instruments: std::sync::OnceLock<crate::metrics::ApiInstruments>,
 }
@@ -98,6 +101,10 @@ struct Inner {
 /// How long a list found closed to a token is taken as closed without a
 /// new probe (a token refused later is still found by the next probe).
 const LIST_CLOSED_MEMORY: Duration = Duration::from_secs(300);
+
+/// At most one renewal per this long to tell a refused token from a
+/// geo-block after a 403.
+pub const FORBIDDEN_RENEW_EVERY: Duration = Duration::from_secs(300);
 
 /// How many latency samples are kept between two reads.
 const MAX_SAMPLES: usize = 10_000;
@@ -195,6 +202,7 @@ impl Client {
                 last_success_ms: AtomicI64::new(0),
                 latencies: Default::default(),
                 list_closed: Default::default(),
+                forbidden_renewal: Default::default(),
                 instruments: Default::default(),
             }),
         })
@@ -446,6 +454,11 @@ impl Client {
             }
         }
         let (result, generation) = self.send(endpoint, body, auth).await;
+        if let (Err(Error::Forbidden { .. }), Some(generation)) = (&result, generation) {
+            return self
+                .forbidden(endpoint, body, auth, result, generation)
+                .await;
+        }
         let (Err(Error::Unauthorized { detail }), Some(generation)) = (&result, generation) else {
             return result;
         };
@@ -460,6 +473,63 @@ impl Client {
                 Err(Error::Unauthorized { detail })
             }
             other => other,
+        }
+    }
+
+    /// A 403 to a request that carried a token. The live service answers a
+    /// refused token (revoked by a renewal elsewhere) with the same bare
+    /// 403 as a geo-block, so before anyone concludes "geo-block" the
+    /// token is renewed once (single flight, at most once per
+    /// [`FORBIDDEN_RENEW_EVERY`]) and the request asked again: answered,
+    /// it was the token; refused the same way (or the renewal refused), it
+    /// is the network, and the 403 stands.
+    async fn forbidden(
+        &self,
+        endpoint: &'static str,
+        body: &Value,
+        auth: Auth,
+        result: Result<Envelope, Error>,
+        generation: u64,
+    ) -> Result<Envelope, Error> {
+        let tokens = &self.inner.tokens;
+        if !tokens.can_renew() {
+            return result;
+        }
+        {
+            let mut last = self
+                .inner
+                .forbidden_renewal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let now = tokio::time::Instant::now();
+            // Another request renewed since this one left: just ask again.
+            let renewed_since = tokens.generation() != generation;
+            if !renewed_since && last.is_some_and(|t| now < t + FORBIDDEN_RENEW_EVERY) {
+                return result;
+            }
+            if !renewed_since {
+                *last = Some(now);
+            }
+        }
+        tracing::info!(
+            endpoint,
+            "HTTP 403: a refused token looks like a geo-block; renewing once to tell them apart"
+        );
+        if let Err(e) = tokens.refresh(generation, self).await {
+            tracing::debug!(endpoint, error = %e, "the renewal after a 403 failed");
+            return result;
+        }
+        match self.send(endpoint, body, auth).await.0 {
+            Err(Error::Forbidden { endpoint }) => Err(Error::Forbidden { endpoint }),
+            other => {
+                if other.is_ok() {
+                    tracing::warn!(
+                        endpoint,
+                        "the 403 was a refused token (revoked by a renewal elsewhere?): renewed, answered again"
+                    );
+                }
+                other
+            }
         }
     }
 

@@ -186,7 +186,9 @@ async fn answer(
         return envelope(status, 1, code, &message, Value::Null);
     }
     if let Some(why) = refused {
-        if faults.list_403_for_refused_token && name == "check_transaction_by_md5_list" {
+        if faults.all_403_for_refused_token
+            || (faults.list_403_for_refused_token && name == "check_transaction_by_md5_list")
+        {
             return html(StatusCode::FORBIDDEN, HTML_403);
         }
         if faults.bare_401 {

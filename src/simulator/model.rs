@@ -69,6 +69,9 @@ pub struct Faults {
     /// check_transaction_by_md5_list answers a bare HTML 403 (not 401) to a
     /// refused token, as production does for an expired one.
     pub list_403_for_refused_token: bool,
+    /// Every endpoint answers a refused token with a bare HTML 403 (as the
+    /// live service may answer a revoked token, exactly like a geo-block).
+    pub all_403_for_refused_token: bool,
     /// request_token answers errorCode 7 (email server down).
     pub email_down: bool,
     /// 401s carry no JSON body (as some live endpoints do).

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod daemon;
 mod field;
+mod forbidden;
 mod gate_shared;
 mod hardening_answers;
 mod hardening_edges;
