@@ -338,6 +338,12 @@ pub trait TokenKeep: Send + Sync + std::fmt::Debug {
     fn save(&self, token: &Token) -> Result<(), TokenError>;
     /// Where, for logs.
     fn describe(&self) -> String;
+    /// The token kept there now (someone else, e.g. an operator's `token
+    /// renew`, may have written a newer one); `None` when there is none or
+    /// it cannot be read.
+    fn load(&self) -> Option<Token> {
+        None
+    }
 }
 
 /// Keeps the token in a file (mode 0600, replaced atomically).
@@ -350,6 +356,11 @@ impl TokenKeep for FileKeep {
     }
     fn describe(&self) -> String {
         self.0.display().to_string()
+    }
+    fn load(&self) -> Option<Token> {
+        std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|s| Token::new(&s))
     }
 }
 
@@ -413,7 +424,19 @@ struct Flight {
     /// After a failure: no attempt before this instant, and why.
     cooling: Option<(tokio::time::Instant, String)>,
     failures: u32,
+    /// The generation this process last renewed, and when.
+    renewed_here: Option<(u64, tokio::time::Instant)>,
+    /// Refusals of a token this process had just renewed, in a row.
+    contests: u32,
 }
+
+/// A token this process renewed that is refused within this long was
+/// revoked by another client renewing the same email (tokens live 90 days).
+pub const CONTEST_WINDOW: Duration = Duration::from_secs(1800);
+
+/// The first wait before renewing again after such a refusal; it doubles
+/// with each one in a row, up to an hour.
+pub const CONTEST_BACKOFF: Duration = Duration::from_secs(120);
 
 /// Owns the token. Shared by every request of a client.
 pub struct TokenManager {
@@ -424,6 +447,11 @@ pub struct TokenManager {
     cfg: TokenConfig,
     renewals: AtomicU64,
     failed_renewals: AtomicU64,
+    /// Refusals of a token this process had just renewed (another client
+    /// renews the same email).
+    contested: AtomicU64,
+    /// Tokens taken from the keep (written there by someone else).
+    taken_from_keep: AtomicU64,
     /// The token shared with other daemons, if any.
     shared: Option<Arc<dyn SharedKeep>>,
     /// The newest version of the shared token this process has seen
@@ -465,12 +493,16 @@ impl TokenManager {
                 backoff: builder.build(),
                 cooling: None,
                 failures: 0,
+                renewed_here: None,
+                contests: 0,
             }),
             builder,
             keep,
             cfg,
             renewals: AtomicU64::new(0),
             failed_renewals: AtomicU64::new(0),
+            contested: AtomicU64::new(0),
+            taken_from_keep: AtomicU64::new(0),
             shared: None,
             shared_seen: AtomicI64::new(-1),
             adopted: AtomicU64::new(0),
@@ -495,6 +527,17 @@ impl TokenManager {
     /// Renewals made by another daemon and taken over from the shared keep.
     pub fn adopted(&self) -> u64 {
         self.adopted.load(Ordering::Relaxed)
+    }
+
+    /// Refusals of a token this process had just renewed: another client
+    /// renews the same `bakong.email`.
+    pub fn contested(&self) -> u64 {
+        self.contested.load(Ordering::Relaxed)
+    }
+
+    /// Newer tokens taken from the token file instead of renewing.
+    pub fn taken_from_keep(&self) -> u64 {
+        self.taken_from_keep.load(Ordering::Relaxed)
     }
 
     /// Whether `row` is a token to take over instead of the current one: a
@@ -622,12 +665,58 @@ impl TokenManager {
                 )));
             }
         }
+        let refused = self.current().map(|(t, _)| t);
+        // Someone else may have put a newer token in the keep (an
+        // operator's `token renew`, another process on this host): use it
+        // rather than renewing, which would revoke it.
+        if let Some(kept) = self.keep.load() {
+            if refused.as_ref().is_none_or(|r| r.expose() != kept.expose())
+                && !kept.known_expired(Utc::now())
+            {
+                let generation = self.install(kept);
+                self.taken_from_keep.fetch_add(1, Ordering::Relaxed);
+                info!(generation, file = %self.keep.describe(), "using the newer access token found in the token file (written by someone else) instead of renewing");
+                return Ok(());
+            }
+        }
+        // A token renewed here and refused soon after was revoked by
+        // another client renewing the same email: renewing at once would
+        // revoke that one's token in turn, for ever. Back off instead.
+        if let Some((generation, at)) = flight.renewed_here {
+            let now = tokio::time::Instant::now();
+            if generation == seen && now.duration_since(at) < CONTEST_WINDOW {
+                flight.contests += 1;
+                self.contested.fetch_add(1, Ordering::Relaxed);
+                let wait = CONTEST_BACKOFF
+                    .saturating_mul(1u32 << flight.contests.saturating_sub(1).min(5))
+                    .min(Duration::from_secs(3600));
+                let why = format!(
+                    "the token this daemon renewed {} ago was refused: another client renews \
+                     the same bakong.email, and each renewal revokes the other's token; give \
+                     each deployment its own registered email, or let them share one database \
+                     (PostgreSQL); renewals back off meanwhile",
+                    humantime::format_duration(Duration::from_secs(
+                        now.duration_since(at).as_secs()
+                    ))
+                );
+                if flight.contests == 1 || flight.contests.is_power_of_two() {
+                    error!(contests = flight.contests, retry_in = %humantime::format_duration(wait), "{why}");
+                }
+                flight.renewed_here = None;
+                flight.cooling = Some((now + wait, why.clone()));
+                return Err(Error::Renewal(why));
+            }
+            // Refused long after this daemon renewed it: an ordinary
+            // expiry or revocation, not a contest.
+            flight.contests = 0;
+        }
         match self.renew_now(client).await {
             Ok(renewed) => {
                 flight.backoff = self.builder.build();
                 flight.cooling = None;
                 flight.failures = 0;
                 if let Renewed::Here(generation) = renewed {
+                    flight.renewed_here = Some((generation, tokio::time::Instant::now()));
                     self.renewals.fetch_add(1, Ordering::Relaxed);
                     info!(generation, file = %self.keep.describe(), shared = self.shared.is_some(), "access token renewed and saved");
                 }

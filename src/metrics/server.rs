@@ -761,12 +761,14 @@ impl Collector for Live {
         counters(
             e,
             "token_renewals",
-            "Token renewals by outcome (shared: another daemon's renewal taken from the database)",
+            "Token renewals by outcome (shared: another daemon's renewal taken from the database; contested: a token renewed here refused soon after, another client renews the email; from_file: a newer token found in the token file)",
             "outcome",
             &[
                 ("ok", tokens.renewals()),
                 ("failed", tokens.failed_renewals()),
                 ("shared", tokens.adopted()),
+                ("contested", tokens.contested()),
+                ("from_file", tokens.taken_from_keep()),
             ],
         )?;
         let last = self.client.last_success_ms();

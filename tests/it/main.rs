@@ -25,4 +25,5 @@ mod postgres;
 mod quota;
 mod simulator;
 mod systemd;
+mod token_contest;
 mod webhooks;

@@ -1,0 +1,131 @@
+//! Issue 22 item 3: two deployments on one email must not revoke each
+//! other's token for ever, and a token an operator renewed is taken up.
+
+use std::time::Duration;
+
+use bakong_poller::simulator::SimSettings;
+
+use crate::helpers::*;
+
+fn renewals(e: &TestEnv) -> u64 {
+    e.sim
+        .sim
+        .stats()
+        .requests
+        .get("renew_token")
+        .map(|m| m.values().sum())
+        .unwrap_or(0)
+}
+
+fn checks(e: &TestEnv) -> u64 {
+    e.sim
+        .sim
+        .stats()
+        .requests
+        .get("check_transaction_by_md5")
+        .map(|m| m.values().sum())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_deployments_on_one_email_settle_with_bounded_renewals_and_say_why() {
+    let e = env().await;
+    e.sim.sim.set_settings(SimSettings {
+        revoke_on_renew: true,
+        ..SimSettings::default()
+    });
+    let a = e.settings();
+    // The second deployment: its own database and token file, the same
+    // registered email, the same API.
+    let other = tempfile::tempdir().unwrap();
+    let mut b = e.settings();
+    b.database.url = format!("sqlite://{}", other.path().join("b.db").display());
+    b.bakong.token_file = other.path().join("token");
+    let db_a = e.merchant(&a).await;
+    let md5 = e.payment(&db_a, "1", "USD", never_paid()).await;
+    let db_b = {
+        bakong_poller::app::open_store(&b)
+            .await
+            .unwrap()
+            .close()
+            .await;
+        sqlx::SqlitePool::connect(&b.database.url).await.unwrap()
+    };
+    sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1', 'USD')")
+        .bind(new_md5())
+        .execute(&db_b)
+        .await
+        .unwrap();
+    // Both start with a token that is refused: each renews once, and the
+    // second renewal revokes the first one's token.
+    e.sim.sim.revoke_tokens(EMAIL);
+    let (da, db) = (start(a.clone()), start(b));
+    wait_for("many checks from both", Duration::from_secs(15), || async {
+        (checks(&e) >= 60).then_some(())
+    })
+    .await;
+    let renewed = renewals(&e);
+    let cause = wait_for(
+        "the cause in the row's last error",
+        Duration::from_secs(10),
+        || {
+            let a = a.clone();
+            let md5 = md5.clone();
+            async move {
+                let b = bookkeeping(&a, &md5).await;
+                let e = b.last_error.unwrap_or_default();
+                e.contains("another client renews the same bakong.email")
+                    .then_some(e)
+            }
+        },
+    )
+    .await;
+    da.stop().await;
+    db.stop().await;
+    assert!(
+        renewed <= 3,
+        "{renewed} renewals in {} checks: the daemons back off instead of revoking each other",
+        checks(&e)
+    );
+    assert!(cause.contains("its own registered email"), "{cause}");
+}
+
+fn never_paid() -> bakong_poller::simulator::NewTransaction {
+    bakong_poller::simulator::NewTransaction {
+        outcome: bakong_poller::simulator::OutcomeKind::Never,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_token_an_operator_renewed_into_the_file_is_used_not_renewed_over() {
+    let e = env().await;
+    e.sim.sim.set_settings(SimSettings {
+        revoke_on_renew: true,
+        ..SimSettings::default()
+    });
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let d = start(s.clone());
+    let first = e.payment(&db, "1", "USD", paid_after(0)).await;
+    assert_eq!(
+        final_status(&db, &first, Duration::from_secs(10)).await,
+        "paid"
+    );
+    // The operator renews on the same host: the old token is revoked and
+    // the new one written to the token file.
+    e.sim.sim.revoke_tokens(EMAIL);
+    let fresh = e.sim.sim.issue_token(EMAIL);
+    std::fs::write(&s.bakong.token_file, &fresh).unwrap();
+    let second = e.payment(&db, "1", "USD", paid_after(0)).await;
+    assert_eq!(
+        final_status(&db, &second, Duration::from_secs(10)).await,
+        "paid"
+    );
+    d.stop().await;
+    assert_eq!(
+        renewals(&e),
+        0,
+        "the operator's token was taken up, not revoked"
+    );
+}
