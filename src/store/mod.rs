@@ -345,10 +345,13 @@ pub fn receiver_conflicts(members: &[MemberReceivers]) -> Vec<String> {
             .iter()
             .map(|r| format!("{} {}", r.name, r.config))
             .collect();
+        let who = if m.pid == 0 {
+            m.host.clone()
+        } else {
+            format!("pid {} on {}", m.pid, m.host)
+        };
         format!(
-            "pid {} on {}: {}",
-            m.pid,
-            m.host,
+            "{who}: {}",
             if list.is_empty() {
                 "no receiver".to_string()
             } else {
