@@ -85,6 +85,8 @@ pub struct BenchOptions {
     pub backends_levels: Vec<f64>,
     /// Pending rows among which a claim is timed (empty: no claim section).
     pub claim_sizes: Vec<usize>,
+    /// Traffic window of each fleet row (zero: no fleet section).
+    pub fleet_window: Duration,
 }
 
 /// One load level's figures.
@@ -408,6 +410,7 @@ async fn naive_loop(
         backends_window: Duration::ZERO,
         backends_levels: Vec::new(),
         claim_sizes: Vec::new(),
+        fleet_window: Duration::ZERO,
     };
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
@@ -924,8 +927,13 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
         && !opts.backends_window.is_zero()
         && !opts.backends_levels.is_empty();
     let claim_on = on(Section::Claim) && !opts.claim_sizes.is_empty();
-    if backends_on || claim_on {
+    let fleet_on = on(Section::Fleet) && !opts.fleet_window.is_zero();
+    if backends_on || claim_on || fleet_on {
         let dbs = Databases::open(&opts.database).await?;
+        if fleet_on {
+            println!();
+            fleet(&opts, &dbs).await?;
+        }
         if backends_on {
             println!();
             backends(&opts, &dbs).await?;
@@ -1308,6 +1316,221 @@ async fn backend_run(
     ))
 }
 
+/// One fleet row's figures.
+struct FleetFigures {
+    /// Requests the daemons sent while the backlog and arrivals were due,
+    /// per second, over the ceiling.
+    spent: f64,
+    requests: u64,
+    rate_limited: u64,
+    fresh_p50: f64,
+    fresh_p99: f64,
+    confirmed: usize,
+    paid: usize,
+    /// Seconds from the last row's deadline (expires_at + grace) until no
+    /// row was pending; None if some were still pending at the cap.
+    to_final: Option<f64>,
+    pending_left: i64,
+    kills: usize,
+}
+
+/// The issue-22 scenario: `daemons` daemons on `url` sharing one ceiling
+/// (`limit` requests/s, single lookups) against an API allowing as much; a
+/// backlog of `backlog` rows created an hour ago (past their deadline: one
+/// check each ends them), checkout arrivals at `rate`/s for `window`
+/// expiring 40 s after creation (grace 5 s); with `kills`, a daemon is
+/// SIGKILLed and restarted every 1-3 s while the arrivals last.
+async fn fleet_run(
+    url: &str,
+    daemons: usize,
+    kills: bool,
+    limit: f64,
+    window: Duration,
+    rate: f64,
+    backlog: usize,
+) -> Result<FleetFigures, BenchError> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let sim = fresh_sim(limit).await?;
+    let token = sim.sim.issue_token(EMAIL);
+    let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, limit, BulkMode::Never);
+    settings.database.url = url.to_string();
+    settings.poller.payment_ttl = Duration::from_secs(40);
+    settings.poller.expiry_grace = Duration::from_secs(5);
+    settings.poller.lease = Duration::from_secs(10);
+    crate::app::open_store(&settings)
+        .await
+        .map_err(|e| e.to_string())?
+        .close()
+        .await;
+    let db = merchant_store(&settings).await?;
+    let old: Vec<String> = (0..backlog).map(|i| new_md5(1_000_000 + i)).collect();
+    db.seed_backlog(&old, Duration::from_secs(3600), None)
+        .await
+        .map_err(|e| format!("seed: {e}"))?;
+    let mut procs = Vec::new();
+    for i in 0..daemons {
+        procs.push(Daemon::start_named(
+            &settings,
+            dir.path(),
+            &format!("daemon{i}"),
+        )?);
+    }
+    let requests_before = sim.sim.stats().total;
+    let start = Instant::now();
+    let total = (rate * window.as_secs_f64()).round() as usize;
+    let inserts = {
+        let sim = sim.sim.clone();
+        let url = url.to_string();
+        tokio::spawn(async move {
+            let db = Store::connect(&url, Duration::from_secs(5))
+                .await
+                .map_err(|e| format!("merchant connection: {e}"))?;
+            let mut paid = 0usize;
+            for i in 0..total {
+                tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into())
+                    .await;
+                let md5 = new_md5(i);
+                let t = checkout(&md5);
+                paid += usize::from(t.outcome == OutcomeKind::Paid);
+                let amount = t.amount.unwrap_or(Decimal::ONE).to_string();
+                sim.add_transaction(t).map_err(|e| e.to_string())?;
+                db.insert_payment(&usd(&md5, &amount))
+                    .await
+                    .map_err(|e| format!("insert: {e}"))?;
+            }
+            db.close().await;
+            Ok::<usize, String>(paid)
+        })
+    };
+    let mut killed = 0usize;
+    if kills {
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(22);
+        while !inserts.is_finished() {
+            tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
+            if inserts.is_finished() {
+                break;
+            }
+            let victim = rng.random_range(0..procs.len());
+            let _ = procs[victim].child.kill();
+            let _ = procs[victim].child.wait();
+            procs[victim] = Daemon::start_named(&settings, dir.path(), &format!("daemon{victim}"))?;
+            killed += 1;
+        }
+    }
+    let paid = inserts
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(BenchError)?;
+    let arrivals_done = Instant::now();
+    let spent_requests = sim.sim.stats().total - requests_before;
+    let spent = spent_requests as f64 / arrivals_done.duration_since(start).as_secs_f64() / limit;
+    // The last deadline: the last arrival's expiry plus the grace.
+    let last_deadline = arrivals_done + Duration::from_secs(45);
+    let cap = last_deadline + Duration::from_secs(120);
+    let mut to_final = None;
+    let mut pending_left;
+    loop {
+        pending_left = db.counts().await.map_err(|e| e.to_string())?.pending;
+        if pending_left == 0 {
+            let now = Instant::now();
+            to_final = Some(if now > last_deadline {
+                now.duration_since(last_deadline).as_secs_f64()
+            } else {
+                -last_deadline.duration_since(now).as_secs_f64()
+            });
+            break;
+        }
+        if Instant::now() > cap {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for d in procs {
+        d.stop()?;
+    }
+    let lat = db
+        .confirm_latencies(Status::Paid)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.close().await;
+    let st = sim.sim.stats();
+    sim.stop().await;
+    Ok(FleetFigures {
+        spent,
+        requests: spent_requests,
+        rate_limited: st.rate_limited,
+        fresh_p50: percentile(&lat, 0.5),
+        fresh_p99: percentile(&lat, 0.99),
+        confirmed: lat.len(),
+        paid,
+        to_final,
+        pending_left,
+        kills: killed,
+    })
+}
+
+/// The fleet table (issue 22): the ceiling spent while work waits, fresh
+/// latency behind a backlog, time to final after the last deadline; three
+/// daemons on PostgreSQL killed at random beside one daemon on SQLite.
+async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
+    let (limit, rate, backlog) = (10.0, 5.0, 300);
+    let window = opts.fleet_window;
+    println!(
+        "Fleet: ceiling {limit} requests/s for all daemons (the simulator allows as much, 429 with Retry-After above), single lookups; a backlog of {backlog} rows created an hour ago (past their deadline) and {rate} checkouts/s for {} s (expiry 40 s, grace 5 s; paid 1-5 s after the QR, 1 in 10 never). Aims: spent >= 0.85 of the ceiling while work waits; every row final within 60 s of the last deadline.\nSQLite: {}. PostgreSQL: {}.\n",
+        window.as_secs_f64(),
+        dbs.sqlite_where(),
+        dbs.pg_where()
+    );
+    println!(
+        "  {:<28} {:>6} {:>9} {:>6} {:>11} {:>11} {:>10} {:>14} {:>6}",
+        "run",
+        "spent",
+        "requests",
+        "429s",
+        "fresh p50 s",
+        "fresh p99 s",
+        "confirmed",
+        "final after s",
+        "kills"
+    );
+    let mut rows: Vec<(String, FleetFigures)> = Vec::new();
+    let sq = dbs.sqlite().await?;
+    let f = fleet_run(&sq.url, 1, false, limit, window, rate, backlog).await?;
+    dbs.release(sq).await;
+    rows.push(("sqlite, 1 daemon".into(), f));
+    match dbs.postgres().await? {
+        Some(pg) => {
+            let f = fleet_run(&pg.url, 3, true, limit, window, rate, backlog).await?;
+            dbs.release(pg).await;
+            rows.push(("postgres, 3 daemons, kills".into(), f));
+        }
+        None => println!(
+            "  postgres rows skipped: {}",
+            dbs.no_pg.clone().unwrap_or_default()
+        ),
+    }
+    for (label, f) in &rows {
+        let final_after = match f.to_final {
+            Some(t) => format!("{t:.1}"),
+            None => format!("{} pending", f.pending_left),
+        };
+        println!(
+            "  {:<28} {:>6.2} {:>9} {:>6} {:>11.2} {:>11.2} {:>6}/{:<3} {:>14} {:>6}",
+            label,
+            f.spent,
+            f.requests,
+            f.rate_limited,
+            f.fresh_p50,
+            f.fresh_p99,
+            f.confirmed,
+            f.paid,
+            final_after,
+            f.kills
+        );
+    }
+    Ok(())
+}
+
 /// The backends table: SQLite with one daemon, PostgreSQL with one and
 /// with three, the same checkout traffic at each level.
 async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
@@ -1498,6 +1721,9 @@ pub enum Section {
     Backends,
     /// Claim time among many pending rows (`--claim-sizes`).
     Claim,
+    /// Three daemons on PostgreSQL killed at random, beside one on SQLite:
+    /// the ceiling spent, fresh latency behind a backlog, time to final.
+    Fleet,
 }
 
 /// Parses `--sections`: comma-separated section names.
@@ -1511,8 +1737,9 @@ pub fn parse_sections(s: &str) -> Result<Vec<Section>, BenchError> {
             "resources" => Ok(Section::Resources),
             "backends" => Ok(Section::Backends),
             "claim" => Ok(Section::Claim),
+            "fleet" => Ok(Section::Fleet),
             other => Err(BenchError(format!(
-                "{other:?} is not a section: pareto, targets, bound, levels, resources, backends, claim"
+                "{other:?} is not a section: pareto, targets, bound, levels, resources, backends, claim, fleet"
             ))),
         })
         .collect()

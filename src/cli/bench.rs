@@ -46,8 +46,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub targets_window: Duration,
     /// Sections to run, comma-separated: pareto, targets, bound, levels,
-    /// resources, backends, claim (levels, the older load-level table, only
-    /// when named; bound is computed, not run).
+    /// resources, backends, claim, fleet (levels, the older load-level
+    /// table, and fleet only when named; bound is computed, not run).
     #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim", value_parser = crate::bench::parse_sections)]
     pub sections: std::vec::Vec<crate::bench::Section>,
     /// Databases of the backends and claim sections: `sqlite` (temporary
@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// empty skips the section).
     #[arg(long, default_value = "100000,1000000", value_parser = crate::bench::parse_sizes)]
     pub claim_sizes: std::vec::Vec<usize>,
+    /// Arrival window of each fleet row (three daemons on PostgreSQL killed
+    /// at random, one on SQLite); 0s skips the section.
+    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+    pub fleet_window: Duration,
 }
 
 /// `--database` as given, checked in [`run`]; Debug hides a password.
@@ -120,6 +124,7 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
         backends_window: a.backends_window,
         backends_levels: a.backends_levels.clone(),
         claim_sizes: a.claim_sizes.clone(),
+        fleet_window: a.fleet_window,
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;
