@@ -11,3 +11,25 @@ CREATE TABLE daemon_secret (
     created_at  timestamptz NOT NULL
 );
 ALTER TABLE payment_events ADD COLUMN mac text;
+
+-- No other role may read the key, not even for the moment between this
+-- migration and the daemon's revokes: default privileges another guide
+-- set up would grant it at CREATE, so they are taken back here, in the
+-- same transaction.
+DO $$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT DISTINCT a.grantee
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = 'daemon_secret'::regclass AND a.grantee <> c.relowner
+    LOOP
+        IF g.grantee = 0 THEN
+            EXECUTE 'REVOKE ALL ON daemon_secret FROM PUBLIC';
+        ELSE
+            EXECUTE format('REVOKE ALL ON daemon_secret FROM %I',
+                           (SELECT rolname FROM pg_roles WHERE oid = g.grantee));
+        END IF;
+    END LOOP;
+END $$;

@@ -454,10 +454,14 @@ impl Client {
             }
         }
         let (result, generation) = self.send(endpoint, body, auth).await;
+        // The list endpoints' 403 is triaged by `check_md5_batch` (a list
+        // closed to a token is a normal state): only other endpoints renew.
         if let (Err(Error::Forbidden { .. }), Some(generation)) = (&result, generation) {
-            return self
-                .forbidden(endpoint, body, auth, result, generation)
-                .await;
+            if !endpoint.ends_with("_list") {
+                return self
+                    .forbidden(endpoint, body, auth, result, generation)
+                    .await;
+            }
         }
         let (Err(Error::Unauthorized { detail }), Some(generation)) = (&result, generation) else {
             return result;

@@ -669,8 +669,21 @@ impl TokenManager {
         // Someone else may have put a newer token in the keep (an
         // operator's `token renew`, another process on this host): use it
         // rather than renewing, which would revoke it.
-        if let Some(kept) = self.keep.load() {
+        // On PostgreSQL the database's row is the shared keep (read under
+        // its lock below); the file may hold an older one.
+        let from_file = if self.shared.is_none() {
+            self.keep.load()
+        } else {
+            None
+        };
+        if let Some(kept) = from_file {
+            // Newer than the refused one: issued later, when both say.
+            let newer = match (&refused, kept.claims().issued_at) {
+                (Some(r), Some(k)) => r.claims().issued_at.is_none_or(|r| k >= r),
+                _ => true,
+            };
             if refused.as_ref().is_none_or(|r| r.expose() != kept.expose())
+                && newer
                 && !kept.known_expired(Utc::now())
             {
                 let generation = self.install(kept);
@@ -723,6 +736,7 @@ impl TokenManager {
                 Ok(())
             }
             Err(e) => {
+                let forbidden = matches!(e, Error::Forbidden { .. });
                 let why = match e {
                     Error::Renewal(m) => m,
                     other => other.to_string(),
@@ -730,7 +744,13 @@ impl TokenManager {
                 flight.failures += 1;
                 self.failed_renewals.fetch_add(1, Ordering::Relaxed);
                 let wait = flight.backoff.next().unwrap_or(Duration::from_secs(3600));
-                error!(error = %why, failures = flight.failures, retry_in = %humantime::format_duration(wait), "token renewal failed; payments stay pending");
+                if forbidden {
+                    // renew_token refused at the gateway: the network, not
+                    // the token (reported as such where the 403 is).
+                    info!(error = %why, failures = flight.failures, retry_in = %humantime::format_duration(wait), "token renewal refused with HTTP 403");
+                } else {
+                    error!(error = %why, failures = flight.failures, retry_in = %humantime::format_duration(wait), "token renewal failed; payments stay pending");
+                }
                 flight.cooling = Some((tokio::time::Instant::now() + wait, why.clone()));
                 Err(Error::Renewal(why))
             }

@@ -114,6 +114,9 @@ pub async fn run(
         .set_receivers(&receivers.names())
         .await
         .map_err(AppError::Database)?;
+    // The event key, made (and the older events signed) before the sender
+    // or the recorder can need it.
+    store.event_key().await.map_err(AppError::Database)?;
     client
         .quota()
         .set_probe_interval(settings.poller.quota_probe);

@@ -1028,6 +1028,9 @@ impl Store {
         limit: usize,
         receivers: &[&str],
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // The key first: made now (on the first use after an upgrade), it
+        // signs the older events before they are read below.
+        let key = self.event_key().await?;
         let claimed = match &self.backend {
             Backend::Sqlite(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
             Backend::Postgres(s) => s.claim_deliveries(now_ms, lease, limit, receivers).await,
@@ -1038,7 +1041,6 @@ impl Store {
         // Only events the daemon wrote are sent: a row put in the outbox
         // by anyone else (its MAC missing or wrong) is marked dead, never
         // signed and delivered.
-        let key = self.event_key().await?;
         let mut out = Vec::with_capacity(claimed.len());
         for d in claimed {
             if key.verifies(
@@ -1065,8 +1067,12 @@ impl Store {
                 error: Some(FORGED_EVENT.into()),
                 answer: None,
             };
-            self.finish_delivery(&d, &attempt, DeliveryOutcome::Dead)
-                .await?;
+            if let Err(e) = self
+                .finish_delivery(&d, &attempt, DeliveryOutcome::Dead)
+                .await
+            {
+                tracing::debug!(event = %d.event_id, error = %e, "could not close a forged delivery; its lease will pass");
+            }
         }
         Ok(out)
     }
@@ -1222,13 +1228,28 @@ pub struct ClaimedDelivery {
 }
 
 /// The events written before the event key existed that the first daemon
-/// to make the key signs: those whose type is their row's status (events
-/// of an older release); any other unsigned row is never delivered.
+/// to make the key may sign: those still waiting for a delivery whose type
+/// is their row's status; [`adoptable`] then requires their payload to name
+/// that row's md5 and status (events of an older release). Any other
+/// unsigned row is never delivered.
 pub(crate) const ADOPT_EVENTS_SQL: &str = "SELECT e.id, e.type, e.md5, e.payload
     FROM payment_events e
-    WHERE e.mac IS NULL AND EXISTS (
-        SELECT 1 FROM payments p
-        WHERE p.id = e.payment_id AND p.md5 = e.md5 AND 'payment.' || p.status = e.type)";
+    WHERE e.mac IS NULL
+      AND EXISTS (SELECT 1 FROM event_deliveries d
+                  WHERE d.event_id = e.id AND d.status = 'pending')
+      AND EXISTS (SELECT 1 FROM payments p
+                  WHERE p.id = e.payment_id AND p.md5 = e.md5
+                    AND 'payment.' || p.status = e.type)";
+
+/// Whether an unsigned event's payload says what its type and md5 say
+/// (`data.md5`, `data.status`), so it may be signed as the daemon's.
+pub(crate) fn adoptable(event_type: &str, md5: &str, payload: &str) -> bool {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(payload) else {
+        return false;
+    };
+    let status = event_type.strip_prefix("payment.").unwrap_or_default();
+    v["type"] == event_type && v["data"]["md5"] == md5 && v["data"]["status"] == status
+}
 
 pub(crate) fn bad_event_key() -> StoreError {
     StoreError::Sql {

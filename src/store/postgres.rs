@@ -446,8 +446,9 @@ impl PgStore {
              FROM pg_class c
              CROSS JOIN LATERAL aclexplode(c.relacl) a
              LEFT JOIN pg_roles r ON r.oid = a.grantee
-             WHERE c.relnamespace = current_schema()::regnamespace
+             WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
                AND c.relname = ANY($1) AND a.grantee <> c.relowner
+               AND a.grantee NOT IN (SELECT oid FROM pg_roles WHERE pg_has_role(current_user, oid, 'MEMBER'))
              ORDER BY 1, 2, 3",
         )
         .bind(
@@ -460,6 +461,31 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(ctx("read the grants on the daemon's tables"))?;
+        // Triggers on the tables the daemon writes run as the daemon: one
+        // it did not make could read its secrets. Named, every start.
+        let foreign: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT c.relname::text, t.tgname::text, p.proowner::regrole::text
+             FROM pg_trigger t
+             JOIN pg_class c ON c.oid = t.tgrelid
+             JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE NOT t.tgisinternal
+               AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+               AND c.relname IN ('payments', 'payment_events', 'event_deliveries')
+               AND p.proowner <> c.relowner",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read the triggers on the daemon's tables"))?;
+        for (table, trigger, owner) in foreign {
+            tracing::error!(
+                table = %table,
+                trigger = %trigger,
+                function_owner = %owner,
+                "a trigger whose function another role owns runs with the daemon's rights on \
+                 every write to this table (it could read the token and the event key): drop \
+                 it, or have the daemon's role own its function"
+            );
+        }
         for (table, role, privilege) in grants {
             let grantee = if role == "PUBLIC" {
                 role.clone()
@@ -474,7 +500,13 @@ impl PgStore {
                     "REVOKE INSERT ON TABLE payments FROM {grantee};
                      GRANT INSERT ({SHOP_COLUMNS}) ON TABLE payments TO {grantee}"
                 ),
-                ("payments", _) => continue,
+                // SELECT stays; DELETE stays (removing a row is the
+                // application's to decide, and a result never lands on
+                // another row). UPDATE would let a role write a status,
+                // TRIGGER would run its code as the daemon (with the
+                // daemon's secrets), TRUNCATE and REFERENCES are not the
+                // application's either.
+                ("payments", "SELECT" | "DELETE") => continue,
                 _ => format!(
                     "REVOKE {privilege} ON TABLE {} FROM {grantee}",
                     quote_ident(&table)
@@ -726,6 +758,9 @@ impl PgStore {
                     .await
                     .map_err(ctx("read the events written before the event key"))?;
             for (id, event_type, md5, payload) in &unsigned {
+                if !super::adoptable(event_type, md5, payload) {
+                    continue;
+                }
                 sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
                     .bind(key.mac(id, event_type, md5, payload))
                     .bind(id)

@@ -517,15 +517,89 @@ impl SqliteStore {
         })
     }
 
-    /// Applies pending migrations.
+    /// Applies pending migrations. The one that rebuilds `payments`
+    /// (20261205000001, ids never reused) runs with foreign keys off and
+    /// the legacy rename, so an application's own tables that reference
+    /// `payments` (even `ON DELETE CASCADE`) and its views keep working and
+    /// keep their rows; the application's own triggers on `payments` are
+    /// made again after it.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR
-            .run(&self.write)
+        // Boxed: sqlx's executor lifetimes on a held connection otherwise
+        // defeat the `Send` proof of every future that awaits this one.
+        self.migrate_held().await
+    }
+
+    fn migrate_held(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            const REBUILD: i64 = 20261205000001;
+            let mut conn = self.write.acquire().await.map_err(ctx("migrate"))?;
+            let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap_or_default();
+            let has_payments: bool = sqlx::query_scalar(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'payments'",
+            )
+            .fetch_one(&mut *conn)
             .await
-            .map_err(|e| StoreError::Sql {
-                what: "migrate".into(),
-                source: e.into(),
-            })
+            .map_err(ctx("migrate"))?;
+            let rebuild = has_payments && !applied.contains(&REBUILD);
+            let mut theirs: Vec<(String, String)> = Vec::new();
+            if rebuild {
+                theirs = sqlx::query_as(
+                    "SELECT name, sql FROM sqlite_master
+                 WHERE type = 'trigger' AND tbl_name = 'payments' AND sql IS NOT NULL
+                   AND name NOT LIKE 'payments\\_%' ESCAPE '\\'",
+                )
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(ctx("migrate: read the application's triggers"))?;
+                for pragma in [
+                    "PRAGMA foreign_keys = OFF",
+                    "PRAGMA legacy_alter_table = ON",
+                ] {
+                    sqlx::query(pragma)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(ctx("migrate"))?;
+                }
+            }
+            let ran = MIGRATOR
+                .run_direct(&mut *conn)
+                .await
+                .map_err(|e| StoreError::Sql {
+                    what: "migrate".into(),
+                    source: e.into(),
+                });
+            if rebuild {
+                let mut restored = Ok(());
+                for pragma in [
+                    "PRAGMA foreign_keys = ON",
+                    "PRAGMA legacy_alter_table = OFF",
+                ] {
+                    if let Err(e) = sqlx::query(pragma).execute(&mut *conn).await {
+                        restored = Err(ctx("migrate")(e));
+                    }
+                }
+                ran?;
+                restored?;
+                for (name, sql) in theirs {
+                    match sqlx::query(&sql).execute(&mut *conn).await {
+                        Ok(_) => {
+                            tracing::info!(trigger = %name, "made again the application's trigger on payments after the table's rebuild")
+                        }
+                        Err(e) => {
+                            tracing::error!(trigger = %name, error = %e, "could not make the application's trigger on payments again after the table's rebuild; create it again by hand")
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            ran
+        })
     }
 
     /// See [`super::Store::schema_version`].
@@ -794,6 +868,9 @@ impl SqliteStore {
                 .await
                 .map_err(ctx("read the events written before the event key"))?;
         for (id, event_type, md5, payload) in &unsigned {
+            if !super::adoptable(event_type, md5, payload) {
+                continue;
+            }
             sqlx::query("UPDATE payment_events SET mac = ?1 WHERE id = ?2")
                 .bind(key.mac(id, event_type, md5, payload))
                 .bind(id)

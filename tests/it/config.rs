@@ -835,3 +835,74 @@ async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every
         .unwrap();
     assert_eq!(gate, (1, 0), "one gate row, nothing spent");
 }
+
+/// The release before ids were never reused (five migrations): its
+/// database upgrades (the payments table is rebuilt) keeping the
+/// application's own tables that reference `payments` (even with
+/// `ON DELETE CASCADE`), its views and its triggers on `payments`; an
+/// event of that release still waiting for its delivery is signed and
+/// delivered, not taken for a forged one.
+#[tokio::test]
+async fn the_rebuild_keeps_the_applications_tables_views_triggers_and_pending_deliveries() {
+    let e = env().await;
+    let s = e.settings();
+    let old = release_db(&e.db_path(), 5).await;
+    let md5 = new_md5();
+    for sql in [
+        format!("INSERT INTO payments (md5, amount, currency, status) VALUES ('{md5}', '5.00', 'USD', 'paid')"),
+        "CREATE TABLE orders (id INTEGER PRIMARY KEY,
+             payment_id INTEGER REFERENCES payments (id) ON DELETE CASCADE)".into(),
+        "INSERT INTO orders (id, payment_id) SELECT 7, id FROM payments".into(),
+        "CREATE VIEW paid_orders AS SELECT o.id FROM orders o JOIN payments p ON p.id = o.payment_id WHERE p.status = 'paid'".into(),
+        "CREATE TABLE audit (md5 TEXT)".into(),
+        "CREATE TRIGGER shop_audit AFTER UPDATE OF status ON payments BEGIN INSERT INTO audit VALUES (NEW.md5); END".into(),
+        "INSERT INTO event_receivers (name, active, updated_at) VALUES ('webhook', 1, '2026-12-01 00:00:00')".into(),
+        format!("INSERT INTO payment_events (id, type, md5, payload, created_at, payment_id, created_ms)
+             SELECT 'msg_old', 'payment.paid', '{md5}',
+                    '{{\"type\":\"payment.paid\",\"data\":{{\"md5\":\"{md5}\",\"status\":\"paid\"}}}}',
+                    '2026-12-01 00:00:00.000', id, 0 FROM payments"),
+        "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at) VALUES ('msg_old', 'webhook', 0)".into(),
+    ] {
+        sqlx::query(&sql).execute(&old).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    old.close().await;
+
+    let out = run_cli(&e.config_file(&s, ""), &["migrate"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let db = e.merchant(&s).await;
+    let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM paid_orders")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(orders, 1, "the order and the view outlive the rebuild");
+    sqlx::query("UPDATE payments SET status = 'paid' WHERE md5 = ?1")
+        .bind(&md5)
+        .execute(&db)
+        .await
+        .unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1, "the application's trigger was made again");
+
+    let store = bakong_poller::store::Store::connect(&s.database.url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let claimed = store
+        .claim_deliveries(
+            chrono::Utc::now().timestamp_millis(),
+            Duration::from_secs(5),
+            10,
+            &["webhook"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the old release's pending delivery goes out"
+    );
+    assert_eq!(claimed[0].event_id, "msg_old");
+    store.close().await;
+}

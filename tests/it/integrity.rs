@@ -385,7 +385,7 @@ async fn the_shop_role_reads_and_inserts_payments_and_cannot_touch_the_daemons_t
     // daemon creates. `migrate` must take them back from its own tables.
     sqlx::raw_sql(&format!(
         "ALTER DEFAULT PRIVILEGES FOR ROLE {daemon} IN SCHEMA bakong
-             GRANT SELECT, INSERT ON TABLES TO {shop};
+             GRANT ALL ON TABLES TO {shop};
          GRANT SELECT ON ALL TABLES IN SCHEMA bakong TO PUBLIC"
     ))
     .execute(&admin)
@@ -395,6 +395,14 @@ async fn the_shop_role_reads_and_inserts_payments_and_cannot_touch_the_daemons_t
         .await
         .unwrap();
     store.migrate().await.unwrap();
+    let key_readable: bool = sqlx::query_scalar(&format!(
+        "SELECT has_table_privilege('{shop}', 'bakong.daemon_secret', 'SELECT')
+             OR has_table_privilege('{shop}', 'bakong.daemon_secret', 'INSERT')"
+    ))
+    .fetch_one(&admin)
+    .await
+    .unwrap();
+    assert!(!key_readable, "the key's table is the daemon's alone");
     sqlx::raw_sql(&readme_sql("shop", &daemon, &shop))
         .execute(&admin)
         .await
@@ -447,6 +455,16 @@ async fn the_shop_role_reads_and_inserts_payments_and_cannot_touch_the_daemons_t
     )
     .await;
     refused("UPDATE payments SET status = 'paid'").await;
+    refused("TRUNCATE payment_events CASCADE").await;
+    for privilege in ["UPDATE", "TRIGGER", "TRUNCATE", "REFERENCES"] {
+        let has: bool = sqlx::query_scalar(&format!(
+            "SELECT has_table_privilege('{shop}', 'bakong.payments', '{privilege}')"
+        ))
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        assert!(!has, "the shop's role keeps {privilege} on payments");
+    }
 
     // What it is for still works.
     sqlx::raw_sql(
