@@ -261,3 +261,88 @@ async fn a_restarted_daemon_honours_the_retry_after_given_to_the_one_before_and_
     );
     store.close().await;
 }
+
+/// Arrivals (unix ms) in `[from, to)`.
+fn arrivals_between(arrivals: &[i64], from: i64, to: i64) -> usize {
+    arrivals.iter().filter(|a| **a >= from && **a < to).count()
+}
+
+/// Issue 22 item 1: three daemons sharing a ceiling of 20 requests a second
+/// with payments due reach 85% of it together, and after a lone 429 (a
+/// 1 s Retry-After, then answers as before) are back at 85% of it within
+/// a few seconds, not after a minute's climb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_are_back_near_the_ceiling_within_seconds_of_a_lone_429() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    // Demand far above the ceiling for the whole test: never paid.
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut children = spawn_three(&p, &s);
+    // All three have joined (each waits a heartbeat before it sends) and
+    // pace at their share.
+    wait_for("the daemons sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 20).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = now();
+    p.e.sim.sim.set_faults(Faults {
+        force_429: 1,
+        force_429_retry_after: RetryAfterMode::Seconds,
+        force_429_secs: Some(1),
+        ..Faults::default()
+    });
+    wait_for("the 429", Duration::from_secs(10), || async {
+        (p.e.sim.sim.stats().rate_limited > 0).then_some(())
+    })
+    .await;
+    let t0 = now();
+    // Give it 6 s after the 429 (its window is 1 s).
+    wait_for("6 s after the 429", Duration::from_secs(10), || async {
+        (now() >= t0 + 6_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    let arrivals = p.e.sim.sim.arrivals();
+    let st = p.e.sim.sim.stats();
+    let steady = arrivals_between(&arrivals, before - 2_000, before);
+    let per_second: Vec<usize> = (0..6)
+        .map(|i| arrivals_between(&arrivals, t0 + i * 1_000, t0 + (i + 1) * 1_000))
+        .collect();
+    let after = arrivals_between(&arrivals, t0 + 3_000, t0 + 5_000);
+    eprintln!(
+        "ceiling 20/s for the three: {steady} requests in the 2 s before the 429; \
+         per second after it: {per_second:?}; {after} in 2-4 s after its window; {st:?}"
+    );
+    assert_eq!(st.rate_limited, 1, "{st:?}");
+    assert!(
+        steady >= 34,
+        "85% of the ceiling before the 429: {steady} in 2 s"
+    );
+    assert!(
+        after >= 34,
+        "85% of the ceiling 2-4 s after the 429's window: {after} in 2 s ({per_second:?})"
+    );
+    assert!(
+        per_second.iter().all(|n| *n <= 24),
+        "over the ceiling: {per_second:?}"
+    );
+}
