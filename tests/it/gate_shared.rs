@@ -346,3 +346,86 @@ async fn three_daemons_are_back_near_the_ceiling_within_seconds_of_a_lone_429() 
         "over the ceiling: {per_second:?}"
     );
 }
+
+/// Issue 22 item 1: a daemon that died (no leave, its heartbeat row left
+/// behind) stops taking a share of the ceiling within a few seconds: the
+/// daemon left paces at half the ceiling while the other heartbeats, and
+/// at the whole of it once the other has been silent for LIVE_MS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_died_leaves_its_share_within_seconds() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    // The other daemon: its heartbeat every 500 ms until it is "killed".
+    let store = bakong_poller::app::open_store(&s).await.unwrap();
+    let alive = Arc::new(AtomicBool::new(true));
+    let ghost = {
+        let (store, alive) = (store.clone(), alive.clone());
+        tokio::spawn(async move {
+            let me = bakong_poller::store::GateMember {
+                instance: "ghost".into(),
+                host: "elsewhere".into(),
+                pid: 1,
+                receivers: Vec::new(),
+            };
+            while alive.load(Ordering::Relaxed) {
+                let _ = store
+                    .heartbeat(&me, now(), bakong_poller::store::LIVE_MS)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let cfg = config_at(&p, &s, "alone.toml");
+    let mut children = vec![spawn_daemon(&cfg, &p.e.dir.path().join("alone.log"))];
+    wait_for("the daemon sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 10).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    alive.store(false, Ordering::Relaxed);
+    ghost.await.unwrap();
+    let killed = now();
+    wait_for("8 s after the kill", Duration::from_secs(12), || async {
+        (now() >= killed + 8_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    store.close().await;
+    let arrivals = p.e.sim.sim.arrivals();
+    let shared = arrivals_between(&arrivals, killed - 2_000, killed);
+    let per_second: Vec<usize> = (0..8)
+        .map(|i| arrivals_between(&arrivals, killed + i * 1_000, killed + (i + 1) * 1_000))
+        .collect();
+    let alone = arrivals_between(&arrivals, killed + 5_000, killed + 7_000);
+    eprintln!(
+        "ceiling 20/s: {shared} requests in the 2 s before the other daemon died; \
+         per second after: {per_second:?}; {alone} in 5-7 s after"
+    );
+    assert!(
+        shared <= 26,
+        "half the ceiling while the other lives: {shared} in 2 s"
+    );
+    assert!(
+        alone >= 34,
+        "85% of the whole ceiling 5-7 s after the other died: {alone} in 2 s ({per_second:?})"
+    );
+}
