@@ -7,8 +7,14 @@
 //! exponentially with jitter (backon), capped, and resets on success.
 //!
 //! The rate is adaptive, as no limit is published: it starts at the
-//! ceiling, halves on a 429 and climbs back by a fiftieth of the ceiling per
-//! answered request, never above the ceiling. Requests leave one at a
+//! ceiling, halves on a 429 (429s within 2 s are one hit, at the highest
+//! rate among them) and climbs back by the time successful answers have
+//! come (not their number, so n daemons climb as fast as one; time inside a
+//! Retry-After window does not count): at half the ceiling per second to
+//! 90% of the rate the last 429 hit, at a fortieth of that rate per second
+//! up to it, then at a tenth of the ceiling per second, never above the
+//! ceiling. A lone 429 costs seconds; 429s at a lower limit keep the rate
+//! near it. Requests leave one at a
 //! time, each at least 1/rate seconds after the previous one actually left
 //! (no credit saved up while idle, a late wake-up never shortens the next
 //! gap), so there are no bursts. `governor` was the first choice, but its quota cannot
