@@ -303,11 +303,17 @@ impl Gate {
             if let (Some(r), Some(ceiling)) = (shared.rate, self.ceiling) {
                 if r.is_finite() && r > 0.0 {
                     let r = r.clamp(ceiling / 32.0, ceiling);
-                    // A cut below this daemon's rate (another daemon's
-                    // 429, or the learned rate at start) hit about where
-                    // this one was.
                     if let Some(before) = st.rate.filter(|b| r < *b) {
-                        Self::hit(&mut st, before);
+                        if force && st.hit_at.is_none() {
+                            // At start: the learned rate is the level
+                            // known, the climb probes above it.
+                            st.hit = Some(r);
+                            st.climbed_at = Instant::now();
+                        } else {
+                            // Another daemon's cut hit about where this
+                            // one was.
+                            Self::hit(&mut st, before);
+                        }
                     }
                     st.rate = Some(r);
                 }
@@ -695,6 +701,49 @@ mod tests {
         assert!(rates[1] <= 0.95 * hit, "then slowly to it: {rates:?}");
         assert!(rates[3] <= 1.0 * hit, "then slowly to it: {rates:?}");
         assert!(rates[10] >= 9.99, "and on to the ceiling: {rates:?}");
+    }
+
+    /// 429s close together (answers to requests sent before the first cut)
+    /// cut again, but the level they hit is the first one's.
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_of_429s_remembers_the_highest_level() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        for _ in 0..3 {
+            gate.rate_limited(Some(RetryAfter::Seconds(0)));
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(gate.rate(), Some(1.25));
+        let rates = answer_at_own_pace(&gate, 7).await;
+        assert!(rates[1] >= 8.9, "fast to 90% of the ceiling: {rates:?}");
+        assert!(rates[6] >= 9.99, "then the ceiling: {rates:?}");
+    }
+
+    /// At start the learned rate (from the database) is kept: the climb
+    /// probes above it, it does not rush back to the ceiling.
+    #[tokio::test(start_paused = true)]
+    async fn a_learned_rate_at_start_is_climbed_from_gently() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        gate.adopt(
+            SharedGate {
+                not_before_ms: None,
+                rate: Some(5.0),
+                epoch: 3,
+            },
+            true,
+        );
+        assert_eq!(gate.rate(), Some(5.0));
+        let rates = answer_at_own_pace(&gate, 7).await;
+        assert!(
+            rates[0] <= 6.3,
+            "a tenth of the ceiling a second: {rates:?}"
+        );
+        assert!(rates[5] >= 9.99, "the ceiling after 5 s: {rates:?}");
     }
 
     #[test]
