@@ -429,3 +429,65 @@ async fn a_daemon_that_died_leaves_its_share_within_seconds() {
         "85% of the whole ceiling 5-7 s after the other died: {alone} in 2 s ({per_second:?})"
     );
 }
+
+/// Issue 22 item 1: of three daemons sharing a ceiling of 20 requests a
+/// second, one is SIGKILLed (no leave): the two left are back at 85% of the
+/// ceiling together within a few seconds (its heartbeat ages out of the
+/// live window), not paced at two thirds of it for longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_take_the_share_of_a_third_that_was_killed_within_seconds() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut children = spawn_three(&p, &s);
+    wait_for("the daemons sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 20).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut dead = children.pop().unwrap();
+    signal(&dead, nix::sys::signal::Signal::SIGKILL);
+    dead.wait().unwrap();
+    let killed = now();
+    wait_for("8 s after the kill", Duration::from_secs(12), || async {
+        (now() >= killed + 8_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    let arrivals = p.e.sim.sim.arrivals();
+    let before = arrivals_between(&arrivals, killed - 2_000, killed);
+    let per_second: Vec<usize> = (0..8)
+        .map(|i| arrivals_between(&arrivals, killed + i * 1_000, killed + (i + 1) * 1_000))
+        .collect();
+    let after = arrivals_between(&arrivals, killed + 5_000, killed + 7_000);
+    eprintln!(
+        "ceiling 20/s: {before} requests in the 2 s before the kill; \
+         per second after: {per_second:?}; {after} in 5-7 s after"
+    );
+    assert!(
+        before >= 34,
+        "85% of the ceiling with three: {before} in 2 s"
+    );
+    assert!(
+        after >= 34,
+        "85% of the ceiling with the two left 5-7 s after the kill: {after} in 2 s ({per_second:?})"
+    );
+}
