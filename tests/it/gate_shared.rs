@@ -493,11 +493,12 @@ async fn two_daemons_take_the_share_of_a_third_that_was_killed_within_seconds() 
 }
 
 /// Issue 22 item 1: with the API's limit (10 requests a second, 1 s
-/// windows) under the ceiling of the three daemons (20 together), the 429s
-/// keep cutting but the climb back stops short of where they hit: the
-/// three together send at least 70% of the API's limit over 12 s, with
-/// few 429s (a climb from half back to full would draw one every couple of
-/// seconds and send about half).
+/// windows) under the ceiling of the three daemons (20 together), the
+/// fast climb after a cut does not turn into a stream of 429s: the 429s
+/// keep cutting, the climb slows near where they hit, and the three
+/// together send at least 70% of the API's limit over 12 s. Measured: 116
+/// requests in 12 s and five 429s in the whole run (with the climb by
+/// answers before: 105 and two).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_daemons_stay_near_an_api_limit_under_their_ceiling() {
     let Some(p) = pg_env().await else {
@@ -556,5 +557,10 @@ async fn three_daemons_stay_near_an_api_limit_under_their_ceiling() {
     assert!(
         sent >= 84,
         "70% of the API's limit: {sent} in 12 s ({per_second:?})"
+    );
+    assert!(
+        st.rate_limited <= 10,
+        "at most a 429 every 1.5 s or so: {}",
+        st.rate_limited
     );
 }
