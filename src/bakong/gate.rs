@@ -7,8 +7,14 @@
 //! exponentially with jitter (backon), capped, and resets on success.
 //!
 //! The rate is adaptive, as no limit is published: it starts at the
-//! ceiling, halves on a 429 and climbs back by a fiftieth of the ceiling per
-//! answered request, never above the ceiling. Requests leave one at a
+//! ceiling, halves on a 429 (429s within 2 s are one hit, at the highest
+//! rate among them) and climbs back by the time successful answers have
+//! come (not their number, so n daemons climb as fast as one; time inside a
+//! Retry-After window does not count): at half the ceiling per second to
+//! 90% of the rate the last 429 hit, at a fortieth of that rate per second
+//! up to it, then at a tenth of the ceiling per second, never above the
+//! ceiling. A lone 429 costs seconds; 429s at a lower limit keep the rate
+//! near it. Requests leave one at a
 //! time, each at least 1/rate seconds after the previous one actually left
 //! (no credit saved up while idle, a late wake-up never shortens the next
 //! gap), so there are no bursts. `governor` was the first choice, but its quota cannot
@@ -36,6 +42,28 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// The longest gap between two requests, whatever the rate (a rate cut
 /// many times, a tiny ceiling): a request a day still goes.
 const MAX_GAP: Duration = Duration::from_secs(86_400);
+
+/// How fast the rate climbs back after a cut, per second of successful
+/// answers, as a share of the ceiling, up to 90% of the level the last 429
+/// hit: from half the ceiling to 90% of it in under a second.
+const FAST_CLIMB: f64 = 0.5;
+
+/// How fast it climbs from 90% of that level to the level, as a share of
+/// the level per second: the last tenth in 4 s, so the limit where it hit
+/// is approached gently.
+const SLOW_CLIMB: f64 = 1.0 / 40.0;
+
+/// How fast it climbs above the level the last 429 hit, as a share of the
+/// ceiling per second (the limit may have been passing, or have risen).
+const PROBE_CLIMB: f64 = 0.1;
+
+/// 429s this close together are one hit: the level it hit is the highest
+/// rate among them (answers to requests sent before the first cut).
+const HIT_CLUSTER: Duration = Duration::from_secs(2);
+
+/// The most one answer climbs by, in seconds of climb (more when the pace
+/// is slower): idle time is not time the API answered at this rate.
+const MAX_CLIMB_STEP: Duration = Duration::from_secs(2);
 
 /// `now + d`, or a year from now if that overflows an [`Instant`].
 fn later(now: Instant, d: Duration) -> Instant {
@@ -115,6 +143,13 @@ struct State {
     rate: Option<f64>,
     /// The shared cut this rate follows.
     epoch: i64,
+    /// The rate the last 429 came at (the highest of a cluster), until the
+    /// rate is back at the ceiling.
+    hit: Option<f64>,
+    /// When the last 429 (or another daemon's cut) came.
+    hit_at: Option<Instant>,
+    /// The time the climb has counted up to.
+    climbed_at: Instant,
 }
 
 /// The shared request gate.
@@ -208,6 +243,9 @@ impl Gate {
                 backoff: builder.build(),
                 rate: ceiling,
                 epoch: 0,
+                hit: None,
+                hit_at: None,
+                climbed_at: Instant::now(),
             }),
             line: tokio::sync::Mutex::new(()),
             priority: std::sync::atomic::AtomicUsize::new(0),
@@ -264,7 +302,20 @@ impl Gate {
             st.epoch = shared.epoch;
             if let (Some(r), Some(ceiling)) = (shared.rate, self.ceiling) {
                 if r.is_finite() && r > 0.0 {
-                    st.rate = Some(r.clamp(ceiling / 32.0, ceiling));
+                    let r = r.clamp(ceiling / 32.0, ceiling);
+                    if let Some(before) = st.rate.filter(|b| r < *b) {
+                        if force && st.hit_at.is_none() {
+                            // At start: the learned rate is the level
+                            // known, the climb probes above it.
+                            st.hit = Some(r);
+                            st.climbed_at = Instant::now();
+                        } else {
+                            // Another daemon's cut hit about where this
+                            // one was.
+                            Self::hit(&mut st, before);
+                        }
+                    }
+                    st.rate = Some(r);
                 }
             }
         }
@@ -417,6 +468,7 @@ impl Gate {
                 .min(self.max_backoff),
         };
         if let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) {
+            Self::hit(&mut st, rate);
             st.rate = Some((rate / 2.0).max(ceiling / 32.0));
         }
         // A date is whole seconds; add a little so we land after it.
@@ -436,21 +488,78 @@ impl Gate {
         wait
     }
 
+    /// Notes a 429 (or a cut) at `rate`: the level it hit, the highest of
+    /// a cluster; the climb starts over from now.
+    fn hit(st: &mut State, rate: f64) {
+        let now = Instant::now();
+        let clustered = st
+            .hit_at
+            .is_some_and(|t| now.saturating_duration_since(t) < HIT_CLUSTER);
+        st.hit = Some(match st.hit {
+            Some(h) if clustered => h.max(rate),
+            _ => rate,
+        });
+        st.hit_at = Some(now);
+        st.climbed_at = now;
+    }
+
     /// Records a non-429 answer: the backoff starts over and the rate
-    /// climbs back towards the ceiling.
+    /// climbs back towards the ceiling, by the time the answers have come
+    /// since the last climb (not by their number, so every daemon climbs
+    /// the rate of all of them at the same pace, however many they are):
+    /// fast to 90% of the level the last 429 hit, then slowly.
     pub fn succeeded(&self) {
         let mut st = self.lock();
         st.backoff = self.builder.build();
-        // Each daemon climbs by its share, so n of them climb together as
-        // fast as one alone.
-        let members = self.members() as f64;
-        if let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) {
-            st.rate = Some((rate + ceiling / 50.0 / members).min(ceiling));
+        let now = Instant::now();
+        // Time held by a window is not time answered at this rate.
+        let from = st
+            .not_before
+            .map_or(st.climbed_at, |nb| nb.max(st.climbed_at));
+        let (Some(rate), Some(ceiling)) = (st.rate, self.ceiling) else {
+            st.climbed_at = now;
+            return;
+        };
+        // One answer climbs by at most the longer of MAX_CLIMB_STEP and
+        // one and a half of this daemon's gaps.
+        let gap = 1.5 * 1.01 * self.members() as f64 / rate;
+        let step = MAX_CLIMB_STEP.as_secs_f64().max(gap);
+        let dt = now.saturating_duration_since(from).as_secs_f64().min(step);
+        if now > st.climbed_at {
+            st.climbed_at = now;
         }
+        let hit = st.hit.map_or(ceiling, |h| h.min(ceiling));
+        // (up to, per second) for each phase of the climb.
+        let phases = [
+            (0.9 * hit, FAST_CLIMB * ceiling),
+            (hit, SLOW_CLIMB * hit),
+            (ceiling, PROBE_CLIMB * ceiling),
+        ];
+        let mut r = rate;
+        let mut t = dt;
+        for (upto, speed) in phases {
+            if r >= upto || t <= 0.0 {
+                continue;
+            }
+            let need = (upto - r) / speed;
+            if need > t {
+                r += speed * t;
+                t = 0.0;
+            } else {
+                r = upto;
+                t -= need;
+            }
+        }
+        let r = r.min(ceiling);
+        if r >= ceiling {
+            st.hit = None;
+        }
+        st.rate = Some(r);
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may panic
 mod tests {
     use super::*;
 
@@ -486,7 +595,7 @@ mod tests {
         assert_eq!(RetryAfter::parse("soon"), None);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_rate_halves_on_429_and_climbs_back_to_the_ceiling() {
         let gate = Gate::new(&GateConfig {
             max_requests_per_second: Some(10.0),
@@ -495,18 +604,146 @@ mod tests {
         assert_eq!(gate.rate(), Some(10.0));
         gate.rate_limited(Some(RetryAfter::Seconds(0)));
         assert_eq!(gate.rate(), Some(5.0));
-        for _ in 0..24 {
+        // The climb is by time, not by the number of answers.
+        for _ in 0..100 {
             gate.succeeded();
         }
-        assert!(gate.rate().is_some_and(|r| r < 10.0), "climbs slowly");
-        for _ in 0..2 {
-            gate.succeeded();
-        }
+        assert!(gate.rate().is_some_and(|r| r < 5.1), "{:?}", gate.rate());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        gate.succeeded();
+        assert!(gate.rate().is_some_and(|r| r >= 9.0), "{:?}", gate.rate());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        gate.succeeded();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        gate.succeeded();
         assert_eq!(gate.rate(), Some(10.0));
         for _ in 0..20 {
             gate.rate_limited(Some(RetryAfter::Seconds(0)));
         }
         assert_eq!(gate.rate(), Some(10.0 / 32.0));
+    }
+
+    /// Answers at this daemon's own pace (its share of the rate) for
+    /// `secs` seconds of (paused) time; returns the rate after each second.
+    async fn answer_at_own_pace(gate: &Gate, secs: u64) -> Vec<f64> {
+        let mut per_second = Vec::new();
+        let start = Instant::now();
+        let mut mark = start + Duration::from_secs(1);
+        while start.elapsed() < Duration::from_secs(secs) {
+            let own = gate.own_rate().unwrap();
+            tokio::time::advance(Duration::from_secs_f64(1.01 / own)).await;
+            gate.succeeded();
+            while Instant::now() >= mark {
+                per_second.push(gate.rate().unwrap());
+                mark += Duration::from_secs(1);
+            }
+        }
+        per_second
+    }
+
+    /// Issue 22 item 1: after a cut the rate is back near the ceiling
+    /// within seconds of successful answers, however many daemons share
+    /// it (three here, each answering at its third of the rate).
+    #[tokio::test(start_paused = true)]
+    async fn after_a_cut_the_rate_is_back_at_the_ceiling_within_seconds_with_three_daemons() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        gate.set_members(3);
+        gate.rate_limited(Some(RetryAfter::Seconds(0)));
+        assert_eq!(gate.rate(), Some(5.0));
+        let rates = answer_at_own_pace(&gate, 8).await;
+        assert!(rates[1] >= 8.5, "85% of the ceiling within 2 s: {rates:?}");
+        assert!(rates[5] >= 9.99, "the ceiling within 6 s: {rates:?}");
+    }
+
+    /// A lone 429 under the limit, then successes: seconds, not minutes.
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_429_costs_seconds() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(20.0),
+            ..GateConfig::default()
+        });
+        gate.rate_limited(Some(RetryAfter::Seconds(1)));
+        // The window is honoured: the climb starts after it.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let rates = answer_at_own_pace(&gate, 6).await;
+        assert!(rates[0] >= 17.0, "85% within a second: {rates:?}");
+        assert!(rates[5] >= 19.99, "the ceiling within 6 s: {rates:?}");
+    }
+
+    /// A 429 soon after recovering remembers where it hit: the rate climbs
+    /// fast to 90% of that level, then slowly above it.
+    #[tokio::test(start_paused = true)]
+    async fn a_second_429_remembers_the_level_it_hit() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        // Another daemon's cut to 6, then (not in the same cluster) this
+        // daemon's 429 there.
+        gate.adopt(
+            SharedGate {
+                not_before_ms: None,
+                rate: Some(6.0),
+                epoch: 1,
+            },
+            false,
+        );
+        tokio::time::advance(HIT_CLUSTER + Duration::from_millis(100)).await;
+        let hit = gate.rate().unwrap();
+        assert_eq!(hit, 6.0);
+        gate.rate_limited(Some(RetryAfter::Seconds(0)));
+        assert_eq!(gate.rate(), Some(3.0));
+        let rates = answer_at_own_pace(&gate, 12).await;
+        assert!(rates[1] >= 0.88 * hit, "fast to 90%: {rates:?}");
+        assert!(rates[1] <= 0.95 * hit, "then slowly to it: {rates:?}");
+        assert!(rates[3] <= 1.0 * hit, "then slowly to it: {rates:?}");
+        assert!(rates[10] >= 9.99, "and on to the ceiling: {rates:?}");
+    }
+
+    /// 429s close together (answers to requests sent before the first cut)
+    /// cut again, but the level they hit is the first one's.
+    #[tokio::test(start_paused = true)]
+    async fn a_cluster_of_429s_remembers_the_highest_level() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        for _ in 0..3 {
+            gate.rate_limited(Some(RetryAfter::Seconds(0)));
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(gate.rate(), Some(1.25));
+        let rates = answer_at_own_pace(&gate, 7).await;
+        assert!(rates[1] >= 8.9, "fast to 90% of the ceiling: {rates:?}");
+        assert!(rates[6] >= 9.99, "then the ceiling: {rates:?}");
+    }
+
+    /// At start the learned rate (from the database) is kept: the climb
+    /// probes above it, it does not rush back to the ceiling.
+    #[tokio::test(start_paused = true)]
+    async fn a_learned_rate_at_start_is_climbed_from_gently() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        gate.adopt(
+            SharedGate {
+                not_before_ms: None,
+                rate: Some(5.0),
+                epoch: 3,
+            },
+            true,
+        );
+        assert_eq!(gate.rate(), Some(5.0));
+        let rates = answer_at_own_pace(&gate, 7).await;
+        assert!(
+            rates[0] <= 6.3,
+            "a tenth of the ceiling a second: {rates:?}"
+        );
+        assert!(rates[5] >= 9.99, "the ceiling after 5 s: {rates:?}");
     }
 
     #[test]

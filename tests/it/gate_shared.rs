@@ -261,3 +261,306 @@ async fn a_restarted_daemon_honours_the_retry_after_given_to_the_one_before_and_
     );
     store.close().await;
 }
+
+/// Arrivals (unix ms) in `[from, to)`.
+fn arrivals_between(arrivals: &[i64], from: i64, to: i64) -> usize {
+    arrivals.iter().filter(|a| **a >= from && **a < to).count()
+}
+
+/// Issue 22 item 1: three daemons sharing a ceiling of 20 requests a second
+/// with payments due reach 85% of it together, and after a lone 429 (a
+/// 1 s Retry-After, then answers as before) are back at 85% of it within
+/// a few seconds, not after a minute's climb.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_are_back_near_the_ceiling_within_seconds_of_a_lone_429() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    // Demand far above the ceiling for the whole test: never paid.
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut children = spawn_three(&p, &s);
+    // All three have joined (each waits a heartbeat before it sends) and
+    // pace at their share.
+    wait_for("the daemons sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 20).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = now();
+    p.e.sim.sim.set_faults(Faults {
+        force_429: 1,
+        force_429_retry_after: RetryAfterMode::Seconds,
+        force_429_secs: Some(1),
+        ..Faults::default()
+    });
+    wait_for("the 429", Duration::from_secs(10), || async {
+        (p.e.sim.sim.stats().rate_limited > 0).then_some(())
+    })
+    .await;
+    let t0 = now();
+    // Give it 6 s after the 429 (its window is 1 s).
+    wait_for("6 s after the 429", Duration::from_secs(10), || async {
+        (now() >= t0 + 6_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    let arrivals = p.e.sim.sim.arrivals();
+    let st = p.e.sim.sim.stats();
+    let steady = arrivals_between(&arrivals, before - 2_000, before);
+    let per_second: Vec<usize> = (0..6)
+        .map(|i| arrivals_between(&arrivals, t0 + i * 1_000, t0 + (i + 1) * 1_000))
+        .collect();
+    let after = arrivals_between(&arrivals, t0 + 3_000, t0 + 5_000);
+    eprintln!(
+        "ceiling 20/s for the three: {steady} requests in the 2 s before the 429; \
+         per second after it: {per_second:?}; {after} in 2-4 s after its window; {st:?}"
+    );
+    assert_eq!(st.rate_limited, 1, "{st:?}");
+    assert!(
+        steady >= 34,
+        "85% of the ceiling before the 429: {steady} in 2 s"
+    );
+    assert!(
+        after >= 34,
+        "85% of the ceiling 2-4 s after the 429's window: {after} in 2 s ({per_second:?})"
+    );
+    assert!(
+        per_second.iter().all(|n| *n <= 24),
+        "over the ceiling: {per_second:?}"
+    );
+}
+
+/// Issue 22 item 1: a daemon that died (no leave, its heartbeat row left
+/// behind) stops taking a share of the ceiling within a few seconds: the
+/// daemon left paces at half the ceiling while the other heartbeats, and
+/// at the whole of it once the other has been silent for LIVE_MS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_died_leaves_its_share_within_seconds() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    // The other daemon: its heartbeat every 500 ms until it is "killed".
+    let store = bakong_poller::app::open_store(&s).await.unwrap();
+    let alive = Arc::new(AtomicBool::new(true));
+    let ghost = {
+        let (store, alive) = (store.clone(), alive.clone());
+        tokio::spawn(async move {
+            let me = bakong_poller::store::GateMember {
+                instance: "ghost".into(),
+                host: "elsewhere".into(),
+                pid: 1,
+                receivers: Vec::new(),
+            };
+            while alive.load(Ordering::Relaxed) {
+                let _ = store
+                    .heartbeat(&me, now(), bakong_poller::store::LIVE_MS)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let cfg = config_at(&p, &s, "alone.toml");
+    let mut children = vec![spawn_daemon(&cfg, &p.e.dir.path().join("alone.log"))];
+    wait_for("the daemon sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 10).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    alive.store(false, Ordering::Relaxed);
+    ghost.await.unwrap();
+    let killed = now();
+    wait_for("8 s after the kill", Duration::from_secs(12), || async {
+        (now() >= killed + 8_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    store.close().await;
+    let arrivals = p.e.sim.sim.arrivals();
+    let shared = arrivals_between(&arrivals, killed - 2_000, killed);
+    let per_second: Vec<usize> = (0..8)
+        .map(|i| arrivals_between(&arrivals, killed + i * 1_000, killed + (i + 1) * 1_000))
+        .collect();
+    let alone = arrivals_between(&arrivals, killed + 5_000, killed + 7_000);
+    eprintln!(
+        "ceiling 20/s: {shared} requests in the 2 s before the other daemon died; \
+         per second after: {per_second:?}; {alone} in 5-7 s after"
+    );
+    assert!(
+        shared <= 26,
+        "half the ceiling while the other lives: {shared} in 2 s"
+    );
+    assert!(
+        alone >= 34,
+        "85% of the whole ceiling 5-7 s after the other died: {alone} in 2 s ({per_second:?})"
+    );
+}
+
+/// Issue 22 item 1: of three daemons sharing a ceiling of 20 requests a
+/// second, one is SIGKILLed (no leave): the two left are back at 85% of the
+/// ceiling together within a few seconds (its heartbeat ages out of the
+/// live window), not paced at two thirds of it for longer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_take_the_share_of_a_third_that_was_killed_within_seconds() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut children = spawn_three(&p, &s);
+    wait_for("the daemons sending", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().total > 20).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut dead = children.pop().unwrap();
+    signal(&dead, nix::sys::signal::Signal::SIGKILL);
+    dead.wait().unwrap();
+    let killed = now();
+    wait_for("8 s after the kill", Duration::from_secs(12), || async {
+        (now() >= killed + 8_000).then_some(())
+    })
+    .await;
+    stop_all(&mut children);
+    let arrivals = p.e.sim.sim.arrivals();
+    let before = arrivals_between(&arrivals, killed - 2_000, killed);
+    let per_second: Vec<usize> = (0..8)
+        .map(|i| arrivals_between(&arrivals, killed + i * 1_000, killed + (i + 1) * 1_000))
+        .collect();
+    let after = arrivals_between(&arrivals, killed + 5_000, killed + 7_000);
+    eprintln!(
+        "ceiling 20/s: {before} requests in the 2 s before the kill; \
+         per second after: {per_second:?}; {after} in 5-7 s after"
+    );
+    assert!(
+        before >= 34,
+        "85% of the ceiling with three: {before} in 2 s"
+    );
+    assert!(
+        after >= 34,
+        "85% of the ceiling with the two left 5-7 s after the kill: {after} in 2 s ({per_second:?})"
+    );
+}
+
+/// Issue 22 item 1: with the API's limit (10 requests a second, 1 s
+/// windows) under the ceiling of the three daemons (20 together), the
+/// fast climb after a cut does not turn into a stream of 429s: the 429s
+/// keep cutting, the climb slows near where they hit, and the three
+/// together send at least 70% of the API's limit over 12 s. Measured: 116
+/// requests in 12 s and five 429s in the whole run (with the climb by
+/// answers before: 105 and two).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_stay_near_an_api_limit_under_their_ceiling() {
+    let Some(p) = pg_env().await else {
+        return;
+    };
+    let mut s = p.settings();
+    s.bakong.account_id = Some(ACCOUNT.into());
+    s.poller.max_requests_per_second = 20.0;
+    s.poller.concurrency = 8;
+    s.poller.bulk = BulkMode::Never;
+    s.poller.payment_ttl = Duration::from_secs(120);
+    for _ in 0..100 {
+        let md5 = p.register(
+            "1",
+            "USD",
+            NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            },
+        );
+        insert(&p, &md5, false).await;
+    }
+    p.e.sim.sim.set_faults(Faults {
+        rate_limit: Some(RateLimit {
+            requests_per_second: 10.0,
+            burst: 10,
+            retry_after: RetryAfterMode::Seconds,
+            retry_after_secs: Some(1),
+        }),
+        ..Faults::default()
+    });
+    let now = || chrono::Utc::now().timestamp_millis();
+    let mut children = spawn_three(&p, &s);
+    wait_for("the first 429", Duration::from_secs(20), || async {
+        (p.e.sim.sim.stats().rate_limited > 0).then_some(())
+    })
+    .await;
+    let from = now() + 2_000;
+    wait_for(
+        "14 s after the first 429",
+        Duration::from_secs(20),
+        || async { (now() >= from + 12_000).then_some(()) },
+    )
+    .await;
+    stop_all(&mut children);
+    let st = p.e.sim.sim.stats();
+    let arrivals = p.e.sim.sim.arrivals();
+    let per_second: Vec<usize> = (0..12)
+        .map(|i| arrivals_between(&arrivals, from + i * 1_000, from + (i + 1) * 1_000))
+        .collect();
+    let sent: usize = per_second.iter().sum();
+    eprintln!(
+        "API limit 10/s, ceiling 20/s: {sent} requests in 12 s, per second {per_second:?}; {} answered 429 in all",
+        st.rate_limited
+    );
+    assert!(
+        sent >= 84,
+        "70% of the API's limit: {sent} in 12 s ({per_second:?})"
+    );
+    assert!(
+        st.rate_limited <= 10,
+        "at most a 429 every 1.5 s or so: {}",
+        st.rate_limited
+    );
+}

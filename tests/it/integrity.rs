@@ -591,6 +591,49 @@ async fn gate_heartbeats_from_the_future_are_ignored_on_postgres() {
     gate_heartbeats_from_the_future_are_ignored(store, raw).await;
 }
 
+/// Issue 22 item 1: a daemon that dies (SIGKILL: no leave) stops counting
+/// as a member of the gate once its last heartbeat is older than LIVE_MS,
+/// while the others heartbeating every second keep counting.
+async fn a_dead_member_stops_counting_within_the_live_window(store: Store) {
+    let live = bakong_poller::store::LIVE_MS;
+    let t0 = Utc::now().timestamp_millis();
+    let (a, b, c) = (member("a", &[]), member("b", &[]), member("c", &[]));
+    for m in [&a, &b, &c] {
+        store.heartbeat(m, t0, live).await.unwrap();
+    }
+    assert_eq!(store.heartbeat(&a, t0, live).await.unwrap(), 3);
+    // c is killed at t0; a and b go on beating every second.
+    let mut counts = Vec::new();
+    for s in 1..=5 {
+        let now = t0 + s * 1_000;
+        store.heartbeat(&b, now, live).await.unwrap();
+        counts.push((s, store.heartbeat(&a, now, live).await.unwrap()));
+    }
+    assert_eq!(
+        counts,
+        vec![(1, 3), (2, 3), (3, 3), (4, 2), (5, 2)],
+        "c counts until its heartbeat is {live} ms old, then not"
+    );
+    // Just past the window is enough.
+    store.heartbeat(&c, t0 + 10_000, live).await.unwrap();
+    let n = store.heartbeat(&a, t0 + 10_000 + live + 1, live).await;
+    assert_eq!(n.unwrap(), 1, "b and c last beat more than {live} ms ago");
+}
+
+#[tokio::test]
+async fn a_dead_member_stops_counting_within_the_live_window_on_sqlite() {
+    let (store, _raw, _dir) = sqlite().await;
+    a_dead_member_stops_counting_within_the_live_window(store).await;
+}
+
+#[tokio::test]
+async fn a_dead_member_stops_counting_within_the_live_window_on_postgres() {
+    let Some((store, _raw)) = postgres().await else {
+        return;
+    };
+    a_dead_member_stops_counting_within_the_live_window(store).await;
+}
+
 fn member(name: &str, receivers: &[(&str, &str)]) -> bakong_poller::store::GateMember {
     bakong_poller::store::GateMember {
         instance: name.into(),
