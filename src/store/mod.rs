@@ -214,6 +214,32 @@ pub(crate) fn batch_json(w: &Write) -> serde_json::Value {
     serde_json::Value::Object(m)
 }
 
+/// Whether a failed write failed on its own values (a constraint, a value
+/// the column cannot hold, a trigger's refusal), so it is that row's error;
+/// otherwise (a lock timeout, a deadlock, a busy database, a lost
+/// connection) the whole batch is retried later, as a database outage.
+pub(crate) fn own_failure(e: &StoreError) -> bool {
+    let StoreError::Sql {
+        source: sqlx::Error::Database(db),
+        ..
+    } = e
+    else {
+        return false;
+    };
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    // SQLite: busy and locked (and their extended codes) are transient.
+    if matches!(code.as_str(), "5" | "6" | "261" | "262" | "517" | "773") {
+        return false;
+    }
+    // PostgreSQL: connection (08), resources (53), serialization and
+    // deadlock (40), lock not available (55P03), operator intervention (57).
+    !(code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("40")
+        || code == "55P03"
+        || code.starts_with("57"))
+}
+
 /// Text as both databases can store it: NUL replaced, at most 1,000
 /// characters (cut on a character boundary).
 pub(crate) fn storable_text(text: &str) -> String {

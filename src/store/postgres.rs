@@ -683,10 +683,13 @@ impl PgStore {
                                 Applied::Stale
                             };
                         }
-                        Err(e) => {
+                        Err(e) if super::own_failure(&e) => {
                             sp.rollback().await.map_err(ctx("roll back savepoint"))?;
                             applied[i] = Applied::Failed(e.to_string());
                         }
+                        // Not this row's fault: the batch waits for the
+                        // database like any outage (its rows stay leased).
+                        Err(e) => return Err(e),
                     }
                 }
                 Write::Reschedule { .. } => batches[0].push(i),
@@ -708,10 +711,11 @@ impl PgStore {
                         let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
                         match batch_write(&mut sp, k, writes, &[i], now).await {
                             Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                            Err(e) => {
+                            Err(e) if super::own_failure(&e) => {
                                 sp.rollback().await.map_err(ctx("roll back savepoint"))?;
                                 applied[i] = Applied::Failed(e.to_string());
                             }
+                            Err(e) => return Err(e),
                         }
                     }
                 }
@@ -975,7 +979,9 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(ctx("heartbeat"))?;
-        // Active: the receivers some live daemon has (after the heartbeat,
+        // Active: the receivers some daemon heard from within the forget
+        // window has (a stall or a clock a few seconds off must not turn a
+        // receiver off: events recorded meanwhile would get no delivery) (after the heartbeat,
         // so this daemon's own list counts).
         sqlx::query(
             "UPDATE event_receivers e SET active = x.live, updated_at = now()
@@ -986,8 +992,8 @@ impl PgStore {
                    ) AS live FROM event_receivers e2) AS x
              WHERE e.name = x.name AND e.active <> x.live",
         )
-        .bind(now_ms - live_ms)
-        .bind(now_ms.saturating_add(live_ms))
+        .bind(now_ms - super::MEMBER_FORGET_MS)
+        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
         .execute(&self.pool)
         .await
         .map_err(ctx("update active receivers"))?;

@@ -796,10 +796,13 @@ impl SqliteStore {
                                 Applied::Stale
                             };
                         }
-                        Err(e) => {
+                        Err(e) if super::own_failure(&e) => {
                             sp.rollback().await.map_err(ctx("roll back savepoint"))?;
                             applied[i] = Applied::Failed(e.to_string());
                         }
+                        // Not this row's fault: the batch waits for the
+                        // database like any outage (its rows stay leased).
+                        Err(e) => return Err(e),
                     }
                 }
                 Write::Reschedule { .. } => batches[0].push(i),
@@ -821,10 +824,11 @@ impl SqliteStore {
                         let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
                         match batch_write(&mut sp, k, writes, &[i], now, &now_text).await {
                             Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                            Err(e) => {
+                            Err(e) if super::own_failure(&e) => {
                                 sp.rollback().await.map_err(ctx("roll back savepoint"))?;
                                 applied[i] = Applied::Failed(e.to_string());
                             }
+                            Err(e) => return Err(e),
                         }
                     }
                 }
@@ -968,7 +972,9 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(ctx("count live daemons"))?;
-        // Active: the receivers some live daemon has.
+        // Active: the receivers some daemon heard from within the forget
+        // window has (a stall or a clock a few seconds off must not turn a
+        // receiver off: events recorded meanwhile would get no delivery).
         sqlx::query(
             "UPDATE event_receivers SET active = x.live, updated_at = ?3
              FROM (SELECT e.name, EXISTS (
@@ -978,8 +984,8 @@ impl SqliteStore {
                    ) AS live FROM event_receivers e) AS x
              WHERE event_receivers.name = x.name AND event_receivers.active <> x.live",
         )
-        .bind(now_ms - live_ms)
-        .bind(now_ms.saturating_add(live_ms))
+        .bind(now_ms - super::MEMBER_FORGET_MS)
+        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
         .bind(sql_time(Utc::now()))
         .execute(&mut *tx)
         .await

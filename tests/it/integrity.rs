@@ -213,10 +213,9 @@ async fn a_result_never_lands_on_a_row_whose_values_changed(store: Store, raw: R
             (1, next_before, 1),
             "{change}: the row is as the application left it"
         );
-        // Once released by its lease, the changed row is claimed afresh
-        // and checked as it now is.
+        // Out of the way, so the next round's claim takes its own row.
         raw.exec(&format!(
-            "UPDATE payments SET next_check_at = 0, lease_id = NULL WHERE id = {}",
+            "UPDATE payments SET status = 'expired', lease_id = NULL WHERE id = {}",
             a.id.0
         ))
         .await;
@@ -720,10 +719,11 @@ async fn a_receiver_stays_active_while_any_live_daemon_has_it(store: Store, raw:
         "a receiver no live daemon has is off"
     );
     // A daemon that died (no leave) stops counting once its heartbeat is
-    // older than the live window.
+    // older than the forget window (a minute: a stall or a skewed clock
+    // must not turn a receiver off).
     store.heartbeat(&a, now + 2_000, live).await.unwrap();
     store
-        .heartbeat(&b, now + 2_000 + live + 1_000, live)
+        .heartbeat(&b, now + 2_000 + 61_000, live)
         .await
         .unwrap();
     assert_eq!(
