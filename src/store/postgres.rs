@@ -29,11 +29,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, batch_json, Applied, Claimed, Counts, EventKey, GateState, Held, Inspection,
-    InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write,
-    GATE_COLUMNS,
+    amount_text, Backend, Batch, Claimed, Counts, EventKey, GateState, Held, Inspection,
+    InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx,
+    WrittenRow, GATE_COLUMNS,
 };
 use crate::config::redact_url;
+use crate::notify::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded PostgreSQL migrations.
@@ -264,9 +265,9 @@ const FINAL_SQL: &str = "WITH done AS (
         WHERE id = $1 AND status = 'pending' AND lease_id = $12
           AND md5 = $13 AND amount = $14::numeric AND currency = $15
         RETURNING id, md5, status, amount::text AS amount, currency)
-    SELECT pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
-               AS notified,
-           id, md5, amount, currency
+    SELECT id, md5, amount, currency,
+           pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
+               AS notified
     FROM done";
 
 // One statement for a whole batch, driven by the JSON rows; each guarded as
@@ -293,88 +294,134 @@ const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id
     WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'
       AND p.md5 = v.md5 AND p.amount = v.amount::numeric AND p.currency = v.currency";
 
-/// One final write and, when it changed the row, its event. `Ok(false)`:
-/// the row is no longer the one claimed.
-async fn final_write(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    row: &Held,
-    status: FinalStatus,
-    c: Option<&Confirmation>,
-    answer: &str,
-    now: DateTime<Utc>,
-    key: Option<&EventKey>,
-) -> Result<bool, StoreError> {
-    let notified = sqlx::query(FINAL_SQL)
-        .bind(row.id.0)
-        .bind(status.as_str())
-        .bind(c.map(|c| c.hash.clone()))
-        .bind(c.and_then(|c| c.from_account_id.clone()))
-        .bind(c.map(|c| c.to_account_id.clone()))
-        .bind(c.map(|c| amount_text(c.paid_amount)))
-        .bind(c.map(|c| c.paid_currency.code()))
-        .bind(c.and_then(|c| c.description.clone()))
-        .bind(c.and_then(|c| c.paid_at))
-        .bind(now)
-        .bind(answer)
-        .bind(row.lease_id)
-        .bind(&row.md5)
-        .bind(&row.amount)
-        .bind(&row.currency)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(ctx("record result"))?;
-    let Some(written) = notified else {
-        return Ok(false);
-    };
-    let read = |e| ctx("read the final row")(e);
-    let id: i64 = written.try_get("id").map_err(read)?;
-    let md5: String = written.try_get("md5").map_err(read)?;
-    let amount: String = written.try_get("amount").map_err(read)?;
-    let currency: String = written.try_get("currency").map_err(read)?;
-    // The event goes in the status's transaction (a crash can never keep
-    // one without the other) and describes the row written.
-    let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
-    let key = key.ok_or_else(|| {
-        config_error(
-            "record result".into(),
-            "no event key was read for a final write".into(),
-        )
-    })?;
-    insert_event(tx, &e, Some(id), now, key).await?;
-    Ok(true)
-}
+/// A write transaction.
+struct PgTx(sqlx::Transaction<'static, sqlx::Postgres>);
 
-/// The batched statement `kind` (0 reschedule, 1 release, 2 defer) for the
-/// writes at `idx`.
-async fn batch_write(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    kind: usize,
-    writes: &[Write],
-    idx: &[usize],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let rows: Vec<serde_json::Value> = idx.iter().map(|&i| batch_json(&writes[i])).collect();
-    let json = serde_json::Value::Array(rows).to_string();
-    match kind {
-        0 => sqlx::query(RESCHEDULE_SQL)
-            .bind(json)
+#[async_trait::async_trait]
+impl WriteTx for PgTx {
+    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError> {
+        sqlx::query(sql)
+            .execute(&mut *self.0)
+            .await
+            .map_err(ctx(what))?;
+        Ok(())
+    }
+
+    async fn final_write(
+        &mut self,
+        row: &Held,
+        status: FinalStatus,
+        c: Option<&Confirmation>,
+        answer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WrittenRow>, StoreError> {
+        let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
+            .bind(row.id.0)
+            .bind(status.as_str())
+            .bind(c.map(|c| c.hash.clone()))
+            .bind(c.and_then(|c| c.from_account_id.clone()))
+            .bind(c.map(|c| c.to_account_id.clone()))
+            .bind(c.map(|c| amount_text(c.paid_amount)))
+            .bind(c.map(|c| c.paid_currency.code()))
+            .bind(c.and_then(|c| c.description.clone()))
+            .bind(c.and_then(|c| c.paid_at))
             .bind(now)
-            .execute(&mut **tx)
+            .bind(answer)
+            .bind(row.lease_id)
+            .bind(&row.md5)
+            .bind(&row.amount)
+            .bind(&row.currency)
+            .fetch_optional(&mut *self.0)
             .await
-            .map_err(ctx("reschedule payments"))?,
-        1 => sqlx::query(RELEASE_SQL)
-            .bind(json)
-            .bind(now.timestamp_millis())
-            .execute(&mut **tx)
+            .map_err(ctx("record result"))?;
+        Ok(written.map(|(id, md5, amount, currency)| WrittenRow {
+            id: PaymentId(id),
+            md5,
+            amount,
+            currency,
+        }))
+    }
+
+    async fn insert_event(
+        &mut self,
+        e: &NewEvent,
+        payment_id: Option<PaymentId>,
+        now: DateTime<Utc>,
+        key: &EventKey,
+    ) -> Result<(), StoreError> {
+        insert_event(&mut self.0, e, payment_id.map(|p| p.0), now, key).await
+    }
+
+    async fn batch_write(
+        &mut self,
+        kind: Batch,
+        rows: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = &mut *self.0;
+        match kind {
+            Batch::Reschedule => sqlx::query(RESCHEDULE_SQL)
+                .bind(rows)
+                .bind(now)
+                .execute(tx)
+                .await
+                .map_err(ctx("reschedule payments"))?,
+            Batch::Release => sqlx::query(RELEASE_SQL)
+                .bind(rows)
+                .bind(now.timestamp_millis())
+                .execute(tx)
+                .await
+                .map_err(ctx("release payments"))?,
+            Batch::Defer => sqlx::query(DEFER_SQL)
+                .bind(rows)
+                .execute(tx)
+                .await
+                .map_err(ctx("defer payments"))?,
+        };
+        Ok(())
+    }
+
+    async fn offer_event_key(&mut self, key: &EventKey) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, $1, now())
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key.bytes())
+        .execute(&mut *self.0)
+        .await
+        .map_err(ctx("store the event key"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError> {
+        sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
+            .fetch_one(&mut *self.0)
             .await
-            .map_err(ctx("release payments"))?,
-        _ => sqlx::query(DEFER_SQL)
-            .bind(json)
-            .execute(&mut **tx)
+            .map_err(ctx("read the event key"))
+    }
+
+    async fn unsigned_events(
+        &mut self,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        sqlx::query_as(super::ADOPT_EVENTS_SQL)
+            .fetch_all(&mut *self.0)
             .await
-            .map_err(ctx("defer payments"))?,
-    };
-    Ok(())
+            .map_err(ctx("read the events written before the event key"))
+    }
+
+    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
+            .bind(mac)
+            .bind(id)
+            .execute(&mut *self.0)
+            .await
+            .map_err(ctx("sign the events written before the event key"))?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(ctx("commit"))
+    }
 }
 
 /// The payments database on PostgreSQL.
@@ -402,35 +449,6 @@ impl PgStore {
             pool,
             key: Default::default(),
         })
-    }
-
-    /// Applies pending migrations, in the schema the search_path names.
-    /// sqlx holds an advisory lock meanwhile, so daemons starting together
-    /// migrate once.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let (schema, path): (Option<String>, String) =
-            sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(ctx("read search_path"))?;
-        if schema.is_none() {
-            return Err(config_error(
-                "migrate".into(),
-                format!(
-                    "the connection's search_path ({path}) names no existing schema: \
-                     create it first (CREATE SCHEMA name AUTHORIZATION role) or fix \
-                     the options parameter of database.url"
-                ),
-            ));
-        }
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Sql {
-                what: "migrate".into(),
-                source: e.into(),
-            })?;
-        self.lock_down().await
     }
 
     /// Takes back every other role's privileges on the daemon's
@@ -533,724 +551,11 @@ impl PgStore {
         Ok(())
     }
 
-    /// See [`super::Store::schema_version`].
-    pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(ctx("read the schema version"))?;
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        Ok((applied, latest))
-    }
-
-    /// Several daemons may share a PostgreSQL database (claims skip each
-    /// other's rows), so there is nothing to hold.
-    pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
-        Ok(InstanceGuard { _file: None })
-    }
-
-    /// Problems with the set-up: none that PostgreSQL does not report by
-    /// itself on connect.
-    pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// See [`super::Store::claim`]. Rows another daemon holds are skipped,
-    /// never waited for.
-    pub async fn claim(
-        &self,
-        now_ms: i64,
-        lease: Duration,
-        limit: usize,
-        ttl: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
-        let rows = sqlx::query(CLAIM_SQL)
-            .bind(now_ms.saturating_add(lease.as_millis() as i64))
-            .bind(lease_id)
-            .bind(now_ms)
-            .bind(limit as i64)
-            .bind(ttl.as_secs_f64())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx("claim due payments"))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(Claimed {
-                id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
-                lease_id,
-                // NULLs are refused by the table; an empty value fails the
-                // poller's validation, which names the column.
-                md5: text(&r, "md5").unwrap_or_default(),
-                amount: text(&r, "amount").unwrap_or_default(),
-                currency: text(&r, "currency").unwrap_or_default(),
-                created_ms: r.try_get("created_ms").ok().flatten(),
-                expires_ms: r.try_get("expires_ms").ok().flatten(),
-                checks: r.try_get("checks").unwrap_or(0),
-                errors: r.try_get("errors").unwrap_or(0),
-                last_answer: text(&r, "last_answer"),
-            });
-        }
-        out.sort_by_key(|c| c.id);
-        Ok(out)
-    }
-
-    /// See [`super::Store::age_out`]. Rows another daemon is claiming are
-    /// skipped (it moves them next time).
-    pub async fn age_out(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE payments SET lane = 1
-             WHERE id = ANY(ARRAY(
-                 SELECT id FROM payments
-                 WHERE status = 'pending' AND lane = 0 AND next_check_at <= $1
-                   AND created_at < to_timestamp($2::double precision / 1000.0)
-                 FOR UPDATE SKIP LOCKED))",
-        )
-        .bind(now_ms)
-        .bind(cutoff_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("move aged payments to the older lane"))?;
-        Ok(done.rows_affected())
-    }
-
-    /// See [`super::Store::due`].
-    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
-        let n: i64 = sqlx::query_scalar(DUE_SQL)
-            .bind(now_ms)
-            .bind(cap as i64)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ctx("count due payments"))?;
-        Ok(usize::try_from(n).unwrap_or(0))
-    }
-
-    /// See [`super::Store::record`]: one transaction; a final write that
-    /// changes a row also announces it on [`CHANNEL`], and one that finds
-    /// the row no longer pending announces nothing.
-    pub async fn record(
-        &self,
-        writes: &[Write],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Applied>, StoreError> {
-        // Read (or made) before the write begins: on SQLite both take the
-        // one write connection.
-        let key = if writes.iter().any(|w| matches!(w, Write::Final { .. })) {
-            Some(self.cached_event_key().await?)
-        } else {
-            None
-        };
-        let key = key.as_ref();
-        let mut tx = self.pool.begin().await.map_err(ctx("begin write"))?;
-        let mut applied = vec![Applied::Written; writes.len()];
-        let mut batches: [Vec<usize>; 3] = Default::default();
-        // Final writes lock their rows in id order, so two daemons
-        // finishing the same rows (one whose lease ran out) wait for each
-        // other instead of deadlocking.
-        let mut order: Vec<usize> = (0..writes.len()).collect();
-        order.sort_by_key(|&i| {
-            let w = &writes[i];
-            (!matches!(w, Write::Final { .. }), w.row().id)
-        });
-        for i in order {
-            match &writes[i] {
-                Write::Final {
-                    row,
-                    status,
-                    confirmation,
-                    answer,
-                } => {
-                    // A savepoint each: a value the database refuses rolls
-                    // back this write only, never its batch.
-                    let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-                    match final_write(
-                        &mut sp,
-                        row,
-                        *status,
-                        confirmation.as_deref(),
-                        answer,
-                        now,
-                        key,
-                    )
-                    .await
-                    {
-                        Ok(done) => {
-                            sp.commit().await.map_err(ctx("release savepoint"))?;
-                            applied[i] = if done {
-                                Applied::Written
-                            } else {
-                                Applied::Stale
-                            };
-                        }
-                        Err(e) if super::own_failure(&e) => {
-                            sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                            applied[i] = Applied::Failed(e.to_string());
-                        }
-                        // Not this row's fault: the batch waits for the
-                        // database like any outage (its rows stay leased).
-                        Err(e) => return Err(e),
-                    }
-                }
-                Write::Reschedule { .. } => batches[0].push(i),
-                Write::Release { .. } => batches[1].push(i),
-                Write::Defer { .. } => batches[2].push(i),
-            }
-        }
-        for (k, batch) in batches.iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-            match batch_write(&mut sp, k, writes, batch, now).await {
-                Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                Err(_) => {
-                    sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                    // One row at a time, so one bad row sinks only itself.
-                    for &i in batch {
-                        let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-                        match batch_write(&mut sp, k, writes, &[i], now).await {
-                            Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                            Err(e) if super::own_failure(&e) => {
-                                sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                                applied[i] = Applied::Failed(e.to_string());
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-        }
-        tx.commit().await.map_err(ctx("commit results"))?;
-        Ok(applied)
-    }
-
-    /// The event key, read (or made) once per store.
-    pub async fn cached_event_key(&self) -> Result<EventKey, StoreError> {
-        self.key.get_or_try_init(|| self.event_key()).await.cloned()
-    }
-
-    /// Reads the event key, or makes it. Daemons starting together make one
-    /// key: the first insert wins, the others read it.
-    pub async fn event_key(&self) -> Result<EventKey, StoreError> {
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(ctx("begin reading the event key"))?;
-        let candidate = EventKey::generate();
-        let made = sqlx::query(
-            "INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, $1, now())
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(candidate.bytes())
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("store the event key"))?
-        .rows_affected()
-            == 1;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(ctx("read the event key"))?;
-        let key = EventKey::from_stored(stored).ok_or_else(super::bad_event_key)?;
-        if made {
-            let unsigned: Vec<(String, String, String, String)> =
-                sqlx::query_as(super::ADOPT_EVENTS_SQL)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(ctx("read the events written before the event key"))?;
-            for (id, event_type, md5, payload) in &unsigned {
-                if !super::adoptable(event_type, md5, payload) {
-                    continue;
-                }
-                sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
-                    .bind(key.mac(id, event_type, md5, payload))
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(ctx("sign the events written before the event key"))?;
-            }
-        }
-        tx.commit().await.map_err(ctx("store the event key"))?;
-        Ok(key)
-    }
-
-    /// See [`super::Store::counts`].
-    pub async fn counts(&self) -> Result<Counts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(ctx("count payments"))?;
-        let mut c = Counts::default();
-        for (status, n) in rows {
-            match status_from(&status, "count payments")? {
-                Status::Pending => c.pending = n,
-                Status::Paid => c.paid = n,
-                Status::Mismatch => c.mismatch = n,
-                Status::Failed => c.failed = n,
-                Status::Expired => c.expired = n,
-            }
-        }
-        let (oldest, next, pending_static): (Option<DateTime<Utc>>, Option<i64>, i64) =
-            sqlx::query_as(
-                "SELECT min(created_at), min(next_check_at),
-                        count(*) FILTER (WHERE last_answer = 'static_qr')
-                 FROM payments WHERE status = 'pending'",
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ctx("read pending facts"))?;
-        c.oldest_pending = oldest.map(sql_time);
-        c.next_check_ms = next;
-        c.pending_static_qr = pending_static;
-        Ok(c)
-    }
-
-    /// See [`super::Store::expired_static_qr`].
-    pub async fn expired_static_qr(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("count static QRs"))
-    }
-
-    /// See [`super::Store::pending_facts`].
-    pub async fn pending_facts(
-        &self,
-        now_ms: i64,
-        ttl: Duration,
-        grace: Duration,
-    ) -> Result<super::PendingFacts, StoreError> {
-        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*),
-                count(*) FILTER (WHERE extract(epoch FROM coalesce(expires_at,
-                        created_at + make_interval(secs => $1))) * 1000 + $2 < $3),
-                (extract(epoch FROM min(created_at)) * 1000)::bigint
-             FROM payments WHERE status = 'pending'",
-        )
-        .bind(ttl.as_secs_f64())
-        .bind(grace.as_millis() as i64)
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("read pending facts"))?;
-        Ok(super::PendingFacts {
-            pending,
-            overdue,
-            oldest_created_ms: oldest,
-        })
-    }
-
-    /// See [`super::Store::bookkeeping`].
-    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
-        sqlx::query_as(
-            "SELECT next_check_at, checks::bigint AS checks, errors::bigint AS errors,
-                    last_answer, last_error
-             FROM payments WHERE md5 = $1",
-        )
-        .bind(md5)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx(format!("read the bookkeeping of {md5}")))
-    }
-
-    /// See [`super::Store::paid_today`].
-    pub async fn paid_today(&self) -> Result<i64, StoreError> {
-        let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
-        sqlx::query_scalar(
-            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= $1",
-        )
-        .bind(midnight)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("count today's payments"))
-    }
-
-    /// See [`super::Store::gate_state`].
-    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
-        let row: Option<GateState> = sqlx::query_as(&format!(
-            "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
-        ))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx("read the gate state"))?;
-        Ok(row.unwrap_or_default())
-    }
-
-    /// See [`super::Store::gate_cut`].
-    pub async fn gate_cut(
-        &self,
-        not_before_ms: i64,
-        now_ms: i64,
-        rate: Option<f64>,
-    ) -> Result<GateState, StoreError> {
-        sqlx::query_as(&format!(
-            "UPDATE gate_state SET
-                not_before_set_ms = CASE WHEN $1 > coalesce(not_before_ms, 0)
-                                         THEN $2 ELSE not_before_set_ms END,
-                not_before_ms = GREATEST(coalesce(not_before_ms, 0), $1),
-                rate = CASE WHEN $3::double precision IS NULL THEN rate
-                            ELSE LEAST(coalesce(rate, $3), $3) END,
-                rate_epoch = rate_epoch + 1
-             WHERE id = 1 RETURNING {GATE_COLUMNS}"
-        ))
-        .bind(not_before_ms)
-        .bind(now_ms)
-        .bind(rate)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("record a 429 in the gate state"))
-    }
-
-    /// See [`super::Store::gate_climb`].
-    pub async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE gate_state SET rate = GREATEST(coalesce(rate, 0), $1)
-             WHERE id = 1 AND rate_epoch = $2",
-        )
-        .bind(rate)
-        .bind(epoch)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("save the learned rate"))?;
-        Ok(())
-    }
-
-    /// See [`super::Store::set_quota_pause`].
-    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE gate_state SET quota_since_ms = $1, quota_next_probe_ms = $2 WHERE id = 1",
-        )
-        .bind(pause.map(|p| p.0))
-        .bind(pause.map(|p| p.1))
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("save the quota pause"))?;
-        Ok(())
-    }
-
-    /// See [`super::Store::add_spend`].
-    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "UPDATE gate_state SET
-                spend = CASE WHEN spend_day IS NOT DISTINCT FROM $1 THEN spend + $2 ELSE $2 END,
-                spend_day = $1
-             WHERE id = 1 RETURNING spend",
-        )
-        .bind(day)
-        .bind(n)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("save the day's request spend"))
-    }
-
-    /// See [`super::Store::heartbeat`].
-    pub async fn heartbeat(
-        &self,
-        m: &super::GateMember,
-        now_ms: i64,
-        live_ms: i64,
-    ) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query_scalar(
-            "WITH beat AS (
-                INSERT INTO gate_members (instance, host, pid, seen_ms, receivers)
-                VALUES ($1, $2, $3, $4, $9)
-                ON CONFLICT (instance) DO UPDATE SET seen_ms = $4, receivers = $9
-             ), forget AS (
-                DELETE FROM gate_members WHERE seen_ms < $6 OR seen_ms > $7
-             )
-             SELECT count(*) FROM gate_members
-             WHERE seen_ms >= $5 AND seen_ms <= $8 AND instance <> $1",
-        )
-        .bind(&m.instance)
-        .bind(&m.host)
-        .bind(m.pid)
-        .bind(now_ms)
-        .bind(now_ms - live_ms)
-        .bind(now_ms - super::MEMBER_FORGET_MS)
-        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
-        .bind(now_ms.saturating_add(live_ms))
-        .bind(serde_json::to_string(&m.receivers).unwrap_or_else(|_| "[]".into()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("heartbeat"))?;
-        // Active: the receivers some daemon heard from within the forget
-        // window has (a stall or a clock a few seconds off must not turn a
-        // receiver off: events recorded meanwhile would get no delivery) (after the heartbeat,
-        // so this daemon's own list counts).
-        sqlx::query(
-            "UPDATE event_receivers e SET active = x.live, updated_at = now()
-             FROM (SELECT e2.name, EXISTS (
-                       SELECT 1 FROM gate_members g
-                       WHERE g.seen_ms >= $1 AND g.seen_ms <= $2
-                         AND g.receivers::jsonb @> jsonb_build_array(jsonb_build_object('name', e2.name))
-                   ) AS live FROM event_receivers e2) AS x
-             WHERE e.name = x.name AND e.active <> x.live",
-        )
-        .bind(now_ms - super::MEMBER_FORGET_MS)
-        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("update active receivers"))?;
-        // The statement's snapshot does not see its own insert: count it.
-        Ok(n + 1)
-    }
-
-    /// See [`super::Store::live_receivers`].
-    pub async fn live_receivers(
-        &self,
-        now_ms: i64,
-        live_ms: i64,
-    ) -> Result<Vec<(String, i64, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT host, pid, receivers FROM gate_members
-             WHERE seen_ms >= $1 AND seen_ms <= $2 ORDER BY host, pid",
-        )
-        .bind(now_ms - live_ms)
-        .bind(now_ms.saturating_add(live_ms))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read the live daemons' receivers"))
-    }
-
-    /// See [`super::Store::leave`].
-    pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM gate_members WHERE instance = $1")
-            .bind(instance)
-            .execute(&self.pool)
-            .await
-            .map_err(ctx("leave the live daemons"))?;
-        Ok(())
-    }
-
     /// The pool, for tests and tools that insert rows as a merchant.
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
-    /// Closes the pool.
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// See [`super::Store::insert_payment`]. The table's CHECK constraints
-    /// have the last word on what is valid.
-    pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (md5, amount, currency, expires_at)
-             VALUES ($1, $2::numeric, $3, $4) RETURNING id",
-        )
-        .bind(&p.md5)
-        .bind(&p.amount)
-        .bind(p.currency.code())
-        .bind(p.expires_at)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx(format!("insert payment {}", p.md5)))?;
-        Ok(PaymentId(id))
-    }
-
-    /// See [`super::Store::list`].
-    pub async fn list(
-        &self,
-        status: Option<Status>,
-        limit: i64,
-    ) -> Result<Vec<PaymentRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
-                    bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
-                    paid_currency, paid_at, confirmed_at, last_answer, last_error
-             FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
-        )
-        .bind(status.map(Status::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("list payments"))?;
-        rows.iter()
-            .map(|r| {
-                Ok(PaymentRow {
-                    id: PaymentId(r.try_get("id").map_err(ctx("list payments: id"))?),
-                    status: status_from(&text(r, "status").unwrap_or_default(), "list payments")?,
-                    md5: text(r, "md5").unwrap_or_default(),
-                    amount: text(r, "amount").unwrap_or_default(),
-                    currency: text(r, "currency").unwrap_or_default(),
-                    created_at: time(r, "created_at").unwrap_or_default(),
-                    expires_at: time(r, "expires_at"),
-                    bakong_hash: text(r, "bakong_hash"),
-                    from_account_id: text(r, "from_account_id"),
-                    to_account_id: text(r, "to_account_id"),
-                    paid_amount: text(r, "paid_amount"),
-                    paid_currency: text(r, "paid_currency"),
-                    paid_at: time(r, "paid_at"),
-                    confirmed_at: time(r, "confirmed_at"),
-                    last_answer: text(r, "last_answer"),
-                    last_error: text(r, "last_error"),
-                })
-            })
-            .collect()
-    }
-
-    /// See [`super::Store::status_of`].
-    pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
-        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
-            .bind(md5)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(ctx(format!("read status of {md5}")))?;
-        s.map(|s| status_from(&s, "read status")).transpose()
-    }
-
-    /// See [`super::Store::last_answer`].
-    pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
-        let row: Option<(DateTime<Utc>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT last_checked_at, last_answer, last_error FROM payments
-             WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx("read the last answer"))?;
-        Ok(row.map(|(at, answer, error)| LastAnswer {
-            at: sql_time(at),
-            answer,
-            error,
-        }))
-    }
-
-    /// See [`super::Store::last_answer_at`].
-    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
-        let t: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("read last answer time"))?;
-        Ok(t.map(sql_time))
-    }
-
-    /// See [`super::Store::status_summary`].
-    pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
-        let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
-            "SELECT status, count(*),
-                    avg(extract(epoch FROM confirmed_at - paid_at))::float8,
-                    max(extract(epoch FROM confirmed_at - paid_at))::float8
-             FROM payments GROUP BY status ORDER BY status",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("summarize payments"))?;
-        rows.into_iter()
-            .map(|(status, count, avg, max)| {
-                Ok(StatusSummary {
-                    status: status_from(&status, "summarize payments")?,
-                    count,
-                    avg_confirm_s: avg,
-                    max_confirm_s: max,
-                })
-            })
-            .collect()
-    }
-
-    /// See [`super::Store::confirm_latencies`].
-    pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
-        let mut v: Vec<f64> = sqlx::query_scalar(
-            "SELECT extract(epoch FROM confirmed_at - paid_at)::float8 FROM payments
-             WHERE status = $1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
-        )
-        .bind(status.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read confirmation latencies"))?;
-        v.sort_by(f64::total_cmp);
-        Ok(v)
-    }
-
-    /// See [`super::Store::seed_backlog`]: one statement over the arrays.
-    pub async fn seed_backlog(
-        &self,
-        md5s: &[String],
-        created_over: Duration,
-        not_due_for: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let n = md5s.len().max(1) as f64;
-        let due_at = not_due_for
-            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
-            .unwrap_or(0);
-        let ages: Vec<f64> = (0..md5s.len())
-            .map(|i| created_over.as_secs_f64() * i as f64 / n)
-            .collect();
-        let due: Vec<i64> = (0..md5s.len()).map(|i| due_at + i as i64).collect();
-        sqlx::query(
-            "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
-             SELECT m, 1.00, 'USD', now() - make_interval(secs => a), d
-             FROM unnest($1::text[], $2::float8[], $3::bigint[]) AS t(m, a, d)",
-        )
-        .bind(md5s)
-        .bind(&ages)
-        .bind(&due)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("insert backlog"))?;
-        Ok(())
-    }
-
-    /// See [`super::Store::make_due`].
-    pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE payments SET next_check_at = 0
-             WHERE id IN (SELECT id FROM payments WHERE status = 'pending'
-                          ORDER BY random() LIMIT $1)",
-        )
-        .bind(n as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("make rows due"))?;
-        Ok(())
-    }
-}
-
-/// What [`PgStore::import_sqlite`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ImportReport {
-    /// Rows read from the SQLite database.
-    pub read: u64,
-    /// Rows copied into PostgreSQL.
-    pub copied: u64,
-    /// Rows whose md5 PostgreSQL already had (copied by an earlier run, or
-    /// inserted there by the application): left as they are.
-    pub already_there: u64,
-    /// Rows PostgreSQL's table refused (md5, reason): SQLite's table is
-    /// laxer about an amount's precision than a KHQR allows.
-    pub refused: Vec<(String, String)>,
-}
-
-// Ids are assigned here (they are internal); leases are not carried over,
-// as they belong to the daemon that held them.
-const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
-        status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
-        description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
-        last_error, last_checked_at, lane)
-    SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
-        coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
-        paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
-        coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
-        last_error, last_checked_at, coalesce(lane, 0)
-    FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
-        expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
-        from_account_id text, to_account_id text, paid_amount text, paid_currency text,
-        description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
-        checks integer, errors integer, last_answer text, last_error text,
-        last_checked_at timestamptz, lane smallint)
-    ON CONFLICT (md5) DO NOTHING";
-
-const IMPORT_BATCH: i64 = 500;
-
-impl PgStore {
     /// Copies every row of a SQLite payments database into this one, so a
     /// merchant moving to PostgreSQL keeps the history and the pending rows.
     /// Idempotent on md5: a second run copies nothing twice. Rows the
@@ -1311,6 +616,932 @@ impl PgStore {
         Ok(report)
     }
 }
+
+#[async_trait::async_trait]
+impl Backend for PgStore {
+    fn backend_name(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn as_postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
+        let tx = self.pool.begin().await.map_err(ctx("begin write"))?;
+        Ok(Box::new(PgTx(tx)))
+    }
+
+    fn event_key_cell(&self) -> &tokio::sync::OnceCell<EventKey> {
+        &self.key
+    }
+
+    /// Applies pending migrations, in the schema the search_path names.
+    /// sqlx holds an advisory lock meanwhile, so daemons starting together
+    /// migrate once.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let (schema, path): (Option<String>, String) =
+            sqlx::query_as("SELECT current_schema(), current_setting('search_path')")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read search_path"))?;
+        if schema.is_none() {
+            return Err(config_error(
+                "migrate".into(),
+                format!(
+                    "the connection's search_path ({path}) names no existing schema: \
+                     create it first (CREATE SCHEMA name AUTHORIZATION role) or fix \
+                     the options parameter of database.url"
+                ),
+            ));
+        }
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Sql {
+                what: "migrate".into(),
+                source: e.into(),
+            })?;
+        self.lock_down().await
+    }
+
+    /// See [`super::Store::schema_version`].
+    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(ctx("read the schema version"))?;
+        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        Ok((applied, latest))
+    }
+
+    /// Several daemons may share a PostgreSQL database (claims skip each
+    /// other's rows), so there is nothing to hold.
+    fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
+        Ok(InstanceGuard { _file: None })
+    }
+
+    /// Problems with the set-up: none that PostgreSQL does not report by
+    /// itself on connect.
+    async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// See [`super::Store::claim`]. Rows another daemon holds are skipped,
+    /// never waited for.
+    async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(now_ms.saturating_add(lease.as_millis() as i64))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim due payments"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(Claimed {
+                id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
+                lease_id,
+                // NULLs are refused by the table; an empty value fails the
+                // poller's validation, which names the column.
+                md5: text(&r, "md5").unwrap_or_default(),
+                amount: text(&r, "amount").unwrap_or_default(),
+                currency: text(&r, "currency").unwrap_or_default(),
+                created_ms: r.try_get("created_ms").ok().flatten(),
+                expires_ms: r.try_get("expires_ms").ok().flatten(),
+                checks: r.try_get("checks").unwrap_or(0),
+                errors: r.try_get("errors").unwrap_or(0),
+                last_answer: text(&r, "last_answer"),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// See [`super::Store::age_out`]. Rows another daemon is claiming are
+    /// skipped (it moves them next time).
+    async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE payments SET lane = 1
+             WHERE id = ANY(ARRAY(
+                 SELECT id FROM payments
+                 WHERE status = 'pending' AND lane = 0 AND next_check_at <= $1
+                   AND created_at < to_timestamp($2::double precision / 1000.0)
+                 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(now_ms)
+        .bind(cutoff_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("move aged payments to the older lane"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// See [`super::Store::due`].
+    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(DUE_SQL)
+            .bind(now_ms)
+            .bind(cap as i64)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("count due payments"))?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// See [`super::Store::counts`].
+    async fn counts(&self) -> Result<Counts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("count payments"))?;
+        let mut c = Counts::default();
+        for (status, n) in rows {
+            match status_from(&status, "count payments")? {
+                Status::Pending => c.pending = n,
+                Status::Paid => c.paid = n,
+                Status::Mismatch => c.mismatch = n,
+                Status::Failed => c.failed = n,
+                Status::Expired => c.expired = n,
+            }
+        }
+        let (oldest, next, pending_static): (Option<DateTime<Utc>>, Option<i64>, i64) =
+            sqlx::query_as(
+                "SELECT min(created_at), min(next_check_at),
+                        count(*) FILTER (WHERE last_answer = 'static_qr')
+                 FROM payments WHERE status = 'pending'",
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx("read pending facts"))?;
+        c.oldest_pending = oldest.map(sql_time);
+        c.next_check_ms = next;
+        c.pending_static_qr = pending_static;
+        Ok(c)
+    }
+
+    /// See [`super::Store::expired_static_qr`].
+    async fn expired_static_qr(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count static QRs"))
+    }
+
+    /// See [`super::Store::pending_facts`].
+    async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<super::PendingFacts, StoreError> {
+        let (pending, overdue, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                count(*) FILTER (WHERE extract(epoch FROM coalesce(expires_at,
+                        created_at + make_interval(secs => $1))) * 1000 + $2 < $3),
+                (extract(epoch FROM min(created_at)) * 1000)::bigint
+             FROM payments WHERE status = 'pending'",
+        )
+        .bind(ttl.as_secs_f64())
+        .bind(grace.as_millis() as i64)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read pending facts"))?;
+        Ok(super::PendingFacts {
+            pending,
+            overdue,
+            oldest_created_ms: oldest,
+        })
+    }
+
+    /// See [`super::Store::bookkeeping`].
+    async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+        sqlx::query_as(
+            "SELECT next_check_at, checks::bigint AS checks, errors::bigint AS errors,
+                    last_answer, last_error
+             FROM payments WHERE md5 = $1",
+        )
+        .bind(md5)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read the bookkeeping of {md5}")))
+    }
+
+    /// See [`super::Store::paid_today`].
+    async fn paid_today(&self) -> Result<i64, StoreError> {
+        let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
+        sqlx::query_scalar(
+            "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= $1",
+        )
+        .bind(midnight)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count today's payments"))
+    }
+
+    /// See [`super::Store::gate_state`].
+    async fn gate_state(&self) -> Result<GateState, StoreError> {
+        let row: Option<GateState> = sqlx::query_as(&format!(
+            "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the gate state"))?;
+        Ok(row.unwrap_or_default())
+    }
+
+    /// See [`super::Store::gate_cut`].
+    async fn gate_cut(
+        &self,
+        not_before_ms: i64,
+        now_ms: i64,
+        rate: Option<f64>,
+    ) -> Result<GateState, StoreError> {
+        sqlx::query_as(&format!(
+            "UPDATE gate_state SET
+                not_before_set_ms = CASE WHEN $1 > coalesce(not_before_ms, 0)
+                                         THEN $2 ELSE not_before_set_ms END,
+                not_before_ms = GREATEST(coalesce(not_before_ms, 0), $1),
+                rate = CASE WHEN $3::double precision IS NULL THEN rate
+                            ELSE LEAST(coalesce(rate, $3), $3) END,
+                rate_epoch = rate_epoch + 1
+             WHERE id = 1 RETURNING {GATE_COLUMNS}"
+        ))
+        .bind(not_before_ms)
+        .bind(now_ms)
+        .bind(rate)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("record a 429 in the gate state"))
+    }
+
+    /// See [`super::Store::gate_climb`].
+    async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE gate_state SET rate = GREATEST(coalesce(rate, 0), $1)
+             WHERE id = 1 AND rate_epoch = $2",
+        )
+        .bind(rate)
+        .bind(epoch)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("save the learned rate"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::set_quota_pause`].
+    async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE gate_state SET quota_since_ms = $1, quota_next_probe_ms = $2 WHERE id = 1",
+        )
+        .bind(pause.map(|p| p.0))
+        .bind(pause.map(|p| p.1))
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("save the quota pause"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::add_spend`].
+    async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+        sqlx::query_scalar(
+            "UPDATE gate_state SET
+                spend = CASE WHEN spend_day IS NOT DISTINCT FROM $1 THEN spend + $2 ELSE $2 END,
+                spend_day = $1
+             WHERE id = 1 RETURNING spend",
+        )
+        .bind(day)
+        .bind(n)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("save the day's request spend"))
+    }
+
+    /// See [`super::Store::heartbeat`].
+    async fn heartbeat(
+        &self,
+        m: &super::GateMember,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "WITH beat AS (
+                INSERT INTO gate_members (instance, host, pid, seen_ms, receivers)
+                VALUES ($1, $2, $3, $4, $9)
+                ON CONFLICT (instance) DO UPDATE SET seen_ms = $4, receivers = $9
+             ), forget AS (
+                DELETE FROM gate_members WHERE seen_ms < $6 OR seen_ms > $7
+             )
+             SELECT count(*) FROM gate_members
+             WHERE seen_ms >= $5 AND seen_ms <= $8 AND instance <> $1",
+        )
+        .bind(&m.instance)
+        .bind(&m.host)
+        .bind(m.pid)
+        .bind(now_ms)
+        .bind(now_ms - live_ms)
+        .bind(now_ms - super::MEMBER_FORGET_MS)
+        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
+        .bind(now_ms.saturating_add(live_ms))
+        .bind(serde_json::to_string(&m.receivers).unwrap_or_else(|_| "[]".into()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("heartbeat"))?;
+        // Active: the receivers some daemon heard from within the forget
+        // window has (a stall or a clock a few seconds off must not turn a
+        // receiver off: events recorded meanwhile would get no delivery) (after the heartbeat,
+        // so this daemon's own list counts).
+        sqlx::query(
+            "UPDATE event_receivers e SET active = x.live, updated_at = now()
+             FROM (SELECT e2.name, EXISTS (
+                       SELECT 1 FROM gate_members g
+                       WHERE g.seen_ms >= $1 AND g.seen_ms <= $2
+                         AND g.receivers::jsonb @> jsonb_build_array(jsonb_build_object('name', e2.name))
+                   ) AS live FROM event_receivers e2) AS x
+             WHERE e.name = x.name AND e.active <> x.live",
+        )
+        .bind(now_ms - super::MEMBER_FORGET_MS)
+        .bind(now_ms.saturating_add(super::MEMBER_FORGET_MS))
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("update active receivers"))?;
+        // The statement's snapshot does not see its own insert: count it.
+        Ok(n + 1)
+    }
+
+    /// See [`super::Store::live_receivers`].
+    async fn live_receiver_rows(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, StoreError> {
+        sqlx::query_as(
+            "SELECT host, pid, receivers FROM gate_members
+             WHERE seen_ms >= $1 AND seen_ms <= $2 ORDER BY host, pid",
+        )
+        .bind(now_ms - live_ms)
+        .bind(now_ms.saturating_add(live_ms))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read the live daemons' receivers"))
+    }
+
+    /// See [`super::Store::leave`].
+    async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM gate_members WHERE instance = $1")
+            .bind(instance)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx("leave the live daemons"))?;
+        Ok(())
+    }
+
+    /// Closes the pool.
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// See [`super::Store::insert_payment`]. The table's CHECK constraints
+    /// have the last word on what is valid.
+    async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO payments (md5, amount, currency, expires_at)
+             VALUES ($1, $2::numeric, $3, $4) RETURNING id",
+        )
+        .bind(&p.md5)
+        .bind(&p.amount)
+        .bind(p.currency.code())
+        .bind(p.expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(id))
+    }
+
+    /// See [`super::Store::list`].
+    async fn list(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
+                    bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
+                    paid_currency, paid_at, confirmed_at, last_answer, last_error
+             FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status.map(Status::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list payments"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(PaymentRow {
+                    id: PaymentId(r.try_get("id").map_err(ctx("list payments: id"))?),
+                    status: status_from(&text(r, "status").unwrap_or_default(), "list payments")?,
+                    md5: text(r, "md5").unwrap_or_default(),
+                    amount: text(r, "amount").unwrap_or_default(),
+                    currency: text(r, "currency").unwrap_or_default(),
+                    created_at: time(r, "created_at").unwrap_or_default(),
+                    expires_at: time(r, "expires_at"),
+                    bakong_hash: text(r, "bakong_hash"),
+                    from_account_id: text(r, "from_account_id"),
+                    to_account_id: text(r, "to_account_id"),
+                    paid_amount: text(r, "paid_amount"),
+                    paid_currency: text(r, "paid_currency"),
+                    paid_at: time(r, "paid_at"),
+                    confirmed_at: time(r, "confirmed_at"),
+                    last_answer: text(r, "last_answer"),
+                    last_error: text(r, "last_error"),
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::status_of`].
+    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
+        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
+            .bind(md5)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(ctx(format!("read status of {md5}")))?;
+        s.map(|s| status_from(&s, "read status")).transpose()
+    }
+
+    /// See [`super::Store::last_answer`].
+    async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
+        let row: Option<(DateTime<Utc>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT last_checked_at, last_answer, last_error FROM payments
+             WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the last answer"))?;
+        Ok(row.map(|(at, answer, error)| LastAnswer {
+            at: sql_time(at),
+            answer,
+            error,
+        }))
+    }
+
+    /// See [`super::Store::last_answer_at`].
+    async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+        let t: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("read last answer time"))?;
+        Ok(t.map(sql_time))
+    }
+
+    /// See [`super::Store::status_summary`].
+    async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
+        let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
+            "SELECT status, count(*),
+                    avg(extract(epoch FROM confirmed_at - paid_at))::float8,
+                    max(extract(epoch FROM confirmed_at - paid_at))::float8
+             FROM payments GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("summarize payments"))?;
+        rows.into_iter()
+            .map(|(status, count, avg, max)| {
+                Ok(StatusSummary {
+                    status: status_from(&status, "summarize payments")?,
+                    count,
+                    avg_confirm_s: avg,
+                    max_confirm_s: max,
+                })
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::confirm_latencies`].
+    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
+        let mut v: Vec<f64> = sqlx::query_scalar(
+            "SELECT extract(epoch FROM confirmed_at - paid_at)::float8 FROM payments
+             WHERE status = $1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
+        )
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read confirmation latencies"))?;
+        v.sort_by(f64::total_cmp);
+        Ok(v)
+    }
+
+    /// See [`super::Store::seed_backlog`]: one statement over the arrays.
+    async fn seed_backlog(
+        &self,
+        md5s: &[String],
+        created_over: Duration,
+        not_due_for: Option<Duration>,
+    ) -> Result<(), StoreError> {
+        let n = md5s.len().max(1) as f64;
+        let due_at = not_due_for
+            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
+            .unwrap_or(0);
+        let ages: Vec<f64> = (0..md5s.len())
+            .map(|i| created_over.as_secs_f64() * i as f64 / n)
+            .collect();
+        let due: Vec<i64> = (0..md5s.len()).map(|i| due_at + i as i64).collect();
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
+             SELECT m, 1.00, 'USD', now() - make_interval(secs => a), d
+             FROM unnest($1::text[], $2::float8[], $3::bigint[]) AS t(m, a, d)",
+        )
+        .bind(md5s)
+        .bind(&ages)
+        .bind(&due)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("insert backlog"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::make_due`].
+    async fn make_due(&self, n: usize) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE payments SET next_check_at = 0
+             WHERE id IN (SELECT id FROM payments WHERE status = 'pending'
+                          ORDER BY random() LIMIT $1)",
+        )
+        .bind(n as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("make rows due"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::set_receivers`].
+    async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
+        for name in active {
+            sqlx::query(
+                "INSERT INTO event_receivers (name, active, updated_at) VALUES ($1, true, now())
+                 ON CONFLICT (name) DO UPDATE SET active = true, updated_at = now()",
+            )
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(ctx(format!("register receiver {name}")))?;
+        }
+        tx.commit().await.map_err(ctx("commit receivers"))
+    }
+
+    /// See [`super::Store::claim_deliveries`]. Deliveries another daemon
+    /// holds are skipped, never waited for.
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let names: Vec<String> = receivers.iter().map(|r| r.to_string()).collect();
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            String,
+            String,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+        )> = sqlx::query_as(CLAIM_DELIVERIES_SQL)
+            .bind(now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(names)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim due deliveries"))?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(event_id, receiver, attempts, event_type, md5, payload, created_ms, mac)| {
+                    super::ClaimedDelivery {
+                        event_id,
+                        receiver,
+                        lease_id,
+                        attempts,
+                        event_type,
+                        md5,
+                        payload,
+                        created_ms,
+                        mac,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    /// See [`super::Store::finish_delivery`].
+    async fn finish_delivery(
+        &self,
+        d: &super::ClaimedDelivery,
+        a: &super::AttemptRecord,
+        outcome: super::DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        use super::DeliveryOutcome as O;
+        let now = Utc::now();
+        let (status, next, delivered_at, delivered_ms) = match outcome {
+            O::Delivered => ("delivered", 0, Some(now), Some(now.timestamp_millis())),
+            O::Retry(at) => ("pending", at, None, None),
+            O::Dead => ("dead", 0, None, None),
+        };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(ctx("begin delivery result"))?;
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = $4, attempts = attempts + 1,
+                next_attempt_at = $5, lease_id = NULL, last_error = $6,
+                delivered_at = $7, delivered_ms = $8
+             WHERE event_id = $1 AND receiver = $2 AND lease_id = $3 AND status = 'pending'",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.lease_id)
+        .bind(status)
+        .bind(next)
+        .bind(&a.error)
+        .bind(delivered_at)
+        .bind(delivered_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery result"))?;
+        sqlx::query(
+            "INSERT INTO event_attempts
+                (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.attempts + 1)
+        .bind(a.at)
+        .bind(a.latency_ms)
+        .bind(a.http_status)
+        .bind(&a.error)
+        .bind(&a.answer)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("record delivery attempt"))?;
+        tx.commit().await.map_err(ctx("commit delivery result"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// See [`super::Store::release_deliveries`].
+    async fn release_deliveries(
+        &self,
+        claims: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if claims.is_empty() {
+            return Ok(());
+        }
+        let events: Vec<&str> = claims.iter().map(|c| c.0.as_str()).collect();
+        let receivers: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
+        let leases: Vec<i64> = claims.iter().map(|c| c.2).collect();
+        sqlx::query(
+            "UPDATE event_deliveries d SET next_attempt_at = $4, lease_id = NULL
+             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(e, r, l)
+             WHERE d.event_id = v.e AND d.receiver = v.r AND d.lease_id = v.l
+               AND d.status = 'pending'",
+        )
+        .bind(events)
+        .bind(receivers)
+        .bind(leases)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(ctx("release deliveries"))?;
+        Ok(())
+    }
+
+    /// See [`super::Store::delivery_counts`].
+    async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(ctx("count deliveries"))?;
+        let mut c = super::DeliveryCounts::default();
+        for (status, n) in rows {
+            match delivery_status(&status)? {
+                super::DeliveryStatus::Pending => c.pending = n,
+                super::DeliveryStatus::Delivered => c.delivered = n,
+                super::DeliveryStatus::Dead => c.dead = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// See [`super::Store::list_events`].
+    async fn list_events(
+        &self,
+        status: Option<super::DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<super::EventRow>, StoreError> {
+        let events: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT id, type, md5, created_at FROM payment_events e
+             WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
+                                               WHERE d.event_id = e.id AND d.status = $1)
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(status.map(super::DeliveryStatus::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list events"))?;
+        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
+             WHERE event_id = ANY($1::text[]) ORDER BY receiver"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("list deliveries"))?;
+        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
+            std::collections::HashMap::new();
+        for d in deliveries {
+            let (id, row) = d.into_row()?;
+            by_event.entry(id).or_default().push(row);
+        }
+        Ok(events
+            .into_iter()
+            .map(|(id, event_type, md5, created_at)| super::EventRow {
+                deliveries: by_event.remove(&id).unwrap_or_default(),
+                id,
+                event_type,
+                md5,
+                created_at: sql_time(created_at),
+                payload: None,
+                attempts: Vec::new(),
+            })
+            .collect())
+    }
+
+    /// See [`super::Store::event`].
+    async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
+        let found: Option<(String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
+            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read event {id}")))?;
+        let Some((id, event_type, md5, created_at, payload)) = found else {
+            return Ok(None);
+        };
+        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id = $1 ORDER BY receiver"
+        ))
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read deliveries"))?;
+        let attempts: Vec<AttemptTuple> = sqlx::query_as(
+            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
+             FROM event_attempts WHERE event_id = $1 ORDER BY id",
+        )
+        .bind(&id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read attempts"))?;
+        Ok(Some(super::EventRow {
+            deliveries: deliveries
+                .into_iter()
+                .map(|d| d.into_row().map(|(_, r)| r))
+                .collect::<Result<_, _>>()?,
+            attempts: attempts
+                .into_iter()
+                .map(
+                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
+                        super::AttemptRow {
+                            receiver,
+                            attempt,
+                            at: sql_time(at),
+                            latency_ms,
+                            http_status,
+                            error,
+                            answer,
+                        }
+                    },
+                )
+                .collect(),
+            // Stored by the daemon as JSON; shown as text if it is not.
+            payload: Some(
+                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
+            ),
+            id,
+            event_type,
+            md5,
+            created_at: sql_time(created_at),
+        }))
+    }
+
+    /// See [`super::Store::redeliver`].
+    async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(ctx("begin redeliver"))?;
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM payment_events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(ctx(format!("read event {id}")))?;
+        if exists.is_none() {
+            return Ok(0);
+        }
+        sqlx::query(
+            "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
+             SELECT $1, name, 0 FROM event_receivers WHERE active ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("queue deliveries"))?;
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,
+                lease_id = NULL, delivered_at = NULL, delivered_ms = NULL
+             WHERE event_id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("redeliver"))?;
+        tx.commit().await.map_err(ctx("commit redeliver"))?;
+        Ok(res.rows_affected())
+    }
+
+    /// See [`super::Store::delivery_latencies`].
+    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
+             JOIN payment_events e ON e.id = d.event_id
+             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read delivery latencies"))
+    }
+}
+
+/// What [`PgStore::import_sqlite`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportReport {
+    /// Rows read from the SQLite database.
+    pub read: u64,
+    /// Rows copied into PostgreSQL.
+    pub copied: u64,
+    /// Rows whose md5 PostgreSQL already had (copied by an earlier run, or
+    /// inserted there by the application): left as they are.
+    pub already_there: u64,
+    /// Rows PostgreSQL's table refused (md5, reason): SQLite's table is
+    /// laxer about an amount's precision than a KHQR allows.
+    pub refused: Vec<(String, String)>,
+}
+
+// Ids are assigned here (they are internal); leases are not carried over,
+// as they belong to the daemon that held them.
+const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
+        status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
+        description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
+        last_error, last_checked_at, lane)
+    SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
+        coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
+        paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
+        coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
+        last_error, last_checked_at, coalesce(lane, 0)
+    FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
+        expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
+        from_account_id text, to_account_id text, paid_amount text, paid_currency text,
+        description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
+        checks integer, errors integer, last_answer text, last_error text,
+        last_checked_at timestamptz, lane smallint)
+    ON CONFLICT (md5) DO NOTHING";
+
+const IMPORT_BATCH: i64 = 500;
 
 /// Writes an event and one pending delivery per active receiver, inside
 /// the final write's transaction.
@@ -1411,326 +1642,6 @@ type AttemptTuple = (
     Option<String>,
     Option<String>,
 );
-
-/// The event outbox (issue 11): the same operations as the SQLite backend.
-impl PgStore {
-    /// See [`super::Store::set_receivers`].
-    pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
-        for name in active {
-            sqlx::query(
-                "INSERT INTO event_receivers (name, active, updated_at) VALUES ($1, true, now())
-                 ON CONFLICT (name) DO UPDATE SET active = true, updated_at = now()",
-            )
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx(format!("register receiver {name}")))?;
-        }
-        tx.commit().await.map_err(ctx("commit receivers"))
-    }
-
-    /// See [`super::Store::claim_deliveries`]. Deliveries another daemon
-    /// holds are skipped, never waited for.
-    pub async fn claim_deliveries(
-        &self,
-        now_ms: i64,
-        lease: Duration,
-        limit: usize,
-        receivers: &[&str],
-    ) -> Result<Vec<super::ClaimedDelivery>, StoreError> {
-        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
-        let names: Vec<String> = receivers.iter().map(|r| r.to_string()).collect();
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(
-            String,
-            String,
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            Option<String>,
-        )> = sqlx::query_as(CLAIM_DELIVERIES_SQL)
-            .bind(now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)))
-            .bind(lease_id)
-            .bind(now_ms)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .bind(names)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx("claim due deliveries"))?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(event_id, receiver, attempts, event_type, md5, payload, created_ms, mac)| {
-                    super::ClaimedDelivery {
-                        event_id,
-                        receiver,
-                        lease_id,
-                        attempts,
-                        event_type,
-                        md5,
-                        payload,
-                        created_ms,
-                        mac,
-                    }
-                },
-            )
-            .collect())
-    }
-
-    /// See [`super::Store::finish_delivery`].
-    pub async fn finish_delivery(
-        &self,
-        d: &super::ClaimedDelivery,
-        a: &super::AttemptRecord,
-        outcome: super::DeliveryOutcome,
-    ) -> Result<bool, StoreError> {
-        use super::DeliveryOutcome as O;
-        let now = Utc::now();
-        let (status, next, delivered_at, delivered_ms) = match outcome {
-            O::Delivered => ("delivered", 0, Some(now), Some(now.timestamp_millis())),
-            O::Retry(at) => ("pending", at, None, None),
-            O::Dead => ("dead", 0, None, None),
-        };
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(ctx("begin delivery result"))?;
-        let res = sqlx::query(
-            "UPDATE event_deliveries SET status = $4, attempts = attempts + 1,
-                next_attempt_at = $5, lease_id = NULL, last_error = $6,
-                delivered_at = $7, delivered_ms = $8
-             WHERE event_id = $1 AND receiver = $2 AND lease_id = $3 AND status = 'pending'",
-        )
-        .bind(&d.event_id)
-        .bind(&d.receiver)
-        .bind(d.lease_id)
-        .bind(status)
-        .bind(next)
-        .bind(&a.error)
-        .bind(delivered_at)
-        .bind(delivered_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("record delivery result"))?;
-        sqlx::query(
-            "INSERT INTO event_attempts
-                (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&d.event_id)
-        .bind(&d.receiver)
-        .bind(d.attempts + 1)
-        .bind(a.at)
-        .bind(a.latency_ms)
-        .bind(a.http_status)
-        .bind(&a.error)
-        .bind(&a.answer)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("record delivery attempt"))?;
-        tx.commit().await.map_err(ctx("commit delivery result"))?;
-        Ok(res.rows_affected() == 1)
-    }
-
-    /// See [`super::Store::release_deliveries`].
-    pub async fn release_deliveries(
-        &self,
-        claims: &[(String, String, i64)],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        if claims.is_empty() {
-            return Ok(());
-        }
-        let events: Vec<&str> = claims.iter().map(|c| c.0.as_str()).collect();
-        let receivers: Vec<&str> = claims.iter().map(|c| c.1.as_str()).collect();
-        let leases: Vec<i64> = claims.iter().map(|c| c.2).collect();
-        sqlx::query(
-            "UPDATE event_deliveries d SET next_attempt_at = $4, lease_id = NULL
-             FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(e, r, l)
-             WHERE d.event_id = v.e AND d.receiver = v.r AND d.lease_id = v.l
-               AND d.status = 'pending'",
-        )
-        .bind(events)
-        .bind(receivers)
-        .bind(leases)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("release deliveries"))?;
-        Ok(())
-    }
-
-    /// See [`super::Store::delivery_counts`].
-    pub async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(ctx("count deliveries"))?;
-        let mut c = super::DeliveryCounts::default();
-        for (status, n) in rows {
-            match delivery_status(&status)? {
-                super::DeliveryStatus::Pending => c.pending = n,
-                super::DeliveryStatus::Delivered => c.delivered = n,
-                super::DeliveryStatus::Dead => c.dead = n,
-            }
-        }
-        Ok(c)
-    }
-
-    /// See [`super::Store::list_events`].
-    pub async fn list_events(
-        &self,
-        status: Option<super::DeliveryStatus>,
-        limit: i64,
-    ) -> Result<Vec<super::EventRow>, StoreError> {
-        let events: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT id, type, md5, created_at FROM payment_events e
-             WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
-                                               WHERE d.event_id = e.id AND d.status = $1)
-             ORDER BY id DESC LIMIT $2",
-        )
-        .bind(status.map(super::DeliveryStatus::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("list events"))?;
-        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
-             WHERE event_id = ANY($1::text[]) ORDER BY receiver"
-        ))
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("list deliveries"))?;
-        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
-            std::collections::HashMap::new();
-        for d in deliveries {
-            let (id, row) = d.into_row()?;
-            by_event.entry(id).or_default().push(row);
-        }
-        Ok(events
-            .into_iter()
-            .map(|(id, event_type, md5, created_at)| super::EventRow {
-                deliveries: by_event.remove(&id).unwrap_or_default(),
-                id,
-                event_type,
-                md5,
-                created_at: sql_time(created_at),
-                payload: None,
-                attempts: Vec::new(),
-            })
-            .collect())
-    }
-
-    /// See [`super::Store::event`].
-    pub async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
-        let found: Option<(String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
-            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx(format!("read event {id}")))?;
-        let Some((id, event_type, md5, created_at, payload)) = found else {
-            return Ok(None);
-        };
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id = $1 ORDER BY receiver"
-        ))
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read deliveries"))?;
-        let attempts: Vec<AttemptTuple> = sqlx::query_as(
-            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
-             FROM event_attempts WHERE event_id = $1 ORDER BY id",
-        )
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read attempts"))?;
-        Ok(Some(super::EventRow {
-            deliveries: deliveries
-                .into_iter()
-                .map(|d| d.into_row().map(|(_, r)| r))
-                .collect::<Result<_, _>>()?,
-            attempts: attempts
-                .into_iter()
-                .map(
-                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
-                        super::AttemptRow {
-                            receiver,
-                            attempt,
-                            at: sql_time(at),
-                            latency_ms,
-                            http_status,
-                            error,
-                            answer,
-                        }
-                    },
-                )
-                .collect(),
-            // Stored by the daemon as JSON; shown as text if it is not.
-            payload: Some(
-                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-            ),
-            id,
-            event_type,
-            md5,
-            created_at: sql_time(created_at),
-        }))
-    }
-
-    /// See [`super::Store::redeliver`].
-    pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(ctx("begin redeliver"))?;
-        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM payment_events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(ctx(format!("read event {id}")))?;
-        if exists.is_none() {
-            return Ok(0);
-        }
-        sqlx::query(
-            "INSERT INTO event_deliveries (event_id, receiver, next_attempt_at)
-             SELECT $1, name, 0 FROM event_receivers WHERE active ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("queue deliveries"))?;
-        let res = sqlx::query(
-            "UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = 0,
-                lease_id = NULL, delivered_at = NULL, delivered_ms = NULL
-             WHERE event_id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("redeliver"))?;
-        tx.commit().await.map_err(ctx("commit redeliver"))?;
-        Ok(res.rows_affected())
-    }
-
-    /// See [`super::Store::delivery_latencies`].
-    pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
-             JOIN payment_events e ON e.id = d.event_id
-             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL ORDER BY 1",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read delivery latencies"))
-    }
-}
 
 /// A text column, None when NULL or unreadable.
 fn text(r: &PgRow, k: &str) -> Option<String> {

@@ -11,12 +11,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Acquire, FromRow, SqlitePool};
+use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    amount_text, batch_json, Applied, Claimed, Counts, EventKey, GateState, Held, InstanceGuard,
-    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, Write, GATE_COLUMNS,
+    amount_text, Backend, Batch, Claimed, Counts, EventKey, GateState, Held, InstanceGuard,
+    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow,
+    GATE_COLUMNS,
 };
+use crate::notify::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded migrations.
@@ -402,83 +404,135 @@ fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
     })
 }
 
-/// One final write and, when it changed the row, its event. `Ok(false)`:
-/// the row is no longer the one claimed.
-async fn final_write(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    row: &Held,
-    status: FinalStatus,
-    c: Option<&Confirmation>,
-    answer: &str,
-    now: DateTime<Utc>,
-    key: Option<&EventKey>,
-) -> Result<bool, StoreError> {
-    let now_text = &sql_time(now);
-    let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
-        .bind(row.id.0)
-        .bind(status.as_str())
-        .bind(c.map(|c| c.hash.clone()))
-        .bind(c.and_then(|c| c.from_account_id.clone()))
-        .bind(c.map(|c| c.to_account_id.clone()))
-        .bind(c.map(|c| amount_text(c.paid_amount)))
-        .bind(c.map(|c| c.paid_currency.code()))
-        .bind(c.and_then(|c| c.description.clone()))
-        .bind(c.and_then(|c| c.paid_at).map(sql_time))
-        .bind(now_text)
-        .bind(answer)
-        .bind(row.lease_id)
-        .bind(&row.md5)
-        .bind(&row.amount)
-        .bind(&row.currency)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(ctx("record result"))?;
-    let Some((id, md5, amount, currency)) = written else {
-        return Ok(false);
-    };
-    // The event goes in the status's transaction (a crash can never keep
-    // one without the other) and describes the row written.
-    let e = crate::notify::event::final_event(&md5, &amount, &currency, status, c, now);
-    let key = key.ok_or_else(|| StoreError::Sql {
-        what: "record result".into(),
-        source: sqlx::Error::Configuration("no event key was read for a final write".into()),
-    })?;
-    insert_event(tx, &e, Some(id), now_text, key).await?;
-    Ok(true)
-}
+/// A write transaction on the one write connection (`BEGIN IMMEDIATE`).
+struct SqliteTx(sqlx::Transaction<'static, sqlx::Sqlite>);
 
-/// The batched statement `kind` (0 reschedule, 1 release, 2 defer) for the
-/// writes at `idx`.
-async fn batch_write(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    kind: usize,
-    writes: &[Write],
-    idx: &[usize],
-    now: DateTime<Utc>,
-    now_text: &str,
-) -> Result<(), StoreError> {
-    let rows: Vec<serde_json::Value> = idx.iter().map(|&i| batch_json(&writes[i])).collect();
-    let json = serde_json::Value::Array(rows).to_string();
-    match kind {
-        0 => sqlx::query(RESCHEDULE_SQL)
-            .bind(json)
-            .bind(now_text)
-            .execute(&mut **tx)
+#[async_trait::async_trait]
+impl WriteTx for SqliteTx {
+    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError> {
+        sqlx::query(sql)
+            .execute(&mut *self.0)
             .await
-            .map_err(ctx("reschedule payments"))?,
-        1 => sqlx::query(RELEASE_SQL)
-            .bind(json)
-            .bind(now.timestamp_millis())
-            .execute(&mut **tx)
+            .map_err(ctx(what))?;
+        Ok(())
+    }
+
+    async fn final_write(
+        &mut self,
+        row: &Held,
+        status: FinalStatus,
+        c: Option<&Confirmation>,
+        answer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WrittenRow>, StoreError> {
+        let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
+            .bind(row.id.0)
+            .bind(status.as_str())
+            .bind(c.map(|c| c.hash.clone()))
+            .bind(c.and_then(|c| c.from_account_id.clone()))
+            .bind(c.map(|c| c.to_account_id.clone()))
+            .bind(c.map(|c| amount_text(c.paid_amount)))
+            .bind(c.map(|c| c.paid_currency.code()))
+            .bind(c.and_then(|c| c.description.clone()))
+            .bind(c.and_then(|c| c.paid_at).map(sql_time))
+            .bind(sql_time(now))
+            .bind(answer)
+            .bind(row.lease_id)
+            .bind(&row.md5)
+            .bind(&row.amount)
+            .bind(&row.currency)
+            .fetch_optional(&mut *self.0)
             .await
-            .map_err(ctx("release payments"))?,
-        _ => sqlx::query(DEFER_SQL)
-            .bind(json)
-            .execute(&mut **tx)
+            .map_err(ctx("record result"))?;
+        Ok(written.map(|(id, md5, amount, currency)| WrittenRow {
+            id: PaymentId(id),
+            md5,
+            amount,
+            currency,
+        }))
+    }
+
+    async fn insert_event(
+        &mut self,
+        e: &NewEvent,
+        payment_id: Option<PaymentId>,
+        now: DateTime<Utc>,
+        key: &EventKey,
+    ) -> Result<(), StoreError> {
+        insert_event(&mut self.0, e, payment_id.map(|p| p.0), &sql_time(now), key).await
+    }
+
+    async fn batch_write(
+        &mut self,
+        kind: Batch,
+        rows: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = &mut *self.0;
+        match kind {
+            Batch::Reschedule => sqlx::query(RESCHEDULE_SQL)
+                .bind(rows)
+                .bind(sql_time(now))
+                .execute(tx)
+                .await
+                .map_err(ctx("reschedule payments"))?,
+            Batch::Release => sqlx::query(RELEASE_SQL)
+                .bind(rows)
+                .bind(now.timestamp_millis())
+                .execute(tx)
+                .await
+                .map_err(ctx("release payments"))?,
+            Batch::Defer => sqlx::query(DEFER_SQL)
+                .bind(rows)
+                .execute(tx)
+                .await
+                .map_err(ctx("defer payments"))?,
+        };
+        Ok(())
+    }
+
+    async fn offer_event_key(&mut self, key: &EventKey) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(key.bytes())
+        .bind(sql_time(Utc::now()))
+        .execute(&mut *self.0)
+        .await
+        .map_err(ctx("store the event key"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError> {
+        sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
+            .fetch_one(&mut *self.0)
             .await
-            .map_err(ctx("defer payments"))?,
-    };
-    Ok(())
+            .map_err(ctx("read the event key"))
+    }
+
+    async fn unsigned_events(
+        &mut self,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        sqlx::query_as(super::ADOPT_EVENTS_SQL)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(ctx("read the events written before the event key"))
+    }
+
+    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE payment_events SET mac = ?1 WHERE id = ?2")
+            .bind(mac)
+            .bind(id)
+            .execute(&mut *self.0)
+            .await
+            .map_err(ctx("sign the events written before the event key"))?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.0.commit().await.map_err(ctx("commit"))
+    }
 }
 
 impl SqliteStore {
@@ -515,18 +569,6 @@ impl SqliteStore {
             path,
             key: Default::default(),
         })
-    }
-
-    /// Applies pending migrations. The one that rebuilds `payments`
-    /// (20261205000001, ids never reused) runs with foreign keys off and
-    /// the legacy rename, so an application's own tables that reference
-    /// `payments` (even `ON DELETE CASCADE`) and its views keep working and
-    /// keep their rows; the application's own triggers on `payments` are
-    /// made again after it.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        // Boxed: sqlx's executor lifetimes on a held connection otherwise
-        // defeat the `Send` proof of every future that awaits this one.
-        self.migrate_held().await
     }
 
     fn migrate_held(
@@ -602,8 +644,59 @@ impl SqliteStore {
         })
     }
 
+    /// Up to `limit` rows with an id above `after`, in id order, each as
+    /// one JSON object with UTC ISO 8601 times (for an import elsewhere).
+    pub async fn export_rows(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        sqlx::query_as(EXPORT_SQL)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .map_err(ctx("export: read the SQLite payments"))
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for SqliteStore {
+    fn backend_name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn as_sqlite(&self) -> Option<&SqliteStore> {
+        Some(self)
+    }
+
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError> {
+        let tx = self
+            .write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(ctx("begin write"))?;
+        Ok(Box::new(SqliteTx(tx)))
+    }
+
+    fn event_key_cell(&self) -> &tokio::sync::OnceCell<EventKey> {
+        &self.key
+    }
+
+    /// Applies pending migrations. The one that rebuilds `payments`
+    /// (20261205000001, ids never reused) runs with foreign keys off and
+    /// the legacy rename, so an application's own tables that reference
+    /// `payments` (even `ON DELETE CASCADE`) and its views keep working and
+    /// keep their rows; the application's own triggers on `payments` are
+    /// made again after it.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        // Boxed: sqlx's executor lifetimes on a held connection otherwise
+        // defeat the `Send` proof of every future that awaits this one.
+        self.migrate_held().await
+    }
+
     /// See [`super::Store::schema_version`].
-    pub async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
+    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
                 .fetch_one(&self.read)
@@ -617,7 +710,7 @@ impl SqliteStore {
     /// guard drops or the process dies, so a SIGKILL never leaves it
     /// behind) and writes our pid and host into it; if another process
     /// holds it, fails naming that one.
-    pub fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
+    fn lock_instance(&self) -> Result<InstanceGuard, StoreError> {
         use std::io::{Read, Seek, Write as _};
         if self.path.as_os_str().is_empty() || self.path == std::path::Path::new(":memory:") {
             return Ok(InstanceGuard { _file: None });
@@ -662,7 +755,7 @@ impl SqliteStore {
     }
 
     /// Problems with the set-up: a journal mode other than WAL.
-    pub async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
+    async fn setup_problems(&self) -> Result<Vec<String>, StoreError> {
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&self.read)
             .await
@@ -677,7 +770,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::claim`].
-    pub async fn claim(
+    async fn claim(
         &self,
         now_ms: i64,
         lease: Duration,
@@ -716,7 +809,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::age_out`].
-    pub async fn age_out(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
+    async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE payments INDEXED BY payments_due SET lane = 1
              WHERE status = 'pending' AND lane = 0 AND next_check_at <= ?1
@@ -731,7 +824,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::due`].
-    pub async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
+    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)
             .bind(now_ms)
             .bind(cap as i64)
@@ -741,153 +834,8 @@ impl SqliteStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// See [`super::Store::record`]. One `BEGIN IMMEDIATE` transaction;
-    /// reschedules and releases go as one statement each (a JSON array),
-    /// as every statement is a round trip to SQLite's worker thread. Each
-    /// final write, and each batched statement, runs under a savepoint: a
-    /// write the database refuses is rolled back alone (a batch that fails
-    /// is retried one row at a time) and reported as failed.
-    pub async fn record(
-        &self,
-        writes: &[Write],
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Applied>, StoreError> {
-        // Read (or made) before the write begins: on SQLite both take the
-        // one write connection.
-        let key = if writes.iter().any(|w| matches!(w, Write::Final { .. })) {
-            Some(self.cached_event_key().await?)
-        } else {
-            None
-        };
-        let key = key.as_ref();
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(ctx("begin write"))?;
-        let now_text = sql_time(now);
-        let mut applied = vec![Applied::Written; writes.len()];
-        let mut batches: [Vec<usize>; 3] = Default::default();
-        for (i, w) in writes.iter().enumerate() {
-            match w {
-                Write::Final {
-                    row,
-                    status,
-                    confirmation,
-                    answer,
-                } => {
-                    let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-                    match final_write(
-                        &mut sp,
-                        row,
-                        *status,
-                        confirmation.as_deref(),
-                        answer,
-                        now,
-                        key,
-                    )
-                    .await
-                    {
-                        Ok(done) => {
-                            sp.commit().await.map_err(ctx("release savepoint"))?;
-                            applied[i] = if done {
-                                Applied::Written
-                            } else {
-                                Applied::Stale
-                            };
-                        }
-                        Err(e) if super::own_failure(&e) => {
-                            sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                            applied[i] = Applied::Failed(e.to_string());
-                        }
-                        // Not this row's fault: the batch waits for the
-                        // database like any outage (its rows stay leased).
-                        Err(e) => return Err(e),
-                    }
-                }
-                Write::Reschedule { .. } => batches[0].push(i),
-                Write::Release { .. } => batches[1].push(i),
-                Write::Defer { .. } => batches[2].push(i),
-            }
-        }
-        for (k, batch) in batches.iter().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-            match batch_write(&mut sp, k, writes, batch, now, &now_text).await {
-                Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                Err(_) => {
-                    sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                    // One row at a time, so one bad row sinks only itself.
-                    for &i in batch {
-                        let mut sp = tx.begin().await.map_err(ctx("begin savepoint"))?;
-                        match batch_write(&mut sp, k, writes, &[i], now, &now_text).await {
-                            Ok(()) => sp.commit().await.map_err(ctx("release savepoint"))?,
-                            Err(e) if super::own_failure(&e) => {
-                                sp.rollback().await.map_err(ctx("roll back savepoint"))?;
-                                applied[i] = Applied::Failed(e.to_string());
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-            }
-        }
-        tx.commit().await.map_err(ctx("commit results"))?;
-        Ok(applied)
-    }
-
-    /// The event key, read (or made) once per store.
-    pub async fn cached_event_key(&self) -> Result<EventKey, StoreError> {
-        self.key.get_or_try_init(|| self.event_key()).await.cloned()
-    }
-
-    /// Reads the event key, or makes it (see [`super::Store::event_key`]).
-    pub async fn event_key(&self) -> Result<EventKey, StoreError> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(ctx("begin reading the event key"))?;
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(ctx("read the event key"))?;
-        if let Some(bytes) = stored {
-            tx.commit().await.map_err(ctx("read the event key"))?;
-            return EventKey::from_stored(bytes).ok_or_else(super::bad_event_key);
-        }
-        let key = EventKey::generate();
-        sqlx::query("INSERT INTO daemon_secret (id, event_key, created_at) VALUES (1, ?1, ?2)")
-            .bind(key.bytes())
-            .bind(sql_time(Utc::now()))
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("store the event key"))?;
-        let unsigned: Vec<(String, String, String, String)> =
-            sqlx::query_as(super::ADOPT_EVENTS_SQL)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(ctx("read the events written before the event key"))?;
-        for (id, event_type, md5, payload) in &unsigned {
-            if !super::adoptable(event_type, md5, payload) {
-                continue;
-            }
-            sqlx::query("UPDATE payment_events SET mac = ?1 WHERE id = ?2")
-                .bind(key.mac(id, event_type, md5, payload))
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(ctx("sign the events written before the event key"))?;
-        }
-        tx.commit().await.map_err(ctx("store the event key"))?;
-        Ok(key)
-    }
-
     /// See [`super::Store::gate_state`].
-    pub async fn gate_state(&self) -> Result<GateState, StoreError> {
+    async fn gate_state(&self) -> Result<GateState, StoreError> {
         let row: Option<GateState> = sqlx::query_as(&format!(
             "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
         ))
@@ -898,7 +846,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::gate_cut`].
-    pub async fn gate_cut(
+    async fn gate_cut(
         &self,
         not_before_ms: i64,
         now_ms: i64,
@@ -922,7 +870,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::gate_climb`].
-    pub async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
+    async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE gate_state SET rate = max(coalesce(rate, 0), ?1)
              WHERE id = 1 AND rate_epoch = ?2",
@@ -936,7 +884,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::heartbeat`].
-    pub async fn heartbeat(
+    async fn heartbeat(
         &self,
         m: &super::GateMember,
         now_ms: i64,
@@ -995,7 +943,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::live_receivers`].
-    pub async fn live_receivers(
+    async fn live_receiver_rows(
         &self,
         now_ms: i64,
         live_ms: i64,
@@ -1012,7 +960,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::leave`].
-    pub async fn leave(&self, instance: &str) -> Result<(), StoreError> {
+    async fn leave(&self, instance: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM gate_members WHERE instance = ?1")
             .bind(instance)
             .execute(&self.write)
@@ -1022,7 +970,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::set_quota_pause`].
-    pub async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
+    async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO gate_state (id, quota_since_ms, quota_next_probe_ms) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET quota_since_ms = ?1, quota_next_probe_ms = ?2",
@@ -1036,7 +984,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::add_spend`].
-    pub async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
+    async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "INSERT INTO gate_state (id, spend_day, spend) VALUES (1, ?1, ?2)
              ON CONFLICT (id) DO UPDATE SET
@@ -1052,7 +1000,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::counts`].
-    pub async fn counts(&self) -> Result<Counts, StoreError> {
+    async fn counts(&self) -> Result<Counts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
                 .fetch_all(&self.read)
@@ -1082,7 +1030,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::expired_static_qr`].
-    pub async fn expired_static_qr(&self) -> Result<i64, StoreError> {
+    async fn expired_static_qr(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
         )
@@ -1093,7 +1041,7 @@ impl SqliteStore {
 
     /// See [`super::Store::pending_facts`]. One pass over the pending rows
     /// (the status index), on the read pool.
-    pub async fn pending_facts(
+    async fn pending_facts(
         &self,
         now_ms: i64,
         ttl: Duration,
@@ -1120,7 +1068,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::paid_today`].
-    pub async fn paid_today(&self) -> Result<i64, StoreError> {
+    async fn paid_today(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= date('now')",
         )
@@ -1130,7 +1078,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::insert_payment`].
-    pub async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+    async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         let r = sqlx::query(
             "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, ?2, ?3, ?4)",
         )
@@ -1145,7 +1093,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::list`].
-    pub async fn list(
+    async fn list(
         &self,
         status: Option<Status>,
         limit: i64,
@@ -1186,7 +1134,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::status_of`].
-    pub async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
+    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = ?1")
             .bind(md5)
             .fetch_optional(&self.read)
@@ -1196,7 +1144,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::bookkeeping`].
-    pub async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
+    async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
         sqlx::query_as(
             "SELECT next_check_at, checks, errors, last_answer, last_error FROM payments WHERE md5 = ?1",
         )
@@ -1207,7 +1155,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::last_answer`].
-    pub async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
+    async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
         let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT last_checked_at, last_answer, last_error FROM payments
              WHERE last_checked_at IS NOT NULL ORDER BY last_checked_at DESC LIMIT 1",
@@ -1219,7 +1167,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::last_answer_at`].
-    pub async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
+    async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL")
             .fetch_one(&self.read)
             .await
@@ -1227,7 +1175,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::status_summary`].
-    pub async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
+    async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
         let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
             "SELECT status, count(*),
                     avg((julianday(confirmed_at) - julianday(paid_at)) * 86400.0),
@@ -1250,7 +1198,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::confirm_latencies`].
-    pub async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
+    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
         let mut v: Vec<f64> = sqlx::query_scalar(
             "SELECT (julianday(confirmed_at) - julianday(paid_at)) * 86400.0 FROM payments
              WHERE status = ?1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
@@ -1264,7 +1212,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::seed_backlog`].
-    pub async fn seed_backlog(
+    async fn seed_backlog(
         &self,
         md5s: &[String],
         created_over: Duration,
@@ -1296,7 +1244,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::make_due`].
-    pub async fn make_due(&self, n: usize) -> Result<(), StoreError> {
+    async fn make_due(&self, n: usize) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE payments SET next_check_at = 0
              WHERE id IN (SELECT id FROM payments WHERE status = 'pending' ORDER BY random() LIMIT ?1)",
@@ -1308,23 +1256,8 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Up to `limit` rows with an id above `after`, in id order, each as
-    /// one JSON object with UTC ISO 8601 times (for an import elsewhere).
-    pub async fn export_rows(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
-        sqlx::query_as(EXPORT_SQL)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await
-            .map_err(ctx("export: read the SQLite payments"))
-    }
-
     /// See [`super::Store::set_receivers`].
-    pub async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
+    async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self
             .write
             .begin_with("BEGIN IMMEDIATE")
@@ -1346,7 +1279,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::claim_deliveries`].
-    pub async fn claim_deliveries(
+    async fn claim_due_deliveries(
         &self,
         now_ms: i64,
         lease: Duration,
@@ -1414,7 +1347,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::finish_delivery`].
-    pub async fn finish_delivery(
+    async fn finish_delivery(
         &self,
         d: &super::ClaimedDelivery,
         a: &super::AttemptRecord,
@@ -1474,7 +1407,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::release_deliveries`].
-    pub async fn release_deliveries(
+    async fn release_deliveries(
         &self,
         claims: &[(String, String, i64)],
         now_ms: i64,
@@ -1500,7 +1433,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::delivery_counts`].
-    pub async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
+    async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
                 .fetch_all(&self.read)
@@ -1518,7 +1451,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::list_events`].
-    pub async fn list_events(
+    async fn list_events(
         &self,
         status: Option<super::DeliveryStatus>,
         limit: i64,
@@ -1565,7 +1498,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::event`].
-    pub async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
+    async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
         let Some((id, event_type, md5, created_at, payload)): Option<(
             String,
             String,
@@ -1631,7 +1564,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::redeliver`].
-    pub async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
+    async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
         let mut tx = self
             .write
             .begin_with("BEGIN IMMEDIATE")
@@ -1667,7 +1600,7 @@ impl SqliteStore {
     }
 
     /// See [`super::Store::delivery_latencies`].
-    pub async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
+    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
         let mut v: Vec<i64> = sqlx::query_scalar(
             "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
              JOIN payment_events e ON e.id = d.event_id
@@ -1681,7 +1614,7 @@ impl SqliteStore {
     }
 
     /// Closes both pools.
-    pub async fn close(&self) {
+    async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
     }
@@ -1692,6 +1625,7 @@ mod tests {
     use super::*;
     use crate::money::Currency;
     use crate::payment::Lane;
+    use crate::store::{Applied, Write};
     use sqlx::Row;
 
     fn new(i: u32) -> NewPayment {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bakong_poller::pg_cluster::{ClusterError, TempCluster};
 use bakong_poller::store::postgres::PgStore;
+use bakong_poller::store::Backend as _;
 
 static CLUSTER: OnceLock<Option<TempCluster>> = OnceLock::new();
 

@@ -9,6 +9,7 @@ use bakong_poller::money::Currency;
 use bakong_poller::payment::{Confirmation, FinalStatus, Lane, PaymentId, Status};
 use bakong_poller::pg_cluster::TempCluster;
 use bakong_poller::store::postgres::{PgStore, CHANNEL};
+use bakong_poller::store::Backend as _;
 use bakong_poller::store::{Applied, Claimed, Held, NewPayment, Write};
 use chrono::Utc;
 use rust_decimal::Decimal;

@@ -1,0 +1,589 @@
+//! What every database backend offers, written once: [`Backend`] is the
+//! store's interface. A backend ([`super::sqlite`], [`super::postgres`])
+//! implements the primitives, each one statement or transaction in its own
+//! SQL; the logic above them (the record loop with its savepoints and
+//! batches, the event key and the adoption of older events, the checks on
+//! claimed deliveries, folds of rows into the public types) is written here
+//! once, as provided methods, over [`WriteTx`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    batch_json, member_receivers, own_failure, postgres, sqlite, Applied, AttemptRecord,
+    Bookkeeping, Claimed, ClaimedDelivery, Counts, DeliveryCounts, DeliveryOutcome, DeliveryStatus,
+    EventKey, EventRow, GateMember, GateState, Held, InstanceGuard, LastAnswer, MemberReceivers,
+    NewPayment, PaymentRow, PendingFacts, StatusSummary, Store, StoreError, Write, FORGED_EVENT,
+};
+use crate::notify::event::{final_event, NewEvent};
+use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
+
+/// The three batched writes (one statement each for all their rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// [`Write::Reschedule`].
+    Reschedule,
+    /// [`Write::Release`].
+    Release,
+    /// [`Write::Defer`].
+    Defer,
+}
+
+impl Batch {
+    const ALL: [Batch; 3] = [Batch::Reschedule, Batch::Release, Batch::Defer];
+
+    fn of(w: &Write) -> Option<Batch> {
+        match w {
+            Write::Final { .. } => None,
+            Write::Reschedule { .. } => Some(Batch::Reschedule),
+            Write::Release { .. } => Some(Batch::Release),
+            Write::Defer { .. } => Some(Batch::Defer),
+        }
+    }
+}
+
+/// The row a final write changed, as the database returned it.
+#[derive(Debug, Clone)]
+pub struct WrittenRow {
+    /// Row id.
+    pub id: PaymentId,
+    /// md5 column.
+    pub md5: String,
+    /// amount column, as text.
+    pub amount: String,
+    /// currency column.
+    pub currency: String,
+}
+
+/// An open write transaction of a backend (SQLite: `BEGIN IMMEDIATE`,
+/// the one writer; PostgreSQL: `BEGIN`). Savepoints are plain SQL,
+/// the same on both.
+#[async_trait::async_trait]
+pub trait WriteTx: Send {
+    /// Runs one statement without arguments (`SAVEPOINT w`...).
+    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError>;
+
+    /// One final write, guarded by `row`; `None`: the row is no longer the
+    /// one claimed.
+    async fn final_write(
+        &mut self,
+        row: &Held,
+        status: FinalStatus,
+        c: Option<&Confirmation>,
+        answer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<WrittenRow>, StoreError>;
+
+    /// Inserts an event, signed with `key`, and a delivery per active
+    /// receiver.
+    async fn insert_event(
+        &mut self,
+        e: &NewEvent,
+        payment_id: Option<PaymentId>,
+        now: DateTime<Utc>,
+        key: &EventKey,
+    ) -> Result<(), StoreError>;
+
+    /// The batched statement `kind` for `rows` (a JSON array of
+    /// [`batch_json`] objects).
+    async fn batch_write(
+        &mut self,
+        kind: Batch,
+        rows: String,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Stores `key` as the event key unless one is stored; whether it was.
+    async fn offer_event_key(&mut self, key: &EventKey) -> Result<bool, StoreError>;
+
+    /// The stored event key's bytes.
+    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError>;
+
+    /// Unsigned events with a pending delivery whose type matches their
+    /// row's status: (id, type, md5, payload).
+    async fn unsigned_events(
+        &mut self,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError>;
+
+    /// Sets an event's MAC.
+    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
+
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Runs `f` under a savepoint of `tx`: released on success, rolled back
+/// alone when the write failed on its own values (reported as
+/// `Err(Some(message))` ... see the callers), the whole transaction's
+/// error otherwise.
+async fn savepoint_failed(tx: &mut dyn WriteTx, e: StoreError) -> Result<String, StoreError> {
+    if !own_failure(&e) {
+        // Not this row's fault: the batch waits for the database like any
+        // outage (its rows stay leased).
+        return Err(e);
+    }
+    tx.exec("ROLLBACK TO SAVEPOINT w", "roll back savepoint")
+        .await?;
+    tx.exec("RELEASE SAVEPOINT w", "release savepoint").await?;
+    Ok(e.to_string())
+}
+
+/// One final write and, when it changed the row, its event (in the same
+/// transaction: a crash never keeps one without the other; the event
+/// describes the row written). `Ok(false)`: the row is no longer the one
+/// claimed.
+async fn final_write(
+    tx: &mut dyn WriteTx,
+    row: &Held,
+    status: FinalStatus,
+    c: Option<&Confirmation>,
+    answer: &str,
+    now: DateTime<Utc>,
+    key: Option<&EventKey>,
+) -> Result<bool, StoreError> {
+    let Some(w) = tx.final_write(row, status, c, answer, now).await? else {
+        return Ok(false);
+    };
+    let e = final_event(&w.md5, &w.amount, &w.currency, status, c, now);
+    let key = key.ok_or_else(|| StoreError::Sql {
+        what: "record result".into(),
+        source: sqlx::Error::Configuration("no event key was read for a final write".into()),
+    })?;
+    tx.insert_event(&e, Some(w.id), now, key).await?;
+    Ok(true)
+}
+
+/// The batched statement `kind` for the writes at `idx`.
+async fn batch_write(
+    tx: &mut dyn WriteTx,
+    kind: Batch,
+    writes: &[Write],
+    idx: &[usize],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let rows: Vec<serde_json::Value> = idx.iter().map(|&i| batch_json(&writes[i])).collect();
+    tx.batch_write(kind, serde_json::Value::Array(rows).to_string(), now)
+        .await
+}
+
+/// The store's interface; see the module's documentation. Callers hold a
+/// [`Store`], which derefs to this.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and reports.
+    fn backend_name(&self) -> &'static str;
+
+    /// The PostgreSQL backend, when this is one (tests and tools that talk
+    /// to the server directly, e.g. to LISTEN).
+    fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
+
+    /// The SQLite backend, when this is one.
+    fn as_sqlite(&self) -> Option<&sqlite::SqliteStore> {
+        None
+    }
+
+    /// Begins a write transaction.
+    async fn begin_write(&self) -> Result<Box<dyn WriteTx>, StoreError>;
+
+    /// Where the event key is kept once read.
+    fn event_key_cell(&self) -> &tokio::sync::OnceCell<EventKey>;
+
+    /// Moves due pending rows of the fresh lane created before `cutoff_ms`
+    /// to the older lane (see [`Backend::age_out`]).
+    async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError>;
+
+    /// The live daemons' (host, pid, receivers as stored JSON).
+    async fn live_receiver_rows(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, StoreError>;
+
+    /// Claims due pending deliveries (see [`Backend::claim_deliveries`]),
+    /// unchecked.
+    async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// The schema version applied (the newest migration that succeeded),
+    /// and the newest this build knows.
+    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError>;
+
+    /// Becomes the one daemon of this database where the backend allows
+    /// only one (SQLite: a second daemon would double the request ceiling),
+    /// or fails naming the running one.
+    fn lock_instance(&self) -> Result<InstanceGuard, StoreError>;
+
+    /// Problems with how the database is set up (e.g. SQLite not in WAL
+    /// mode), one line each; empty when all is well.
+    async fn setup_problems(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Claims up to `limit` due pending rows for a lease: fresh ones first,
+    /// then older ones, each by due time. Their next check moves past the
+    /// lease, so a crash only delays them.
+    async fn claim(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// How many pending rows are due at `now_ms`, counting at most `cap`.
+    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError>;
+
+    /// Counts per status, the oldest pending row and the next due check.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Pending, overdue (past deadline + `grace` at `now_ms`, a row without
+    /// `expires_at` living `ttl`) and the oldest pending row's age.
+    async fn pending_facts(
+        &self,
+        now_ms: i64,
+        ttl: Duration,
+        grace: Duration,
+    ) -> Result<PendingFacts, StoreError>;
+
+    /// Expired rows whose last answer said "static QR" (all of history:
+    /// for `status`, not for periodic reports).
+    async fn expired_static_qr(&self) -> Result<i64, StoreError>;
+
+    /// Payments confirmed paid since midnight UTC.
+    async fn paid_today(&self) -> Result<i64, StoreError>;
+
+    /// The gate's state kept in the database (quota pause, day's spend).
+    async fn gate_state(&self) -> Result<GateState, StoreError>;
+
+    /// Saves the quota pause: `Some((since_ms, next_probe_ms))`, or `None`
+    /// when it ended.
+    async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError>;
+
+    /// Adds `n` requests to the spend of UTC day `day` (`YYYY-MM-DD`; a new
+    /// day starts from zero) and returns that day's total.
+    async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError>;
+
+    /// Records a 429 for every daemon: no request before `not_before_ms`
+    /// (kept if one later is in force), the rate cut to at most `rate`.
+    /// Returns the record as it now stands.
+    async fn gate_cut(
+        &self,
+        not_before_ms: i64,
+        now_ms: i64,
+        rate: Option<f64>,
+    ) -> Result<GateState, StoreError>;
+
+    /// Saves a rate climbed back since cut `epoch`; a cut made since (a
+    /// newer epoch) wins.
+    async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError>;
+
+    /// This daemon's heartbeat; returns how many daemons are live (seen
+    /// within `live_ms`), itself included. Long-dead entries are removed.
+    async fn heartbeat(
+        &self,
+        member: &GateMember,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<i64, StoreError>;
+
+    /// Removes this daemon from the live ones (on shutdown).
+    async fn leave(&self, instance: &str) -> Result<(), StoreError>;
+
+    /// Inserts a pending payment as a merchant would; the table's CHECKs
+    /// have the last word on what is valid.
+    async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError>;
+
+    /// The newest rows, optionally of one status.
+    async fn list(&self, status: Option<Status>, limit: i64)
+        -> Result<Vec<PaymentRow>, StoreError>;
+
+    /// One payment's status by md5, if the row exists.
+    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError>;
+
+    /// The daemon's bookkeeping of the payment with this md5, if any.
+    async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError>;
+
+    /// The newest answer recorded for any row.
+    async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError>;
+
+    /// When the daemon last got a readable answer (a row checked without a
+    /// transient error).
+    async fn last_answer_at(&self) -> Result<Option<String>, StoreError>;
+
+    /// Per status: count and paid -> confirmed seconds.
+    async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError>;
+
+    /// Seconds from paid_at to confirmed_at of every row with `status`,
+    /// sorted (benchmark latencies).
+    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError>;
+
+    /// Benchmark set-up: inserts `md5s` as pending 1.00 USD payments in one
+    /// transaction, created evenly over the last `created_over`, and due
+    /// only after `not_due_for` when given.
+    async fn seed_backlog(
+        &self,
+        md5s: &[String],
+        created_over: Duration,
+        not_due_for: Option<Duration>,
+    ) -> Result<(), StoreError>;
+
+    /// Benchmark set-up: makes `n` random pending rows due now.
+    async fn make_due(&self, n: usize) -> Result<(), StoreError>;
+
+    /// Makes `active` (`webhook`, `hook`) receivers new events get a
+    /// delivery for. Others stay as they are: a receiver another live
+    /// daemon has stays active, and one no live daemon has is turned off
+    /// by the next heartbeat ([`Store::heartbeat`]).
+    async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError>;
+
+    /// Records an attempt and what becomes of the delivery, in one
+    /// transaction, guarded by the lease. Returns whether the lease still
+    /// held.
+    async fn finish_delivery(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError>;
+
+    /// Gives claimed deliveries back unattempted (shutdown): due at `now_ms`.
+    async fn release_deliveries(
+        &self,
+        claims: &[(String, String, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Deliveries per status.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+
+    /// The newest events with their deliveries, optionally only those with
+    /// a delivery of `status`.
+    async fn list_events(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError>;
+
+    /// One event with its payload, deliveries and attempts.
+    async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError>;
+
+    /// Makes every delivery of event `id` pending and due now, with a
+    /// fresh attempt count, adding one for each active receiver that had
+    /// none. Returns how many deliveries are pending (0: no such event, or
+    /// no receiver).
+    async fn redeliver(&self, id: &str) -> Result<u64, StoreError>;
+
+    /// Milliseconds from an event's recording to its delivery, of every
+    /// delivered one, sorted (benchmark latencies).
+    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError>;
+
+    /// Closes the connections.
+    async fn close(&self);
+    /// Moves due pending rows of the fresh lane that were created more
+    /// than `fresh_period` before `now_ms` to the older lane: age decides
+    /// what is fresh, not "never checked", so a backlog inserted while the
+    /// daemon was down (or kept back by an outage, an import or a quota
+    /// pause) never stands before a customer at the counter. Costs the due
+    /// rows of the fresh lane, which are few in steady state. Returns how
+    /// many moved.
+    async fn age_out(&self, now_ms: i64, fresh_period: Duration) -> Result<u64, StoreError> {
+        let cutoff =
+            now_ms.saturating_sub(i64::try_from(fresh_period.as_millis()).unwrap_or(i64::MAX));
+        self.age_out_before(now_ms, cutoff).await
+    }
+
+    /// The live daemons and their receivers (heartbeat within `live_ms`).
+    async fn live_receivers(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<MemberReceivers>, StoreError> {
+        Ok(member_receivers(
+            self.live_receiver_rows(now_ms, live_ms).await?,
+        ))
+    }
+
+    /// Applies writes in one short transaction. Returns, per write, what
+    /// became of it: written, stale (the row is no longer the one claimed:
+    /// results are written once, and only to the row that was checked) or
+    /// failed alone (each final write runs under its own savepoint, so a
+    /// value the database refuses sinks that write only). Each final write
+    /// that changed a row writes its event (`payment_events`) and a
+    /// delivery per active receiver in the same transaction. The batched
+    /// kinds go as one statement each (a JSON array: on SQLite every
+    /// statement is a round trip to its worker thread), under a savepoint;
+    /// a batch that fails is retried one row at a time.
+    async fn record(
+        &self,
+        writes: &[Write],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        // Read (or made) before the write begins: on SQLite both take the
+        // one write connection.
+        let key = if writes.iter().any(|w| matches!(w, Write::Final { .. })) {
+            Some(self.event_key().await?)
+        } else {
+            None
+        };
+        let key = key.as_ref();
+        let mut tx = self.begin_write().await?;
+        let mut applied = vec![Applied::Written; writes.len()];
+        let mut batches: [Vec<usize>; 3] = Default::default();
+        // Final writes lock their rows in id order, so two daemons
+        // finishing the same rows (one whose lease ran out) wait for each
+        // other instead of deadlocking.
+        let mut order: Vec<usize> = (0..writes.len()).collect();
+        order.sort_by_key(|&i| (Batch::of(&writes[i]).is_some(), writes[i].row().id));
+        for i in order {
+            let Write::Final {
+                row,
+                status,
+                confirmation,
+                answer,
+            } = &writes[i]
+            else {
+                if let Some(kind) = Batch::of(&writes[i]) {
+                    batches[kind as usize].push(i);
+                }
+                continue;
+            };
+            tx.exec("SAVEPOINT w", "begin savepoint").await?;
+            let c = confirmation.as_deref();
+            match final_write(&mut *tx, row, *status, c, answer, now, key).await {
+                Ok(done) => {
+                    tx.exec("RELEASE SAVEPOINT w", "release savepoint").await?;
+                    if !done {
+                        applied[i] = Applied::Stale;
+                    }
+                }
+                Err(e) => applied[i] = Applied::Failed(savepoint_failed(&mut *tx, e).await?),
+            }
+        }
+        for kind in Batch::ALL {
+            let batch = &batches[kind as usize];
+            if batch.is_empty() {
+                continue;
+            }
+            tx.exec("SAVEPOINT w", "begin savepoint").await?;
+            if batch_write(&mut *tx, kind, writes, batch, now)
+                .await
+                .is_ok()
+            {
+                tx.exec("RELEASE SAVEPOINT w", "release savepoint").await?;
+                continue;
+            }
+            tx.exec("ROLLBACK TO SAVEPOINT w", "roll back savepoint")
+                .await?;
+            tx.exec("RELEASE SAVEPOINT w", "release savepoint").await?;
+            // One row at a time, so one bad row sinks only itself.
+            for &i in batch {
+                tx.exec("SAVEPOINT w", "begin savepoint").await?;
+                match batch_write(&mut *tx, kind, writes, &[i], now).await {
+                    Ok(()) => tx.exec("RELEASE SAVEPOINT w", "release savepoint").await?,
+                    Err(e) => applied[i] = Applied::Failed(savepoint_failed(&mut *tx, e).await?),
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// The daemon's event key: read from the database, or made there by
+    /// the first daemon that needs it (which then signs the events written
+    /// before the key existed whose type matches their row's status).
+    /// Read once per store. Daemons starting together make one key: the
+    /// first insert wins, the others read it.
+    async fn event_key(&self) -> Result<EventKey, StoreError> {
+        let cell = self.event_key_cell();
+        cell.get_or_try_init(|| async {
+            let mut tx = self.begin_write().await?;
+            let candidate = EventKey::generate();
+            let made = tx.offer_event_key(&candidate).await?;
+            let key = EventKey::from_stored(tx.stored_event_key().await?)
+                .ok_or_else(super::bad_event_key)?;
+            if made {
+                for (id, event_type, md5, payload) in tx.unsigned_events().await? {
+                    if super::adoptable(&event_type, &md5, &payload) {
+                        let mac = key.mac(&id, &event_type, &md5, &payload);
+                        tx.sign_event(&id, &mac).await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(key)
+        })
+        .await
+        .cloned()
+    }
+
+    /// Claims up to `limit` due pending deliveries to `receivers` for a
+    /// lease (their next attempt moves past it, so a crash only delays
+    /// them), oldest due first. Only events the daemon wrote are handed
+    /// out: a row put in the outbox by anyone else (its MAC missing or
+    /// wrong) is marked dead, never signed and delivered.
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        receivers: &[&str],
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        // The key first: made now (on the first use after an upgrade), it
+        // signs the older events before they are read below.
+        let key = self.event_key().await?;
+        let claimed = self
+            .claim_due_deliveries(now_ms, lease, limit, receivers)
+            .await?;
+        let mut out = Vec::with_capacity(claimed.len());
+        for d in claimed {
+            if key.verifies(
+                &d.event_id,
+                &d.event_type,
+                &d.md5,
+                &d.payload,
+                d.mac.as_deref(),
+            ) {
+                out.push(d);
+                continue;
+            }
+            tracing::error!(
+                event = %d.event_id,
+                md5 = %d.md5,
+                receiver = %d.receiver,
+                "an event the daemon did not write (its MAC does not verify) is in payment_events: \
+                 not delivered; find who can write that table (see the README's PostgreSQL grants)"
+            );
+            let attempt = AttemptRecord {
+                at: Utc::now(),
+                latency_ms: 0,
+                http_status: None,
+                error: Some(FORGED_EVENT.into()),
+                answer: None,
+            };
+            if let Err(e) = self
+                .finish_delivery(&d, &attempt, DeliveryOutcome::Dead)
+                .await
+            {
+                tracing::debug!(event = %d.event_id, error = %e, "could not close a forged delivery; its lease will pass");
+            }
+        }
+        Ok(out)
+    }
+
+    /// Copies every row of the SQLite database `from` into this PostgreSQL
+    /// one (`import --from`); idempotent on md5.
+    async fn import_from(&self, from: &Store) -> Result<postgres::ImportReport, StoreError> {
+        let to = self.as_postgres().ok_or(StoreError::ImportTarget)?;
+        let from = from.as_sqlite().ok_or(StoreError::ImportSource)?;
+        to.import_sqlite(from).await
+    }
+}
