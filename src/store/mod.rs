@@ -1084,7 +1084,7 @@ impl Store {
                 md5 = %d.md5,
                 receiver = %d.receiver,
                 "an event the daemon did not write (its MAC does not verify) is in payment_events: \
-                 not delivered; find who can write that table (see the README's PostgreSQL grants)"
+                 not delivered; find who can write that table (see the grants in docs/src/operations/postgresql.md)"
             );
             let attempt = AttemptRecord {
                 at: Utc::now(),
