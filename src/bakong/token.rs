@@ -184,7 +184,7 @@ pub fn shared_dir_problem(path: &Path) -> Option<String> {
     };
     let shown = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Some(format!(
-        "bakong.token_file: its directory {} is {who} (mode {:04o}): others can replace the token there; run `chmod go-w {}` (the unit's StateDirectoryMode=0750 does it), or keep the token in a private directory; see README, \"Run it as a systemd service\"",
+        "bakong.token_file: its directory {} is {who} (mode {:04o}): others can replace the token there; run `chmod go-w {}` (the unit's StateDirectoryMode=0750 does it), or keep the token in a private directory; see docs/src/operations/systemd.md, \"Run it as a systemd service\"",
         shown.display(),
         mode & 0o7777,
         shown.display()

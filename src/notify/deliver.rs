@@ -200,7 +200,7 @@ impl Hook {
         // The daemon's environment may hold its settings and credentials
         // (BAKONG_POLLER__BAKONG__TOKEN, PGPASSWORD, HTTPS_PROXY with a
         // password, ...): a hook starts from nothing and gets only the
-        // allow-list (README, "The command hook").
+        // allow-list (docs/src/merchant/webhooks.md, "The command hook").
         cmd.env_clear();
         for (key, value) in std::env::vars_os() {
             if passed_to_hook(&key.to_string_lossy()) {

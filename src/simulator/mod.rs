@@ -1,6 +1,6 @@
 //! A local Bakong Open API: every endpoint of the spec and the field's
 //! extra ones, the token life cycle, simulated payments, faults on demand,
-//! and statistics about how its client behaved (see README, "Simulator").
+//! and statistics about how its client behaved (see docs/src/simulator.md).
 //!
 //! `/v1/<endpoint>` is the API; `/_sim/...` is the control API.
 
@@ -666,7 +666,7 @@ fn parse_ctl<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Ctl> {
 async fn ctl_not_found(Path(rest): Path<String>) -> Ctl {
     ctl_error(
         404,
-        format!("no control endpoint /_sim/{rest}; see the README"),
+        format!("no control endpoint /_sim/{rest}; see docs/src/simulator.md"),
     )
 }
 async fn ctl_stats(State(sim): State<Arc<Sim>>) -> Ctl {

@@ -560,7 +560,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
                 md5 = %d.md5,
                 receiver = %d.receiver,
                 "an event the daemon did not write (its MAC does not verify) is in payment_events: \
-                 not delivered; find who can write that table (see the README's PostgreSQL grants)"
+                 not delivered; find who can write that table (see the grants in docs/src/operations/postgresql.md)"
             );
             let attempt = AttemptRecord {
                 at: Utc::now(),

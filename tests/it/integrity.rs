@@ -328,13 +328,13 @@ async fn an_amount_too_long_for_a_khqr_is_refused_on_both_backends() {
     }
 }
 
-/// The two SQL blocks of the README's PostgreSQL setup, for roles and a
+/// The two SQL blocks of the PostgreSQL chapter's setup, for roles and a
 /// database of this test's own.
 fn readme_sql(marker: &str, daemon: &str, shop: &str) -> String {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/src/operations/postgresql.md");
     let start = readme
         .find(&format!("<!-- grants:{marker} "))
-        .unwrap_or_else(|| panic!("README has no grants:{marker} block"));
+        .unwrap_or_else(|| panic!("the PostgreSQL chapter has no grants:{marker} block"));
     let fence = readme[start..].find("```sql\n").unwrap() + start + 7;
     let end = readme[fence..].find("```").unwrap() + fence;
     readme[fence..end]
@@ -355,7 +355,7 @@ fn as_role(url: &str, role: &str, search_path: bool) -> String {
     }
 }
 
-/// Issue 20 item 2: the README's grants (and an older guide's
+/// Issue 20 item 2: the PostgreSQL chapter's grants (and an older guide's
 /// `ALTER DEFAULT PRIVILEGES`, which `migrate` takes back) give the shop's
 /// role SELECT and INSERT of the merchant's columns on `payments`, SELECT
 /// on `payment_events`, and nothing of the daemon's own tables.

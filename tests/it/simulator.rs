@@ -769,10 +769,10 @@ async fn the_simulator_never_panics_on_any_body() {
 
 #[tokio::test]
 async fn the_readme_scenario_example_loads() {
-    let readme = include_str!("../../README.md");
+    let readme = include_str!("../../docs/src/simulator.md");
     let start = readme
         .find("```toml\naccounts")
-        .expect("scenario example in README")
+        .expect("scenario example in docs/src/simulator.md")
         + "```toml\n".len();
     let text = &readme[start..start + readme[start..].find("```").unwrap()];
     let dir = tempfile::tempdir().unwrap();
