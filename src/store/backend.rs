@@ -11,10 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{
-    batch_json, member_receivers, own_failure, postgres, sqlite, Applied, AttemptRecord,
-    Bookkeeping, Claimed, ClaimedDelivery, Counts, DeliveryCounts, DeliveryOutcome, DeliveryStatus,
-    EventKey, EventRow, GateMember, GateState, Held, InstanceGuard, LastAnswer, MemberReceivers,
-    NewPayment, PaymentRow, PendingFacts, StatusSummary, Store, StoreError, Write, FORGED_EVENT,
+    batch_json, member_receivers, own_failure, postgres, sqlite, time_text, Applied, AttemptRecord,
+    AttemptRow, Bookkeeping, Claimed, ClaimedDelivery, Counts, DeliveryCounts, DeliveryOutcome,
+    DeliveryRow, DeliveryStatus, EventKey, EventRow, GateMember, GateState, Held, InstanceGuard,
+    LastAnswer, MemberReceivers, NewPayment, PaymentRow, PendingFacts, StatusSummary, Store,
+    StoreError, Write, FORGED_EVENT,
 };
 use crate::notify::event::{final_event, NewEvent};
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
@@ -54,6 +55,106 @@ pub struct WrittenRow {
     pub amount: String,
     /// currency column.
     pub currency: String,
+}
+
+/// An event as read, before its deliveries are added.
+#[derive(Debug, sqlx::FromRow)]
+pub struct EventHead {
+    id: String,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    md5: String,
+    created_at: DateTime<Utc>,
+    #[sqlx(default)]
+    payload: Option<String>,
+}
+
+impl EventHead {
+    fn into_row(self, deliveries: Vec<DeliveryRow>, attempts: Vec<AttemptRow>) -> EventRow {
+        EventRow {
+            deliveries,
+            attempts,
+            // Stored by the daemon as JSON; shown as text if it is not.
+            payload: self
+                .payload
+                .map(|p| serde_json::from_str(&p).unwrap_or(serde_json::Value::String(p))),
+            id: self.id,
+            event_type: self.event_type,
+            md5: self.md5,
+            created_at: time_text(self.created_at),
+        }
+    }
+}
+
+/// The columns of a [`DeliveryListRow`], in both dialects.
+pub(crate) const DELIVERY_COLUMNS: &str =
+    "event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at";
+
+/// A delivery as read.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DeliveryListRow {
+    event_id: String,
+    receiver: String,
+    status: String,
+    attempts: i64,
+    next_attempt_at: i64,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+impl DeliveryListRow {
+    fn into_row(self) -> Result<(String, DeliveryRow), StoreError> {
+        let status = delivery_status(&self.status)?;
+        Ok((
+            self.event_id,
+            DeliveryRow {
+                receiver: self.receiver,
+                status,
+                attempts: self.attempts,
+                next_attempt_ms: (status == DeliveryStatus::Pending)
+                    .then_some(self.next_attempt_at),
+                last_error: self.last_error,
+                delivered_at: self.delivered_at.map(time_text),
+            },
+        ))
+    }
+}
+
+/// The columns of an [`AttemptListRow`], in both dialects.
+pub(crate) const ATTEMPT_COLUMNS: &str =
+    "receiver, attempt, at, latency_ms, http_status, error, answer";
+
+/// A delivery attempt as read.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttemptListRow {
+    receiver: String,
+    attempt: i64,
+    at: DateTime<Utc>,
+    latency_ms: i64,
+    http_status: Option<i64>,
+    error: Option<String>,
+    answer: Option<String>,
+}
+
+impl AttemptListRow {
+    fn into_row(self) -> AttemptRow {
+        AttemptRow {
+            receiver: self.receiver,
+            attempt: self.attempt,
+            at: time_text(self.at),
+            latency_ms: self.latency_ms,
+            http_status: self.http_status,
+            error: self.error,
+            answer: self.answer,
+        }
+    }
+}
+
+fn delivery_status(text: &str) -> Result<DeliveryStatus, StoreError> {
+    text.parse().map_err(|e| StoreError::Sql {
+        what: "read delivery status".into(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
 }
 
 /// An open write transaction of a backend (SQLite: `BEGIN IMMEDIATE`,
@@ -362,19 +463,25 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// Deliveries per status.
-    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError>;
+    /// (status, count) of the deliveries.
+    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
-    /// The newest events with their deliveries, optionally only those with
-    /// a delivery of `status`.
-    async fn list_events(
+    /// The newest events (payload left out), optionally only those with a
+    /// delivery of `status`.
+    async fn event_heads(
         &self,
         status: Option<DeliveryStatus>,
         limit: i64,
-    ) -> Result<Vec<EventRow>, StoreError>;
+    ) -> Result<Vec<EventHead>, StoreError>;
 
-    /// One event with its payload, deliveries and attempts.
-    async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError>;
+    /// One event, with its payload.
+    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError>;
+
+    /// The deliveries of the events `ids`, by receiver.
+    async fn deliveries_of(&self, ids: &[&str]) -> Result<Vec<DeliveryListRow>, StoreError>;
+
+    /// The attempts of event `id`, in order.
+    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
 
     /// Makes every delivery of event `id` pending and due now, with a
     /// fresh attempt count, adding one for each active receiver that had
@@ -577,6 +684,63 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             }
         }
         Ok(out)
+    }
+
+    /// Deliveries per status.
+    async fn delivery_counts(&self) -> Result<DeliveryCounts, StoreError> {
+        let mut c = DeliveryCounts::default();
+        for (status, n) in self.delivery_status_counts().await? {
+            match delivery_status(&status)? {
+                DeliveryStatus::Pending => c.pending = n,
+                DeliveryStatus::Delivered => c.delivered = n,
+                DeliveryStatus::Dead => c.dead = n,
+            }
+        }
+        Ok(c)
+    }
+
+    /// The newest events with their deliveries, optionally only those with
+    /// a delivery of `status`.
+    async fn list_events(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let events = self.event_heads(status, limit).await?;
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let mut by_event: std::collections::HashMap<String, Vec<DeliveryRow>> =
+            std::collections::HashMap::new();
+        for d in self.deliveries_of(&ids).await? {
+            let (id, row) = d.into_row()?;
+            by_event.entry(id).or_default().push(row);
+        }
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                let deliveries = by_event.remove(&e.id).unwrap_or_default();
+                e.into_row(deliveries, Vec::new())
+            })
+            .collect())
+    }
+
+    /// One event with its payload, deliveries and attempts.
+    async fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+        let Some(e) = self.event_head(id).await? else {
+            return Ok(None);
+        };
+        let deliveries = self
+            .deliveries_of(&[e.id.as_str()])
+            .await?
+            .into_iter()
+            .map(|d| d.into_row().map(|(_, r)| r))
+            .collect::<Result<_, _>>()?;
+        let attempts = self
+            .attempts_of(&e.id)
+            .await?
+            .into_iter()
+            .map(AttemptListRow::into_row)
+            .collect();
+        Ok(Some(e.into_row(deliveries, attempts)))
     }
 
     /// Copies every row of the SQLite database `from` into this PostgreSQL

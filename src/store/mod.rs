@@ -13,7 +13,10 @@ pub mod pg_token;
 pub mod postgres;
 pub mod sqlite;
 
-pub use backend::{Backend, Batch, WriteTx, WrittenRow};
+pub use backend::{
+    AttemptListRow, Backend, Batch, DeliveryListRow, EventHead, WriteTx, WrittenRow,
+};
+pub(crate) use backend::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -890,4 +893,24 @@ pub struct EventRow {
 /// An amount as the table stores what Bakong reported: plain decimal text.
 pub(crate) fn amount_text(d: Decimal) -> String {
     d.normalize().to_string()
+}
+
+/// A time as the store shows it (UTC, milliseconds): what both dialects'
+/// rows are read as, and what SQLite's daemon-written columns hold.
+pub(crate) fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// The error-context adapter every statement uses: what was being done.
+pub(crate) fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    let what = what.into();
+    move |source| StoreError::Sql { what, source }
+}
+
+/// A status column read back, or an error naming `what`.
+pub(crate) fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
+    text.parse::<Status>().map_err(|e| StoreError::Sql {
+        what: what.to_string(),
+        source: sqlx::Error::Decode(Box::new(e)),
+    })
 }

@@ -29,9 +29,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, Backend, Batch, Claimed, Counts, EventKey, GateState, Held, Inspection,
-    InstanceGuard, LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx,
-    WrittenRow, GATE_COLUMNS,
+    amount_text, ctx, status_from, time_text as sql_time, AttemptListRow, Backend, Batch, Claimed,
+    Counts, DeliveryListRow, EventHead, EventKey, GateState, Held, Inspection, InstanceGuard,
+    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow,
+    ATTEMPT_COLUMNS, DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::config::redact_url;
 use crate::notify::event::NewEvent;
@@ -79,29 +80,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| crate::config::redact_text(&e.to_string()))
 }
 
-fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
-    let what = what.into();
-    move |source| StoreError::Sql { what, source }
-}
-
 fn config_error(what: String, message: String) -> StoreError {
     StoreError::Sql {
         what,
         source: sqlx::Error::Configuration(message.into()),
     }
-}
-
-/// UTC time in the text form the SQLite backend shows
-/// (`YYYY-MM-DD HH:MM:SS.SSS`), so `list` and `status` read the same on both.
-fn sql_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-}
-
-fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
-    text.parse::<Status>().map_err(|e| StoreError::Sql {
-        what: what.to_string(),
-        source: sqlx::Error::Decode(Box::new(e)),
-    })
 }
 
 /// The connect options for `url`: a statement waits at most `busy_timeout`
@@ -1339,31 +1322,19 @@ impl Backend for PgStore {
         Ok(())
     }
 
-    /// See [`super::Store::delivery_counts`].
-    async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(ctx("count deliveries"))?;
-        let mut c = super::DeliveryCounts::default();
-        for (status, n) in rows {
-            match delivery_status(&status)? {
-                super::DeliveryStatus::Pending => c.pending = n,
-                super::DeliveryStatus::Delivered => c.delivered = n,
-                super::DeliveryStatus::Dead => c.dead = n,
-            }
-        }
-        Ok(c)
+    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("count deliveries"))
     }
 
-    /// See [`super::Store::list_events`].
-    async fn list_events(
+    async fn event_heads(
         &self,
         status: Option<super::DeliveryStatus>,
         limit: i64,
-    ) -> Result<Vec<super::EventRow>, StoreError> {
-        let events: Vec<(String, String, String, DateTime<Utc>)> = sqlx::query_as(
+    ) -> Result<Vec<EventHead>, StoreError> {
+        sqlx::query_as(
             "SELECT id, type, md5, created_at FROM payment_events e
              WHERE $1::text IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
                                                WHERE d.event_id = e.id AND d.status = $1)
@@ -1373,93 +1344,38 @@ impl Backend for PgStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(ctx("list events"))?;
-        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
+        .map_err(ctx("list events"))
+    }
+
+    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx(format!("read event {id}")))
+    }
+
+    async fn deliveries_of(&self, ids: &[&str]) -> Result<Vec<DeliveryListRow>, StoreError> {
+        sqlx::query_as(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
              WHERE event_id = ANY($1::text[]) ORDER BY receiver"
         ))
         .bind(ids)
         .fetch_all(&self.pool)
         .await
-        .map_err(ctx("list deliveries"))?;
-        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
-            std::collections::HashMap::new();
-        for d in deliveries {
-            let (id, row) = d.into_row()?;
-            by_event.entry(id).or_default().push(row);
-        }
-        Ok(events
-            .into_iter()
-            .map(|(id, event_type, md5, created_at)| super::EventRow {
-                deliveries: by_event.remove(&id).unwrap_or_default(),
-                id,
-                event_type,
-                md5,
-                created_at: sql_time(created_at),
-                payload: None,
-                attempts: Vec::new(),
-            })
-            .collect())
+        .map_err(ctx("read deliveries"))
     }
 
-    /// See [`super::Store::event`].
-    async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
-        let found: Option<(String, String, String, DateTime<Utc>, String)> = sqlx::query_as(
-            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx(format!("read event {id}")))?;
-        let Some((id, event_type, md5, created_at, payload)) = found else {
-            return Ok(None);
-        };
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries WHERE event_id = $1 ORDER BY receiver"
+    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM event_attempts WHERE event_id = $1 ORDER BY id"
         ))
-        .bind(&id)
+        .bind(id)
         .fetch_all(&self.pool)
         .await
-        .map_err(ctx("read deliveries"))?;
-        let attempts: Vec<AttemptTuple> = sqlx::query_as(
-            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
-             FROM event_attempts WHERE event_id = $1 ORDER BY id",
-        )
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read attempts"))?;
-        Ok(Some(super::EventRow {
-            deliveries: deliveries
-                .into_iter()
-                .map(|d| d.into_row().map(|(_, r)| r))
-                .collect::<Result<_, _>>()?,
-            attempts: attempts
-                .into_iter()
-                .map(
-                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
-                        super::AttemptRow {
-                            receiver,
-                            attempt,
-                            at: sql_time(at),
-                            latency_ms,
-                            http_status,
-                            error,
-                            answer,
-                        }
-                    },
-                )
-                .collect(),
-            // Stored by the daemon as JSON; shown as text if it is not.
-            payload: Some(
-                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-            ),
-            id,
-            event_type,
-            md5,
-            created_at: sql_time(created_at),
-        }))
+        .map_err(ctx("read attempts"))
     }
 
     /// See [`super::Store::redeliver`].
@@ -1592,56 +1508,6 @@ const CLAIM_DELIVERIES_SQL: &str = "WITH due AS (
     SELECT t.event_id, t.receiver, t.attempts, e.type, e.md5, e.payload, e.created_ms, e.mac
     FROM taken t JOIN payment_events e ON e.id = t.event_id
     ORDER BY t.event_id";
-
-#[derive(sqlx::FromRow)]
-struct DeliveryListRow {
-    event_id: String,
-    receiver: String,
-    status: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-    delivered_at: Option<DateTime<Utc>>,
-}
-
-fn delivery_status(text: &str) -> Result<super::DeliveryStatus, StoreError> {
-    text.parse().map_err(|e| StoreError::Sql {
-        what: "read delivery status".into(),
-        source: sqlx::Error::Decode(Box::new(e)),
-    })
-}
-
-impl DeliveryListRow {
-    fn into_row(self) -> Result<(String, super::DeliveryRow), StoreError> {
-        let status = delivery_status(&self.status)?;
-        Ok((
-            self.event_id,
-            super::DeliveryRow {
-                receiver: self.receiver,
-                status,
-                attempts: self.attempts,
-                next_attempt_ms: (status == super::DeliveryStatus::Pending)
-                    .then_some(self.next_attempt_at),
-                last_error: self.last_error,
-                delivered_at: self.delivered_at.map(sql_time),
-            },
-        ))
-    }
-}
-
-const DELIVERY_COLUMNS: &str =
-    "event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at";
-
-// receiver, attempt, at, latency_ms, http_status, error, answer
-type AttemptTuple = (
-    String,
-    i64,
-    DateTime<Utc>,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
 
 /// A text column, None when NULL or unreadable.
 fn text(r: &PgRow, k: &str) -> Option<String> {

@@ -14,20 +14,16 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{FromRow, SqlitePool};
 
 use super::{
-    amount_text, Backend, Batch, Claimed, Counts, EventKey, GateState, Held, InstanceGuard,
-    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow,
-    GATE_COLUMNS,
+    amount_text, ctx, status_from, time_text as sql_time, AttemptListRow, Backend, Batch, Claimed,
+    Counts, DeliveryListRow, EventHead, EventKey, GateState, Held, InstanceGuard, LastAnswer,
+    NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow, ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::notify::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-
-fn ctx(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
-    let what = what.into();
-    move |source| StoreError::Sql { what, source }
-}
 
 // Pending rows whose amount has more decimals than its currency allows.
 const TOO_PRECISE: &str = "status = 'pending' AND typeof(amount) = 'text' \
@@ -231,53 +227,6 @@ const CLAIM_DELIVERIES_SQL: &str = "UPDATE event_deliveries SET next_attempt_at 
                     ORDER BY next_attempt_at LIMIT ?4)
     RETURNING event_id, receiver, attempts";
 
-// receiver, attempt, at, latency_ms, http_status, error, answer
-type AttemptTuple = (
-    String,
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<String>,
-);
-
-#[derive(FromRow)]
-struct DeliveryListRow {
-    event_id: String,
-    receiver: String,
-    status: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    last_error: Option<String>,
-    delivered_at: Option<String>,
-}
-
-fn delivery_status(text: &str) -> Result<super::DeliveryStatus, StoreError> {
-    text.parse().map_err(|e| StoreError::Sql {
-        what: "read delivery status".into(),
-        source: sqlx::Error::Decode(Box::new(e)),
-    })
-}
-
-impl DeliveryListRow {
-    fn into_row(self) -> Result<(String, super::DeliveryRow), StoreError> {
-        let status = delivery_status(&self.status)?;
-        Ok((
-            self.event_id,
-            super::DeliveryRow {
-                receiver: self.receiver,
-                status,
-                attempts: self.attempts,
-                next_attempt_ms: (status == super::DeliveryStatus::Pending)
-                    .then_some(self.next_attempt_at),
-                last_error: self.last_error,
-                delivered_at: self.delivered_at,
-            },
-        ))
-    }
-}
-
 const DEFER_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = NULL
     FROM (SELECT value ->> 'id' AS id, value ->> 'lease' AS lease, value ->> 'next' AS next,
                  value ->> 'md5' AS md5, value ->> 'amount' AS amount,
@@ -286,12 +235,6 @@ const DEFER_SQL: &str = "UPDATE payments SET next_check_at = v.next, lease_id = 
     WHERE payments.id = v.id AND payments.lease_id = v.lease AND +payments.status = 'pending'
       AND payments.md5 = v.md5 AND payments.amount = v.amount
       AND payments.currency = v.currency";
-
-/// UTC time as the table stores it: `YYYY-MM-DD HH:MM:SS.SSS`, readable by
-/// SQLite's `datetime()`.
-fn sql_time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-}
 
 /// Creates a missing database file with mode 0660 (less the umask), so the
 /// merchant's application can share it through the group: SQLite would
@@ -395,13 +338,6 @@ struct ListRow {
     confirmed_at: Option<String>,
     last_answer: Option<String>,
     last_error: Option<String>,
-}
-
-fn status_from(text: &str, what: &str) -> Result<Status, StoreError> {
-    text.parse::<Status>().map_err(|e| StoreError::Sql {
-        what: what.to_string(),
-        source: sqlx::Error::Decode(Box::new(e)),
-    })
 }
 
 /// A write transaction on the one write connection (`BEGIN IMMEDIATE`).
@@ -1432,31 +1368,19 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// See [`super::Store::delivery_counts`].
-    async fn delivery_counts(&self) -> Result<super::DeliveryCounts, StoreError> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
-                .fetch_all(&self.read)
-                .await
-                .map_err(ctx("count deliveries"))?;
-        let mut c = super::DeliveryCounts::default();
-        for (status, n) in rows {
-            match delivery_status(&status)? {
-                super::DeliveryStatus::Pending => c.pending = n,
-                super::DeliveryStatus::Delivered => c.delivered = n,
-                super::DeliveryStatus::Dead => c.dead = n,
-            }
-        }
-        Ok(c)
+    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+            .fetch_all(&self.read)
+            .await
+            .map_err(ctx("count deliveries"))
     }
 
-    /// See [`super::Store::list_events`].
-    async fn list_events(
+    async fn event_heads(
         &self,
         status: Option<super::DeliveryStatus>,
         limit: i64,
-    ) -> Result<Vec<super::EventRow>, StoreError> {
-        let events: Vec<(String, String, String, String)> = sqlx::query_as(
+    ) -> Result<Vec<EventHead>, StoreError> {
+        sqlx::query_as(
             "SELECT id, type, md5, created_at FROM payment_events e
              WHERE ?1 IS NULL OR EXISTS (SELECT 1 FROM event_deliveries d
                                          WHERE d.event_id = e.id AND d.status = ?1)
@@ -1466,101 +1390,38 @@ impl Backend for SqliteStore {
         .bind(limit)
         .fetch_all(&self.read)
         .await
-        .map_err(ctx("list events"))?;
-        let ids: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(
-            "SELECT event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at
-             FROM event_deliveries WHERE event_id IN (SELECT value FROM json_each(?1))
-             ORDER BY receiver",
-        )
-        .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-        .fetch_all(&self.read)
-        .await
-        .map_err(ctx("list deliveries"))?;
-        let mut by_event: std::collections::HashMap<String, Vec<super::DeliveryRow>> =
-            std::collections::HashMap::new();
-        for d in deliveries {
-            let (id, row) = d.into_row()?;
-            by_event.entry(id).or_default().push(row);
-        }
-        Ok(events
-            .into_iter()
-            .map(|(id, event_type, md5, created_at)| super::EventRow {
-                deliveries: by_event.remove(&id).unwrap_or_default(),
-                id,
-                event_type,
-                md5,
-                created_at,
-                payload: None,
-                attempts: Vec::new(),
-            })
-            .collect())
+        .map_err(ctx("list events"))
     }
 
-    /// See [`super::Store::event`].
-    async fn event(&self, id: &str) -> Result<Option<super::EventRow>, StoreError> {
-        let Some((id, event_type, md5, created_at, payload)): Option<(
-            String,
-            String,
-            String,
-            String,
-            String,
-        )> = sqlx::query_as(
+    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError> {
+        sqlx::query_as(
             "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = ?1",
         )
         .bind(id)
         .fetch_optional(&self.read)
         .await
-        .map_err(ctx(format!("read event {id}")))?
-        else {
-            return Ok(None);
-        };
-        let deliveries: Vec<DeliveryListRow> = sqlx::query_as(
-            "SELECT event_id, receiver, status, attempts, next_attempt_at, last_error, delivered_at
-             FROM event_deliveries WHERE event_id = ?1 ORDER BY receiver",
-        )
-        .bind(&id)
+        .map_err(ctx(format!("read event {id}")))
+    }
+
+    async fn deliveries_of(&self, ids: &[&str]) -> Result<Vec<DeliveryListRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
+             WHERE event_id IN (SELECT value FROM json_each(?1)) ORDER BY receiver"
+        ))
+        .bind(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
         .fetch_all(&self.read)
         .await
-        .map_err(ctx("read deliveries"))?;
-        let attempts: Vec<AttemptTuple> = sqlx::query_as(
-            "SELECT receiver, attempt, at, latency_ms, http_status, error, answer
-                 FROM event_attempts WHERE event_id = ?1 ORDER BY id",
-        )
-        .bind(&id)
+        .map_err(ctx("read deliveries"))
+    }
+
+    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM event_attempts WHERE event_id = ?1 ORDER BY id"
+        ))
+        .bind(id)
         .fetch_all(&self.read)
         .await
-        .map_err(ctx("read attempts"))?;
-        Ok(Some(super::EventRow {
-            deliveries: deliveries
-                .into_iter()
-                .map(|d| d.into_row().map(|(_, r)| r))
-                .collect::<Result<_, _>>()?,
-            attempts: attempts
-                .into_iter()
-                .map(
-                    |(receiver, attempt, at, latency_ms, http_status, error, answer)| {
-                        super::AttemptRow {
-                            receiver,
-                            attempt,
-                            at,
-                            latency_ms,
-                            http_status,
-                            error,
-                            answer,
-                        }
-                    },
-                )
-                .collect(),
-            // Stored by the daemon as JSON; shown as text if it is not.
-            payload: Some(
-                serde_json::from_str(&payload).unwrap_or(serde_json::Value::String(payload)),
-            ),
-            id,
-            event_type,
-            md5,
-            created_at,
-        }))
+        .map_err(ctx("read attempts"))
     }
 
     /// See [`super::Store::redeliver`].
