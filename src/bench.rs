@@ -1047,7 +1047,7 @@ impl std::fmt::Debug for DatabaseChoice {
             DatabaseChoice::TempPostgres => f.write_str("TempPostgres"),
             DatabaseChoice::Postgres(u) => f
                 .debug_tuple("Postgres")
-                .field(&crate::config::redact_url(u))
+                .field(&crate::redact::redact_url(u))
                 .finish(),
         }
     }
@@ -1056,7 +1056,7 @@ impl std::fmt::Debug for DatabaseChoice {
 /// Parses `bench --database`: `sqlite`, `sqlite://PATH` (PATH must not
 /// exist), `postgres`/`pg`, or a `postgres://`/`postgresql://` URL.
 pub fn parse_database(s: &str) -> Result<DatabaseChoice, BenchError> {
-    let shown = crate::config::redact_url(s);
+    let shown = crate::redact::redact_url(s);
     match s {
         "sqlite" => return Ok(DatabaseChoice::Default),
         "postgres" | "postgresql" | "pg" => return Ok(DatabaseChoice::TempPostgres),
@@ -1141,7 +1141,7 @@ impl Databases {
     fn pg_where(&self) -> String {
         match &self.choice {
             DatabaseChoice::Postgres(u) => {
-                format!("{} (a schema per run)", crate::config::redact_url(u))
+                format!("{} (a schema per run)", crate::redact::redact_url(u))
             }
             _ => "a throwaway local cluster (fsync=off)".into(),
         }
@@ -1187,11 +1187,11 @@ impl Databases {
             std::process::id(),
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let shown = crate::config::redact_url(base);
+        let shown = crate::redact::redact_url(base);
         let mut conn = sqlx::PgConnection::connect(base).await.map_err(|e| {
             format!(
                 "--database {shown}: {}",
-                crate::config::redact_text(&e.to_string())
+                crate::redact::redact_text(&e.to_string())
             )
         })?;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))

@@ -14,7 +14,7 @@ use crate::khqr::{Account, AccountKind, KhqrRequest};
 /// The commented example config, embedded in the binary (`print-config`).
 pub const EXAMPLE: &str = include_str!("../config/bakong-poller.toml");
 
-pub use crate::redact::{redact_text, redact_url};
+use crate::redact::{redact_text, redact_url};
 
 /// All settings.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -1214,12 +1214,12 @@ impl Settings {
     }
 
     /// The webhook's signing keys, decoded (validation has checked them).
-    pub fn webhook_keys(&self) -> Vec<crate::notify::sign::SigningKey> {
+    pub fn webhook_keys(&self) -> Vec<crate::event::sign::SigningKey> {
         self.webhook
             .secret
             .list()
             .into_iter()
-            .filter_map(|s| crate::notify::sign::SigningKey::from_secret(s).ok())
+            .filter_map(|s| crate::event::sign::SigningKey::from_secret(s).ok())
             .collect()
     }
 
@@ -1422,7 +1422,7 @@ fn push_notify_problems(s: &Settings, push: &mut impl FnMut(Result<(), ConfigErr
         }
     }
     for (i, secret) in secrets.iter().enumerate() {
-        if let Err(e) = crate::notify::sign::SigningKey::from_secret(secret) {
+        if let Err(e) = crate::event::sign::SigningKey::from_secret(secret) {
             let which = if secrets.len() > 1 {
                 format!(" (secret number {})", i + 1)
             } else {

@@ -55,7 +55,7 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
         .await
         .map_err(|e| e.to_string())?;
     let daemon_stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::poller::run(
+    let daemon = tokio::spawn(crate::daemon::run(
         settings.clone(),
         daemon_stop.clone(),
         Arc::new(crate::poller::NoObserver),

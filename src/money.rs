@@ -199,6 +199,12 @@ pub fn exact_decimal(text: &str) -> Option<Decimal> {
     Some(d.normalize())
 }
 
+/// An amount as the table stores what Bakong reported: plain decimal text
+/// (`5`, `1.5`), the exact value with no trailing zeros.
+pub fn amount_text(d: Decimal) -> String {
+    d.normalize().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

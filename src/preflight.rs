@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::config::{redact_text, Settings};
+use crate::config::Settings;
+use crate::redact::redact_text;
 
 /// One finding: the key it is about and one line saying what and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -195,7 +196,7 @@ async fn postgres_database(settings: &Settings, r: &mut Report) {
             "database.url",
             format!(
                 "cannot reach {}: {e} (check that the server runs, the role, its password, pg_hba.conf and sslmode)",
-                crate::config::redact_url(url)
+                crate::redact::redact_url(url)
             ),
         ),
     }

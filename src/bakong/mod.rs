@@ -33,6 +33,19 @@ pub use types::{Envelope, ListStatus, RequestTokenBody, SourceInfo, Transaction}
 
 use crate::money::Currency;
 
+/// What the client reports about its requests, for whoever counts them
+/// (the daemon's Prometheus instruments). The client knows only this
+/// trait, as it knows its gate through [`gate::GateShare`] and its token
+/// store through [`TokenKeep`].
+pub trait RequestObserver: Send + Sync + std::fmt::Debug {
+    /// One request left the gate: its answer and how long the exchange took
+    /// (a timeout counts its full wait).
+    fn request(&self, endpoint: &'static str, result: &Result<Envelope, Error>, took: Duration);
+
+    /// A list request carries `md5s` md5s.
+    fn bulk_request(&self, _md5s: usize) {}
+}
+
 /// Production base URL.
 pub const PRODUCTION_URL: &str = "https://api-bakong.nbc.gov.kh";
 /// The largest list the list endpoints take.
@@ -95,7 +108,7 @@ struct Inner {
     /// [`FORBIDDEN_RENEW_EVERY`]).
     forbidden_renewal: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Per-request counters, only when `[metrics] listen` is set.
-    instruments: std::sync::OnceLock<crate::metrics::ApiInstruments>,
+    instruments: std::sync::OnceLock<Arc<dyn RequestObserver>>,
 }
 
 /// How long a list found closed to a token is taken as closed without a
@@ -180,9 +193,9 @@ impl Client {
         if let Some(p) = &cfg.proxy {
             let proxy = reqwest::Proxy::all(p).map_err(|e| Error::InvalidArgument {
                 field: "bakong.proxy",
-                rule: crate::config::redact_text(&format!(
+                rule: crate::redact::redact_text(&format!(
                     "{:?} is not a usable proxy URL: {e}",
-                    crate::config::redact_url(p)
+                    crate::redact::redact_url(p)
                 )),
             })?;
             b = b.proxy(proxy);
@@ -225,8 +238,8 @@ impl Client {
 
     /// Counts every request of this client (and its clones) in `m` from
     /// now on; the first call wins.
-    pub fn install_instruments(&self, m: crate::metrics::ApiInstruments) {
-        let _ = self.inner.instruments.set(m);
+    pub fn install_instruments(&self, m: impl RequestObserver + 'static) {
+        let _ = self.inner.instruments.set(Arc::new(m));
     }
 
     /// Unix ms of the last readable answer, 0 if none yet.

@@ -83,7 +83,7 @@ pub struct DatabaseArg(String);
 impl std::fmt::Debug for DatabaseArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("DatabaseArg")
-            .field(&crate::config::redact_url(&self.0))
+            .field(&crate::redact::redact_url(&self.0))
             .finish()
     }
 }

@@ -13,7 +13,8 @@ use serde::Serialize;
 use super::args::{delivery_status_arg, event_id_arg};
 use super::{CliError, Context, Output, Report, Verdict};
 use crate::app;
-use crate::notify::{event, Receivers};
+use crate::event;
+use crate::notify::Receivers;
 use crate::store::{DeliveryStatus, EventRow};
 
 /// `events` subcommands.

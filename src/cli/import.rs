@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{CliError, Context, Report};
 use crate::app;
-use crate::config::redact_url;
+use crate::redact::redact_url;
 use crate::store::postgres::ImportReport;
 use crate::store::Store;
 

@@ -99,12 +99,12 @@ impl Output {
 pub fn emit_error(json: bool, e: &CliError) -> i32 {
     let code = e.exit_code();
     // The last net against secrets on stderr (under systemd: the journal).
-    let message = crate::config::redact_text(&e.to_string());
+    let message = crate::redact::redact_text(&e.to_string());
     if json {
         stderr_line(&error_object(&message, code));
     } else if let CliError::Problems(lines) = e {
         for l in lines {
-            stderr_line(&crate::config::redact_text(l));
+            stderr_line(&crate::redact::redact_text(l));
         }
     } else {
         stderr_line(&format!("error: {message}"));

@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context) -> Result<Nothing, CliError> {
             )));
         }
     }
-    crate::poller::run(settings, shutdown, Arc::new(notify)).await?;
+    crate::daemon::run(settings, shutdown, Arc::new(notify)).await?;
     Ok(Nothing {})
 }
 
@@ -49,6 +49,6 @@ pub async fn migrate(ctx: &Context) -> Result<Migrated, CliError> {
     crate::telemetry::init(settings.log.format, &settings.log.level);
     app::open_store(&settings).await?.close().await;
     Ok(Migrated {
-        database: crate::config::redact_url(&settings.database.url),
+        database: crate::redact::redact_url(&settings.database.url),
     })
 }

@@ -15,7 +15,6 @@
 //! text, so the names, `_total` suffixes, escaping and histogram series
 //! follow the exposition format without hand-written formatting.
 
-pub mod health;
 pub mod server;
 
 use std::time::Duration;
@@ -28,7 +27,7 @@ use prometheus_client::registry::Registry;
 
 use crate::bakong::{Envelope, Error};
 
-pub use health::{Health, Unhealthy};
+pub use crate::counters::{Health, Unhealthy};
 
 /// The prefix of every metric name.
 pub const PREFIX: &str = "bakong_poller";
@@ -124,15 +123,10 @@ pub struct ApiInstruments {
     bulk_md5s: Histogram,
 }
 
-impl ApiInstruments {
+impl crate::bakong::RequestObserver for ApiInstruments {
     /// Counts one request that left the gate: its outcome and how long the
     /// exchange took (a timeout counts its full wait).
-    pub fn request(
-        &self,
-        endpoint: &'static str,
-        result: &Result<Envelope, Error>,
-        took: Duration,
-    ) {
+    fn request(&self, endpoint: &'static str, result: &Result<Envelope, Error>, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels {
                 endpoint,
@@ -145,7 +139,7 @@ impl ApiInstruments {
     }
 
     /// Records how many md5s one list request carries.
-    pub fn bulk_request(&self, md5s: usize) {
+    fn bulk_request(&self, md5s: usize) {
         self.bulk_md5s.observe(md5s as f64);
     }
 }
@@ -156,12 +150,12 @@ pub struct PaymentInstruments {
     confirmation: Family<FromLabel, Histogram, fn() -> Histogram>,
 }
 
-impl PaymentInstruments {
+impl crate::counters::Confirmations for PaymentInstruments {
     /// Records a payment Bakong reported a transaction for (paid or
     /// mismatch), written at `now_ms`: seconds since the row was created
     /// and, when Bakong said when, since the payer paid. A clock ahead of
     /// ours never makes a negative observation.
-    pub fn confirmed(&self, now_ms: i64, created_ms: i64, paid_ms: Option<i64>) {
+    fn confirmed(&self, now_ms: i64, created_ms: i64, paid_ms: Option<i64>) {
         let secs = |from: i64| (now_ms.saturating_sub(from)).max(0) as f64 / 1000.0;
         self.confirmation
             .get_or_create(&FromLabel { from: "created" })
@@ -243,6 +237,7 @@ impl Instruments {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::counters::Confirmations as _;
     use serde_json::Value;
 
     fn env(code: i64, error: Option<i64>) -> Result<Envelope, Error> {

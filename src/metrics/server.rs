@@ -54,7 +54,7 @@ use tracing::{debug, error, info, warn};
 use super::Instruments;
 use crate::bakong::Client;
 use crate::config::{MetricsSettings, Settings};
-use crate::poller::Metrics;
+use crate::counters::Counters as Metrics;
 use crate::store::{PendingFacts, Store};
 
 /// The health check's limit on the scheduling loop without systemd's

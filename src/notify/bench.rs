@@ -16,8 +16,8 @@ use axum::Router;
 use base64::Engine as _;
 use tokio_util::sync::CancellationToken;
 
-use super::sign::SigningKey;
 use crate::config::{BulkMode, LogFormat, WebhookSecrets};
+use crate::event::sign::SigningKey;
 use crate::simulator::{self, NewTransaction, Scenario};
 use crate::store::{NewPayment, Store};
 
@@ -35,7 +35,7 @@ pub enum WebhookBenchError {
     Io(#[from] std::io::Error),
     /// The signing secret made here was refused (a bug).
     #[error("webhook bench: secret: {0}")]
-    Secret(#[from] super::sign::SecretError),
+    Secret(#[from] crate::event::sign::SecretError),
     /// Not every event reached the receiver in time.
     #[error("only {got} of {want} events reached the receiver within {secs} s")]
     Incomplete {
@@ -174,7 +174,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
         }
     }
     let daemon_stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::poller::run(
+    let daemon = tokio::spawn(crate::daemon::run(
         s,
         daemon_stop.clone(),
         Arc::new(crate::poller::NoObserver),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::sign::{signature_header, SigningKey};
+use crate::event::sign::{signature_header, SigningKey};
 
 /// How many bytes of an answer are kept for `events show`.
 const ANSWER_BYTES: usize = 256;
@@ -78,7 +78,7 @@ impl Webhook {
     /// A sender to `url`, signing with `keys`, each attempt limited to `timeout`.
     pub fn new(url: &str, keys: Vec<SigningKey>, timeout: Duration) -> Result<Self, SetupError> {
         let url = reqwest::Url::parse(url)
-            .map_err(|_| SetupError::Url(crate::config::redact_url(url)))?;
+            .map_err(|_| SetupError::Url(crate::redact::redact_url(url)))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
@@ -137,7 +137,7 @@ impl Webhook {
                 let detail = std::error::Error::source(&e)
                     .map(|s| format!(": {s}"))
                     .unwrap_or_default();
-                return Answer::failed(crate::config::redact_text(&format!("{kind}{detail}")));
+                return Answer::failed(crate::redact::redact_text(&format!("{kind}{detail}")));
             }
         };
         let status = resp.status();

@@ -12,11 +12,9 @@
 
 pub mod bench;
 pub mod deliver;
-pub mod event;
-pub mod sign;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,18 +42,6 @@ const DRAIN: Duration = Duration::from_millis(500);
 
 /// Each retry waits this many times longer than the one before.
 const FACTOR: f64 = 3.0;
-
-/// Delivery attempts by outcome, counted by this process (for
-/// `/metrics`).
-#[derive(Debug, Default)]
-pub struct DeliveryStats {
-    /// Attempts the receiver took.
-    pub delivered: AtomicU64,
-    /// Attempts that failed and will be retried.
-    pub retried: AtomicU64,
-    /// Attempts that failed for the last time (the delivery is dead).
-    pub dead: AtomicU64,
-}
 
 /// The receivers configured, ready to send.
 #[derive(Debug, Clone, Default)]
@@ -187,7 +173,7 @@ pub async fn run(
     settings: Arc<Settings>,
     receivers: Receivers,
     wake: Arc<Notify>,
-    metrics: Arc<crate::poller::Metrics>,
+    metrics: Arc<crate::counters::Counters>,
     shutdown: CancellationToken,
 ) {
     let names = receivers.names();
@@ -271,7 +257,7 @@ async fn attempt(
     receivers: Arc<Receivers>,
     d: ClaimedDelivery,
     in_flight: Arc<Mutex<HashSet<(String, String, i64)>>>,
-    metrics: Arc<crate::poller::Metrics>,
+    metrics: Arc<crate::counters::Counters>,
 ) {
     let at = Utc::now();
     let started = Instant::now();
@@ -331,7 +317,7 @@ fn log_attempt(
         DeliveryOutcome::Delivered => ("delivered", None),
         DeliveryOutcome::Retry(at) => (
             "retry",
-            chrono::DateTime::<Utc>::from_timestamp_millis(at).map(event::rfc3339),
+            chrono::DateTime::<Utc>::from_timestamp_millis(at).map(crate::event::rfc3339),
         ),
         DeliveryOutcome::Dead => ("dead", None),
     };

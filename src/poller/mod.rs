@@ -11,11 +11,10 @@
 pub mod bulk;
 pub mod classify;
 pub mod gate_state;
-pub mod incident;
 pub mod report;
 pub mod schedule;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,16 +22,14 @@ use chrono::Utc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::app::AppError;
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
+use crate::counters::{incident, Counters};
 use crate::payment::{FinalStatus, Lane};
 use crate::store::{Applied, Claimed, Store, Write};
 use classify::{classify, Decision, Payment, Verdict, Via};
-use incident::Incidents;
 
 /// A row whose checks failed this many times in a row is checked in a
 /// request of its own, so it never holds healthy ones back.
@@ -40,30 +37,7 @@ const ISOLATE_AFTER_ERRORS: i64 = 2;
 
 /// How long in-flight checks get to give their rows back on shutdown; the
 /// rest of `poller.shutdown_timeout` (at most 9 s) is for the writes.
-const CHECK_DRAIN: Duration = Duration::from_secs(1);
-
-/// Counters shared by the daemon's tasks.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Rows finalized, by status.
-    pub paid: AtomicU64,
-    /// Mismatches recorded.
-    pub mismatch: AtomicU64,
-    /// Failures recorded.
-    pub failed: AtomicU64,
-    /// Expiries recorded.
-    pub expired: AtomicU64,
-    /// Transient errors.
-    pub errors: AtomicU64,
-    /// The systemic problem in force.
-    pub incidents: Incidents,
-    /// Whether the loop goes round and the database answers (`/healthz`).
-    pub health: crate::metrics::Health,
-    /// Confirmation latencies, only when `[metrics] listen` is set.
-    pub confirmations: Option<crate::metrics::PaymentInstruments>,
-    /// Event delivery attempts by outcome.
-    pub deliveries: crate::notify::DeliveryStats,
-}
+pub(crate) const CHECK_DRAIN: Duration = Duration::from_secs(1);
 
 /// Hooks the daemon calls as it runs (sd_notify, tests).
 pub trait Observer: Send + Sync + 'static {
@@ -89,188 +63,27 @@ pub trait Observer: Send + Sync + 'static {
 pub struct NoObserver;
 impl Observer for NoObserver {}
 
-/// Runs the daemon until `shutdown` is cancelled.
-pub async fn run(
-    settings: Settings,
-    shutdown: CancellationToken,
-    observer: Arc<dyn Observer>,
-) -> Result<(), AppError> {
-    // One daemon per SQLite database: a second would double the ceiling.
-    // Taken before the migrations, so a second daemon (a new release during
-    // a deploy) never migrates the schema under the running one.
-    let store = Store::connect(&settings.database.url, settings.database.busy_timeout)
-        .await
-        .map_err(AppError::Database)?;
-    let _instance = store
-        .lock_instance()
-        .map_err(|e| AppError::Runtime(e.to_string()))?;
-    store.migrate().await.map_err(AppError::Database)?;
-    let client = crate::app::build_daemon_client(&settings, &store).await?;
-    // Events are recorded whatever is configured; deliveries are made for
-    // the receivers configured now.
-    let receivers = crate::notify::Receivers::from_settings(&settings)
-        .map_err(|e| AppError::Config(e.to_string()))?;
-    store
-        .set_receivers(&receivers.names())
-        .await
-        .map_err(AppError::Database)?;
-    // The event key, made (and the older events signed) before the sender
-    // or the recorder can need it.
-    store.event_key().await.map_err(AppError::Database)?;
-    client
-        .quota()
-        .set_probe_interval(settings.poller.quota_probe);
-    client
-        .quota()
-        .set_budget(settings.poller.daily_request_budget);
-    let gate_sync =
-        gate_state::GateSync::load(&store, &client, crate::notify::receiver_configs(&settings))
-            .await;
-    let settings = Arc::new(settings);
-    // Bound before READY, so a port in use stops the start with its key.
-    let listener = match settings.metrics.listen_addr() {
-        Some(addr) => Some(
-            crate::metrics::server::bind(addr)
-                .await
-                .map_err(|e| AppError::Runtime(e.to_string()))?,
-        ),
-        None => None,
-    };
-    let instruments = listener
-        .as_ref()
-        .map(|_| crate::metrics::Instruments::new());
-    if let Some(i) = &instruments {
-        client.install_instruments(i.api.clone());
-    }
-    let metrics = Arc::new(Metrics {
-        confirmations: instruments.as_ref().map(|i| i.payments.clone()),
-        ..Metrics::default()
-    });
-    let tracker = TaskTracker::new();
-    if let (Some(listener), Some(instruments)) = (listener, instruments) {
-        if let Ok(addr) = listener.local_addr() {
-            observer.listening(addr);
-        }
-        let sources = crate::metrics::server::Sources {
-            store: store.clone(),
-            client: client.clone(),
-            poller: metrics.clone(),
-            settings: settings.clone(),
-            loop_limit: observer
-                .watchdog()
-                .map_or(crate::metrics::server::DEFAULT_LOOP_LIMIT, |w| w / 2),
-        };
-        tracker.spawn(crate::metrics::server::serve(
-            listener,
-            instruments,
-            sources,
-            shutdown.clone(),
-        ));
-    }
-    observer.ready();
-    let (tx, rx) = mpsc::channel::<Verdict>(1024);
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let recorder_handle = tracker.spawn(recorder(
-        store.clone(),
-        rx,
-        metrics.clone(),
-        wake.clone(),
-        settings.poller.clone(),
-    ));
-    // Delivery runs beside the checks, with its own task and requests: a
-    // slow receiver costs only its own retries.
-    tracker.spawn(crate::notify::run(
-        store.clone(),
-        settings.clone(),
-        receivers,
-        wake,
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    tracker.spawn(
-        client
-            .tokens()
-            .clone()
-            .renew_ahead(client.clone(), shutdown.clone()),
-    );
-    tracker.spawn(report::run(
-        store.clone(),
-        client.clone(),
-        metrics.clone(),
-        settings.clone(),
-        observer.clone(),
-        shutdown.clone(),
-    ));
-    tracker.close();
-
-    for w in settings.warnings() {
-        warn!(key = w.key, "{}", w.message);
-    }
-    info!(
-        database = %crate::config::redact_url(&settings.database.url),
-        base_url = %crate::config::redact_url(&settings.api_base_url()),
-        max_rps = settings.poller.max_requests_per_second,
-        concurrency = settings.poller.concurrency,
-        "bakong-poller running"
-    );
-
-    let result = schedule_loop(
-        &store,
-        &client,
-        &settings,
-        tx,
-        &shutdown,
-        &metrics,
-        observer.as_ref(),
-        gate_sync,
-    )
-    .await;
-    observer.stopping();
-    info!("stopping: finishing writes in hand");
-    // The recorder ends when every sender is gone; the renewer on the token.
-    shutdown.cancel();
-    let waited = tokio::time::timeout(
-        settings.poller.shutdown_timeout.saturating_sub(CHECK_DRAIN),
-        tracker.wait(),
-    )
-    .await;
-    if waited.is_err() {
-        error!("shutdown: writes did not finish within poller.shutdown_timeout; rows stay leased and are checked again after the lease");
-    }
-    // A recorder still waiting on a lock held by another process is stopped:
-    // its rows stay leased and are checked again after the lease.
-    recorder_handle.abort();
-    if tokio::time::timeout(CHECK_DRAIN, store.close())
-        .await
-        .is_err()
-    {
-        error!("shutdown: the database did not close in time");
-    }
-    info!("stopped");
-    result
-}
-
 /// What the checks share.
 struct Ctx {
     client: Client,
     settings: Arc<Settings>,
     tx: mpsc::Sender<Verdict>,
     shutdown: CancellationToken,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
     bulk: bulk::Bulk,
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn schedule_loop(
+pub(crate) async fn schedule_loop(
     store: &Store,
     client: &Client,
     settings: &Arc<Settings>,
     tx: mpsc::Sender<Verdict>,
     shutdown: &CancellationToken,
-    metrics: &Arc<Metrics>,
+    metrics: &Arc<Counters>,
     observer: &dyn Observer,
     mut gate_sync: gate_state::GateSync,
-) -> Result<(), AppError> {
+) {
     let cfg = &settings.poller;
     let ctx = Arc::new(Ctx {
         client: client.clone(),
@@ -423,7 +236,6 @@ async fn schedule_loop(
     }
     gate_sync.sync(store, client, true).await;
     gate_sync.leave(store).await;
-    Ok(())
 }
 
 /// One cadence's requests in bulk mode, as few as the due set allows: the
@@ -674,10 +486,10 @@ async fn ask(
 /// Writes verdicts in batches, each in one short transaction (with the
 /// events of final statuses), logs one line per final status actually
 /// written, and wakes the sender.
-async fn recorder(
+pub(crate) async fn recorder(
     store: Store,
     mut rx: mpsc::Receiver<Verdict>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Counters>,
     wake: Arc<tokio::sync::Notify>,
     settings: crate::config::PollerSettings,
 ) {
@@ -770,7 +582,7 @@ async fn recorder(
     }
 }
 
-fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Metrics) {
+fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Counters) {
     let Write::Final {
         row,
         status,

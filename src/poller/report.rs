@@ -13,9 +13,10 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Metrics, Observer};
+use super::Observer;
 use crate::bakong::Client;
 use crate::config::Settings;
+use crate::counters::Counters as Metrics;
 use crate::store::Store;
 
 const TOKEN_WARNING_DAYS: f64 = 7.0;

@@ -17,7 +17,7 @@ use super::{
     LastAnswer, MemberReceivers, NewPayment, PaymentRow, PendingFacts, StatusSummary, Store,
     StoreError, Write, FORGED_EVENT,
 };
-use crate::notify::event::{final_event, NewEvent};
+use crate::event::{final_event, NewEvent};
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The three batched writes (one statement each for all their rows).

@@ -22,7 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::money::Currency;
@@ -890,10 +889,7 @@ pub struct EventRow {
     pub attempts: Vec<AttemptRow>,
 }
 
-/// An amount as the table stores what Bakong reported: plain decimal text.
-pub(crate) fn amount_text(d: Decimal) -> String {
-    d.normalize().to_string()
-}
+pub(crate) use crate::money::amount_text;
 
 /// A time as the store shows it (UTC, milliseconds): what both dialects'
 /// rows are read as, and what SQLite's daemon-written columns hold.

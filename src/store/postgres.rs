@@ -34,9 +34,9 @@ use super::{
     LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow,
     ATTEMPT_COLUMNS, DELIVERY_COLUMNS, GATE_COLUMNS,
 };
-use crate::config::redact_url;
-use crate::notify::event::NewEvent;
+use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
+use crate::redact::redact_url;
 
 /// The embedded PostgreSQL migrations.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -77,7 +77,7 @@ pub fn accepts(url: &str) -> bool {
 pub fn check_url(url: &str) -> Result<(), String> {
     PgConnectOptions::from_str(url)
         .map(drop)
-        .map_err(|e| crate::config::redact_text(&e.to_string()))
+        .map_err(|e| crate::redact::redact_text(&e.to_string()))
 }
 
 fn config_error(what: String, message: String) -> StoreError {
@@ -1463,7 +1463,7 @@ const IMPORT_BATCH: i64 = 500;
 /// the final write's transaction.
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    e: &crate::notify::event::NewEvent,
+    e: &crate::event::NewEvent,
     payment_id: Option<i64>,
     now: DateTime<Utc>,
     key: &EventKey,

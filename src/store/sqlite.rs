@@ -19,7 +19,7 @@ use super::{
     NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow, ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS, GATE_COLUMNS,
 };
-use crate::notify::event::NewEvent;
+use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
 
 /// The embedded migrations.
@@ -35,7 +35,7 @@ const TOO_PRECISE: &str = "status = 'pending' AND typeof(amount) = 'text' \
 /// untouched.
 pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<super::Inspection, StoreError> {
     use sqlx::{ConnectOptions, Connection};
-    let shown = crate::config::redact_url(url);
+    let shown = crate::redact::redact_url(url);
     let opts = SqliteConnectOptions::from_str(url)
         .map_err(ctx(format!("database.url {shown:?}")))?
         .create_if_missing(false)
@@ -189,7 +189,7 @@ const EXPORT_SQL: &str = "SELECT id, json_object(
 /// Writes an event and one pending delivery per active receiver.
 async fn insert_event(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    e: &crate::notify::event::NewEvent,
+    e: &crate::event::NewEvent,
     payment_id: Option<i64>,
     now_text: &str,
     key: &EventKey,
@@ -475,7 +475,7 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url`.
     pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
         // The URL is shown redacted: a database URL can carry a password.
-        let shown = crate::config::redact_url(url);
+        let shown = crate::redact::redact_url(url);
         let opts =
             SqliteConnectOptions::from_str(url).map_err(ctx(format!("database.url {shown:?}")))?;
         let path = opts.get_filename().to_path_buf();

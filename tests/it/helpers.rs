@@ -169,7 +169,11 @@ pub struct Daemon {
 
 pub fn start(s: Settings) -> Daemon {
     let stop = CancellationToken::new();
-    let join = tokio::spawn(poller::run(s, stop.clone(), Arc::new(poller::NoObserver)));
+    let join = tokio::spawn(bakong_poller::daemon::run(
+        s,
+        stop.clone(),
+        Arc::new(poller::NoObserver),
+    ));
     Daemon { stop, join }
 }
 

@@ -44,7 +44,7 @@ async fn start_with_metrics(mut s: Settings) -> Running {
     s.metrics.listen = Some("127.0.0.1:0".into());
     let bound = Arc::new(Bound::default());
     let stop = CancellationToken::new();
-    let join = tokio::spawn(poller::run(s, stop.clone(), bound.clone()));
+    let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), bound.clone()));
     let addr = wait_for("the metrics listener", LIMIT, || {
         let a = *bound.0.lock().unwrap();
         async move { a }
@@ -549,7 +549,7 @@ async fn a_port_in_use_stops_the_start_naming_the_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut s = e.settings();
     s.metrics.listen = Some(taken.local_addr().unwrap().to_string());
-    let err = poller::run(s, CancellationToken::new(), Arc::new(poller::NoObserver))
+    let err = bakong_poller::daemon::run(s, CancellationToken::new(), Arc::new(poller::NoObserver))
         .await
         .expect_err("the port is taken");
     assert!(err.to_string().contains("metrics.listen"), "{err}");

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bakong_poller::config::BulkMode;
-use bakong_poller::poller::{self, Observer};
+use bakong_poller::poller::Observer;
 use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
@@ -73,7 +73,7 @@ async fn the_daily_quota_pauses_every_request_probes_once_per_interval_and_resum
     });
     let lines = Arc::new(Lines::default());
     let stop = CancellationToken::new();
-    let join = tokio::spawn(poller::run(s, stop.clone(), lines.clone()));
+    let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), lines.clone()));
 
     wait_for("the quota pause in the database", LIMIT, || async {
         pause_since(&db).await

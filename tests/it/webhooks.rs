@@ -693,7 +693,7 @@ async fn metrics_count_delivery_attempts_and_show_pending_and_dead_deliveries() 
     let db = e.merchant(&s).await;
     let bound = Arc::new(Bound::default());
     let stop = tokio_util::sync::CancellationToken::new();
-    let join = tokio::spawn(bakong_poller::poller::run(s, stop.clone(), bound.clone()));
+    let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), bound.clone()));
     let addr = wait_for("the metrics listener", LIMIT, || {
         let a = *bound.0.lock().unwrap();
         async move { a }

@@ -5,6 +5,8 @@
 //! byte for byte on every attempt, so every retry carries the same
 //! signature input.
 
+pub mod sign;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
@@ -117,7 +119,7 @@ pub fn final_event(
         bakong_hash: c.map(|c| c.hash.clone()),
         from_account_id: c.and_then(|c| c.from_account_id.clone()),
         to_account_id: c.map(|c| c.to_account_id.clone()),
-        paid_amount: c.map(|c| crate::store::amount_text(c.paid_amount)),
+        paid_amount: c.map(|c| crate::money::amount_text(c.paid_amount)),
         paid_currency: c.map(|c| c.paid_currency.code().to_string()),
         description: c.and_then(|c| c.description.clone()),
         paid_at: c.and_then(|c| c.paid_at).map(rfc3339),
