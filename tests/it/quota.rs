@@ -1,5 +1,6 @@
 //! The daily quota (errorCode 17) and the daily request budget.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,12 +38,55 @@ async fn check_requests(e: &TestEnv) -> u64 {
         .sum()
 }
 
-/// Keeps the daemon's STATUS lines.
+/// Keeps the daemon's STATUS lines and counts the rounds of its scheduling
+/// loop (each round claims, or holds back, what is due).
 #[derive(Default)]
-struct Lines(Mutex<Vec<String>>);
+struct Lines(Mutex<Vec<String>>, AtomicU64);
 impl Observer for Lines {
     fn status(&self, line: &str) {
         self.0.lock().unwrap().push(line.to_string());
+    }
+    fn tick(&self) {
+        self.1.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Lines {
+    fn ticks(&self) -> u64 {
+        self.1.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the loop has gone round `n` more times: the daemon is
+    /// running and has passed the point where it would have sent.
+    async fn rounds(&self, n: u64) {
+        let from = self.ticks();
+        wait_for(
+            &format!("{n} rounds of the daemon's loop"),
+            LIMIT,
+            || async { (self.ticks() >= from + n).then_some(()) },
+        )
+        .await;
+    }
+}
+
+/// An in-process daemon whose loop rounds and STATUS lines are watched.
+struct Watched {
+    lines: Arc<Lines>,
+    stop: CancellationToken,
+    join: tokio::task::JoinHandle<Result<(), bakong_poller::app::AppError>>,
+}
+
+fn start_watched(s: bakong_poller::config::Settings) -> Watched {
+    let lines = Arc::new(Lines::default());
+    let stop = CancellationToken::new();
+    let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), lines.clone()));
+    Watched { lines, stop, join }
+}
+
+impl Watched {
+    async fn stop(self) {
+        self.stop.cancel();
+        self.join.await.unwrap().unwrap();
     }
 }
 
@@ -66,26 +110,43 @@ async fn the_daily_quota_pauses_every_request_probes_once_per_interval_and_resum
         .execute(&db)
         .await
         .unwrap();
+    // The lapsing payment is due for its last check from here on (its
+    // deadline and the 100 ms grace).
+    let lapsed = std::time::Instant::now() + Duration::from_millis(600);
     e.sim.sim.set_faults(Faults {
         daily_limit: Some(3),
         day_length: Some(Duration::from_secs(3)),
         ..Faults::default()
     });
-    let lines = Arc::new(Lines::default());
-    let stop = CancellationToken::new();
-    let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), lines.clone()));
+    let w = start_watched(s);
+    let lines = &w.lines;
 
     wait_for("the quota pause in the database", LIMIT, || async {
         pause_since(&db).await
     })
     .await;
     let before = check_requests(&e).await;
-    // The lapsing payment's deadline (0.6 s) passes inside this window.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let paused = std::time::Instant::now();
+    // Not a quiet window but the daemon's own signals: the lapsing
+    // payment's deadline has passed, the loop has gone round 10 times
+    // since, and a probe was sent during the pause (the daemon is alive and
+    // still holding back).
+    wait_for("the deadline to pass", LIMIT, || async {
+        (std::time::Instant::now() >= lapsed).then_some(())
+    })
+    .await;
+    lines.rounds(10).await;
+    wait_for("a probe during the pause", LIMIT, || async {
+        (check_requests(&e).await > before).then_some(())
+    })
+    .await;
+    lines.rounds(2).await;
     let during = check_requests(&e).await - before;
+    let window = paused.elapsed();
+    let allowed = window.as_millis() as u64 / 400 + 1;
     assert!(
-        during <= 4,
-        "{during} requests in 1.2 s of pause with a probe every 400 ms"
+        during <= allowed,
+        "{during} requests in {window:?} of pause with a probe every 400 ms"
     );
     assert_eq!(status(&db, &lapsing).await, "pending");
     for md5 in &paid {
@@ -111,8 +172,7 @@ async fn the_daily_quota_pauses_every_request_probes_once_per_interval_and_resum
         assert_eq!(final_status(&db, md5, LIMIT).await, "paid");
     }
     assert_eq!(final_status(&db, &lapsing, LIMIT).await, "expired");
-    stop.cancel();
-    join.await.unwrap().unwrap();
+    w.stop().await;
     assert!(e.sim.sim.stats().quota_refused >= 1);
 }
 
@@ -138,9 +198,10 @@ async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
     d.stop().await;
     e.sim.sim.reset_stats();
 
-    let d = start(s.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    d.stop().await;
+    let w = start_watched(s.clone());
+    // 50 rounds of its loop (about 1 s): each would have sent what is due.
+    w.lines.rounds(50).await;
+    w.stop().await;
     assert_eq!(
         check_requests(&e).await,
         0,
@@ -196,13 +257,14 @@ async fn the_daily_budget_is_respected_over_a_window_and_across_a_restart() {
     for _ in 0..30 {
         e.payment(&db, "1.00", "USD", never()).await;
     }
-    let d = start(s.clone());
+    let w = start_watched(s.clone());
     wait_for("some checks", LIMIT, || async {
         (check_requests(&e).await > 0).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    d.stop().await;
+    // 50 more rounds of its loop (about 1 s), each offering what is due.
+    w.lines.rounds(50).await;
+    w.stop().await;
     let first = check_requests(&e).await;
     assert!(first <= 20, "{first} requests with a budget of 20");
     let saved: i64 = sqlx::query_scalar("SELECT spend FROM gate_state WHERE id = 1")
@@ -211,9 +273,9 @@ async fn the_daily_budget_is_respected_over_a_window_and_across_a_restart() {
         .unwrap();
     assert_eq!(saved as u64, first, "today's spend is kept in the database");
 
-    let d = start(s);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    d.stop().await;
+    let w = start_watched(s);
+    w.lines.rounds(50).await;
+    w.stop().await;
     let total = check_requests(&e).await;
     assert!(
         total <= 20,

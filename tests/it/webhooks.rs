@@ -424,7 +424,10 @@ async fn a_hanging_hook_is_killed_with_what_it_started_after_its_timeout() {
     let hook = script(
         dir,
         "slow.sh",
-        &format!("(sleep 1; touch {}/survived) &\nsleep 30", dir.display()),
+        &format!(
+            "sh -c 'echo $$ >> {d}/children; sleep 1; touch {d}/survived' &\nsleep 30",
+            d = dir.display()
+        ),
     );
     let mut s = e.settings();
     s.hook.command = Some(vec![hook]);
@@ -445,8 +448,28 @@ async fn a_hanging_hook_is_killed_with_what_it_started_after_its_timeout() {
             .await
             .unwrap();
     assert!(errors.iter().all(|e| e.contains("timed out")), "{errors:?}");
-    // The background child would have touched the file after 1 s.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Not a quiet window: each run's background child (it would touch the
+    // file after 1 s) is seen gone, then the file is looked for.
+    let children: Vec<i32> = wait_for("both runs' children", Duration::from_secs(20), || async {
+        let text = std::fs::read_to_string(dir.join("children")).unwrap_or_default();
+        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        (pids.len() == 2).then_some(pids)
+    })
+    .await;
+    let gone = |pid: i32| {
+        // A zombie no one has reaped yet counts as gone.
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                st.rsplit_once(')')
+                    .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            })
+    };
+    wait_for(
+        "the hooks' children to be gone",
+        Duration::from_secs(20),
+        || async { children.iter().all(|p| gone(*p)).then_some(()) },
+    )
+    .await;
     assert!(
         !dir.join("survived").exists(),
         "the hook's process group was killed"
