@@ -210,6 +210,25 @@ pub trait WriteTx: Send {
     /// Sets an event's MAC.
     async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
 
+    /// Closes a claimed delivery's attempt, guarded by its lease: its new
+    /// `status`, next attempt, error and delivery time. Whether the lease
+    /// still held.
+    async fn close_delivery(
+        &mut self,
+        d: &ClaimedDelivery,
+        status: DeliveryStatus,
+        next_attempt_at: i64,
+        error: Option<&str>,
+        delivered_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError>;
+
+    /// Records one attempt of a delivery (its number: one more than made).
+    async fn add_attempt(
+        &mut self,
+        d: &ClaimedDelivery,
+        a: &AttemptRecord,
+    ) -> Result<(), StoreError>;
+
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -445,16 +464,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// daemon has stays active, and one no live daemon has is turned off
     /// by the next heartbeat ([`Store::heartbeat`]).
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError>;
-
-    /// Records an attempt and what becomes of the delivery, in one
-    /// transaction, guarded by the lease. Returns whether the lease still
-    /// held.
-    async fn finish_delivery(
-        &self,
-        d: &ClaimedDelivery,
-        attempt: &AttemptRecord,
-        outcome: DeliveryOutcome,
-    ) -> Result<bool, StoreError>;
 
     /// Gives claimed deliveries back unattempted (shutdown): due at `now_ms`.
     async fn release_deliveries(
@@ -741,6 +750,30 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             .map(AttemptListRow::into_row)
             .collect();
         Ok(Some(e.into_row(deliveries, attempts)))
+    }
+
+    /// Records an attempt and what becomes of the delivery, in one
+    /// transaction, guarded by the lease. Returns whether the lease still
+    /// held.
+    async fn finish_delivery(
+        &self,
+        d: &ClaimedDelivery,
+        attempt: &AttemptRecord,
+        outcome: DeliveryOutcome,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let (status, next, delivered_at) = match outcome {
+            DeliveryOutcome::Delivered => (DeliveryStatus::Delivered, 0, Some(now)),
+            DeliveryOutcome::Retry(at) => (DeliveryStatus::Pending, at, None),
+            DeliveryOutcome::Dead => (DeliveryStatus::Dead, 0, None),
+        };
+        let mut tx = self.begin_write().await?;
+        let held = tx
+            .close_delivery(d, status, next, attempt.error.as_deref(), delivered_at)
+            .await?;
+        tx.add_attempt(d, attempt).await?;
+        tx.commit().await?;
+        Ok(held)
     }
 
     /// Copies every row of the SQLite database `from` into this PostgreSQL

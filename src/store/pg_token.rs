@@ -17,19 +17,12 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Postgres, Transaction};
 
 use super::postgres::PgStore;
-use super::StoreError;
+use super::{ctx, StoreError};
 
 /// The advisory lock key of token renewals ("bakongtk" in ASCII). Advisory
 /// locks are per database, so installations in other databases never wait
 /// on each other.
 const TOKEN_LOCK_KEY: i64 = 0x6261_6b6f_6e67_746b;
-
-fn ctx(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
-    move |source| StoreError::Sql {
-        what: what.to_string(),
-        source,
-    }
-}
 
 /// The token row.
 #[derive(Debug, Clone)]

@@ -466,6 +466,58 @@ impl WriteTx for SqliteTx {
         Ok(())
     }
 
+    async fn close_delivery(
+        &mut self,
+        d: &super::ClaimedDelivery,
+        status: super::DeliveryStatus,
+        next_attempt_at: i64,
+        error: Option<&str>,
+        delivered_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let res = sqlx::query(
+            "UPDATE event_deliveries SET status = ?4, attempts = attempts + 1,
+                next_attempt_at = ?5, lease_id = NULL, last_error = ?6,
+                delivered_at = ?7, delivered_ms = ?8
+             WHERE event_id = ?1 AND receiver = ?2 AND lease_id = ?3 AND status = 'pending'",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.lease_id)
+        .bind(status.as_str())
+        .bind(next_attempt_at)
+        .bind(error)
+        .bind(delivered_at.map(sql_time))
+        .bind(delivered_at.map(|t| t.timestamp_millis()))
+        .execute(&mut *self.0)
+        .await
+        .map_err(ctx("record delivery result"))?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    async fn add_attempt(
+        &mut self,
+        d: &super::ClaimedDelivery,
+        a: &super::AttemptRecord,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO event_attempts
+                (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )
+        .bind(&d.event_id)
+        .bind(&d.receiver)
+        .bind(d.attempts + 1)
+        .bind(sql_time(a.at))
+        .bind(a.latency_ms)
+        .bind(a.http_status)
+        .bind(&a.error)
+        .bind(&a.answer)
+        .execute(&mut *self.0)
+        .await
+        .map_err(ctx("record delivery attempt"))?;
+        Ok(())
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.0.commit().await.map_err(ctx("commit"))
     }
@@ -1280,66 +1332,6 @@ impl Backend for SqliteStore {
         tx.commit().await.map_err(ctx("commit delivery claim"))?;
         out.sort_by(|a, b| a.event_id.cmp(&b.event_id));
         Ok(out)
-    }
-
-    /// See [`super::Store::finish_delivery`].
-    async fn finish_delivery(
-        &self,
-        d: &super::ClaimedDelivery,
-        a: &super::AttemptRecord,
-        outcome: super::DeliveryOutcome,
-    ) -> Result<bool, StoreError> {
-        use super::DeliveryOutcome as O;
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(ctx("begin delivery result"))?;
-        let now = Utc::now();
-        let (status, next, delivered_at, delivered_ms) = match outcome {
-            O::Delivered => (
-                "delivered",
-                0,
-                Some(sql_time(now)),
-                Some(now.timestamp_millis()),
-            ),
-            O::Retry(at) => ("pending", at, None, None),
-            O::Dead => ("dead", 0, None, None),
-        };
-        let res = sqlx::query(
-            "UPDATE event_deliveries SET status = ?4, attempts = attempts + 1,
-                next_attempt_at = ?5, lease_id = NULL, last_error = ?6,
-                delivered_at = ?7, delivered_ms = ?8
-             WHERE event_id = ?1 AND receiver = ?2 AND lease_id = ?3 AND status = 'pending'",
-        )
-        .bind(&d.event_id)
-        .bind(&d.receiver)
-        .bind(d.lease_id)
-        .bind(status)
-        .bind(next)
-        .bind(&a.error)
-        .bind(delivered_at)
-        .bind(delivered_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("record delivery result"))?;
-        sqlx::query(
-            "INSERT INTO event_attempts (event_id, receiver, attempt, at, latency_ms, http_status, error, answer)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )
-        .bind(&d.event_id)
-        .bind(&d.receiver)
-        .bind(d.attempts + 1)
-        .bind(sql_time(a.at))
-        .bind(a.latency_ms)
-        .bind(a.http_status)
-        .bind(&a.error)
-        .bind(&a.answer)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("record delivery attempt"))?;
-        tx.commit().await.map_err(ctx("commit delivery result"))?;
-        Ok(res.rows_affected() == 1)
     }
 
     /// See [`super::Store::release_deliveries`].
