@@ -45,8 +45,7 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
 /// ("Which token is used"). With `require_token`, no usable token is a
 /// config error.
 pub fn build_client(settings: &Settings, require_token: bool) -> Result<Client, AppError> {
-    let candidates = settings
-        .token_candidates()
+    let candidates = crate::tokens::candidates(settings)
         .map_err(|e| AppError::Config(format!("bakong.token_file: {e}")))?;
     let choice = choose_token(settings, require_token, candidates)?;
     let tokens = Arc::new(TokenManager::new(
@@ -255,8 +254,7 @@ async fn shared_client(
         return build_client(settings, require_token);
     };
     let keep = DbKeep::new(pg.clone(), renewal_wait(settings));
-    let mut candidates = settings
-        .token_candidates()
+    let mut candidates = crate::tokens::candidates(settings)
         .map_err(|e| AppError::Config(format!("bakong.token_file: {e}")))?;
     // Under the lock, so daemons starting together with different tokens
     // agree on one. A lock not had in time (another daemon's renewal is
@@ -329,8 +327,7 @@ async fn shared_client(
 /// the database's token is a candidate too (read without migrating; a
 /// database without the table has none). For `token show` and `status`.
 pub async fn token_choice(settings: &Settings) -> Result<Option<TokenChoice>, AppError> {
-    let mut candidates = settings
-        .token_candidates()
+    let mut candidates = crate::tokens::candidates(settings)
         .map_err(|e| AppError::Config(format!("bakong.token_file: {e}")))?;
     if let Some(row) = database_token(settings).await? {
         candidates.push(db_candidate(&row));

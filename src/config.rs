@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bakong::token::{read_token_file, Candidate, TokenChoice, TokenError, TokenSource};
 use crate::bakong::{ClientConfig, GateConfig, Token, TokenConfig, PRODUCTION_URL};
 use crate::khqr::{Account, AccountKind, KhqrRequest};
 
@@ -1305,62 +1304,6 @@ impl Settings {
         let rest = self.database.url.strip_prefix("sqlite://")?;
         let path = rest.split('?').next().unwrap_or_default();
         (!path.is_empty()).then(|| PathBuf::from(path))
-    }
-
-    /// The token candidates: `bakong.token`, the systemd credential
-    /// (`$CREDENTIALS_DIRECTORY/token`) and `bakong.token_file`, each with when its source was
-    /// last written.
-    pub fn token_candidates(&self) -> Result<Vec<Candidate>, TokenError> {
-        let mtime = |p: &Path| {
-            std::fs::metadata(p)
-                .and_then(|m| m.modified())
-                .ok()
-                .map(chrono::DateTime::<chrono::Utc>::from)
-        };
-        let mut out = Vec::new();
-        if let Some(token) = self.config_token() {
-            let (source, written) = if self.origin.token_from_env {
-                (TokenSource::Environment, Some(crate::process_start()))
-            } else {
-                (
-                    TokenSource::Config,
-                    self.origin.file.as_deref().and_then(mtime),
-                )
-            };
-            out.push(Candidate {
-                token,
-                source,
-                written,
-            });
-        }
-        if let Some(dir) = self.credentials_dir() {
-            let p = dir.join("token");
-            if let Some((token, m)) = read_token_file(&p)? {
-                out.push(Candidate {
-                    token,
-                    source: TokenSource::Credential(p),
-                    written: m.map(Into::into),
-                });
-            }
-        }
-        let p = &self.bakong.token_file;
-        if let Some((token, m)) = read_token_file(p)? {
-            out.push(Candidate {
-                token,
-                source: TokenSource::File(p.clone()),
-                written: m.map(Into::into),
-            });
-        }
-        Ok(out)
-    }
-
-    /// The token used at start, by the contract's rule ("Which token is
-    /// used"), with why.
-    pub fn token_choice(&self) -> Result<Option<TokenChoice>, TokenError> {
-        Ok(crate::bakong::token::choose(
-            self.token_candidates()?,
-            chrono::Utc::now(),
-        ))
     }
 
     /// How the token manager renews.

@@ -30,6 +30,7 @@ pub mod simulator;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod tokens;
 
 /// When this process started (UTC): the issue time of a token that came
 /// from the environment and carries no readable dates.

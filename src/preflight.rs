@@ -116,7 +116,7 @@ pub async fn check_settings(settings: &Settings, online: bool) -> Report {
     // reported above, and the local candidates are judged alone.
     let picked = match crate::app::token_choice(settings).await {
         Ok(p) => Ok(p),
-        Err(_) => settings.token_choice(),
+        Err(_) => crate::tokens::choice(settings),
     };
     token(settings, picked, &mut r);
     if online && r.is_ok() {
@@ -373,8 +373,7 @@ fn token(
 
 /// The latest `exp` among the token sources, if all readable ones expired.
 fn newest_expired(settings: &Settings) -> Option<chrono::DateTime<Utc>> {
-    settings
-        .token_candidates()
+    crate::tokens::candidates(settings)
         .ok()?
         .iter()
         .filter_map(|c| c.token.claims().expires_at)
