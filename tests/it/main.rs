@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod backlog;
-mod bench;
 mod bulk;
 mod cli;
 mod config;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bakong_poller::config::BulkMode;
 use bakong_poller::poller::{self, Observer};
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind};
 use sqlx::SqlitePool;
 use tokio_util::sync::CancellationToken;
 
@@ -151,14 +151,8 @@ async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
 
     // `status` reads it from the database too.
     let cfg = e.config_file(&s, "");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("status")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = bin!().config(&cfg).arg("status").run().await;
+    let text = out.stdout.as_str();
     assert!(
         text.contains("quota            daily quota exhausted since "),
         "{text}"
