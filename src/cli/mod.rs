@@ -38,6 +38,7 @@ use crate::config::Settings;
 pub use error::{CliError, Verdict, EXIT_ERROR, EXIT_EXPIRED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE};
 pub use output::{Output, Report};
 
+#[cfg(feature = "simulator")]
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found, 4 expired (khqr verify).
 With --json, results are JSON on stdout and an error is {\"error\": ..., \"exit_code\": N} on stderr.
@@ -46,6 +47,16 @@ Examples:
   bakong-poller demo                              # simulator + daemon on a temporary database
   bakong-poller --config /etc/bakong-poller/bakong-poller.toml run
   bakong-poller simulate --listen 127.0.0.1:8080
+  bakong-poller check md5 b1c250304b8594e4c6b53dd44791b57a";
+
+// Without the simulator (no default features): no demo, no simulate.
+#[cfg(not(feature = "simulator"))]
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found, 4 expired (khqr verify).
+With --json, results are JSON on stdout and an error is {\"error\": ..., \"exit_code\": N} on stderr.
+
+Examples:
+  bakong-poller --config /etc/bakong-poller/bakong-poller.toml run
   bakong-poller check md5 b1c250304b8594e4c6b53dd44791b57a";
 
 /// bakong-poller: confirms Bakong (KHQR) payments for merchants.
