@@ -3,14 +3,14 @@
 //! Merchants insert pending payments into a SQLite table; the daemon
 //! ([`poller`]) asks the Bakong Open API ([`bakong`]) about each one until
 //! it is paid, mismatched, failed or expired, and writes the answer back
-//! ([`store`]). [`khqr`] and [`money`] are the `bakong-khqr` crate; with the
+//! ([`store`]). [`bakong`] (with [`redact`]) is the `bakong-client` crate;
+//! [`khqr`] and [`money`] are the `bakong-khqr` crate; with the
 //! default feature `simulator`, [`simulator`] is the `bakong-simulator`
 //! crate, the local stand-in for the API that `simulate` serves and the
 //! demo, the tests and the benchmark (crates/bench) use.
 #![forbid(unsafe_code)]
 
 pub mod app;
-pub mod bakong;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "simulator")]
@@ -20,12 +20,13 @@ pub mod notify;
 pub mod payment;
 pub mod poller;
 pub mod preflight;
-pub mod redact;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
 
+pub use bakong_client as bakong;
+pub use bakong_client::redact;
 pub use bakong_khqr as khqr;
 pub use bakong_khqr::money;
 #[cfg(feature = "simulator")]

@@ -150,6 +150,16 @@ impl ApiInstruments {
     }
 }
 
+impl crate::bakong::Observer for ApiInstruments {
+    fn request(&self, endpoint: &'static str, result: &Result<Envelope, Error>, took: Duration) {
+        ApiInstruments::request(self, endpoint, result, took);
+    }
+
+    fn bulk_request(&self, md5s: usize) {
+        ApiInstruments::bulk_request(self, md5s);
+    }
+}
+
 /// What the recorder counts per confirmation.
 #[derive(Debug, Clone)]
 pub struct PaymentInstruments {

@@ -7,10 +7,18 @@
 //! answer: 2xx envelopes, 401, 403, 404, 429, 5xx and unreadable bodies each
 //! become their own [`Error`]. [`Client::call`] asks the manager to refresh
 //! when a request with generation `g` is refused, and retries once.
+//!
+//! A crate of its own, usable without the bakong-poller daemon: the daemon
+//! counts its requests through an [`Observer`] it installs, and shares the
+//! gate's state between processes through its store ([`gate`] takes that
+//! state as plain values). [`redact`] keeps credentials out of every
+//! message that echoes a URL or a server's text.
+#![forbid(unsafe_code)]
 
 mod error;
 pub mod gate;
 pub mod quota;
+pub mod redact;
 pub mod token;
 pub mod types;
 
@@ -31,7 +39,17 @@ pub use token::{
 };
 pub use types::{Envelope, ListStatus, RequestTokenBody, SourceInfo, Transaction};
 
-use crate::money::Currency;
+use bakong_khqr::money::Currency;
+
+/// What a client tells about each request it sends, e.g. to count them in
+/// metrics ([`Client::install_instruments`]).
+pub trait Observer: std::fmt::Debug + Send + Sync + 'static {
+    /// One request left the gate: its outcome and how long the exchange
+    /// took (a timeout counts its full wait).
+    fn request(&self, endpoint: &'static str, result: &Result<Envelope, Error>, took: Duration);
+    /// One list request carries `md5s` md5s.
+    fn bulk_request(&self, md5s: usize);
+}
 
 /// Production base URL.
 pub const PRODUCTION_URL: &str = "https://api-bakong.nbc.gov.kh";
@@ -95,7 +113,7 @@ struct Inner {
     /// [`FORBIDDEN_RENEW_EVERY`]).
     forbidden_renewal: std::sync::Mutex<Option<tokio::time::Instant>>,
     /// Per-request counters, only when `[metrics] listen` is set.
-    instruments: std::sync::OnceLock<crate::metrics::ApiInstruments>,
+    instruments: std::sync::OnceLock<Box<dyn Observer>>,
 }
 
 /// How long a list found closed to a token is taken as closed without a
@@ -180,9 +198,9 @@ impl Client {
         if let Some(p) = &cfg.proxy {
             let proxy = reqwest::Proxy::all(p).map_err(|e| Error::InvalidArgument {
                 field: "bakong.proxy",
-                rule: crate::config::redact_text(&format!(
+                rule: crate::redact::redact_text(&format!(
                     "{:?} is not a usable proxy URL: {e}",
-                    crate::config::redact_url(p)
+                    crate::redact::redact_url(p)
                 )),
             })?;
             b = b.proxy(proxy);
@@ -225,8 +243,8 @@ impl Client {
 
     /// Counts every request of this client (and its clones) in `m` from
     /// now on; the first call wins.
-    pub fn install_instruments(&self, m: crate::metrics::ApiInstruments) {
-        let _ = self.inner.instruments.set(m);
+    pub fn install_instruments(&self, m: impl Observer) {
+        let _ = self.inner.instruments.set(Box::new(m));
     }
 
     /// Unix ms of the last readable answer, 0 if none yet.
