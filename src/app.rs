@@ -1,6 +1,6 @@
 //! Builds the application from [`Settings`]: the payments store and the
 //! Bakong client (with its token manager). The one place that wires them,
-//! used by `run`, `demo`, `bench` and the operator commands.
+//! used by `run`, `demo`, the benchmark (crates/bench) and the operator commands.
 //!
 //! Errors here say what failed and name the key; the exit code each maps
 //! to is decided by the command line alone.

@@ -8,11 +8,11 @@
 
 pub mod account;
 pub mod args;
-pub mod bench;
 pub mod check;
 pub mod completions;
 pub mod config;
 pub mod deeplink;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod error;
 pub mod events;
@@ -22,6 +22,7 @@ pub mod new;
 pub mod output;
 pub mod payments;
 pub mod run;
+#[cfg(feature = "simulator")]
 pub mod simulate;
 pub mod token;
 
@@ -37,6 +38,7 @@ use crate::config::Settings;
 pub use error::{CliError, Verdict, EXIT_ERROR, EXIT_EXPIRED, EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE};
 pub use output::{Output, Report};
 
+#[cfg(feature = "simulator")]
 const AFTER_HELP: &str = "\
 Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found, 4 expired (khqr verify).
 With --json, results are JSON on stdout and an error is {\"error\": ..., \"exit_code\": N} on stderr.
@@ -45,6 +47,16 @@ Examples:
   bakong-poller demo                              # simulator + daemon on a temporary database
   bakong-poller --config /etc/bakong-poller/bakong-poller.toml run
   bakong-poller simulate --listen 127.0.0.1:8080
+  bakong-poller check md5 b1c250304b8594e4c6b53dd44791b57a";
+
+// Without the simulator (no default features): no demo, no simulate.
+#[cfg(not(feature = "simulator"))]
+const AFTER_HELP: &str = "\
+Exit codes: 0 ok/found, 1 error, 2 usage or config, 3 not found, 4 expired (khqr verify).
+With --json, results are JSON on stdout and an error is {\"error\": ..., \"exit_code\": N} on stderr.
+
+Examples:
+  bakong-poller --config /etc/bakong-poller/bakong-poller.toml run
   bakong-poller check md5 b1c250304b8594e4c6b53dd44791b57a";
 
 /// bakong-poller: confirms Bakong (KHQR) payments for merchants.
@@ -80,12 +92,10 @@ pub enum Command {
     #[command(after_help = "Example:\n  bakong-poller --config bakong-poller.toml migrate")]
     Migrate,
     /// Run the simulator and the daemon on a temporary database with simulated customers.
+    #[cfg(feature = "simulator")]
     Demo(demo::DemoArgs),
-    /// Benchmark the daemon against the simulator under a rate limit, with a naive baseline.
-    Bench(bench::BenchArgs),
-    /// Measure webhook delivery: throughput and final status -> receiver latency (p50/p99).
-    BenchWebhooks(bench::WebhookBenchArgs),
     /// Serve a local Bakong Open API simulator until SIGINT/SIGTERM.
+    #[cfg(feature = "simulator")]
     Simulate(simulate::SimulateArgs),
     /// Get, verify, renew and inspect the access token.
     #[command(subcommand)]
@@ -163,9 +173,9 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
     Ok(match cli.command {
         Command::Run => run::run(&ctx).await?.into(),
         Command::Migrate => run::migrate(&ctx).await?.into(),
+        #[cfg(feature = "simulator")]
         Command::Demo(a) => demo::run(&a).await?.into(),
-        Command::Bench(a) => bench::run(&a).await?.into(),
-        Command::BenchWebhooks(a) => bench::run_webhooks(&a).await?.into(),
+        #[cfg(feature = "simulator")]
         Command::Simulate(a) => simulate::run(&ctx, &a).await?.into(),
         Command::Token(c) => token::run(&ctx, &c).await?,
         Command::Check(c) => check::run(&ctx, &c).await?,
@@ -187,8 +197,16 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
 /// The whole program: parses the command line, runs the command, prints
 /// its result or error; returns the exit code.
 pub fn main() -> i32 {
-    let json = json_requested(std::env::args_os());
-    let cli = match Cli::try_parse() {
+    main_from(std::env::args_os())
+}
+
+/// [`main`] over the given arguments (the first one is the program's
+/// name), for a program that embeds this one: the benchmark starts its
+/// daemons as `bakong-poller-bench daemon ...`.
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let json = json_requested(args.iter().cloned());
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => return parse_failure(e, json),
     };

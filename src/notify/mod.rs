@@ -10,7 +10,6 @@
 //! The sender has its own task and its own requests: a slow or dead
 //! receiver never delays a check or a write.
 
-pub mod bench;
 pub mod deliver;
 
 use std::collections::HashSet;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bakong_poller::config::BulkMode;
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind};
 use rust_decimal::Decimal;
 
 use crate::helpers::*;

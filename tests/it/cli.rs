@@ -3,37 +3,13 @@
 
 use std::path::Path;
 
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind};
 use rust_decimal::Decimal;
 
 use crate::helpers::*;
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
-    }
-}
-
 async fn run(cfg: &Path, args: &[&str]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    bin!().config(cfg).args(args).run().await
 }
 
 fn assert_usage_error(o: &Out, names: &str) {

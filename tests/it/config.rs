@@ -5,7 +5,7 @@
 //! 6, 7, 8 and 11).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use bakong_poller::config::Settings;
@@ -17,10 +17,6 @@ use crate::helpers::*;
 
 const LIMIT: Duration = Duration::from_secs(20);
 const SECRET: &str = "S3cretPass";
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
 
 /// The test config with `edit` applied to its text.
 fn config_with(e: &TestEnv, s: &Settings, edit: impl Fn(String) -> String) -> PathBuf {
@@ -39,34 +35,26 @@ fn toml_str(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
 
-fn run_cli(cfg: &Path, args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = bin();
-    c.arg("--config").arg(cfg).args(args);
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.env_remove("CREDENTIALS_DIRECTORY");
-    c.output().unwrap()
+fn run_cli(cfg: &Path, args: &[&str], envs: &[(&str, &str)]) -> Out {
+    bin!()
+        .config(cfg)
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn warnings(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stderr)
+fn warnings(o: &Out) -> Vec<String> {
+    o.stderr
+        .as_str()
         .lines()
         .filter(|l| l.starts_with("warning: "))
         .map(str::to_string)
         .collect()
 }
 
-fn problems(o: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&o.stderr)
+fn problems(o: &Out) -> Vec<String> {
+    o.stderr
+        .as_str()
         .lines()
         .filter(|l| !l.starts_with("warning: ") && !l.trim().is_empty())
         .map(str::to_string)
@@ -106,7 +94,7 @@ async fn config_check_passes_with_one_warning_when_the_base_url_ends_in_the_api_
             )
         });
         let out = run_cli(&cfg, &["config", "check"], &[]);
-        assert_eq!(out.status.code(), Some(0), "{suffix}: {}", text(&out));
+        assert_eq!(out.code, 0, "{suffix}: {}", out.text());
         let w = warnings(&out);
         assert_eq!(w.len(), 1, "{suffix}: {w:?}");
         assert!(
@@ -116,8 +104,8 @@ async fn config_check_passes_with_one_warning_when_the_base_url_ends_in_the_api_
     }
     // A plain base URL: no warning at all.
     let out = run_cli(&e.config_file(&s, ""), &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(warnings(&out).is_empty(), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(warnings(&out).is_empty(), "{}", out.text());
 }
 
 #[tokio::test]
@@ -162,7 +150,7 @@ async fn config_check_exits_2_naming_bakong_account_id_for_a_stray_character() {
         let line = format!("account_id = {}", toml_str(bad));
         let cfg = config_with(&e, &s, in_bakong(&line));
         let out = run_cli(&cfg, &["config", "check"], &[]);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
+        assert_eq!(out.code, 2, "{bad:?}: {}", out.text());
         let p = problems(&out);
         assert_eq!(p.len(), 1, "{bad:?}: {p:?}");
         assert!(p[0].contains("bakong.account_id"), "{p:?}");
@@ -170,12 +158,12 @@ async fn config_check_exits_2_naming_bakong_account_id_for_a_stray_character() {
         assert!(p[0].contains(&format!("{bad:?}")), "{p:?}");
         // `run` refuses it the same way.
         let out = run_cli(&cfg, &["run"], &[]);
-        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
-        assert!(text(&out).contains("bakong.account_id"), "{}", text(&out));
+        assert_eq!(out.code, 2, "{bad:?}: {}", out.text());
+        assert!(out.text().contains("bakong.account_id"), "{}", out.text());
     }
     let cfg = config_with(&e, &s, in_bakong("account_id = \"demo_shop@aclb\""));
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
 }
 
 // Multi-threaded: the simulator must answer while the test waits on the
@@ -188,9 +176,9 @@ async fn config_check_online_asks_bakong_whether_the_account_exists() {
     e.sim.sim.add_account("demo_shop@aclb");
     let cfg = config_with(&e, &s, in_bakong("account_id = \"demo_shop@aclb\""));
     let out = run_cli(&cfg, &["config", "check", "--online"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(warnings(&out).is_empty(), "{}", text(&out));
-    let asked = |s: &bakong_poller::simulator::Stats| {
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(warnings(&out).is_empty(), "{}", out.text());
+    let asked = |s: &bakong_simulator::Stats| {
         s.requests
             .get("check_bakong_account")
             .map(|m| m.values().sum::<u64>())
@@ -199,16 +187,16 @@ async fn config_check_online_asks_bakong_whether_the_account_exists() {
     assert_eq!(asked(&e.sim.sim.stats()), 1);
     let cfg = config_with(&e, &s, in_bakong("account_id = \"nobody_here@aclb\""));
     let out = run_cli(&cfg, &["config", "check", "--online"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
     assert!(
         problems(&out)[0].contains("bakong.account_id"),
         "{}",
-        text(&out)
+        out.text()
     );
     // Without --online nothing is sent.
     let before = e.sim.sim.stats().total;
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     assert_eq!(e.sim.sim.stats().total, before);
 }
 
@@ -260,8 +248,8 @@ async fn no_message_shows_a_password_from_a_config_value() {
             vec!["token", "show"],
         ] {
             let out = run_cli(&cfg_copy, &args, &[]);
-            let all = text(&out);
-            assert_eq!(out.status.code(), Some(2), "{what} {args:?}: {all}");
+            let all = out.text();
+            assert_eq!(out.code, 2, "{what} {args:?}: {all}");
             assert!(!all.contains(SECRET), "{what} {args:?}: {all}");
             if !what.contains("syntax") {
                 assert!(
@@ -290,8 +278,8 @@ async fn no_message_shows_a_password_from_a_config_value() {
     ] {
         for args in [vec!["config", "check"], vec!["run"]] {
             let out = run_cli(&cfg, &args, &[(var, &value)]);
-            let all = text(&out);
-            assert_eq!(out.status.code(), Some(2), "{var} {args:?}: {all}");
+            let all = out.text();
+            assert_eq!(out.code, 2, "{var} {args:?}: {all}");
             assert!(!all.contains(SECRET), "{var} {args:?}: {all}");
         }
     }
@@ -306,13 +294,11 @@ async fn the_daemon_start_line_shows_urls_without_their_password() {
     let with_creds = base.replacen("http://", &format!("http://opsuser:{SECRET}@"), 1);
     let cfg = config_with(&e, &s, |t| t.replace(&base, &format!("{with_creds}/v1")));
     let log = e.dir.path().join("daemon.log");
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env_remove("CREDENTIALS_DIRECTORY")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let text = wait_for("the start line", LIMIT, || {
         let t = std::fs::read_to_string(&log).unwrap_or_default();
         async move { t.contains("bakong-poller running").then_some(t) }
@@ -364,17 +350,9 @@ async fn add_refuses_amounts_a_khqr_cannot_carry_naming_amount() {
             ],
             &[],
         );
-        assert_eq!(
-            out.status.code(),
-            Some(2),
-            "{amount} {currency}: {}",
-            text(&out)
-        );
-        assert!(text(&out).contains("--amount"), "{}", text(&out));
-        assert_eq!(
-            String::from_utf8_lossy(&out.stderr).trim().lines().count(),
-            1
-        );
+        assert_eq!(out.code, 2, "{amount} {currency}: {}", out.text());
+        assert!(out.text().contains("--amount"), "{}", out.text());
+        assert_eq!(out.stderr.as_str().trim().lines().count(), 1);
     }
     for (amount, currency) in [
         ("1.50", "USD"),
@@ -397,12 +375,7 @@ async fn add_refuses_amounts_a_khqr_cannot_carry_naming_amount() {
             ],
             &[],
         );
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{amount} {currency}: {}",
-            text(&out)
-        );
+        assert_eq!(out.code, 0, "{amount} {currency}: {}", out.text());
     }
 }
 
@@ -536,7 +509,7 @@ async fn a_database_of_the_previous_release_upgrades_keeping_every_row() {
     // are warnings (run mends the first and parks the second).
     let cfg = e.config_file(&s, "");
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let w = warnings(&out).join("\n");
     assert!(
         w.contains("not applied yet") && w.contains("payments.amount"),
@@ -588,7 +561,7 @@ async fn config_check_passes_with_a_warning_when_run_can_renew_an_expired_token(
     let with_expired = |t: String| t.replace(&e.token, &expired);
     let cfg = config_with(&e, &s, with_expired);
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
@@ -600,8 +573,8 @@ async fn config_check_passes_with_a_warning_when_run_can_renew_an_expired_token(
         with_expired(t).replace(&format!("email = \"{EMAIL}\"\n"), "")
     });
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(problems(&out)[0].contains("bakong.token"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(problems(&out)[0].contains("bakong.token"), "{}", out.text());
     // Nor when the renewed token could not be saved.
     let nowhere = e.dir.path().join("no-such-dir").join("token");
     let cfg = config_with(&e, &s, |t| {
@@ -611,16 +584,16 @@ async fn config_check_passes_with_a_warning_when_run_can_renew_an_expired_token(
         )
     });
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("bakong.token_file"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(out.text().contains("bakong.token_file"), "{}", out.text());
     // The same expired token in the token file (the config's removed).
     std::fs::write(&s.bakong.token_file, format!("{expired}\n")).unwrap();
     let cfg = config_with(&e, &s, |t| {
         t.replace(&format!("token = \"{}\"\n", e.token), "")
     });
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(warnings(&out).len(), 1, "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert_eq!(warnings(&out).len(), 1, "{}", out.text());
 }
 
 #[tokio::test]
@@ -645,7 +618,7 @@ async fn config_check_passes_with_a_warning_for_each_state_run_mends() {
     // A database that does not exist yet: run creates it. The check must
     // not create it.
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(
@@ -670,7 +643,7 @@ async fn config_check_passes_with_a_warning_for_each_state_run_mends() {
         .unwrap();
     pool.close().await;
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("journal mode is delete"), "{w:?}");
@@ -679,20 +652,20 @@ async fn config_check_passes_with_a_warning_for_each_state_run_mends() {
     assert!(!s.bakong.token_file.exists());
     e.merchant(&s).await.close().await; // WAL now
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(warnings(&out).is_empty(), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(warnings(&out).is_empty(), "{}", out.text());
 
     // A valid token and no bakong.email: run works until the token expires.
     let cfg = config_with(&e, &s, |t| t.replace(&format!("email = \"{EMAIL}\"\n"), ""));
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let w = warnings(&out);
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].contains("bakong.email"), "{w:?}");
     // The same report for scripts.
     let out = run_cli(&cfg, &["--json", "config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.text());
+    let v = out.json();
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_eq!(v["warnings"][0]["key"], "bakong.email", "{v}");
 }
@@ -707,22 +680,22 @@ async fn config_check_exits_2_for_states_run_cannot_mend() {
         t.replace(&s.database.url, &format!("sqlite://{}", nowhere.display()))
     });
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
     assert!(
         problems(&out)[0].starts_with("database.url"),
         "{}",
-        text(&out)
+        out.text()
     );
     // No token anywhere.
     let cfg = config_with(&e, &s, |t| {
         t.replace(&format!("token = \"{}\"\n", e.token), "")
     });
     let out = run_cli(&cfg, &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
     assert!(
         problems(&out).iter().any(|p| p.starts_with("bakong.token")),
         "{}",
-        text(&out)
+        out.text()
     );
     // A database migrated by a newer release.
     e.merchant(&s).await.close().await;
@@ -733,8 +706,8 @@ async fn config_check_exits_2_for_states_run_cannot_mend() {
         .unwrap();
     db.close().await;
     let out = run_cli(&e.config_file(&s, ""), &["config", "check"], &[]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("newer release"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(out.text().contains("newer release"), "{}", out.text());
 }
 
 /// A relay on 127.0.0.1 serving the simulator under its own path prefix
@@ -820,7 +793,7 @@ async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every
     old.close().await;
 
     let out = run_cli(&e.config_file(&s, ""), &["migrate"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let db = e.merchant(&s).await;
     let after: Vec<Row> = sqlx::query_as(read).fetch_all(&db).await.unwrap();
     assert_eq!(before, after, "every row kept as it was");
@@ -868,7 +841,7 @@ async fn the_rebuild_keeps_the_applications_tables_views_triggers_and_pending_de
     old.close().await;
 
     let out = run_cli(&e.config_file(&s, ""), &["migrate"], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let db = e.merchant(&s).await;
     let orders: i64 = sqlx::query_scalar("SELECT count(*) FROM paid_orders")
         .fetch_one(&db)

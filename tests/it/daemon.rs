@@ -5,10 +5,10 @@
 //! SQLite and on PostgreSQL (`<scenario>::on_sqlite`, `::on_postgres`,
 //! tests/it/backends.rs).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind, RetryAfterMode};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind, RetryAfterMode};
 use rust_decimal::Decimal;
 
 use crate::backends::{backend_env, both, Db};
@@ -615,10 +615,6 @@ async fn the_table_refuses_bad_rows() {
     assert!(dup.is_err(), "a duplicate md5 was accepted");
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
-
 #[tokio::test]
 async fn a_bad_config_exits_2_naming_the_key() {
     let e = env().await;
@@ -640,23 +636,21 @@ async fn a_bad_config_exits_2_naming_the_key() {
             format!("[database]\nurl = \"{}\"\n{extra_key}", s.database.url),
         )
         .unwrap();
-        let out = bin()
+        let out = bin!()
             .args(["--config", path.to_str().unwrap(), "run"])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
+            .output();
+        let err = out.stderr.as_str();
+        assert_eq!(out.code, 2, "{err}");
         assert!(err.contains(expect), "{err}");
         assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     }
     let cfg = e.config_file(&s, "");
-    let out = bin()
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("BAKONG_POLLER__POLLER__CONCURRENCY", "many")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("concurrency"));
+        .output();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.as_str().contains("concurrency"));
     // A missing token is a config error too.
     let mut no_token = s.clone();
     no_token.bakong.token = None;
@@ -665,21 +659,19 @@ async fn a_bad_config_exits_2_naming_the_key() {
         .unwrap()
         .replace(&format!("token = \"{}\"\n", e.token), "");
     std::fs::write(&cfg, text).unwrap();
-    let out = bin()
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("bakong.token"));
+        .output();
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.as_str().contains("bakong.token"));
 }
 
 fn spawn_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
-    bin()
+    bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .unwrap()
 }
 
 fn signal(child: &std::process::Child, sig: nix::sys::signal::Signal) {

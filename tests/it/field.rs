@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bakong_poller::config::BulkMode;
-use bakong_poller::simulator::{Faults, SimSettings};
+use bakong_simulator::{Faults, SimSettings};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -343,19 +343,8 @@ fn write_config(e: &TestEnv, extra: &str, token: Option<&str>) -> std::path::Pat
     path
 }
 
-async fn bin(cfg: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+async fn run(cfg: &std::path::Path, args: &[&str]) -> Out {
+    bin!().config(cfg).args(args).run().await
 }
 
 #[tokio::test]
@@ -363,9 +352,17 @@ async fn the_endpoints_that_need_no_token_go_out_without_one() {
     let e = env().await;
     let cfg = write_config(&e, "", None);
     e.sim.sim.add_account("demo_shop@aclb");
-    let (code, out, err) = bin(&cfg, &["account", "demo_shop@aclb"]).await;
+    let Out {
+        code,
+        stdout: out,
+        stderr: err,
+    } = run(&cfg, &["account", "demo_shop@aclb"]).await;
     assert_eq!(code, 0, "{out}{err}");
-    let (code, _, err) = bin(&cfg, &["account", "nobody@aclb"]).await;
+    let Out {
+        code,
+        stdout: _,
+        stderr: err,
+    } = run(&cfg, &["account", "nobody@aclb"]).await;
     assert_eq!(code, 3, "{err}");
     let qr = bakong_poller::khqr::build(
         "shop@devb",
@@ -375,7 +372,11 @@ async fn the_endpoints_that_need_no_token_go_out_without_one() {
         "1",
     )
     .unwrap();
-    let (code, out, err) = bin(
+    let Out {
+        code,
+        stdout: out,
+        stderr: err,
+    } = run(
         &cfg,
         &[
             "deeplink",
@@ -397,7 +398,11 @@ async fn the_endpoints_that_need_no_token_go_out_without_one() {
     assert!(!st.requests["check_bakong_account"].contains_key(&401));
     assert!(!st.requests["generate_deeplink_by_qr"].contains_key(&401));
     // A token-only endpoint still says what is missing.
-    let (code, _, err) = bin(&cfg, &["check", "md5", &new_md5()]).await;
+    let Out {
+        code,
+        stdout: _,
+        stderr: err,
+    } = run(&cfg, &["check", "md5", &new_md5()]).await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("token"), "{err}");
 }
@@ -437,34 +442,39 @@ async fn an_opaque_relay_token_beats_an_expired_jwt_in_the_token_file() {
         .join("\n");
     std::fs::write(&cfg, text).unwrap();
     std::fs::write(e.dir.path().join("token"), expired_jwt()).unwrap();
-    let (code, out, err) = bin(&cfg, &["token", "show"]).await;
+    let Out {
+        code,
+        stdout: out,
+        stderr: err,
+    } = run(&cfg, &["token", "show"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("source     bakong.token"), "{out}");
     assert!(out.contains("no readable dates"), "{out}");
     assert!(out.contains("expired"), "the dropped JWT is named: {out}");
     let paid = new_md5();
     fake.set(&paid, "SUCCESS", tx(ACCOUNT, json!(1), json!("p@b")));
-    let (code, out, err) = bin(&cfg, &["check", "md5", &paid]).await;
+    let Out {
+        code,
+        stdout: out,
+        stderr: err,
+    } = run(&cfg, &["check", "md5", &paid]).await;
     assert_eq!(code, 0, "{out}{err}");
-    let (code, _, err) = bin(&cfg, &["check", "md5", &new_md5()]).await;
+    let Out {
+        code,
+        stdout: _,
+        stderr: err,
+    } = run(&cfg, &["check", "md5", &new_md5()]).await;
     assert_eq!(code, 3, "not found, not refused: {err}");
     assert_eq!(*fake.refused.lock().unwrap(), 0);
     // The same choice in the environment: the relay token counts from start-up.
-    let (code, out, _) = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("--config")
-        .arg(&cfg)
+    let Out {
+        code, stdout: out, ..
+    } = bin!()
+        .config(&cfg)
         .args(["token", "show"])
         .env("BAKONG_POLLER__BAKONG__TOKEN", relay_token)
-        .output()
-        .await
-        .map(|o| {
-            (
-                o.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&o.stdout).into_owned(),
-                (),
-            )
-        })
-        .unwrap();
+        .run()
+        .await;
     assert_eq!(code, 0);
     assert!(out.contains("BAKONG_POLLER__BAKONG__TOKEN"), "{out}");
     stop.cancel();
@@ -485,12 +495,11 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
     insert(&db, &md5, "1").await;
     let cfg = e.config_file(&s, "");
     let log = e.dir.path().join("daemon.log");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     assert_eq!(final_status(&db, &md5, LIMIT).await, "expired");
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -520,7 +529,11 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
             .filter(|m| **m == md5)
             .count();
     assert!(asked >= 1, "asked {asked} times");
-    let (code, out, err) = bin(&cfg, &["status"]).await;
+    let Out {
+        code,
+        stdout: out,
+        stderr: err,
+    } = run(&cfg, &["status"]).await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("static QR"), "{out}");
     stop.cancel();
@@ -528,12 +541,11 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
 
 /// Starts `run` as a process logging to `log`; returns once it runs.
 async fn running_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     wait_for("the daemon to run", LIMIT, || async {
         std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -551,7 +563,11 @@ async fn a_second_daemon_on_the_same_sqlite_database_refuses_to_start_naming_the
     let _db = e.merchant(&s).await;
     let cfg = e.config_file(&s, "");
     let mut first = running_daemon(&cfg, &e.dir.path().join("first.log")).await;
-    let (code, _, err) = bin(&cfg, &["run"]).await;
+    let Out {
+        code,
+        stdout: _,
+        stderr: err,
+    } = run(&cfg, &["run"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains(&format!("pid {}", first.id())), "{err}");
     assert!(err.contains("host"), "{err}");

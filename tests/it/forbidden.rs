@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bakong_poller::simulator::Faults;
+use bakong_simulator::Faults;
 
 use crate::helpers::*;
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bakong_poller::config::BulkMode;
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode};
 
 use crate::helpers::*;
 use crate::pg_daemon::{config_at, pg_env, signal, spawn_daemon, Lcg, PgEnv};

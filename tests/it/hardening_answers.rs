@@ -14,8 +14,8 @@ use bakong_poller::config::{BulkMode, Settings};
 use bakong_poller::money::Currency;
 use bakong_poller::payment::{Confirmation, FinalStatus};
 use bakong_poller::poller::classify;
-use bakong_poller::simulator::NewTransaction;
 use bakong_poller::store::{Applied, NewPayment, Store, Write};
+use bakong_simulator::NewTransaction;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 

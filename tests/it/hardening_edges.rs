@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
@@ -38,12 +38,11 @@ async fn serve_metrics(e: &TestEnv, limits: &str) -> Served {
         &format!("\n[metrics]\nlisten = \"127.0.0.1:0\"\n{limits}\n"),
     );
     let log = e.dir.path().join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut served = Served {
         child,
         log,
@@ -336,12 +335,11 @@ async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and
     e.merchant(&s).await.close().await;
     let cfg = e.config_file(&s, "");
     let log = e.dir.path().join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut d = Served {
         child,
         log,
@@ -364,12 +362,11 @@ async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and
     // A private directory: no warning.
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
     let log = e.dir.path().join("daemon2.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut d = Served {
         child,
         log,
@@ -467,7 +464,7 @@ async fn a_hook_sees_only_the_documented_environment() {
         &format!("\n[hook]\ncommand = [\"{hook}\"]\ntimeout = \"10s\"\n"),
     );
     let log = dir.join("daemon.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("PGPASSWORD", "pg-secret")
         .env("HTTPS_PROXY", "http://proxyuser:proxy-secret@127.0.0.1:9")
@@ -477,8 +474,7 @@ async fn a_hook_sees_only_the_documented_environment() {
         .env("TZ", "UTC")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let mut d = Served {
         child,
         log,

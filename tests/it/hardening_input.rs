@@ -423,26 +423,9 @@ async fn the_daemon_never_finalizes_on_a_302_envelope() {
 const KHMER_PAGE: &str =
     "<html><body>សូមអភ័យទោសhttps://api-bakong.nbc.gov.kh/v1 មិនអាចភ្ជាប់បាន</body></html>";
 
-fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
-
 fn cli(cfg: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
-    let o = bin()
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    (
-        o.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    let o = bin!().config(cfg).args(args).output();
+    (Some(o.code).filter(|c| *c >= 0), o.text())
 }
 
 #[tokio::test]

@@ -486,37 +486,8 @@ async fn the_simulator_accepts_an_sdk_qr_with_a_khmer_merchant_name() {
     assert_eq!(tx.to_account_id, "shop@devb");
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} / {}", self.stdout, self.stderr))
-    }
-}
-
-async fn bin(cfg: &std::path::Path, args: &[&str]) -> Out {
-    bin_env(cfg, args, &[]).await
-}
-
-async fn bin_env(cfg: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .envs(envs.iter().copied())
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+async fn run(cfg: &std::path::Path, args: &[&str]) -> Out {
+    bin!().config(cfg).args(args).run().await
 }
 
 fn assert_usage(o: &Out, names: &str) {
@@ -540,7 +511,7 @@ async fn new_opens_a_payment_that_the_daemon_confirms_against_the_simulator() {
     let cfg = e.config_file(&s, MERCHANT);
     let png_path = e.dir.path().join("qr.png");
     let svg_path = e.dir.path().join("qr.svg");
-    let o = bin(
+    let o = run(
         &cfg,
         &[
             "new",
@@ -594,7 +565,7 @@ async fn new_opens_a_payment_that_the_daemon_confirms_against_the_simulator() {
     // The customer pays that very QR; the daemon sees it.
     e.sim
         .sim
-        .add_transaction(bakong_poller::simulator::NewTransaction {
+        .add_transaction(bakong_simulator::NewTransaction {
             qr: Some(qr),
             ..paid_after(100)
         })
@@ -611,7 +582,7 @@ async fn new_opens_a_payment_that_the_daemon_confirms_against_the_simulator() {
 async fn new_prints_the_qr_in_half_blocks_with_its_md5_and_string() {
     let e = env().await;
     let cfg = e.config_file(&e.settings(), MERCHANT);
-    let o = bin(&cfg, &["new", "--amount", "4000", "--currency", "KHR"]).await;
+    let o = run(&cfg, &["new", "--amount", "4000", "--currency", "KHR"]).await;
     assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
     assert!(
         o.stdout.contains('▀') && o.stdout.contains('█'),
@@ -690,7 +661,7 @@ async fn new_refuses_bad_arguments_and_config_naming_them() {
             "--app-name",
         ),
     ] {
-        let o = bin(&good, &args).await;
+        let o = run(&good, &args).await;
         assert_eq!(o.code, 2, "{args:?}: {}", o.stderr);
         assert_usage(&o, names);
     }
@@ -699,7 +670,7 @@ async fn new_refuses_bad_arguments_and_config_naming_them() {
 
     let no_merchant = e.config_file(&e.settings(), "");
     assert_usage(
-        &bin(&no_merchant, &["new", "--amount", "1", "--currency", "USD"]).await,
+        &run(&no_merchant, &["new", "--amount", "1", "--currency", "USD"]).await,
         "merchant.account_id",
     );
     let long_name = e.config_file(
@@ -707,17 +678,17 @@ async fn new_refuses_bad_arguments_and_config_naming_them() {
         "\n[merchant]\naccount_id = \"shop@devb\"\nname = \"ABCDEFGHIJKLMNOPQRSTUVWXYZ\"\n",
     );
     assert_usage(
-        &bin(&long_name, &["new", "--amount", "1", "--currency", "USD"]).await,
+        &run(&long_name, &["new", "--amount", "1", "--currency", "USD"]).await,
         "merchant.name",
     );
     // config_file writes one path: write the good config again.
     let good = e.config_file(&e.settings(), MERCHANT);
-    let o = bin_env(
-        &good,
-        &["new", "--amount", "1", "--currency", "USD"],
-        &[("BAKONG_POLLER__BAKONG__ACCOUNT_ID", "other@devb")],
-    )
-    .await;
+    let o = bin!()
+        .config(&good)
+        .args(["new", "--amount", "1", "--currency", "USD"])
+        .env("BAKONG_POLLER__BAKONG__ACCOUNT_ID", "other@devb")
+        .run()
+        .await;
     assert_usage(&o, "merchant.account_id");
     assert!(o.stderr.contains("bakong.account_id"), "{}", o.stderr);
 }
@@ -736,17 +707,17 @@ async fn khqr_verify_exits_0_valid_1_malformed_4_expired() {
         .find(|c| c.name == "expiration one minute after creation")
         .unwrap();
     let qr = valid.qr.as_deref().unwrap();
-    let o = bin(&cfg, &["khqr", "verify", qr, "--json"]).await;
+    let o = run(&cfg, &["khqr", "verify", qr, "--json"]).await;
     assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
     assert_eq!(o.json()["valid"], true);
     assert_eq!(o.json()["md5"], valid.md5.as_deref().unwrap());
 
     let bad = qr.replace("5802KH", "5802KX");
-    let o = bin(&cfg, &["khqr", "verify", &bad]).await;
+    let o = run(&cfg, &["khqr", "verify", &bad]).await;
     assert_eq!(o.code, 1, "{} {}", o.stdout, o.stderr);
     assert!(o.stdout.contains("CRC"), "{}", o.stdout);
 
-    let o = bin(
+    let o = run(
         &cfg,
         &["khqr", "verify", expired.qr.as_deref().unwrap(), "--json"],
     )
@@ -758,11 +729,11 @@ async fn khqr_verify_exits_0_valid_1_malformed_4_expired() {
 
     // decode is lenient: the expired one and the reference vector decode.
     let reference = "00020101021229180014jonhsmith@nbcq52045999530311654035005802KH5910Jonh Smith6010PHNOM PENH99170013173949577872263046894";
-    let o = bin(&cfg, &["khqr", "decode", reference, "--json"]).await;
+    let o = run(&cfg, &["khqr", "decode", reference, "--json"]).await;
     assert_eq!(o.code, 0, "{} {}", o.stdout, o.stderr);
     assert_eq!(o.json()["md5"], "b1c250304b8594e4c6b53dd44791b57a");
     assert_eq!(o.json()["khqr"]["amount"], "500");
-    let o = bin(&cfg, &["khqr", "verify", reference]).await;
+    let o = run(&cfg, &["khqr", "verify", reference]).await;
     assert_eq!(o.code, 1, "{} {}", o.stdout, o.stderr);
     assert!(o.stdout.contains("99.01"), "{}", o.stdout);
 }
@@ -778,7 +749,7 @@ async fn new_needs_no_network_and_no_token_without_deeplink() {
         .unwrap()
         .replace(&format!("token = \"{}\"\n", e.token), "");
     std::fs::write(&cfg, text).unwrap();
-    let o = bin(
+    let o = run(
         &cfg,
         &["new", "--amount", "1", "--currency", "USD", "--json"],
     )
@@ -791,7 +762,7 @@ async fn new_needs_no_network_and_no_token_without_deeplink() {
 async fn new_with_deeplink_asks_bakong_for_a_short_link() {
     let e = env().await;
     let cfg = e.config_file(&e.settings(), MERCHANT);
-    let o = bin(
+    let o = run(
         &cfg,
         &[
             "new",

@@ -4,7 +4,6 @@
 
 mod backends;
 mod backlog;
-mod bench;
 mod bulk;
 mod cli;
 mod config;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bakong_poller::app::AppError;
 use bakong_poller::config::{BulkMode, Settings};
 use bakong_poller::poller::{self, Observer};
-use bakong_poller::simulator::{Faults, NewTransaction, OutcomeKind, RetryAfterMode};
+use bakong_simulator::{Faults, NewTransaction, OutcomeKind, RetryAfterMode};
 use rust_decimal::Decimal;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::ConnectOptions;
@@ -502,13 +502,11 @@ async fn listeners_of_a_running_daemon(extra: &str) -> usize {
     let s = e.settings();
     let db = e.merchant(&s).await;
     let cfg = e.config_file(&s, extra);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .spawn_async();
     let md5 = e.payment(&db, "1.00", "USD", paid_after(0)).await;
     assert_eq!(final_status(&db, &md5, LIMIT).await, "paid");
     let n = listening_sockets(child.id().unwrap());

@@ -1,46 +1,11 @@
-//! One throwaway PostgreSQL cluster for this test binary, started on first
-//! use and stopped when the binary exits, with a fresh database per test.
-//!
-//! Outside CI a machine without the server binaries skips the PostgreSQL
-//! tests with a loud line; in CI (`CI=true`) that is a failure, never a
-//! silent skip.
+//! The PostgreSQL of the tests: the shared throwaway cluster and fresh
+//! databases come from `test_support::pg`; here, migrated stores on them.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use bakong_poller::pg_cluster::{ClusterError, TempCluster};
 use bakong_poller::store::postgres::PgStore;
 use bakong_poller::store::Backend as _;
-
-static CLUSTER: OnceLock<Option<TempCluster>> = OnceLock::new();
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// The shared cluster, started on first use (None: skipped outside CI).
-pub async fn cluster() -> Option<&'static TempCluster> {
-    tokio::task::spawn_blocking(|| {
-        CLUSTER
-            .get_or_init(|| match TempCluster::start() {
-                Ok(c) => Some(c),
-                Err(ClusterError::NotFound) if !in_ci() => {
-                    eprintln!("SKIPPED: PostgreSQL tests: {}", ClusterError::NotFound);
-                    None
-                }
-                Err(e) => panic!("the PostgreSQL test cluster did not start: {e}"),
-            })
-            .as_ref()
-    })
-    .await
-    .unwrap()
-}
-
-/// The URL of a fresh, empty database (None: skipped outside CI).
-pub async fn database() -> Option<String> {
-    let c = cluster().await?;
-    Some(c.create_database().await.unwrap())
-}
+pub use test_support::pg::{cluster, database};
 
 /// A migrated store on a fresh database (None: skipped outside CI).
 pub async fn store() -> Option<PgStore> {

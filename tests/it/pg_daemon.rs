@@ -5,7 +5,7 @@
 //! restarted; two daemons riding out a server restart.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use bakong_poller::config::Settings;
@@ -131,26 +131,8 @@ impl PgEnv {
 
 // ---- The binary: config check, import, several daemons ----
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
-
-fn run_cli(cfg: &Path, args: &[&str]) -> Output {
-    bin()
-        .arg("--config")
-        .arg(cfg)
-        .args(args)
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn run_cli(cfg: &Path, args: &[&str]) -> Out {
+    bin!().config(cfg).args(args).output()
 }
 
 /// A config file for `s` in its own file (several daemons, several files).
@@ -172,17 +154,17 @@ async fn config_check_on_postgres_reports_pending_migrations_then_passes() {
     let cfg = e.config_file(&s, "");
     // Not migrated yet: run applies the migrations, so a warning.
     let out = run_cli(&cfg, &["config", "check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let all = text(&out);
+    assert_eq!(out.code, 0, "{}", out.text());
+    let all = out.text();
     assert!(
         all.contains("warning: database.url") && all.contains("not applied yet"),
         "{all}"
     );
     let out = run_cli(&cfg, &["migrate"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.code, 0, "{}", out.text());
     let out = run_cli(&cfg, &["--json", "config", "check"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.text());
+    let v = out.json();
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_eq!(v["warnings"], serde_json::json!([]), "{v}");
 
@@ -197,8 +179,8 @@ async fn config_check_on_postgres_reports_pending_migrations_then_passes() {
     s.database.url = other;
     let cfg = e.config_file(&s, "");
     let out = run_cli(&cfg, &["config", "check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("search_path"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(out.text().contains("search_path"), "{}", out.text());
 }
 
 #[tokio::test]
@@ -211,8 +193,8 @@ async fn config_check_names_an_unreachable_postgres_server_without_its_password(
     );
     let cfg = e.config_file(&s, "");
     let out = run_cli(&cfg, &["config", "check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let all = text(&out);
+    assert_eq!(out.code, 2, "{}", out.text());
+    let all = out.text();
     assert!(
         all.contains("database.url") && all.contains("cannot reach"),
         "{all}"
@@ -222,11 +204,11 @@ async fn config_check_names_an_unreachable_postgres_server_without_its_password(
     s.database.url = "postgres://shop@localhost/shop?sslmode=sometimes".into();
     let cfg = e.config_file(&s, "");
     let out = run_cli(&cfg, &["config", "check"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
     assert!(
-        text(&out).contains("not a usable PostgreSQL URL"),
+        out.text().contains("not a usable PostgreSQL URL"),
         "{}",
-        text(&out)
+        out.text()
     );
 }
 
@@ -255,8 +237,8 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     let cfg = p.e.config_file(&p.settings(), "");
     let from = format!("sqlite://{}", p.e.db_path().display());
     let out = run_cli(&cfg, &["--json", "import", "--from", &from]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.text());
+    let v = out.json();
     assert_eq!(
         (v["read"].as_u64(), v["copied"].as_u64()),
         (Some(6), Some(6)),
@@ -264,8 +246,8 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     );
     // Twice: nothing copied twice.
     let out = run_cli(&cfg, &["--json", "import", "--from", &from]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.text());
+    let v = out.json();
     assert_eq!(
         (v["copied"].as_u64(), v["already_there"].as_u64()),
         (Some(0), Some(6)),
@@ -281,16 +263,12 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     assert_eq!(hash.map(|h| h.len()), Some(64));
     // The operator commands read PostgreSQL the same way.
     let out = run_cli(&cfg, &["--json", "status"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.code, 0, "{}", out.text());
+    let v = out.json();
     assert_eq!(v.to_string().matches(r#""paid":5"#).count(), 1, "{v}");
     let out = run_cli(&cfg, &["--json", "list", "--status", "pending"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains(&waiting),
-        "{}",
-        text(&out)
-    );
+    assert_eq!(out.code, 0, "{}", out.text());
+    assert!(out.stdout.as_str().contains(&waiting), "{}", out.text());
     // The pending row carries on under a daemon on PostgreSQL.
     let d = start(p.settings());
     assert_eq!(p.final_status(&waiting, LIMIT).await, "paid");
@@ -299,21 +277,19 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     // Into SQLite, or from something else: usage errors naming the key.
     let sqlite_cfg = p.e.config_file(&old, "");
     let out = run_cli(&sqlite_cfg, &["import", "--from", &from]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("database.url"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(out.text().contains("database.url"), "{}", out.text());
     let out = run_cli(&cfg, &["import", "--from", "sqlite:///nonexistent/p.db"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("--from"), "{}", text(&out));
+    assert_eq!(out.code, 2, "{}", out.text());
+    assert!(out.text().contains("--from"), "{}", out.text());
 }
 
 pub(crate) fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
-    bin()
+    bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env_remove("CREDENTIALS_DIRECTORY")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .unwrap()
 }
 
 pub(crate) fn signal(child: &Child, sig: nix::sys::signal::Signal) {
@@ -549,7 +525,7 @@ async fn daemons_ride_out_a_database_server_restart_logging_one_error_each() {
         return;
     }
     // Its own cluster: stopping the shared one would break other tests.
-    let cluster = tokio::task::spawn_blocking(bakong_poller::pg_cluster::TempCluster::start)
+    let cluster = tokio::task::spawn_blocking(test_support::pg_cluster::TempCluster::start)
         .await
         .unwrap()
         .unwrap();

@@ -5,7 +5,7 @@
 //! token expiry, also when one is SIGKILLed while it renews.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,8 +15,8 @@ use bakong_poller::app::{self, DbKeep};
 use bakong_poller::bakong::token::SharedKeep;
 use bakong_poller::bakong::{Client, Token, TokenManager, TokenSource};
 use bakong_poller::config::Settings;
-use bakong_poller::simulator::{Faults, NewTransaction, SimSettings};
 use bakong_poller::store::Store;
+use bakong_simulator::{Faults, NewTransaction, SimSettings};
 use rust_decimal::Decimal;
 use sqlx::PgPool;
 
@@ -248,21 +248,17 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     let choice = app::token_choice(&s).await.unwrap().unwrap();
     assert_eq!(choice.source, TokenSource::Database);
     let cfg = t.e.config_file(&s, "");
-    let out = bin()
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "--json", "token", "show"])
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .output();
+    assert_eq!(out.code, 0);
+    let v = out.json();
     assert!(v["source"].as_str().unwrap().contains("database"), "{v}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(&newer));
-    let out = bin()
+    assert!(!out.stdout.as_str().contains(&newer));
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "--json", "status"])
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .output();
+    let v = out.json();
     assert!(
         v["token_source"].as_str().unwrap().contains("database"),
         "{v}"
@@ -270,21 +266,14 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     // `token renew` on PostgreSQL renews for the daemons: under their lock,
     // into the database.
     let (_, before) = t.shared().await.unwrap();
-    let out = bin()
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "token", "renew"])
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    assert_eq!(out.code, 0, "{}", out.stderr.as_str());
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("database"),
+        out.stdout.as_str().contains("database"),
         "{}",
-        String::from_utf8_lossy(&out.stdout)
+        out.stdout.as_str()
     );
     assert_eq!(t.renewals(), 1);
     let (renewed, after) = t.shared().await.unwrap();
@@ -300,7 +289,7 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     assert_ne!(own, bare);
     let bare_cfg = t.e.dir.path().join("bare.toml");
     std::fs::write(&bare_cfg, bare).unwrap();
-    let out = bin()
+    let out = bin!()
         .args([
             "--config",
             bare_cfg.to_str().unwrap(),
@@ -308,12 +297,10 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
             "config",
             "check",
         ])
-        .env_remove("CREDENTIALS_DIRECTORY")
         .current_dir(t.e.dir.path())
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{v}");
+        .output();
+    let v = out.json();
+    assert_eq!(out.code, 0, "{v}");
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     // The keep's Debug output never shows the token.
     let keep = DbKeep::new(store.as_postgres().unwrap().clone(), Duration::from_secs(1));
@@ -358,18 +345,12 @@ async fn a_manager_without_a_token_takes_the_shared_one_instead_of_renewing() {
 
 // ---- Three daemon processes ----
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
-
 fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
-    bin()
+    bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
-        .env_remove("CREDENTIALS_DIRECTORY")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
-        .unwrap()
 }
 
 fn signal(child: &Child, sig: nix::sys::signal::Signal) {
@@ -705,18 +686,12 @@ async fn token_show_names_a_database_out_of_reach_and_shows_the_local_token() {
     );
     let cfg = e.config_file(&s, "");
     let started = Instant::now();
-    let out = bin()
+    let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "--json", "token", "show"])
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .output()
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(out.status.code(), Some(0), "{all}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .output();
+    let all = format!("{}{}", out.stdout.as_str(), out.stderr.as_str());
+    assert_eq!(out.code, 0, "{all}");
+    let v = out.json();
     assert_eq!(v["source"], "bakong.token", "{v}");
     assert!(v["dropped"].to_string().contains("the database"), "{v}");
     assert!(!all.contains("S3cretPass"), "{all}");

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bakong_poller::money::Currency;
 use bakong_poller::payment::{Confirmation, FinalStatus, Lane, PaymentId, Status};
-use bakong_poller::pg_cluster::TempCluster;
 use bakong_poller::store::postgres::{PgStore, CHANNEL};
 use bakong_poller::store::Backend as _;
 use bakong_poller::store::{Applied, Claimed, Held, NewPayment, Write};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use sqlx::postgres::PgListener;
+use test_support::pg_cluster::TempCluster;
 
 use crate::helpers::wait_for;
 use crate::pg;
@@ -954,7 +954,7 @@ async fn two_claimers_never_get_the_same_delivery_on_postgres() {
 #[tokio::test]
 async fn deliveries_finish_release_list_and_redeliver_under_their_lease_on_postgres() {
     use bakong_poller::store::{AttemptRecord, DeliveryOutcome, DeliveryStatus};
-    let Some(store) = pg::store().await else {
+    let Some((store, url)) = pg::store_and_url().await else {
         return;
     };
     store.set_receivers(&["webhook"]).await.unwrap();
@@ -1025,7 +1025,17 @@ async fn deliveries_finish_release_list_and_redeliver_under_their_lease_on_postg
         .unwrap();
     let counts = store.delivery_counts().await.unwrap();
     assert_eq!((counts.pending, counts.delivered, counts.dead), (1, 1, 1));
-    assert_eq!(store.delivery_latencies().await.unwrap().len(), 1);
+    // The one delivered row has its delivery time.
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let timed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM event_deliveries
+         WHERE status = 'delivered' AND delivered_ms IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(timed, 1);
 
     let dead = store
         .list_events(Some(DeliveryStatus::Dead), 10)

@@ -212,14 +212,8 @@ async fn a_restart_honours_the_quota_pause_kept_in_the_database() {
 
     // `status` reads it from the database too.
     let cfg = e.config_file(&s, "");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("status")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let out = bin!().config(&cfg).arg("status").run().await;
+    let text = out.stdout.as_str();
     assert!(
         text.contains("quota            daily quota exhausted since "),
         "{text}"

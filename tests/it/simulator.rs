@@ -7,7 +7,7 @@ use bakong_poller::bakong::{
     self, Client, ClientConfig, FileKeep, GateConfig, ListStatus, SourceInfo, TokenConfig,
     TokenManager,
 };
-use bakong_poller::simulator::{
+use bakong_simulator::{
     Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode, SimSettings,
 };
 use rust_decimal::Decimal;
@@ -737,8 +737,8 @@ async fn the_simulator_never_panics_on_any_body() {
         format!("[{}]", vec!["\"a\""; 60].join(",")).into_bytes(),
     ];
     // The list is the simulator's own, so a new endpoint is covered too.
-    assert_eq!(bakong_poller::simulator::ENDPOINTS.len(), 12);
-    for &endpoint in bakong_poller::simulator::ENDPOINTS {
+    assert_eq!(bakong_simulator::ENDPOINTS.len(), 12);
+    for &endpoint in bakong_simulator::ENDPOINTS {
         for body in &bodies {
             let r = raw(&base, endpoint, body, Some(&e.token)).await;
             assert!(
@@ -780,9 +780,9 @@ async fn the_readme_scenario_example_loads() {
         "/tmp/bakong-token",
         dir.path().join("token").to_str().unwrap(),
     );
-    let scenario: bakong_poller::simulator::Scenario = toml::from_str(&text).unwrap();
+    let scenario: bakong_simulator::Scenario = toml::from_str(&text).unwrap();
     assert_eq!(scenario.transactions.len(), 2);
-    let h = bakong_poller::simulator::spawn(
+    let h = bakong_simulator::spawn(
         ([127, 0, 0, 1], 0).into(),
         &scenario,
         tokio_util::sync::CancellationToken::new(),

@@ -25,14 +25,13 @@ async fn the_daemon_notifies_ready_after_migrations_pings_the_watchdog_and_says_
     let cfg = e.config_file(&s, "");
     let sock_path = e.dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "1000000")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn_async();
     let first = next_message(&sock, Duration::from_secs(10)).await;
     assert!(first.lines().any(|l| l == "READY=1"), "{first:?}");
     // Migrations were applied before READY.
@@ -85,28 +84,21 @@ async fn config_check_reports_each_problem_on_its_own_line() {
     // A database that does not exist yet is a warning of its own.
     e.merchant(&s).await.close().await;
     let cfg = e.config_file(&s, "");
-    let ok = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let ok = bin!()
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+        .output();
+    assert_eq!(ok.code, 0, "{}", ok.stderr.as_str());
     // No token anywhere and no email: two problems, two lines.
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace(&format!("token = \"{}\"\n", e.token), "")
         .replace(&format!("email = \"{EMAIL}\"\n"), "");
     std::fs::write(&cfg, text).unwrap();
-    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let bad = bin!()
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&bad.stderr);
-    assert_eq!(bad.status.code(), Some(2));
+        .output();
+    let err = bad.stderr.as_str();
+    assert_eq!(bad.code, 2);
     assert_eq!(err.trim().lines().count(), 2, "{err}");
     assert!(
         err.contains("bakong.token") && err.contains("bakong.email"),
@@ -116,17 +108,12 @@ async fn config_check_reports_each_problem_on_its_own_line() {
     let creds = e.dir.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
     std::fs::write(creds.join("token"), &e.token).unwrap();
-    let with_cred = std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let with_cred = bin!()
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
         .env("CREDENTIALS_DIRECTORY", &creds)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&with_cred.stderr);
-    assert_eq!(
-        with_cred.status.code(),
-        Some(0),
-        "no email is a warning: {err}"
-    );
+        .output();
+    let err = with_cred.stderr.as_str();
+    assert_eq!(with_cred.code, 0, "no email is a warning: {err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("bakong.email"));
 }
@@ -143,13 +130,12 @@ async fn under_journald_each_line_carries_its_syslog_priority() {
     let log_path = e.dir.path().join("journal.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let meta = log.metadata().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
         .stdout(Stdio::null())
         .stderr(log)
-        .spawn()
-        .unwrap();
+        .spawn_async();
     wait_for(
         "the daemon to log that it runs",
         Duration::from_secs(10),
@@ -186,7 +172,7 @@ async fn under_umask_0007_the_database_is_group_writable_for_the_merchant_app() 
     let e = env().await;
     let s = e.settings();
     let cfg = e.config_file(&s, "");
-    let out = std::process::Command::new("sh")
+    let out: Out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "umask 0007; exec '{}' --config '{}' migrate",
@@ -194,13 +180,9 @@ async fn under_umask_0007_the_database_is_group_writable_for_the_merchant_app() 
             cfg.display()
         ))
         .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+        .into();
+    assert_eq!(out.code, 0, "{}", out.stderr.as_str());
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", e.db_path().display());
         if let Ok(m) = std::fs::metadata(&path) {

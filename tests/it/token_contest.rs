@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use bakong_poller::simulator::SimSettings;
+use bakong_simulator::SimSettings;
 
 use crate::helpers::*;
 
@@ -96,9 +96,9 @@ async fn two_deployments_on_one_email_settle_with_bounded_renewals_and_say_why()
     assert!(cause.contains("its own registered email"), "{cause}");
 }
 
-fn never_paid() -> bakong_poller::simulator::NewTransaction {
-    bakong_poller::simulator::NewTransaction {
-        outcome: bakong_poller::simulator::OutcomeKind::Never,
+fn never_paid() -> bakong_simulator::NewTransaction {
+    bakong_simulator::NewTransaction {
+        outcome: bakong_simulator::OutcomeKind::Never,
         ..Default::default()
     }
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -476,10 +476,6 @@ async fn a_hanging_hook_is_killed_with_what_it_started_after_its_timeout() {
     );
 }
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-}
-
 fn webhook_toml(url: &str, secret: &str, timeout_ms: u64) -> String {
     format!(
         "\n[webhook]\nurl = \"{url}\"\nsecret = \"{secret}\"\ntimeout = \"{timeout_ms}ms\"\nretry_min = \"50ms\"\nretry_max = \"200ms\"\nmax_attempts = 5\n"
@@ -496,12 +492,11 @@ async fn a_daemon_killed_during_a_delivery_delivers_the_event_after_restart() {
     let db = e.merchant(&s).await;
     let cfg = e.config_file(&s, &webhook_toml(&rx.url(), &key, 1000));
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(e.dir.path().join("run1.log")).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     wait_for("a delivery in flight", LIMIT, || async {
         (rx.state.hanging.load(Ordering::SeqCst) >= 1).then_some(())
     })
@@ -514,12 +509,11 @@ async fn a_daemon_killed_during_a_delivery_delivers_the_event_after_restart() {
     child.wait().unwrap();
     let id = event_of(&db, &md5).await;
     assert_eq!(delivery(&db, &id, "webhook").await.unwrap().0, "pending");
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(e.dir.path().join("run2.log")).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     wait_delivery(&db, &id, "webhook", "delivered").await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -546,12 +540,11 @@ async fn logs_show_one_line_per_attempt_and_never_the_secret_or_url_credentials(
     let cfg = e.config_file(&s, &webhook_toml(&url, &key, 1000));
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
     let log = e.dir.path().join("daemon.log");
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn();
     let id = event_of(&db, &md5).await;
     wait_delivery(&db, &id, "webhook", "delivered").await;
     nix::sys::signal::kill(
@@ -597,14 +590,10 @@ async fn the_events_commands_list_show_redeliver_and_test() {
     let run = |args: &[&str]| {
         let mut full = vec!["--config", cfg.to_str().unwrap(), "--json", "events"];
         full.extend_from_slice(args);
-        let out = bin().args(&full).output().unwrap();
+        let out = bin!().args(&full).output();
         let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        (
-            out.status.code(),
-            v,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+            serde_json::from_str(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (Some(out.code), v, out.stderr)
     };
     let (code, list, _) = run(&["list", "--status", "delivered"]);
     assert_eq!(code, Some(0));
@@ -678,12 +667,11 @@ async fn bad_webhook_and_hook_settings_exit_2_naming_the_key_without_echoing_the
         ),
     ] {
         let cfg = e.config_file(&s, &extra);
-        let out = bin()
+        let out = bin!()
             .args(["--config", cfg.to_str().unwrap(), "run"])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{extra}: {err}");
+            .output();
+        let err = out.stderr.as_str();
+        assert_eq!(out.code, 2, "{extra}: {err}");
         assert!(err.contains(key), "{extra}: {err}");
         assert!(!err.contains("c2VjcmV0"), "the secret was echoed: {err}");
     }
@@ -769,13 +757,12 @@ async fn a_hook_never_sees_the_token_the_daemon_got_from_its_environment() {
         &format!("\n[hook]\ncommand = [\"{hook}\"]\ntimeout = \"5s\"\n"),
     );
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .env("BAKONG_POLLER__BAKONG__TOKEN", &e.token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     let id = event_of(&db, &md5).await;
     wait_delivery(&db, &id, "hook", "delivered").await;
     nix::sys::signal::kill(
@@ -803,12 +790,11 @@ async fn sigterm_during_a_hanging_delivery_exits_0_in_time_and_gives_the_deliver
     // A 60 s timeout: only shutdown can end the attempt in time.
     let cfg = e.config_file(&s, &webhook_toml(&rx.url(), &key, 60_000));
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
-    let mut child = bin()
+    let mut child = bin!()
         .args(["--config", cfg.to_str().unwrap(), "run"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     wait_for("a delivery in flight", LIMIT, || async {
         (rx.state.hanging.load(Ordering::SeqCst) >= 1).then_some(())
     })

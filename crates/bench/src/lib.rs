@@ -1,9 +1,15 @@
-//! `bakong-poller bench`: checkout traffic against the simulator under a
+//! The bakong-poller benchmark (`cargo run -p bakong-poller-bench
+//! --release --locked`): checkout traffic against the simulator under a
 //! request-rate limit, the daemon (a child process, so its RSS and CPU are
 //! its own) on a temporary database, and the naive loop client libraries
-//! suggest as a baseline. Prints a table per load level.
+//! suggest as a baseline. Prints a table per load level. [`webhooks`]
+//! measures webhook delivery; [`cli`] is the command line.
+#![forbid(unsafe_code)]
 
 pub mod bound;
+pub mod cli;
+pub mod db;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,12 +20,12 @@ use rand::Rng;
 use rust_decimal::Decimal;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BulkMode, Settings};
-use crate::payment::Status;
-use crate::simulator::{
-    self, Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode, Scenario,
+use bakong_poller::config::{BulkMode, Settings};
+use bakong_poller::payment::Status;
+use bakong_poller::store::{NewPayment, Store};
+use bakong_simulator::{
+    self as simulator, Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode, Scenario,
 };
-use crate::store::{NewPayment, Store};
 
 const EMAIL: &str = "bench@shop.example";
 
@@ -41,14 +47,14 @@ impl From<String> for BenchError {
     }
 }
 
-impl From<crate::simulator::SimError> for BenchError {
-    fn from(e: crate::simulator::SimError) -> Self {
+impl From<bakong_simulator::SimError> for BenchError {
+    fn from(e: bakong_simulator::SimError) -> Self {
         BenchError(e.to_string())
     }
 }
 
-impl From<crate::config::ConfigError> for BenchError {
-    fn from(e: crate::config::ConfigError) -> Self {
+impl From<bakong_poller::config::ConfigError> for BenchError {
+    fn from(e: bakong_poller::config::ConfigError) -> Self {
         BenchError(e.to_string())
     }
 }
@@ -114,7 +120,7 @@ impl Figures {
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    crate::poller::report::percentile(sorted, p).unwrap_or(f64::NAN)
+    bakong_poller::poller::report::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 /// Peak RSS (MB) and CPU seconds of a process, from /proc (procfs).
@@ -141,15 +147,6 @@ struct Daemon {
     child: Child,
 }
 
-/// The daemon program the bench starts, when it is not this one (e.g. a
-/// bench run from an example).
-static DAEMON_EXE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-
-/// Sets the daemon program the bench starts (default: this program).
-pub fn set_daemon_exe(path: std::path::PathBuf) {
-    let _ = DAEMON_EXE.set(path);
-}
-
 impl Daemon {
     fn start(settings: &Settings, dir: &Path) -> Result<Self, BenchError> {
         Self::start_named(settings, dir, "daemon")
@@ -160,13 +157,11 @@ impl Daemon {
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, settings.to_toml()?)
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
-        let exe = match DAEMON_EXE.get() {
-            Some(p) => p.clone(),
-            None => {
-                std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?
-            }
-        };
+        // This program runs the product's command line after `daemon`
+        // (see `cli::main_from`).
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
         let child = Command::new(exe)
+            .arg("daemon")
             .arg("--config")
             .arg(&cfg)
             .arg("run")
@@ -210,7 +205,7 @@ impl Drop for Daemon {
 }
 
 fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: BulkMode) -> Settings {
-    let mut s = crate::app::local_settings(dir, base_url, token);
+    let mut s = bakong_poller::app::local_settings(dir, base_url, token);
     s.bakong.email = Some(EMAIL.into());
     s.bakong.account_id = None;
     s.bakong.timeout = Duration::from_secs(5);
@@ -231,6 +226,15 @@ fn bench_settings(dir: &Path, base_url: &str, token: &str, limit: f64, bulk: Bul
 }
 
 /// The merchant's own connection to the daemon's database.
+/// The sorted confirmation latencies (s) of the paid rows of the
+/// daemon's database.
+async fn confirm_latencies(settings: &Settings) -> Result<Vec<f64>, BenchError> {
+    let sql = db::Sql::open(&settings.database.url).await?;
+    let lat = sql.confirm_latencies(Status::Paid).await;
+    sql.close().await;
+    lat
+}
+
 async fn merchant_store(settings: &Settings) -> Result<Store, BenchError> {
     Store::connect(&settings.database.url, Duration::from_secs(5))
         .await
@@ -241,7 +245,7 @@ fn usd(md5: &str, amount: &str) -> NewPayment {
     NewPayment {
         md5: md5.to_string(),
         amount: amount.to_string(),
-        currency: crate::money::Currency::Usd,
+        currency: bakong_poller::money::Currency::Usd,
         expires_at: None,
     }
 }
@@ -253,7 +257,7 @@ fn checkout(md5: &str) -> NewTransaction {
     NewTransaction {
         md5: Some(md5.to_string()),
         amount: Some(Decimal::new(rng.random_range(100..5000), 2)),
-        currency: Some(crate::money::Currency::Usd),
+        currency: Some(bakong_poller::money::Currency::Usd),
         outcome: if rng.random_bool(0.1) {
             OutcomeKind::Never
         } else {
@@ -274,7 +278,7 @@ fn checkout_exp(md5: &str) -> NewTransaction {
 }
 
 fn new_md5(i: usize) -> String {
-    crate::khqr::md5_hex(&format!("bench-{i}-{}", rand::random::<u64>()))
+    bakong_poller::khqr::md5_hex(&format!("bench-{i}-{}", rand::random::<u64>()))
 }
 
 async fn fresh_sim(limit: f64) -> Result<simulator::SimHandle, BenchError> {
@@ -317,7 +321,7 @@ async fn daemon_level(
     bulk: BulkMode,
 ) -> Result<Figures, BenchError> {
     let (dir, sim, settings) = setup(opts, bulk).await?;
-    crate::app::open_store(&settings)
+    bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
@@ -350,10 +354,7 @@ async fn daemon_level(
     }
     let (rss_mb, cpu_s) = daemon.usage();
     daemon.stop()?;
-    let lat = db
-        .confirm_latencies(Status::Paid)
-        .await
-        .map_err(|e| e.to_string())?;
+    let lat = confirm_latencies(&settings).await?;
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
@@ -492,12 +493,12 @@ async fn naive_loop(
 async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, f64), BenchError> {
     let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
     // The product's own scheduling defaults, as a merchant runs it.
-    let defaults = crate::config::PollerSettings::default();
+    let defaults = bakong_poller::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
     settings.poller.fresh_interval = defaults.fresh_interval;
     settings.poller.fresh_period = defaults.fresh_period;
     settings.poller.max_interval = defaults.max_interval;
-    let store = crate::app::open_store(&settings)
+    let store = bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?;
     // Idle: an empty table.
@@ -511,10 +512,10 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
     // Loaded: n payments nobody pays, created over the last 15 minutes (the
     // backlog a busy till builds up with payment_ttl = 15m).
     let md5s: Vec<String> = (0..opts.pending).map(new_md5).collect();
-    store
-        .seed_backlog(&md5s, Duration::from_secs(900), None)
-        .await
-        .map_err(|e| e.to_string())?;
+    let sql = db::Sql::open(&settings.database.url).await?;
+    sql.seed_backlog(&md5s, Duration::from_secs(900), None)
+        .await?;
+    sql.close().await;
     store.close().await;
     let daemon = Daemon::start(&settings, dir.path())?;
     // Let the first sweep over the backlog pass, then measure steady state.
@@ -531,10 +532,10 @@ async fn resource_use(opts: &BenchOptions, secs: u64) -> Result<(f64, f64, f64, 
 /// scheduling) that Bakong already reports paid; from INSERT to confirmed.
 async fn first_check_delay(opts: &BenchOptions) -> Result<(f64, f64), BenchError> {
     let (dir, sim, mut settings) = setup(opts, BulkMode::Auto).await?;
-    let defaults = crate::config::PollerSettings::default();
+    let defaults = bakong_poller::config::PollerSettings::default();
     settings.poller.scan_interval = defaults.scan_interval;
     settings.poller.max_requests_per_second = defaults.max_requests_per_second;
-    crate::app::open_store(&settings)
+    bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
@@ -594,7 +595,7 @@ async fn pareto_cell(
     let token = sim.sim.issue_token(EMAIL);
     let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, ceiling, BulkMode::Auto);
     // The product's defaults, as a merchant runs it; expiry 2 min.
-    let d = crate::config::PollerSettings::default();
+    let d = bakong_poller::config::PollerSettings::default();
     let p = &mut settings.poller;
     p.concurrency = d.concurrency;
     p.scan_interval = d.scan_interval;
@@ -605,7 +606,7 @@ async fn pareto_cell(
     p.payment_ttl = Duration::from_secs(120);
     p.cadence = d.cadence;
     p.quota_probe = Duration::from_secs(2);
-    crate::app::open_store(&settings)
+    bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
@@ -649,10 +650,7 @@ async fn pareto_cell(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     daemon.stop()?;
-    let lat = db
-        .confirm_latencies(Status::Paid)
-        .await
-        .map_err(|e| e.to_string())?;
+    let lat = confirm_latencies(&settings).await?;
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
@@ -717,7 +715,7 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
         text += &line;
         text.push('\n');
     }
-    let cadence = crate::config::PollerSettings::default().cadence;
+    let cadence = bakong_poller::config::PollerSettings::default().cadence;
     if let Some(b) = bound::for_targets(cadence.as_secs_f64()) {
         let line = format!(
             "least any schedule on the default {} cadence can spend for p99 <= 1.5 s at 10 payments/s: {:.4} req/conf (bench --sections bound)",
@@ -901,8 +899,8 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
     // Seeding a million rows is meant to be slow (no slow-statement
     // warnings), and the throwaway cluster stops under idle pool
     // connections at the end; the bench's own failures come back as errors.
-    crate::telemetry::init(
-        crate::config::LogFormat::Text,
+    bakong_poller::telemetry::init(
+        bakong_poller::config::LogFormat::Text,
         "warn,sqlx=error,sqlx_core=error",
     );
     let on = |x: Section| opts.sections.contains(&x);
@@ -1047,7 +1045,7 @@ impl std::fmt::Debug for DatabaseChoice {
             DatabaseChoice::TempPostgres => f.write_str("TempPostgres"),
             DatabaseChoice::Postgres(u) => f
                 .debug_tuple("Postgres")
-                .field(&crate::redact::redact_url(u))
+                .field(&bakong_poller::redact::redact_url(u))
                 .finish(),
         }
     }
@@ -1056,14 +1054,14 @@ impl std::fmt::Debug for DatabaseChoice {
 /// Parses `bench --database`: `sqlite`, `sqlite://PATH` (PATH must not
 /// exist), `postgres`/`pg`, or a `postgres://`/`postgresql://` URL.
 pub fn parse_database(s: &str) -> Result<DatabaseChoice, BenchError> {
-    let shown = crate::redact::redact_url(s);
+    let shown = bakong_poller::redact::redact_url(s);
     match s {
         "sqlite" => return Ok(DatabaseChoice::Default),
         "postgres" | "postgresql" | "pg" => return Ok(DatabaseChoice::TempPostgres),
         _ => {}
     }
-    if crate::store::postgres::accepts(s) {
-        return crate::store::postgres::check_url(s)
+    if bakong_poller::store::postgres::accepts(s) {
+        return bakong_poller::store::postgres::check_url(s)
             .map(|()| DatabaseChoice::Postgres(s.to_string()))
             .map_err(|why| BenchError(format!("{shown:?} is not a usable PostgreSQL URL: {why}")));
     }
@@ -1092,7 +1090,7 @@ pub fn parse_database(s: &str) -> Result<DatabaseChoice, BenchError> {
 struct Databases {
     choice: DatabaseChoice,
     dir: tempfile::TempDir,
-    cluster: Option<crate::pg_cluster::TempCluster>,
+    cluster: Option<test_support::pg_cluster::TempCluster>,
     /// Why there is no PostgreSQL (the PostgreSQL rows are skipped).
     no_pg: Option<String>,
     next: std::sync::atomic::AtomicU64,
@@ -1115,7 +1113,7 @@ impl Databases {
             DatabaseChoice::Default | DatabaseChoice::SqliteAt(_) | DatabaseChoice::TempPostgres
         );
         if wants_cluster {
-            match tokio::task::spawn_blocking(crate::pg_cluster::TempCluster::start)
+            match tokio::task::spawn_blocking(test_support::pg_cluster::TempCluster::start)
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -1141,7 +1139,10 @@ impl Databases {
     fn pg_where(&self) -> String {
         match &self.choice {
             DatabaseChoice::Postgres(u) => {
-                format!("{} (a schema per run)", crate::redact::redact_url(u))
+                format!(
+                    "{} (a schema per run)",
+                    bakong_poller::redact::redact_url(u)
+                )
             }
             _ => "a throwaway local cluster (fsync=off)".into(),
         }
@@ -1187,11 +1188,11 @@ impl Databases {
             std::process::id(),
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let shown = crate::redact::redact_url(base);
+        let shown = bakong_poller::redact::redact_url(base);
         let mut conn = sqlx::PgConnection::connect(base).await.map_err(|e| {
             format!(
                 "--database {shown}: {}",
-                crate::redact::redact_text(&e.to_string())
+                bakong_poller::redact::redact_text(&e.to_string())
             )
         })?;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
@@ -1245,7 +1246,7 @@ async fn backend_run(
     let token = sim.sim.issue_token(EMAIL);
     let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, limit, BulkMode::Auto);
     settings.database.url = url.to_string();
-    crate::app::open_store(&settings)
+    bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
@@ -1291,10 +1292,7 @@ async fn backend_run(
     for d in procs {
         d.stop()?;
     }
-    let lat = db
-        .confirm_latencies(Status::Paid)
-        .await
-        .map_err(|e| e.to_string())?;
+    let lat = confirm_latencies(&settings).await?;
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
@@ -1357,16 +1355,18 @@ async fn fleet_run(
     settings.poller.payment_ttl = Duration::from_secs(40);
     settings.poller.expiry_grace = Duration::from_secs(5);
     settings.poller.lease = Duration::from_secs(10);
-    crate::app::open_store(&settings)
+    bakong_poller::app::open_store(&settings)
         .await
         .map_err(|e| e.to_string())?
         .close()
         .await;
     let db = merchant_store(&settings).await?;
     let old: Vec<String> = (0..backlog).map(|i| new_md5(1_000_000 + i)).collect();
-    db.seed_backlog(&old, Duration::from_secs(3600), None)
+    let sql = db::Sql::open(&settings.database.url).await?;
+    sql.seed_backlog(&old, Duration::from_secs(3600), None)
         .await
-        .map_err(|e| format!("seed: {e}"))?;
+        .map_err(|e| format!("seed: {}", e.reason()))?;
+    sql.close().await;
     let mut procs = Vec::new();
     for i in 0..daemons {
         procs.push(Daemon::start_named(
@@ -1448,10 +1448,7 @@ async fn fleet_run(
     for d in procs {
         d.stop()?;
     }
-    let lat = db
-        .confirm_latencies(Status::Paid)
-        .await
-        .map_err(|e| e.to_string())?;
+    let lat = confirm_latencies(&settings).await?;
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
@@ -1595,17 +1592,15 @@ async fn backends(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError
 }
 
 /// Seeds `n` pending rows, none due for an hour, in chunks of 100,000.
-async fn seed_pending(store: &Store, n: usize) -> Result<(), BenchError> {
+async fn seed_pending(sql: &db::Sql, n: usize) -> Result<(), BenchError> {
     let mut done = 0;
     while done < n {
         let chunk = (n - done).min(100_000);
         let md5s: Vec<String> = (done..done + chunk)
-            .map(|i| crate::khqr::md5_hex(&format!("claim-bench-{i}")))
+            .map(|i| bakong_poller::khqr::md5_hex(&format!("claim-bench-{i}")))
             .collect();
-        store
-            .seed_backlog(&md5s, Duration::ZERO, Some(Duration::from_secs(3600)))
-            .await
-            .map_err(|e| e.to_string())?;
+        sql.seed_backlog(&md5s, Duration::ZERO, Some(Duration::from_secs(3600)))
+            .await?;
         done += chunk;
     }
     Ok(())
@@ -1622,16 +1617,14 @@ async fn claim_figures(url: &str, n: usize) -> Result<(Duration, Duration, Durat
         .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     let t = Instant::now();
-    seed_pending(&store, n).await?;
+    let sql = db::Sql::open(url).await?;
+    seed_pending(&sql, n).await?;
     let seeded = t.elapsed();
     let mut total = Duration::ZERO;
     let mut worst = Duration::ZERO;
     for _ in 0..CLAIM_RUNS {
         // CLAIM_BATCH random rows become due, among n pending.
-        store
-            .make_due(CLAIM_BATCH)
-            .await
-            .map_err(|e| e.to_string())?;
+        sql.make_due(CLAIM_BATCH).await?;
         let now = chrono::Utc::now().timestamp_millis();
         let t = Instant::now();
         let got = store
@@ -1652,6 +1645,7 @@ async fn claim_figures(url: &str, n: usize) -> Result<(Duration, Duration, Durat
         total += took;
         worst = worst.max(took);
     }
+    sql.close().await;
     store.close().await;
     Ok((seeded, total / CLAIM_RUNS, worst))
 }

@@ -3,15 +3,16 @@
 //! reading it back ([`decode`], lenient, used by the simulator and
 //! `deeplink`), checking it strictly against a clock ([`verify`]), and
 //! drawing it ([`render`]). Also owns the md5 that identifies a payment and
-//! the CRC that guards the string.
+//! the CRC that guards the string. [`money`] holds the currencies and the
+//! exact decimal amounts (never floats) the payload carries.
 //!
 //! Lengths are counted in UTF-16 code units, as the JavaScript SDK counts
 //! them, so a merchant name in Khmer carries more UTF-8 bytes than its
 //! length field says; the md5 and the CRC are still over the UTF-8 bytes.
 //!
 //! ```
-//! use bakong_poller::khqr::{self, render, KhqrRequest};
-//! use bakong_poller::money::Currency;
+//! use bakong_khqr::{self as khqr, render, KhqrRequest};
+//! use bakong_khqr::money::Currency;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let now = chrono::Utc::now();
@@ -33,9 +34,12 @@
 //! # }
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod crc;
 mod decode;
 mod encode;
+pub mod money;
 pub mod render;
 mod tags;
 mod tlv;

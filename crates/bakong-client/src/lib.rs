@@ -7,10 +7,18 @@
 //! answer: 2xx envelopes, 401, 403, 404, 429, 5xx and unreadable bodies each
 //! become their own [`Error`]. [`Client::call`] asks the manager to refresh
 //! when a request with generation `g` is refused, and retries once.
+//!
+//! A crate of its own, usable without the bakong-poller daemon: the daemon
+//! counts its requests through an [`Observer`] it installs, and shares the
+//! gate's state between processes through its store ([`gate`] takes that
+//! state as plain values). [`redact`] keeps credentials out of every
+//! message that echoes a URL or a server's text.
+#![forbid(unsafe_code)]
 
 mod error;
 pub mod gate;
 pub mod quota;
+pub mod redact;
 pub mod token;
 pub mod types;
 
@@ -31,7 +39,7 @@ pub use token::{
 };
 pub use types::{Envelope, ListStatus, RequestTokenBody, SourceInfo, Transaction};
 
-use crate::money::Currency;
+use bakong_khqr::money::Currency;
 
 /// What the client reports about its requests, for whoever counts them
 /// (the daemon's Prometheus instruments). The client knows only this

@@ -171,7 +171,13 @@ fn lower_hull(mut pts: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
 /// The bound for the targets' aim on the checkout traffic: p99 paid ->
 /// confirmed within 1.5 s, full requests of 50 md5s.
 pub fn for_targets(cadence_s: f64) -> Option<Bound> {
-    least_requests(&CHECKOUT, cadence_s, 1.5, 0.99, crate::bakong::MAX_LIST)
+    least_requests(
+        &CHECKOUT,
+        cadence_s,
+        1.5,
+        0.99,
+        bakong_poller::bakong::MAX_LIST,
+    )
 }
 
 /// The bound's table for the target (p99 within 1.5 s at 10

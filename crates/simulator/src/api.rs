@@ -14,8 +14,8 @@ use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 use super::{Inner, OutcomeKind, Sim, SimTx};
-use crate::khqr;
-use crate::money::amount_from_json;
+use bakong_khqr as khqr;
+use bakong_khqr::money::amount_from_json;
 
 /// Every endpoint the simulator serves under `/v1`.
 pub const ENDPOINTS: &[&str] = &[
@@ -400,7 +400,7 @@ fn list(g: &Inner, body: &Value, key: &str) -> Response {
     let Some(items) = body.as_array() else {
         return missing(format!("the body must be a JSON array of {key} strings."));
     };
-    if items.is_empty() || items.len() > super::super::bakong::MAX_LIST {
+    if items.is_empty() || items.len() > super::MAX_LIST {
         return missing(format!("the array must hold 1 to 50 {key} strings."));
     }
     let mut out = Vec::with_capacity(items.len());

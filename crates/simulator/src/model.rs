@@ -5,7 +5,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::Currency;
+use bakong_khqr::money::Currency;
 
 /// How a 429 tells the client when to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,18 +1,112 @@
-//! `bench`: the daemon against the simulator under a rate limit, with a
-//! naive baseline. The bench prints its figures as it goes.
+//! The command line of `bakong-poller-bench`: the bench (the daemon
+//! against the simulator under a rate limit, with a naive baseline), its
+//! `webhooks` command, and the hidden `daemon` command that runs the
+//! product's command line (the daemons the bench starts are this program).
+//! The bench prints its figures as it goes.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Parser, Subcommand};
 
-use super::output::Nothing;
-use super::CliError;
+const EXAMPLES: &str = "\
+Examples:
+  cargo run -p bakong-poller-bench --release --locked
+  bakong-poller-bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2
+  bakong-poller-bench --sections backends,claim --database postgres
+  bakong-poller-bench --sections backends,claim --database 'postgres://app@db/payments'
+  bakong-poller-bench webhooks --events 1000 --rate 100 --receiver-delay 20ms";
 
-/// `bench` options.
-#[derive(Debug, Args)]
+/// bakong-poller-bench: the bakong-poller daemon against the simulator.
+#[derive(Debug, Parser)]
 #[command(
-    after_help = "Example:\n  cargo run --release -- bench\n  bakong-poller bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2\n  bakong-poller bench --sections backends,claim --database postgres\n  bakong-poller bench --sections backends,claim --database 'postgres://app@db/payments'"
+    name = "bakong-poller-bench",
+    version,
+    about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
 )]
+pub struct Cli {
+    /// The bench's options (without a command).
+    #[command(flatten)]
+    pub bench: BenchArgs,
+    /// Another benchmark.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands beside the bench itself.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure webhook delivery: throughput and final status -> receiver latency (p50/p99).
+    Webhooks(WebhookBenchArgs),
+}
+
+/// Why a command failed: a usage error (exit 2) or a runtime one (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A bad option.
+    #[error("{0}")]
+    Usage(String),
+    /// The bench could not run to its end.
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl CliError {
+    /// The process's exit code.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+/// The whole program; returns the exit code. `daemon ARGS...` runs the
+/// product's command line (`bakong-poller ARGS...`): the bench starts its
+/// daemons as children of this very program, so `cargo run -p
+/// bakong-poller-bench` needs no other binary and the daemon is always the
+/// code this bench was built with.
+pub fn main_from(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().collect();
+    if args.get(1).is_some_and(|a| a == "daemon") {
+        let product =
+            std::iter::once(OsString::from("bakong-poller")).chain(args.into_iter().skip(2));
+        return bakong_poller::cli::main_from(product);
+    }
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bakong-poller-bench: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        match &cli.command {
+            None => run(&cli.bench).await,
+            Some(Command::Webhooks(a)) => run_webhooks(a).await,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("bakong-poller-bench: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// The bench's options.
+#[derive(Debug, Args)]
 pub struct BenchArgs {
     /// How long payments are created at each load level.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
@@ -23,13 +117,13 @@ pub struct BenchArgs {
     // `std::vec::Vec` keeps clap from reading these as repeated options:
     // each is one comma-separated value.
     /// New payments per second in bulk mode (comma-separated; empty for none).
-    #[arg(long, default_value = "2,10,25,50,75", value_parser = crate::bench::parse_levels)]
+    #[arg(long, default_value = "2,10,25,50,75", value_parser = crate::parse_levels)]
     pub bulk_levels: std::vec::Vec<f64>,
     /// New payments per second in single-lookup mode.
-    #[arg(long, default_value = "1,2,4", value_parser = crate::bench::parse_levels)]
+    #[arg(long, default_value = "1,2,4", value_parser = crate::parse_levels)]
     pub single_levels: std::vec::Vec<f64>,
     /// Levels at which the naive baseline runs too.
-    #[arg(long, default_value = "2,10", value_parser = crate::bench::parse_levels)]
+    #[arg(long, default_value = "2,10", value_parser = crate::parse_levels)]
     pub baseline_levels: std::vec::Vec<f64>,
     /// Pending payments for the RSS / CPU measurement.
     #[arg(long, default_value_t = 10_000)]
@@ -48,8 +142,8 @@ pub struct BenchArgs {
     /// Sections to run, comma-separated: pareto, targets, bound, levels,
     /// resources, backends, claim, fleet (levels, the older load-level
     /// table, and fleet only when named; bound is computed, not run).
-    #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim", value_parser = crate::bench::parse_sections)]
-    pub sections: std::vec::Vec<crate::bench::Section>,
+    #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim", value_parser = crate::parse_sections)]
+    pub sections: std::vec::Vec<crate::Section>,
     /// Databases of the backends and claim sections: `sqlite` (temporary
     /// files; PostgreSQL in a throwaway cluster if its binaries are
     /// installed, else those rows are skipped), `sqlite://PATH` (the SQLite
@@ -64,11 +158,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub backends_window: Duration,
     /// New payments per second in the backends section (comma-separated).
-    #[arg(long, default_value = "5,20", value_parser = crate::bench::parse_levels)]
+    #[arg(long, default_value = "5,20", value_parser = crate::parse_levels)]
     pub backends_levels: std::vec::Vec<f64>,
     /// Pending rows among which a claim of 50 is timed (comma-separated;
     /// empty skips the section).
-    #[arg(long, default_value = "100000,1000000", value_parser = crate::bench::parse_sizes)]
+    #[arg(long, default_value = "100000,1000000", value_parser = crate::parse_sizes)]
     pub claim_sizes: std::vec::Vec<usize>,
     /// Arrival window of each fleet row (three daemons on PostgreSQL killed
     /// at random, one on SQLite); 0s skips the section.
@@ -83,7 +177,7 @@ pub struct DatabaseArg(String);
 impl std::fmt::Debug for DatabaseArg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_tuple("DatabaseArg")
-            .field(&crate::redact::redact_url(&self.0))
+            .field(&bakong_poller::redact::redact_url(&self.0))
             .finish()
     }
 }
@@ -106,10 +200,10 @@ fn positive_rate(s: &str) -> Result<f64, BadRate> {
 }
 
 /// Runs the benchmark.
-pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
-    let database = crate::bench::parse_database(&a.database.0)
+pub async fn run(a: &BenchArgs) -> Result<(), CliError> {
+    let database = crate::parse_database(&a.database.0)
         .map_err(|e| CliError::Usage(format!("--database: {}", e.reason())))?;
-    crate::bench::run(crate::bench::BenchOptions {
+    crate::run(crate::BenchOptions {
         duration: a.duration,
         limit: a.limit,
         bulk_levels: a.bulk_levels.clone(),
@@ -128,13 +222,13 @@ pub async fn run(a: &BenchArgs) -> Result<Nothing, CliError> {
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;
-    Ok(Nothing {})
+    Ok(())
 }
 
-/// `bench-webhooks` options.
+/// `webhooks` options.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  cargo run --release -- bench-webhooks --events 2000\n  bakong-poller bench-webhooks --events 1000 --rate 100 --receiver-delay 20ms"
+    after_help = "Example:\n  cargo run -p bakong-poller-bench --release --locked -- webhooks --events 2000"
 )]
 pub struct WebhookBenchArgs {
     /// Payments that reach a final status (one event each).
@@ -149,19 +243,19 @@ pub struct WebhookBenchArgs {
 }
 
 /// Runs the webhook benchmark.
-pub async fn run_webhooks(a: &WebhookBenchArgs) -> Result<Nothing, CliError> {
+pub async fn run_webhooks(a: &WebhookBenchArgs) -> Result<(), CliError> {
     if !(a.rate.is_finite() && a.rate >= 0.0) {
         return Err(CliError::Usage(format!(
             "--rate {}: must be 0 or a positive number of payments per second",
             a.rate
         )));
     }
-    crate::notify::bench::run(crate::notify::bench::WebhookBenchOptions {
+    crate::webhooks::run(crate::webhooks::WebhookBenchOptions {
         events: a.events.max(1),
         rate: a.rate,
         receiver_delay: a.receiver_delay,
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;
-    Ok(Nothing {})
+    Ok(())
 }

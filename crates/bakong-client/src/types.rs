@@ -21,7 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::money::{amount_from_raw_json, Currency};
+use bakong_khqr::money::{amount_from_raw_json, Currency};
 
 /// The envelope every endpoint answers with.
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -4,6 +4,10 @@
 //!
 //! `/v1/<endpoint>` is the API; `/_sim/...` is the control API.
 
+//!
+//! A crate of its own (no dependency on the daemon), so that a client of
+//! the Bakong Open API in any language can be tested against it.
+#![forbid(unsafe_code)]
 // A handler's early answer is an axum Response; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
@@ -24,9 +28,27 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::khqr;
-use crate::money::Currency;
 pub use api::ENDPOINTS;
+use bakong_khqr as khqr;
+use bakong_khqr::money::Currency;
+
+/// The most items the list endpoints take in one request (the API's limit).
+pub const MAX_LIST: usize = 50;
+
+/// Writes a token the way a client keeps one: the token and a newline, in
+/// a file only its owner can read, replaced in one rename.
+fn write_token_file(path: &std::path::Path, token: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new().prefix(".token").tempfile_in(dir)?;
+    writeln!(tmp, "{token}")?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
 pub use model::*;
 
 /// A simulated transaction.
@@ -197,8 +219,8 @@ impl Sim {
             sim.register(&r.email);
             if let Some(path) = &r.token_file {
                 let t = sim.issue_token(&r.email);
-                let token = crate::bakong::Token::new(&t).ok_or("issued token is empty")?;
-                crate::bakong::token::save_token_file(path, &token).map_err(|e| e.to_string())?;
+                write_token_file(path, &t)
+                    .map_err(|e| format!("write the token to {}: {e}", path.display()))?;
             }
         }
         for (i, t) in scenario.transactions.iter().enumerate() {

@@ -1,11 +1,11 @@
-//! `bench`'s PostgreSQL sections (issue 10): `--database` is validated
+//! The bench's PostgreSQL sections (issue 10): `--database` is validated
 //! where it enters, and the backends and claim sections print their rows.
+#![allow(clippy::unwrap_used)]
 
 use std::process::Output;
 
 fn bench(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller"))
-        .arg("bench")
+    std::process::Command::new(env!("CARGO_BIN_EXE_bakong-poller-bench"))
         .args(args)
         .output()
         .unwrap()
@@ -46,7 +46,7 @@ fn a_bad_database_exits_2_naming_the_option_without_its_password() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backends_and_claim_sections_print_a_row_per_backend_and_drop_their_schemas() {
     // A server given by URL: the bench works in schemas of its own.
-    let url = crate::pg::database().await;
+    let url = test_support::pg::database().await;
     let database = url.clone().unwrap_or_else(|| "sqlite".into());
     let o = tokio::task::spawn_blocking(move || {
         bench(&[

@@ -1,4 +1,4 @@
-//! `bakong-poller bench-webhooks`: delivery throughput and the latency a
+//! `bakong-poller-bench webhooks`: delivery throughput and the latency a
 //! webhook adds, from the moment a final status is recorded (the event's
 //! `timestamp`) to the moment a receiver on 127.0.0.1 has the request.
 //! The simulator, the daemon and a receiver that verifies every signature
@@ -16,26 +16,29 @@ use axum::Router;
 use base64::Engine as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{BulkMode, LogFormat, WebhookSecrets};
-use crate::event::sign::SigningKey;
-use crate::simulator::{self, NewTransaction, Scenario};
-use crate::store::{NewPayment, Store};
+use bakong_poller::config::{BulkMode, LogFormat, WebhookSecrets};
+use bakong_poller::event::sign::SigningKey;
+use bakong_poller::store::{NewPayment, Store};
+use bakong_simulator::{self as simulator, NewTransaction, Scenario};
 
 /// Why the benchmark could not run to its end.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookBenchError {
     /// The simulator could not start or take a payment.
     #[error("simulator: {0}")]
-    Sim(#[from] crate::simulator::SimError),
+    Sim(#[from] bakong_simulator::SimError),
     /// The temporary database failed.
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] bakong_poller::store::StoreError),
+    /// The bench's own queries failed.
+    #[error(transparent)]
+    Sql(#[from] crate::BenchError),
     /// The temporary directory or the receiver's socket failed.
     #[error("webhook bench: {0}")]
     Io(#[from] std::io::Error),
     /// The signing secret made here was refused (a bug).
     #[error("webhook bench: secret: {0}")]
-    Secret(#[from] crate::event::sign::SecretError),
+    Secret(#[from] bakong_poller::event::sign::SecretError),
     /// Not every event reached the receiver in time.
     #[error("only {got} of {want} events reached the receiver within {secs} s")]
     Incomplete {
@@ -108,7 +111,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 
 /// Runs the benchmark and prints its figures.
 pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
-    crate::telemetry::init(LogFormat::Text, "warn");
+    bakong_poller::telemetry::init(LogFormat::Text, "warn");
     let dir = tempfile::tempdir()?;
     let stop = CancellationToken::new();
     let sim = simulator::spawn(
@@ -136,7 +139,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let mut s = crate::app::local_settings(dir.path(), &sim.base_url(), &token);
+    let mut s = bakong_poller::app::local_settings(dir.path(), &sim.base_url(), &token);
     s.bakong.account_id = None;
     s.log.level = "warn".into();
     s.poller.bulk = BulkMode::Always;
@@ -151,11 +154,12 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
     let store = Store::connect(&s.database.url, Duration::from_secs(5)).await?;
     store.migrate().await?;
     let insert = |i: usize| {
-        let md5 = crate::khqr::md5_hex(&format!("webhook-bench-{i}-{}", rand::random::<u64>()));
+        let md5 =
+            bakong_poller::khqr::md5_hex(&format!("webhook-bench-{i}-{}", rand::random::<u64>()));
         let registered = sim.sim.add_transaction(NewTransaction {
             md5: Some(md5.clone()),
             amount: Some(rust_decimal::Decimal::ONE),
-            currency: Some(crate::money::Currency::Usd),
+            currency: Some(bakong_poller::money::Currency::Usd),
             ..NewTransaction::default()
         });
         (md5, registered)
@@ -163,7 +167,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
     let new = |md5: String| NewPayment {
         md5,
         amount: "1".into(),
-        currency: crate::money::Currency::Usd,
+        currency: bakong_poller::money::Currency::Usd,
         expires_at: None,
     };
     if opts.rate <= 0.0 {
@@ -173,11 +177,12 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
             store.insert_payment(&new(md5)).await?;
         }
     }
+    let url = s.database.url.clone();
     let daemon_stop = CancellationToken::new();
-    let daemon = tokio::spawn(crate::daemon::run(
+    let daemon = tokio::spawn(bakong_poller::daemon::run(
         s,
         daemon_stop.clone(),
-        Arc::new(crate::poller::NoObserver),
+        Arc::new(bakong_poller::poller::NoObserver),
     ));
     let started = Instant::now();
     if opts.rate > 0.0 {
@@ -209,7 +214,10 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
     let elapsed = started.elapsed();
     daemon_stop.cancel();
     let _ = daemon.await;
-    let recorded = store.delivery_latencies().await?;
+    let sql = crate::db::Sql::open(&url).await?;
+    let recorded = sql.delivery_latencies().await;
+    sql.close().await;
+    let recorded = recorded?;
     store.close().await;
     stop.cancel();
     let seen: Vec<(i64, i64)> = arrivals
