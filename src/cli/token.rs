@@ -133,8 +133,7 @@ async fn show(settings: &Settings, reveal: bool) -> Result<Shown, CliError> {
     let (picked, unread) = match app::token_choice(settings).await {
         Ok(p) => (p, None),
         Err(app::AppError::Database(e)) => (
-            crate::tokens::choice(settings)
-                .map_err(|e| CliError::Usage(e.to_string()))?,
+            crate::tokens::choice(settings).map_err(|e| CliError::Usage(e.to_string()))?,
             Some(format!("the database: cannot be read ({e})")),
         ),
         Err(e) => return Err(e.into()),
