@@ -442,23 +442,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Per status: count and paid -> confirmed seconds.
     async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError>;
 
-    /// Seconds from paid_at to confirmed_at of every row with `status`,
-    /// sorted (benchmark latencies).
-    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError>;
-
-    /// Benchmark set-up: inserts `md5s` as pending 1.00 USD payments in one
-    /// transaction, created evenly over the last `created_over`, and due
-    /// only after `not_due_for` when given.
-    async fn seed_backlog(
-        &self,
-        md5s: &[String],
-        created_over: Duration,
-        not_due_for: Option<Duration>,
-    ) -> Result<(), StoreError>;
-
-    /// Benchmark set-up: makes `n` random pending rows due now.
-    async fn make_due(&self, n: usize) -> Result<(), StoreError>;
-
     /// Makes `active` (`webhook`, `hook`) receivers new events get a
     /// delivery for. Others stay as they are: a receiver another live
     /// daemon has stays active, and one no live daemon has is turned off
@@ -497,10 +480,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// none. Returns how many deliveries are pending (0: no such event, or
     /// no receiver).
     async fn redeliver(&self, id: &str) -> Result<u64, StoreError>;
-
-    /// Milliseconds from an event's recording to its delivery, of every
-    /// delivered one, sorted (benchmark latencies).
-    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError>;
 
     /// Closes the connections.
     async fn close(&self);

@@ -1167,63 +1167,6 @@ impl Backend for PgStore {
             .collect()
     }
 
-    /// See [`super::Store::confirm_latencies`].
-    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
-        let mut v: Vec<f64> = sqlx::query_scalar(
-            "SELECT extract(epoch FROM confirmed_at - paid_at)::float8 FROM payments
-             WHERE status = $1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
-        )
-        .bind(status.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read confirmation latencies"))?;
-        v.sort_by(f64::total_cmp);
-        Ok(v)
-    }
-
-    /// See [`super::Store::seed_backlog`]: one statement over the arrays.
-    async fn seed_backlog(
-        &self,
-        md5s: &[String],
-        created_over: Duration,
-        not_due_for: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let n = md5s.len().max(1) as f64;
-        let due_at = not_due_for
-            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
-            .unwrap_or(0);
-        let ages: Vec<f64> = (0..md5s.len())
-            .map(|i| created_over.as_secs_f64() * i as f64 / n)
-            .collect();
-        let due: Vec<i64> = (0..md5s.len()).map(|i| due_at + i as i64).collect();
-        sqlx::query(
-            "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
-             SELECT m, 1.00, 'USD', now() - make_interval(secs => a), d
-             FROM unnest($1::text[], $2::float8[], $3::bigint[]) AS t(m, a, d)",
-        )
-        .bind(md5s)
-        .bind(&ages)
-        .bind(&due)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("insert backlog"))?;
-        Ok(())
-    }
-
-    /// See [`super::Store::make_due`].
-    async fn make_due(&self, n: usize) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE payments SET next_check_at = 0
-             WHERE id IN (SELECT id FROM payments WHERE status = 'pending'
-                          ORDER BY random() LIMIT $1)",
-        )
-        .bind(n as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(ctx("make rows due"))?;
-        Ok(())
-    }
-
     /// See [`super::Store::set_receivers`].
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
@@ -1404,18 +1347,6 @@ impl Backend for PgStore {
         .map_err(ctx("redeliver"))?;
         tx.commit().await.map_err(ctx("commit redeliver"))?;
         Ok(res.rows_affected())
-    }
-
-    /// See [`super::Store::delivery_latencies`].
-    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
-             JOIN payment_events e ON e.id = d.event_id
-             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL ORDER BY 1",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read delivery latencies"))
     }
 }
 

@@ -1185,65 +1185,6 @@ impl Backend for SqliteStore {
             .collect()
     }
 
-    /// See [`super::Store::confirm_latencies`].
-    async fn confirm_latencies(&self, status: Status) -> Result<Vec<f64>, StoreError> {
-        let mut v: Vec<f64> = sqlx::query_scalar(
-            "SELECT (julianday(confirmed_at) - julianday(paid_at)) * 86400.0 FROM payments
-             WHERE status = ?1 AND paid_at IS NOT NULL AND confirmed_at IS NOT NULL",
-        )
-        .bind(status.as_str())
-        .fetch_all(&self.read)
-        .await
-        .map_err(ctx("read confirmation latencies"))?;
-        v.sort_by(f64::total_cmp);
-        Ok(v)
-    }
-
-    /// See [`super::Store::seed_backlog`].
-    async fn seed_backlog(
-        &self,
-        md5s: &[String],
-        created_over: Duration,
-        not_due_for: Option<Duration>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self
-            .write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(ctx("begin backlog"))?;
-        let n = md5s.len().max(1) as f64;
-        let due_at = not_due_for
-            .map(|d| Utc::now().timestamp_millis() + d.as_millis() as i64)
-            .unwrap_or(0);
-        for (i, md5) in md5s.iter().enumerate() {
-            let age = created_over.as_secs_f64() * i as f64 / n;
-            sqlx::query(
-                "INSERT INTO payments (md5, amount, currency, created_at, next_check_at)
-                 VALUES (?1, '1.00', 'USD', strftime('%Y-%m-%d %H:%M:%f', 'now', ?2), ?3)",
-            )
-            .bind(md5)
-            .bind(format!("-{age:.3} seconds"))
-            .bind(due_at + i as i64)
-            .execute(&mut *tx)
-            .await
-            .map_err(ctx("insert backlog"))?;
-        }
-        tx.commit().await.map_err(ctx("commit backlog"))
-    }
-
-    /// See [`super::Store::make_due`].
-    async fn make_due(&self, n: usize) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE payments SET next_check_at = 0
-             WHERE id IN (SELECT id FROM payments WHERE status = 'pending' ORDER BY random() LIMIT ?1)",
-        )
-        .bind(n as i64)
-        .execute(&self.write)
-        .await
-        .map_err(ctx("make rows due"))?;
-        Ok(())
-    }
-
     /// See [`super::Store::set_receivers`].
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self
@@ -1450,20 +1391,6 @@ impl Backend for SqliteStore {
         .map_err(ctx("redeliver"))?;
         tx.commit().await.map_err(ctx("commit redeliver"))?;
         Ok(res.rows_affected())
-    }
-
-    /// See [`super::Store::delivery_latencies`].
-    async fn delivery_latencies(&self) -> Result<Vec<i64>, StoreError> {
-        let mut v: Vec<i64> = sqlx::query_scalar(
-            "SELECT d.delivered_ms - e.created_ms FROM event_deliveries d
-             JOIN payment_events e ON e.id = d.event_id
-             WHERE d.status = 'delivered' AND d.delivered_ms IS NOT NULL",
-        )
-        .fetch_all(&self.read)
-        .await
-        .map_err(ctx("read delivery latencies"))?;
-        v.sort_unstable();
-        Ok(v)
     }
 
     /// Closes both pools.
