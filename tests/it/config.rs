@@ -295,7 +295,8 @@ async fn the_daemon_start_line_shows_urls_without_their_password() {
     let cfg = config_with(&e, &s, |t| t.replace(&base, &format!("{with_creds}/v1")));
     let log = e.dir.path().join("daemon.log");
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -352,7 +353,7 @@ async fn add_refuses_amounts_a_khqr_cannot_carry_naming_amount() {
         );
         assert_eq!(out.code, 2, "{amount} {currency}: {}", out.text());
         assert!(out.text().contains("--amount"), "{}", out.text());
-        assert_eq!(out.stderr.as_str().trim().lines().count(), 1);
+        assert_eq!(out.stderr.trim().lines().count(), 1);
     }
     for (amount, currency) in [
         ("1.50", "USD"),

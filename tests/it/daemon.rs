@@ -636,9 +636,7 @@ async fn a_bad_config_exits_2_naming_the_key() {
             format!("[database]\nurl = \"{}\"\n{extra_key}", s.database.url),
         )
         .unwrap();
-        let out = bin!()
-            .args(["--config", path.to_str().unwrap(), "run"])
-            .output();
+        let out = bin!().config(&path).arg("run").output();
         let err = out.stderr.as_str();
         assert_eq!(out.code, 2, "{err}");
         assert!(err.contains(expect), "{err}");
@@ -646,11 +644,12 @@ async fn a_bad_config_exits_2_naming_the_key() {
     }
     let cfg = e.config_file(&s, "");
     let out = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .env("BAKONG_POLLER__POLLER__CONCURRENCY", "many")
         .output();
     assert_eq!(out.code, 2);
-    assert!(out.stderr.as_str().contains("concurrency"));
+    assert!(out.stderr.contains("concurrency"));
     // A missing token is a config error too.
     let mut no_token = s.clone();
     no_token.bakong.token = None;
@@ -659,16 +658,15 @@ async fn a_bad_config_exits_2_naming_the_key() {
         .unwrap()
         .replace(&format!("token = \"{}\"\n", e.token), "");
     std::fs::write(&cfg, text).unwrap();
-    let out = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
-        .output();
+    let out = bin!().config(&cfg).arg("run").output();
     assert_eq!(out.code, 2);
-    assert!(out.stderr.as_str().contains("bakong.token"));
+    assert!(out.stderr.contains("bakong.token"));
 }
 
 fn spawn_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
     bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

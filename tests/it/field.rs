@@ -496,7 +496,8 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
     let cfg = e.config_file(&s, "");
     let log = e.dir.path().join("daemon.log");
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -542,7 +543,8 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
 /// Starts `run` as a process logging to `log`; returns once it runs.
 async fn running_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
     let child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(cfg)
+        .arg("run")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn();

@@ -39,7 +39,8 @@ async fn serve_metrics(e: &TestEnv, limits: &str) -> Served {
     );
     let log = e.dir.path().join("daemon.log");
     let child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -336,7 +337,8 @@ async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and
     let cfg = e.config_file(&s, "");
     let log = e.dir.path().join("daemon.log");
     let child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -363,7 +365,8 @@ async fn a_group_writable_token_directory_is_warned_about_at_start_naming_it_and
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).unwrap();
     let log = e.dir.path().join("daemon2.log");
     let child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -465,7 +468,8 @@ async fn a_hook_sees_only_the_documented_environment() {
     );
     let log = dir.join("daemon.log");
     let child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .env("PGPASSWORD", "pg-secret")
         .env("HTTPS_PROXY", "http://proxyuser:proxy-secret@127.0.0.1:9")
         .env("https_proxy", "http://proxyuser:proxy-secret@127.0.0.1:9")

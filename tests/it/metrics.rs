@@ -503,7 +503,8 @@ async fn listeners_of_a_running_daemon(extra: &str) -> usize {
     let db = e.merchant(&s).await;
     let cfg = e.config_file(&s, extra);
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn_async();

@@ -268,7 +268,7 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
     assert_eq!(v.to_string().matches(r#""paid":5"#).count(), 1, "{v}");
     let out = run_cli(&cfg, &["--json", "list", "--status", "pending"]);
     assert_eq!(out.code, 0, "{}", out.text());
-    assert!(out.stdout.as_str().contains(&waiting), "{}", out.text());
+    assert!(out.stdout.contains(&waiting), "{}", out.text());
     // The pending row carries on under a daemon on PostgreSQL.
     let d = start(p.settings());
     assert_eq!(p.final_status(&waiting, LIMIT).await, "paid");
@@ -286,7 +286,8 @@ async fn import_copies_a_sqlite_database_into_postgres_once() {
 
 pub(crate) fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
     bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

@@ -254,7 +254,7 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     assert_eq!(out.code, 0);
     let v = out.json();
     assert!(v["source"].as_str().unwrap().contains("database"), "{v}");
-    assert!(!out.stdout.as_str().contains(&newer));
+    assert!(!out.stdout.contains(&newer));
     let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "--json", "status"])
         .output();
@@ -269,12 +269,8 @@ async fn at_start_the_newest_token_wins_and_is_shared_through_the_database() {
     let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "token", "renew"])
         .output();
-    assert_eq!(out.code, 0, "{}", out.stderr.as_str());
-    assert!(
-        out.stdout.as_str().contains("database"),
-        "{}",
-        out.stdout.as_str()
-    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("database"), "{}", out.stdout.as_str());
     assert_eq!(t.renewals(), 1);
     let (renewed, after) = t.shared().await.unwrap();
     assert!(after > before && renewed != newer);
@@ -347,7 +343,8 @@ async fn a_manager_without_a_token_takes_the_shared_one_instead_of_renewing() {
 
 fn spawn_daemon(cfg: &Path, log: &Path) -> Child {
     bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -689,7 +686,7 @@ async fn token_show_names_a_database_out_of_reach_and_shows_the_local_token() {
     let out = bin!()
         .args(["--config", cfg.to_str().unwrap(), "--json", "token", "show"])
         .output();
-    let all = format!("{}{}", out.stdout.as_str(), out.stderr.as_str());
+    let all = format!("{}{}", out.stdout, out.stderr);
     assert_eq!(out.code, 0, "{all}");
     let v = out.json();
     assert_eq!(v["source"], "bakong.token", "{v}");

@@ -26,7 +26,8 @@ async fn the_daemon_notifies_ready_after_migrations_pings_the_watchdog_and_says_
     let sock_path = e.dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "1000000")
         .stdout(Stdio::null())
@@ -87,7 +88,7 @@ async fn config_check_reports_each_problem_on_its_own_line() {
     let ok = bin!()
         .args(["--config", cfg.to_str().unwrap(), "config", "check"])
         .output();
-    assert_eq!(ok.code, 0, "{}", ok.stderr.as_str());
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
     // No token anywhere and no email: two problems, two lines.
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -131,7 +132,8 @@ async fn under_journald_each_line_carries_its_syslog_priority() {
     let log = std::fs::File::create(&log_path).unwrap();
     let meta = log.metadata().unwrap();
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
         .stdout(Stdio::null())
         .stderr(log)
@@ -182,7 +184,7 @@ async fn under_umask_0007_the_database_is_group_writable_for_the_merchant_app() 
         .output()
         .unwrap()
         .into();
-    assert_eq!(out.code, 0, "{}", out.stderr.as_str());
+    assert_eq!(out.code, 0, "{}", out.stderr);
     for suffix in ["", "-wal", "-shm"] {
         let path = format!("{}{suffix}", e.db_path().display());
         if let Ok(m) = std::fs::metadata(&path) {

@@ -493,7 +493,8 @@ async fn a_daemon_killed_during_a_delivery_delivers_the_event_after_restart() {
     let cfg = e.config_file(&s, &webhook_toml(&rx.url(), &key, 1000));
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(e.dir.path().join("run1.log")).unwrap())
         .spawn();
@@ -510,7 +511,8 @@ async fn a_daemon_killed_during_a_delivery_delivers_the_event_after_restart() {
     let id = event_of(&db, &md5).await;
     assert_eq!(delivery(&db, &id, "webhook").await.unwrap().0, "pending");
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(e.dir.path().join("run2.log")).unwrap())
         .spawn();
@@ -541,7 +543,8 @@ async fn logs_show_one_line_per_attempt_and_never_the_secret_or_url_credentials(
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
     let log = e.dir.path().join("daemon.log");
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn();
@@ -667,9 +670,7 @@ async fn bad_webhook_and_hook_settings_exit_2_naming_the_key_without_echoing_the
         ),
     ] {
         let cfg = e.config_file(&s, &extra);
-        let out = bin!()
-            .args(["--config", cfg.to_str().unwrap(), "run"])
-            .output();
+        let out = bin!().config(&cfg).arg("run").output();
         let err = out.stderr.as_str();
         assert_eq!(out.code, 2, "{extra}: {err}");
         assert!(err.contains(key), "{extra}: {err}");
@@ -758,7 +759,8 @@ async fn a_hook_never_sees_the_token_the_daemon_got_from_its_environment() {
     );
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .env("BAKONG_POLLER__BAKONG__TOKEN", &e.token)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -791,7 +793,8 @@ async fn sigterm_during_a_hanging_delivery_exits_0_in_time_and_gives_the_deliver
     let cfg = e.config_file(&s, &webhook_toml(&rx.url(), &key, 60_000));
     let md5 = e.payment(&db, "1", "USD", paid_after(0)).await;
     let mut child = bin!()
-        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .config(&cfg)
+        .arg("run")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
