@@ -109,7 +109,7 @@ pub enum Command {
     Deeplink(deeplink::DeeplinkArgs),
     /// Copy every row of a SQLite database into the PostgreSQL database.url (idempotent).
     Import(import::ImportArgs),
-    /// Open a payment: build the KHQR from [merchant], insert the pending row, show the QR.
+    /// Open a payment: build the KHQR from `[merchant]`, insert the pending row, show the QR.
     New(new::NewArgs),
     /// Decode or verify a KHQR string (offline).
     #[command(subcommand)]

@@ -2,7 +2,7 @@
 //! text format (OpenMetrics when the scraper asks for it), `GET /healthz`
 //! answering 200 `ok` or 503 with a one-line reason.
 //!
-//! States are read at scrape time by [`Live`], a `prometheus-client`
+//! States are read at scrape time by `Live`, a `prometheus-client`
 //! collector: the pending rows, the gate, the token, and the counters the
 //! daemon keeps for its summaries. The database is read by one scrape at a
 //! time and at most once per [`SCRAPE_CACHE`]: scrapes in a burst share the

@@ -1,5 +1,5 @@
 //! Notifications: the outbox of events written with each final status
-//! ([`event`]), signed the Standard Webhooks way ([`sign`]), and the
+//! ([`crate::event`]), signed the Standard Webhooks way ([`crate::event::sign`]), and the
 //! sender that delivers them beside the poller ([`run`], [`deliver`]).
 //!
 //! Delivery is at least once. Each receiver (`[webhook]`, `[hook]`) has a

@@ -187,7 +187,7 @@ pub trait WriteTx: Send {
     ) -> Result<(), StoreError>;
 
     /// The batched statement `kind` for `rows` (a JSON array of
-    /// [`batch_json`] objects).
+    /// `batch_json` objects).
     async fn batch_write(
         &mut self,
         kind: Batch,
@@ -445,7 +445,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Makes `active` (`webhook`, `hook`) receivers new events get a
     /// delivery for. Others stay as they are: a receiver another live
     /// daemon has stays active, and one no live daemon has is turned off
-    /// by the next heartbeat ([`Store::heartbeat`]).
+    /// by the next heartbeat ([`Backend::heartbeat`]).
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError>;
 
     /// Gives claimed deliveries back unattempted (shutdown): due at `now_ms`.

@@ -1,12 +1,14 @@
 //! The payments database behind one interface: migrate, claim, record a
-//! batch, counts, insert, list, and the few operations the demo and the
-//! benchmark need. Every SQL statement of the project lives under this
-//! module; callers speak only the domain types of [`crate::payment`].
+//! batch, counts, insert, list, the gate's shared state and the event
+//! outbox. Every SQL statement of the product lives under this module;
+//! callers speak only the domain types of [`crate::payment`].
 //!
-//! [`Store`] is an enum over backends, chosen by the scheme of
+//! [`Backend`] is the interface (every operation, and the logic written
+//! once above the dialects); [`Store`] holds one, chosen by the scheme of
 //! `database.url`: `sqlite://` ([`sqlite`], the embedded default, one daemon
 //! per database) or `postgres://` / `postgresql://` ([`postgres`], several
-//! daemons may share it).
+//! daemons may share it). A backend holds only its SQL and what differs by
+//! dialect.
 
 mod backend;
 pub mod pg_token;
@@ -255,7 +257,7 @@ pub(crate) fn storable_text(text: &str) -> String {
         .collect()
 }
 
-/// What [`Store::record`] did with one write.
+/// What [`Backend::record`] did with one write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The row was written.
@@ -413,7 +415,7 @@ pub struct Counts {
     /// Expired rows.
     pub expired: i64,
     /// Expired rows whose last answer said "static QR" (filled by `status`
-    /// through [`Store::expired_static_qr`]: it reads the whole history, so
+    /// through [`Backend::expired_static_qr`]: it reads the whole history, so
     /// the periodic counts leave it out).
     pub expired_static_qr: i64,
     /// Pending rows known to be static QRs (waiting for their deadline).

@@ -700,7 +700,7 @@ impl Backend for PgStore {
         self.lock_down().await
     }
 
-    /// See [`super::Store::schema_version`].
+    /// See [`super::Backend::schema_version`].
     async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
@@ -723,7 +723,7 @@ impl Backend for PgStore {
         Ok(Vec::new())
     }
 
-    /// See [`super::Store::claim`]. Rows another daemon holds are skipped,
+    /// See [`super::Backend::claim`]. Rows another daemon holds are skipped,
     /// never waited for.
     async fn claim(
         &self,
@@ -763,7 +763,7 @@ impl Backend for PgStore {
         Ok(out)
     }
 
-    /// See [`super::Store::age_out`]. Rows another daemon is claiming are
+    /// See [`super::Backend::age_out`]. Rows another daemon is claiming are
     /// skipped (it moves them next time).
     async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
@@ -782,7 +782,7 @@ impl Backend for PgStore {
         Ok(done.rows_affected())
     }
 
-    /// See [`super::Store::due`].
+    /// See [`super::Backend::due`].
     async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)
             .bind(now_ms)
@@ -793,7 +793,7 @@ impl Backend for PgStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// See [`super::Store::counts`].
+    /// See [`super::Backend::counts`].
     async fn counts(&self) -> Result<Counts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
@@ -825,7 +825,7 @@ impl Backend for PgStore {
         Ok(c)
     }
 
-    /// See [`super::Store::expired_static_qr`].
+    /// See [`super::Backend::expired_static_qr`].
     async fn expired_static_qr(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
@@ -835,7 +835,7 @@ impl Backend for PgStore {
         .map_err(ctx("count static QRs"))
     }
 
-    /// See [`super::Store::pending_facts`].
+    /// See [`super::Backend::pending_facts`].
     async fn pending_facts(
         &self,
         now_ms: i64,
@@ -862,7 +862,7 @@ impl Backend for PgStore {
         })
     }
 
-    /// See [`super::Store::bookkeeping`].
+    /// See [`super::Backend::bookkeeping`].
     async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
         sqlx::query_as(
             "SELECT next_check_at, checks::bigint AS checks, errors::bigint AS errors,
@@ -875,7 +875,7 @@ impl Backend for PgStore {
         .map_err(ctx(format!("read the bookkeeping of {md5}")))
     }
 
-    /// See [`super::Store::paid_today`].
+    /// See [`super::Backend::paid_today`].
     async fn paid_today(&self) -> Result<i64, StoreError> {
         let midnight = Utc::now().date_naive().and_time(NaiveTime::MIN).and_utc();
         sqlx::query_scalar(
@@ -887,7 +887,7 @@ impl Backend for PgStore {
         .map_err(ctx("count today's payments"))
     }
 
-    /// See [`super::Store::gate_state`].
+    /// See [`super::Backend::gate_state`].
     async fn gate_state(&self) -> Result<GateState, StoreError> {
         let row: Option<GateState> = sqlx::query_as(&format!(
             "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
@@ -898,7 +898,7 @@ impl Backend for PgStore {
         Ok(row.unwrap_or_default())
     }
 
-    /// See [`super::Store::gate_cut`].
+    /// See [`super::Backend::gate_cut`].
     async fn gate_cut(
         &self,
         not_before_ms: i64,
@@ -923,7 +923,7 @@ impl Backend for PgStore {
         .map_err(ctx("record a 429 in the gate state"))
     }
 
-    /// See [`super::Store::gate_climb`].
+    /// See [`super::Backend::gate_climb`].
     async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE gate_state SET rate = GREATEST(coalesce(rate, 0), $1)
@@ -937,7 +937,7 @@ impl Backend for PgStore {
         Ok(())
     }
 
-    /// See [`super::Store::set_quota_pause`].
+    /// See [`super::Backend::set_quota_pause`].
     async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE gate_state SET quota_since_ms = $1, quota_next_probe_ms = $2 WHERE id = 1",
@@ -950,7 +950,7 @@ impl Backend for PgStore {
         Ok(())
     }
 
-    /// See [`super::Store::add_spend`].
+    /// See [`super::Backend::add_spend`].
     async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "UPDATE gate_state SET
@@ -965,7 +965,7 @@ impl Backend for PgStore {
         .map_err(ctx("save the day's request spend"))
     }
 
-    /// See [`super::Store::heartbeat`].
+    /// See [`super::Backend::heartbeat`].
     async fn heartbeat(
         &self,
         m: &super::GateMember,
@@ -1017,7 +1017,7 @@ impl Backend for PgStore {
         Ok(n + 1)
     }
 
-    /// See [`super::Store::live_receivers`].
+    /// See [`super::Backend::live_receivers`].
     async fn live_receiver_rows(
         &self,
         now_ms: i64,
@@ -1034,7 +1034,7 @@ impl Backend for PgStore {
         .map_err(ctx("read the live daemons' receivers"))
     }
 
-    /// See [`super::Store::leave`].
+    /// See [`super::Backend::leave`].
     async fn leave(&self, instance: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM gate_members WHERE instance = $1")
             .bind(instance)
@@ -1049,7 +1049,7 @@ impl Backend for PgStore {
         self.pool.close().await;
     }
 
-    /// See [`super::Store::insert_payment`]. The table's CHECK constraints
+    /// See [`super::Backend::insert_payment`]. The table's CHECK constraints
     /// have the last word on what is valid.
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         let id: i64 = sqlx::query_scalar(
@@ -1066,7 +1066,7 @@ impl Backend for PgStore {
         Ok(PaymentId(id))
     }
 
-    /// See [`super::Store::list`].
+    /// See [`super::Backend::list`].
     async fn list(
         &self,
         status: Option<Status>,
@@ -1107,7 +1107,7 @@ impl Backend for PgStore {
             .collect()
     }
 
-    /// See [`super::Store::status_of`].
+    /// See [`super::Backend::status_of`].
     async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
             .bind(md5)
@@ -1117,7 +1117,7 @@ impl Backend for PgStore {
         s.map(|s| status_from(&s, "read status")).transpose()
     }
 
-    /// See [`super::Store::last_answer`].
+    /// See [`super::Backend::last_answer`].
     async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
         let row: Option<(DateTime<Utc>, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT last_checked_at, last_answer, last_error FROM payments
@@ -1133,7 +1133,7 @@ impl Backend for PgStore {
         }))
     }
 
-    /// See [`super::Store::last_answer_at`].
+    /// See [`super::Backend::last_answer_at`].
     async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
         let t: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL",
@@ -1144,7 +1144,7 @@ impl Backend for PgStore {
         Ok(t.map(sql_time))
     }
 
-    /// See [`super::Store::status_summary`].
+    /// See [`super::Backend::status_summary`].
     async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
         let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
             "SELECT status, count(*),
@@ -1167,7 +1167,7 @@ impl Backend for PgStore {
             .collect()
     }
 
-    /// See [`super::Store::set_receivers`].
+    /// See [`super::Backend::set_receivers`].
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(ctx("begin receivers"))?;
         for name in active {
@@ -1183,7 +1183,7 @@ impl Backend for PgStore {
         tx.commit().await.map_err(ctx("commit receivers"))
     }
 
-    /// See [`super::Store::claim_deliveries`]. Deliveries another daemon
+    /// See [`super::Backend::claim_deliveries`]. Deliveries another daemon
     /// holds are skipped, never waited for.
     async fn claim_due_deliveries(
         &self,
@@ -1233,7 +1233,7 @@ impl Backend for PgStore {
             .collect())
     }
 
-    /// See [`super::Store::release_deliveries`].
+    /// See [`super::Backend::release_deliveries`].
     async fn release_deliveries(
         &self,
         claims: &[(String, String, i64)],
@@ -1317,7 +1317,7 @@ impl Backend for PgStore {
         .map_err(ctx("read attempts"))
     }
 
-    /// See [`super::Store::redeliver`].
+    /// See [`super::Backend::redeliver`].
     async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(ctx("begin redeliver"))?;
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM payment_events WHERE id = $1")

@@ -683,7 +683,7 @@ impl Backend for SqliteStore {
         self.migrate_held().await
     }
 
-    /// See [`super::Store::schema_version`].
+    /// See [`super::Backend::schema_version`].
     async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
@@ -757,7 +757,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    /// See [`super::Store::claim`].
+    /// See [`super::Backend::claim`].
     async fn claim(
         &self,
         now_ms: i64,
@@ -796,7 +796,7 @@ impl Backend for SqliteStore {
         Ok(out)
     }
 
-    /// See [`super::Store::age_out`].
+    /// See [`super::Backend::age_out`].
     async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE payments INDEXED BY payments_due SET lane = 1
@@ -811,7 +811,7 @@ impl Backend for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    /// See [`super::Store::due`].
+    /// See [`super::Backend::due`].
     async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
         let n: i64 = sqlx::query_scalar(DUE_SQL)
             .bind(now_ms)
@@ -822,7 +822,7 @@ impl Backend for SqliteStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    /// See [`super::Store::gate_state`].
+    /// See [`super::Backend::gate_state`].
     async fn gate_state(&self) -> Result<GateState, StoreError> {
         let row: Option<GateState> = sqlx::query_as(&format!(
             "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
@@ -833,7 +833,7 @@ impl Backend for SqliteStore {
         Ok(row.unwrap_or_default())
     }
 
-    /// See [`super::Store::gate_cut`].
+    /// See [`super::Backend::gate_cut`].
     async fn gate_cut(
         &self,
         not_before_ms: i64,
@@ -857,7 +857,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("record a 429 in the gate state"))
     }
 
-    /// See [`super::Store::gate_climb`].
+    /// See [`super::Backend::gate_climb`].
     async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE gate_state SET rate = max(coalesce(rate, 0), ?1)
@@ -871,7 +871,7 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// See [`super::Store::heartbeat`].
+    /// See [`super::Backend::heartbeat`].
     async fn heartbeat(
         &self,
         m: &super::GateMember,
@@ -930,7 +930,7 @@ impl Backend for SqliteStore {
         Ok(n.max(1))
     }
 
-    /// See [`super::Store::live_receivers`].
+    /// See [`super::Backend::live_receivers`].
     async fn live_receiver_rows(
         &self,
         now_ms: i64,
@@ -947,7 +947,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("read the live daemons' receivers"))
     }
 
-    /// See [`super::Store::leave`].
+    /// See [`super::Backend::leave`].
     async fn leave(&self, instance: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM gate_members WHERE instance = ?1")
             .bind(instance)
@@ -957,7 +957,7 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// See [`super::Store::set_quota_pause`].
+    /// See [`super::Backend::set_quota_pause`].
     async fn set_quota_pause(&self, pause: Option<(i64, i64)>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO gate_state (id, quota_since_ms, quota_next_probe_ms) VALUES (1, ?1, ?2)
@@ -971,7 +971,7 @@ impl Backend for SqliteStore {
         Ok(())
     }
 
-    /// See [`super::Store::add_spend`].
+    /// See [`super::Backend::add_spend`].
     async fn add_spend(&self, day: &str, n: i64) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "INSERT INTO gate_state (id, spend_day, spend) VALUES (1, ?1, ?2)
@@ -987,7 +987,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("save the day's request spend"))
     }
 
-    /// See [`super::Store::counts`].
+    /// See [`super::Backend::counts`].
     async fn counts(&self) -> Result<Counts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, count(*) FROM payments GROUP BY status")
@@ -1017,7 +1017,7 @@ impl Backend for SqliteStore {
         Ok(c)
     }
 
-    /// See [`super::Store::expired_static_qr`].
+    /// See [`super::Backend::expired_static_qr`].
     async fn expired_static_qr(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
@@ -1027,7 +1027,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("count static QRs"))
     }
 
-    /// See [`super::Store::pending_facts`]. One pass over the pending rows
+    /// See [`super::Backend::pending_facts`]. One pass over the pending rows
     /// (the status index), on the read pool.
     async fn pending_facts(
         &self,
@@ -1055,7 +1055,7 @@ impl Backend for SqliteStore {
         })
     }
 
-    /// See [`super::Store::paid_today`].
+    /// See [`super::Backend::paid_today`].
     async fn paid_today(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(
             "SELECT count(*) FROM payments WHERE status = 'paid' AND confirmed_at >= date('now')",
@@ -1065,7 +1065,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("count today's payments"))
     }
 
-    /// See [`super::Store::insert_payment`].
+    /// See [`super::Backend::insert_payment`].
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         let r = sqlx::query(
             "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, ?2, ?3, ?4)",
@@ -1080,7 +1080,7 @@ impl Backend for SqliteStore {
         Ok(PaymentId(r.last_insert_rowid()))
     }
 
-    /// See [`super::Store::list`].
+    /// See [`super::Backend::list`].
     async fn list(
         &self,
         status: Option<Status>,
@@ -1121,7 +1121,7 @@ impl Backend for SqliteStore {
             .collect()
     }
 
-    /// See [`super::Store::status_of`].
+    /// See [`super::Backend::status_of`].
     async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
         let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = ?1")
             .bind(md5)
@@ -1131,7 +1131,7 @@ impl Backend for SqliteStore {
         s.map(|s| status_from(&s, "read status")).transpose()
     }
 
-    /// See [`super::Store::bookkeeping`].
+    /// See [`super::Backend::bookkeeping`].
     async fn bookkeeping(&self, md5: &str) -> Result<Option<super::Bookkeeping>, StoreError> {
         sqlx::query_as(
             "SELECT next_check_at, checks, errors, last_answer, last_error FROM payments WHERE md5 = ?1",
@@ -1142,7 +1142,7 @@ impl Backend for SqliteStore {
         .map_err(ctx(format!("read the bookkeeping of {md5}")))
     }
 
-    /// See [`super::Store::last_answer`].
+    /// See [`super::Backend::last_answer`].
     async fn last_answer(&self) -> Result<Option<LastAnswer>, StoreError> {
         let row: Option<(String, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT last_checked_at, last_answer, last_error FROM payments
@@ -1154,7 +1154,7 @@ impl Backend for SqliteStore {
         Ok(row.map(|(at, answer, error)| LastAnswer { at, answer, error }))
     }
 
-    /// See [`super::Store::last_answer_at`].
+    /// See [`super::Backend::last_answer_at`].
     async fn last_answer_at(&self) -> Result<Option<String>, StoreError> {
         sqlx::query_scalar("SELECT max(last_checked_at) FROM payments WHERE last_error IS NULL")
             .fetch_one(&self.read)
@@ -1162,7 +1162,7 @@ impl Backend for SqliteStore {
             .map_err(ctx("read last answer time"))
     }
 
-    /// See [`super::Store::status_summary`].
+    /// See [`super::Backend::status_summary`].
     async fn status_summary(&self) -> Result<Vec<StatusSummary>, StoreError> {
         let rows: Vec<(String, i64, Option<f64>, Option<f64>)> = sqlx::query_as(
             "SELECT status, count(*),
@@ -1185,7 +1185,7 @@ impl Backend for SqliteStore {
             .collect()
     }
 
-    /// See [`super::Store::set_receivers`].
+    /// See [`super::Backend::set_receivers`].
     async fn set_receivers(&self, active: &[&str]) -> Result<(), StoreError> {
         let mut tx = self
             .write
@@ -1207,7 +1207,7 @@ impl Backend for SqliteStore {
         tx.commit().await.map_err(ctx("commit receivers"))
     }
 
-    /// See [`super::Store::claim_deliveries`].
+    /// See [`super::Backend::claim_deliveries`].
     async fn claim_due_deliveries(
         &self,
         now_ms: i64,
@@ -1275,7 +1275,7 @@ impl Backend for SqliteStore {
         Ok(out)
     }
 
-    /// See [`super::Store::release_deliveries`].
+    /// See [`super::Backend::release_deliveries`].
     async fn release_deliveries(
         &self,
         claims: &[(String, String, i64)],
@@ -1357,7 +1357,7 @@ impl Backend for SqliteStore {
         .map_err(ctx("read attempts"))
     }
 
-    /// See [`super::Store::redeliver`].
+    /// See [`super::Backend::redeliver`].
     async fn redeliver(&self, id: &str) -> Result<u64, StoreError> {
         let mut tx = self
             .write

@@ -1,15 +1,15 @@
 //! The Bakong Open API client: every endpoint as a typed function, one
 //! request gate, one token manager.
 //!
-//! One private function ([`Client::send`]) waits at the gate, takes the
+//! One private function (`Client::send`) waits at the gate, takes the
 //! token from the [`TokenManager`] only then (so a request that waited
 //! through a renewal leaves with the new token), sends, and sorts the
 //! answer: 2xx envelopes, 401, 403, 404, 429, 5xx and unreadable bodies each
-//! become their own [`Error`]. [`Client::call`] asks the manager to refresh
+//! become their own [`Error`]. `Client::call` asks the manager to refresh
 //! when a request with generation `g` is refused, and retries once.
 //!
 //! A crate of its own, usable without the bakong-poller daemon: the daemon
-//! counts its requests through an [`Observer`] it installs, and shares the
+//! counts its requests through a [`RequestObserver`] it installs, and shares the
 //! gate's state between processes through its store ([`gate`] takes that
 //! state as plain values). [`redact`] keeps credentials out of every
 //! message that echoes a URL or a server's text.

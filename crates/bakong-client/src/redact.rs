@@ -2,7 +2,7 @@
 //! and free text (a parser's quoted line, a driver's error) cleaned of
 //! URL credentials, secret-looking `key = value` pairs and JWTs. Every
 //! message that echoes a config value that can carry a credential goes
-//! through here (the daemon re-exports it in its `config`).
+//! through here (the daemon re-exports it as `bakong_poller::redact`).
 
 /// A URL as it may be shown: a password becomes `***` (`user:***@host`), a
 /// user name alone (often a token) becomes `***@host`, and the values of
