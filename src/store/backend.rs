@@ -161,10 +161,7 @@ fn delivery_status(text: &str) -> Result<DeliveryStatus, StoreError> {
 /// the one writer; PostgreSQL: `BEGIN`). Savepoints are plain SQL,
 /// the same on both.
 #[async_trait::async_trait]
-pub trait WriteTx: Send {
-    /// Runs one statement without arguments (`SAVEPOINT w`...).
-    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError>;
-
+pub trait WriteTx: super::TxCommon + Send {
     /// One final write, guarded by `row`; `None`: the row is no longer the
     /// one claimed.
     async fn final_write(
@@ -198,18 +195,6 @@ pub trait WriteTx: Send {
     /// Stores `key` as the event key unless one is stored; whether it was.
     async fn offer_event_key(&mut self, key: &EventKey) -> Result<bool, StoreError>;
 
-    /// The stored event key's bytes.
-    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError>;
-
-    /// Unsigned events with a pending delivery whose type matches their
-    /// row's status: (id, type, md5, payload).
-    async fn unsigned_events(
-        &mut self,
-    ) -> Result<Vec<(String, String, String, String)>, StoreError>;
-
-    /// Sets an event's MAC.
-    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
-
     /// Closes a claimed delivery's attempt, guarded by its lease: its new
     /// `status`, next attempt, error and delivery time. Whether the lease
     /// still held.
@@ -228,9 +213,6 @@ pub trait WriteTx: Send {
         d: &ClaimedDelivery,
         a: &AttemptRecord,
     ) -> Result<(), StoreError>;
-
-    /// Commits.
-    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Runs `f` under a savepoint of `tx`: released on success, rolled back
@@ -290,7 +272,7 @@ async fn batch_write(
 /// The store's interface; see the module's documentation. Callers hold a
 /// [`Store`], which derefs to this.
 #[async_trait::async_trait]
-pub trait Backend: Send + Sync + std::fmt::Debug {
+pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
     /// Which backend this is (`sqlite` or `postgres`), for logs and reports.
     fn backend_name(&self) -> &'static str;
 
@@ -315,13 +297,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// to the older lane (see [`Backend::age_out`]).
     async fn age_out_before(&self, now_ms: i64, cutoff_ms: i64) -> Result<u64, StoreError>;
 
-    /// The live daemons' (host, pid, receivers as stored JSON).
-    async fn live_receiver_rows(
-        &self,
-        now_ms: i64,
-        live_ms: i64,
-    ) -> Result<Vec<(String, i64, String)>, StoreError>;
-
     /// Claims due pending deliveries (see [`Backend::claim_deliveries`]),
     /// unchecked.
     async fn claim_due_deliveries(
@@ -334,10 +309,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
-
-    /// The schema version applied (the newest migration that succeeded),
-    /// and the newest this build knows.
-    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError>;
 
     /// Becomes the one daemon of this database where the backend allows
     /// only one (SQLite: a second daemon would double the request ceiling),
@@ -359,9 +330,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         ttl: Duration,
     ) -> Result<Vec<Claimed>, StoreError>;
 
-    /// How many pending rows are due at `now_ms`, counting at most `cap`.
-    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError>;
-
     /// Counts per status, the oldest pending row and the next due check.
     async fn counts(&self) -> Result<Counts, StoreError>;
 
@@ -374,15 +342,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         grace: Duration,
     ) -> Result<PendingFacts, StoreError>;
 
-    /// Expired rows whose last answer said "static QR" (all of history:
-    /// for `status`, not for periodic reports).
-    async fn expired_static_qr(&self) -> Result<i64, StoreError>;
-
     /// Payments confirmed paid since midnight UTC.
     async fn paid_today(&self) -> Result<i64, StoreError>;
-
-    /// The gate's state kept in the database (quota pause, day's spend).
-    async fn gate_state(&self) -> Result<GateState, StoreError>;
 
     /// Saves the quota pause: `Some((since_ms, next_probe_ms))`, or `None`
     /// when it ended.
@@ -415,9 +376,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         live_ms: i64,
     ) -> Result<i64, StoreError>;
 
-    /// Removes this daemon from the live ones (on shutdown).
-    async fn leave(&self, instance: &str) -> Result<(), StoreError>;
-
     /// Inserts a pending payment as a merchant would; the table's CHECKs
     /// have the last word on what is valid.
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError>;
@@ -425,9 +383,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// The newest rows, optionally of one status.
     async fn list(&self, status: Option<Status>, limit: i64)
         -> Result<Vec<PaymentRow>, StoreError>;
-
-    /// One payment's status by md5, if the row exists.
-    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError>;
 
     /// The daemon's bookkeeping of the payment with this md5, if any.
     async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError>;
@@ -455,9 +410,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         now_ms: i64,
     ) -> Result<(), StoreError>;
 
-    /// (status, count) of the deliveries.
-    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
-
     /// The newest events (payload left out), optionally only those with a
     /// delivery of `status`.
     async fn event_heads(
@@ -466,14 +418,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         limit: i64,
     ) -> Result<Vec<EventHead>, StoreError>;
 
-    /// One event, with its payload.
-    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError>;
-
     /// The deliveries of the events `ids`, by receiver.
     async fn deliveries_of(&self, ids: &[&str]) -> Result<Vec<DeliveryListRow>, StoreError>;
-
-    /// The attempts of event `id`, in order.
-    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
 
     /// Makes every delivery of event `id` pending and due now, with a
     /// fresh attempt count, adding one for each active receiver that had

@@ -11,6 +11,8 @@
 //! dialect.
 
 mod backend;
+#[macro_use]
+mod common;
 pub mod pg_token;
 pub mod postgres;
 pub mod sqlite;
@@ -19,6 +21,7 @@ pub use backend::{
     AttemptListRow, Backend, Batch, DeliveryListRow, EventHead, WriteTx, WrittenRow,
 };
 pub(crate) use backend::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
+pub use common::{Common, TxCommon};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,10 +29,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Connection, PgPool, Row};
 
 use super::{
-    amount_text, ctx, status_from, time_text as sql_time, AttemptListRow, Backend, Batch, Claimed,
-    Counts, DeliveryListRow, EventHead, EventKey, GateState, Held, Inspection, InstanceGuard,
-    LastAnswer, NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow,
-    ATTEMPT_COLUMNS, DELIVERY_COLUMNS, GATE_COLUMNS,
+    amount_text, ctx, status_from, time_text as sql_time, Backend, Batch, Claimed, Counts,
+    DeliveryListRow, EventHead, EventKey, GateState, Held, Inspection, InstanceGuard, LastAnswer,
+    NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow, DELIVERY_COLUMNS,
+    GATE_COLUMNS,
 };
 use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
@@ -280,16 +280,10 @@ const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id
 /// A write transaction.
 struct PgTx(sqlx::Transaction<'static, sqlx::Postgres>);
 
+common_tx_ops!(PgTx);
+
 #[async_trait::async_trait]
 impl WriteTx for PgTx {
-    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError> {
-        sqlx::query(sql)
-            .execute(&mut *self.0)
-            .await
-            .map_err(ctx(what))?;
-        Ok(())
-    }
-
     async fn final_write(
         &mut self,
         row: &Held,
@@ -376,32 +370,6 @@ impl WriteTx for PgTx {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError> {
-        sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
-            .fetch_one(&mut *self.0)
-            .await
-            .map_err(ctx("read the event key"))
-    }
-
-    async fn unsigned_events(
-        &mut self,
-    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
-        sqlx::query_as(super::ADOPT_EVENTS_SQL)
-            .fetch_all(&mut *self.0)
-            .await
-            .map_err(ctx("read the events written before the event key"))
-    }
-
-    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
-            .bind(mac)
-            .bind(id)
-            .execute(&mut *self.0)
-            .await
-            .map_err(ctx("sign the events written before the event key"))?;
-        Ok(())
-    }
-
     async fn close_delivery(
         &mut self,
         d: &super::ClaimedDelivery,
@@ -452,10 +420,6 @@ impl WriteTx for PgTx {
         .await
         .map_err(ctx("record delivery attempt"))?;
         Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.0.commit().await.map_err(ctx("commit"))
     }
 }
 
@@ -652,6 +616,8 @@ impl PgStore {
     }
 }
 
+common_ops!(PgStore, read: pool, write: pool);
+
 #[async_trait::async_trait]
 impl Backend for PgStore {
     fn backend_name(&self) -> &'static str {
@@ -698,17 +664,6 @@ impl Backend for PgStore {
                 source: e.into(),
             })?;
         self.lock_down().await
-    }
-
-    /// See [`super::Backend::schema_version`].
-    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError> {
-        let applied: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(ctx("read the schema version"))?;
-        let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-        Ok((applied, latest))
     }
 
     /// Several daemons may share a PostgreSQL database (claims skip each
@@ -782,17 +737,6 @@ impl Backend for PgStore {
         Ok(done.rows_affected())
     }
 
-    /// See [`super::Backend::due`].
-    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError> {
-        let n: i64 = sqlx::query_scalar(DUE_SQL)
-            .bind(now_ms)
-            .bind(cap as i64)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(ctx("count due payments"))?;
-        Ok(usize::try_from(n).unwrap_or(0))
-    }
-
     /// See [`super::Backend::counts`].
     async fn counts(&self) -> Result<Counts, StoreError> {
         let rows: Vec<(String, i64)> =
@@ -823,16 +767,6 @@ impl Backend for PgStore {
         c.next_check_ms = next;
         c.pending_static_qr = pending_static;
         Ok(c)
-    }
-
-    /// See [`super::Backend::expired_static_qr`].
-    async fn expired_static_qr(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar(
-            "SELECT count(*) FROM payments WHERE status = 'expired' AND last_answer = 'static_qr'",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx("count static QRs"))
     }
 
     /// See [`super::Backend::pending_facts`].
@@ -885,17 +819,6 @@ impl Backend for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(ctx("count today's payments"))
-    }
-
-    /// See [`super::Backend::gate_state`].
-    async fn gate_state(&self) -> Result<GateState, StoreError> {
-        let row: Option<GateState> = sqlx::query_as(&format!(
-            "SELECT {GATE_COLUMNS} FROM gate_state WHERE id = 1"
-        ))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx("read the gate state"))?;
-        Ok(row.unwrap_or_default())
     }
 
     /// See [`super::Backend::gate_cut`].
@@ -1017,33 +940,6 @@ impl Backend for PgStore {
         Ok(n + 1)
     }
 
-    /// See [`super::Backend::live_receivers`].
-    async fn live_receiver_rows(
-        &self,
-        now_ms: i64,
-        live_ms: i64,
-    ) -> Result<Vec<(String, i64, String)>, StoreError> {
-        sqlx::query_as(
-            "SELECT host, pid, receivers FROM gate_members
-             WHERE seen_ms >= $1 AND seen_ms <= $2 ORDER BY host, pid",
-        )
-        .bind(now_ms - live_ms)
-        .bind(now_ms.saturating_add(live_ms))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read the live daemons' receivers"))
-    }
-
-    /// See [`super::Backend::leave`].
-    async fn leave(&self, instance: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM gate_members WHERE instance = $1")
-            .bind(instance)
-            .execute(&self.pool)
-            .await
-            .map_err(ctx("leave the live daemons"))?;
-        Ok(())
-    }
-
     /// Closes the pool.
     async fn close(&self) {
         self.pool.close().await;
@@ -1105,16 +1001,6 @@ impl Backend for PgStore {
                 })
             })
             .collect()
-    }
-
-    /// See [`super::Backend::status_of`].
-    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError> {
-        let s: Option<String> = sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
-            .bind(md5)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(ctx(format!("read status of {md5}")))?;
-        s.map(|s| status_from(&s, "read status")).transpose()
     }
 
     /// See [`super::Backend::last_answer`].
@@ -1261,13 +1147,6 @@ impl Backend for PgStore {
         Ok(())
     }
 
-    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(ctx("count deliveries"))
-    }
-
     async fn event_heads(
         &self,
         status: Option<super::DeliveryStatus>,
@@ -1286,16 +1165,6 @@ impl Backend for PgStore {
         .map_err(ctx("list events"))
     }
 
-    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError> {
-        sqlx::query_as(
-            "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(ctx(format!("read event {id}")))
-    }
-
     async fn deliveries_of(&self, ids: &[&str]) -> Result<Vec<DeliveryListRow>, StoreError> {
         sqlx::query_as(&format!(
             "SELECT {DELIVERY_COLUMNS} FROM event_deliveries
@@ -1305,16 +1174,6 @@ impl Backend for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(ctx("read deliveries"))
-    }
-
-    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError> {
-        sqlx::query_as(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM event_attempts WHERE event_id = $1 ORDER BY id"
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(ctx("read attempts"))
     }
 
     /// See [`super::Backend::redeliver`].

@@ -239,10 +239,12 @@ async fn a_restarted_daemon_honours_the_retry_after_given_to_the_one_before_and_
     );
     d.stop().await;
     let st = e.sim.sim.stats();
-    assert_eq!(st.rate_limited, 1);
+    let arrivals = e.sim.sim.arrivals();
     assert_eq!(
-        st.inside_retry_after, 0,
-        "the restarted daemon sent inside the window"
+        (st.rate_limited, st.inside_retry_after),
+        (1, 0),
+        "one 429, nothing sent inside its window (window recorded at {g:?}, \
+         restarted at {restarted_at}, arrivals {arrivals:?})"
     );
     let early: Vec<i64> = e
         .sim

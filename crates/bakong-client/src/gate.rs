@@ -435,7 +435,13 @@ impl Gate {
                 let until = st.not_before.map_or(Duration::ZERO, |nb| {
                     nb.saturating_duration_since(Instant::now())
                 });
-                (unix_ms() + until.as_millis() as i64, st.rate)
+                // Rounded up, and one more: the window shared must never
+                // end before this one (a millisecond early is a 429).
+                let until_ms = i64::try_from(until.as_micros().div_ceil(1000)).unwrap_or(i64::MAX);
+                (
+                    unix_ms().saturating_add(until_ms).saturating_add(1),
+                    st.rate,
+                )
             };
             if let Some(shared) = share.cut(until, rate).await {
                 self.adopt(shared, true);

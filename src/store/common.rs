@@ -1,0 +1,265 @@
+//! The operations whose Rust and SQL are the same on both dialects
+//! (placeholders are `$N`, which SQLite reads too), written once: the
+//! traits [`Common`] and [`TxCommon`] (supertraits of [`super::Backend`]
+//! and [`super::WriteTx`]), and the macros that implement them in each
+//! backend, `common_ops!` and `common_tx_ops!`, expanded there so each
+//! reads its own pools, `MIGRATOR` and `DUE_SQL`.
+
+use super::{AttemptListRow, EventHead, GateState, StoreError};
+use crate::payment::Status;
+
+/// Store operations with one implementation for both dialects (see the
+/// module). Reached like every other operation, through [`super::Store`].
+#[async_trait::async_trait]
+pub trait Common: Send + Sync {
+    /// The schema version applied (the newest migration that succeeded),
+    /// and the newest this build knows.
+    async fn schema_version(&self) -> Result<(Option<i64>, i64), StoreError>;
+
+    /// How many pending rows are due at `now_ms`, counting at most `cap`.
+    async fn due(&self, now_ms: i64, cap: usize) -> Result<usize, StoreError>;
+
+    /// The gate's state kept in the database (quota pause, day's spend).
+    async fn gate_state(&self) -> Result<GateState, StoreError>;
+
+    /// The live daemons' (host, pid, receivers as stored JSON).
+    async fn live_receiver_rows(
+        &self,
+        now_ms: i64,
+        live_ms: i64,
+    ) -> Result<Vec<(String, i64, String)>, StoreError>;
+
+    /// Removes this daemon from the live ones (on shutdown).
+    async fn leave(&self, instance: &str) -> Result<(), StoreError>;
+
+    /// Expired rows whose last answer said "static QR" (all of history:
+    /// for `status`, not for periodic reports).
+    async fn expired_static_qr(&self) -> Result<i64, StoreError>;
+
+    /// One payment's status by md5, if the row exists.
+    async fn status_of(&self, md5: &str) -> Result<Option<Status>, StoreError>;
+
+    /// (status, count) of the deliveries.
+    async fn delivery_status_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// One event, with its payload.
+    async fn event_head(&self, id: &str) -> Result<Option<EventHead>, StoreError>;
+
+    /// The attempts of event `id`, in order.
+    async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
+}
+
+/// Write-transaction steps with one implementation for both dialects.
+#[async_trait::async_trait]
+pub trait TxCommon: Send {
+    /// Runs one statement without arguments (`SAVEPOINT w`...).
+    async fn exec(&mut self, sql: &'static str, what: &'static str) -> Result<(), StoreError>;
+
+    /// The stored event key's bytes.
+    async fn stored_event_key(&mut self) -> Result<Vec<u8>, StoreError>;
+
+    /// Unsigned events with a pending delivery whose type matches their
+    /// row's status: (id, type, md5, payload).
+    async fn unsigned_events(
+        &mut self,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError>;
+
+    /// Sets an event's MAC.
+    async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
+
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Implements [`Common`] for a backend `$store` whose reads go to the pool
+/// field `$read` and writes to `$write`; the backend's module defines
+/// `MIGRATOR` and `DUE_SQL`.
+macro_rules! common_ops {
+    ($store:ty, read: $read:ident, write: $write:ident) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Common for $store {
+            async fn schema_version(
+                &self,
+            ) -> Result<(Option<i64>, i64), $crate::store::StoreError> {
+                let applied: Option<i64> =
+                    sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+                        .fetch_one(&self.$read)
+                        .await
+                        .map_err($crate::store::ctx("read the schema version"))?;
+                let latest = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+                Ok((applied, latest))
+            }
+
+            async fn due(
+                &self,
+                now_ms: i64,
+                cap: usize,
+            ) -> Result<usize, $crate::store::StoreError> {
+                let n: i64 = sqlx::query_scalar(DUE_SQL)
+                    .bind(now_ms)
+                    .bind(cap as i64)
+                    .fetch_one(&self.$read)
+                    .await
+                    .map_err($crate::store::ctx("count due payments"))?;
+                Ok(usize::try_from(n).unwrap_or(0))
+            }
+
+            async fn gate_state(
+                &self,
+            ) -> Result<$crate::store::GateState, $crate::store::StoreError> {
+                let row: Option<$crate::store::GateState> = sqlx::query_as(&format!(
+                    "SELECT {} FROM gate_state WHERE id = 1",
+                    $crate::store::GATE_COLUMNS
+                ))
+                .fetch_optional(&self.$read)
+                .await
+                .map_err($crate::store::ctx("read the gate state"))?;
+                Ok(row.unwrap_or_default())
+            }
+
+            async fn live_receiver_rows(
+                &self,
+                now_ms: i64,
+                live_ms: i64,
+            ) -> Result<Vec<(String, i64, String)>, $crate::store::StoreError> {
+                sqlx::query_as(
+                    "SELECT host, pid, receivers FROM gate_members
+                     WHERE seen_ms >= $1 AND seen_ms <= $2 ORDER BY host, pid",
+                )
+                .bind(now_ms - live_ms)
+                .bind(now_ms.saturating_add(live_ms))
+                .fetch_all(&self.$read)
+                .await
+                .map_err($crate::store::ctx("read the live daemons' receivers"))
+            }
+
+            async fn leave(&self, instance: &str) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("DELETE FROM gate_members WHERE instance = $1")
+                    .bind(instance)
+                    .execute(&self.$write)
+                    .await
+                    .map_err($crate::store::ctx("leave the live daemons"))?;
+                Ok(())
+            }
+
+            async fn expired_static_qr(&self) -> Result<i64, $crate::store::StoreError> {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM payments
+                     WHERE status = 'expired' AND last_answer = 'static_qr'",
+                )
+                .fetch_one(&self.$read)
+                .await
+                .map_err($crate::store::ctx("count static QRs"))
+            }
+
+            async fn status_of(
+                &self,
+                md5: &str,
+            ) -> Result<Option<$crate::payment::Status>, $crate::store::StoreError> {
+                let s: Option<String> =
+                    sqlx::query_scalar("SELECT status FROM payments WHERE md5 = $1")
+                        .bind(md5)
+                        .fetch_optional(&self.$read)
+                        .await
+                        .map_err($crate::store::ctx(format!("read status of {md5}")))?;
+                s.map(|s| $crate::store::status_from(&s, "read status"))
+                    .transpose()
+            }
+
+            async fn delivery_status_counts(
+                &self,
+            ) -> Result<Vec<(String, i64)>, $crate::store::StoreError> {
+                sqlx::query_as("SELECT status, count(*) FROM event_deliveries GROUP BY status")
+                    .fetch_all(&self.$read)
+                    .await
+                    .map_err($crate::store::ctx("count deliveries"))
+            }
+
+            async fn event_head(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::EventHead>, $crate::store::StoreError> {
+                sqlx::query_as(
+                    "SELECT id, type, md5, created_at, payload FROM payment_events WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.$read)
+                .await
+                .map_err($crate::store::ctx(format!("read event {id}")))
+            }
+
+            async fn attempts_of(
+                &self,
+                id: &str,
+            ) -> Result<Vec<$crate::store::AttemptListRow>, $crate::store::StoreError> {
+                sqlx::query_as(&format!(
+                    "SELECT {} FROM event_attempts WHERE event_id = $1 ORDER BY id",
+                    $crate::store::ATTEMPT_COLUMNS
+                ))
+                .bind(id)
+                .fetch_all(&self.$read)
+                .await
+                .map_err($crate::store::ctx("read attempts"))
+            }
+        }
+    };
+}
+
+/// Implements [`TxCommon`] for a backend's write transaction `$tx`, a
+/// one-field tuple struct around an `sqlx::Transaction`.
+macro_rules! common_tx_ops {
+    ($tx:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::TxCommon for $tx {
+            async fn exec(
+                &mut self,
+                sql: &'static str,
+                what: &'static str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(sql)
+                    .execute(&mut *self.0)
+                    .await
+                    .map_err($crate::store::ctx(what))?;
+                Ok(())
+            }
+
+            async fn stored_event_key(&mut self) -> Result<Vec<u8>, $crate::store::StoreError> {
+                sqlx::query_scalar("SELECT event_key FROM daemon_secret WHERE id = 1")
+                    .fetch_one(&mut *self.0)
+                    .await
+                    .map_err($crate::store::ctx("read the event key"))
+            }
+
+            async fn unsigned_events(
+                &mut self,
+            ) -> Result<Vec<(String, String, String, String)>, $crate::store::StoreError> {
+                sqlx::query_as($crate::store::ADOPT_EVENTS_SQL)
+                    .fetch_all(&mut *self.0)
+                    .await
+                    .map_err($crate::store::ctx(
+                        "read the events written before the event key",
+                    ))
+            }
+
+            async fn sign_event(
+                &mut self,
+                id: &str,
+                mac: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE payment_events SET mac = $1 WHERE id = $2")
+                    .bind(mac)
+                    .bind(id)
+                    .execute(&mut *self.0)
+                    .await
+                    .map_err($crate::store::ctx(
+                        "sign the events written before the event key",
+                    ))?;
+                Ok(())
+            }
+
+            async fn commit(self: Box<Self>) -> Result<(), $crate::store::StoreError> {
+                self.0.commit().await.map_err($crate::store::ctx("commit"))
+            }
+        }
+    };
+}
