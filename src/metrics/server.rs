@@ -708,7 +708,7 @@ impl Collector for Live {
         gauge(
             e,
             "gate_daemons",
-            "Live daemons sharing the gate through the database (each paces at its share of the rate and the ceiling)",
+            "Live daemons sharing the gate through the database (they take their requests from one schedule at the rate and the ceiling)",
             gate.members() as f64,
         )?;
         let quota = self.client.quota();

@@ -4,8 +4,10 @@
 //!   next request ([`StoreShare`]), read before each request while other
 //!   daemons are live, loaded at start (a restart honours a `Retry-After`
 //!   announced to the process before it and starts at the learned rate);
-//! - the live daemons: each heartbeats every second and paces itself at
-//!   1/n of the learned rate and of the ceiling;
+//! - the live daemons: each heartbeats every second; while several are
+//!   live they take their requests from one schedule of slots 1/rate apart
+//!   ([`StoreShare`]'s reservations), and a daemon that cannot reach it
+//!   paces itself at 1/n of the learned rate and of the ceiling;
 //! - the daily quota's pause and the day's request spend: loaded at start,
 //!   the pause saved when it changes, the spend at most every second, and
 //!   the shared record re-read then to take over what others recorded.
@@ -17,7 +19,7 @@ use chrono::Utc;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::bakong::gate::{BoxFuture, GateShare, SharedGate};
+use crate::bakong::gate::{BoxFuture, GateShare, Reserved, SharedGate};
 use crate::bakong::quota::utc_day;
 use crate::bakong::{Client, Pause};
 use crate::store::{GateMember, GateState, Store};
@@ -25,6 +27,11 @@ use crate::store::{GateMember, GateState, Store};
 /// How often the heartbeat goes, the spend is saved and the shared state
 /// re-read.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// How many gaps ahead the shared schedule may run: each daemon holds at
+/// most a slot or two at a time, so a next free slot further ahead was
+/// left by a clock far ahead (or a rate since raised) and counts as free.
+const SLOTS_AHEAD: i64 = 64;
 
 /// A daemon silent for this long no longer counts as live.
 const LIVE_MS: i64 = crate::store::LIVE_MS;
@@ -87,6 +94,32 @@ impl GateShare for StoreShare {
                 }
                 Err(e) => {
                     self.failed("record the 429 for the other daemons", &e);
+                    None
+                }
+            }
+        })
+    }
+
+    fn reserve(&self, gap: Duration) -> BoxFuture<'_, Option<Reserved>> {
+        Box::pin(async move {
+            let now = Utc::now().timestamp_millis();
+            // Whole ms, rounded up, so the slots never come closer than
+            // the gap asks.
+            let gap_ms = i64::try_from(gap.as_micros().div_ceil(1_000)).unwrap_or(i64::MAX / 4);
+            match self
+                .store
+                .gate_reserve(now, gap_ms, gap_ms.saturating_mul(SLOTS_AHEAD))
+                .await
+            {
+                Ok((at_ms, not_before_ms)) => {
+                    self.answered();
+                    Some(Reserved {
+                        at_ms,
+                        not_before_ms,
+                    })
+                }
+                Err(e) => {
+                    self.failed("reserve a request slot (pacing at this daemon's share)", &e);
                     None
                 }
             }
@@ -167,8 +200,9 @@ impl GateSync {
         let n = sync.beat(store, client).await;
         sync.report_receivers(store).await;
         // On PostgreSQL other daemons may share the database: they learn
-        // of this one at their next heartbeat and pace at the old share
-        // until then, so wait for it before taking a share of the ceiling
+        // of this one at their next heartbeat (a lone one paces by itself,
+        // not by the shared schedule, until then), so wait for it before
+        // sending
         // (daemons starting together would otherwise each see only
         // themselves). On SQLite one daemon holds the file's lock.
         if n > 1 || store.backend_name() == "postgres" {
@@ -204,7 +238,7 @@ impl GateSync {
                     info!(
                         daemons = n,
                         own_rate = gate.own_rate(),
-                        "daemons sharing the gate changed: each paces at its share of poller.max_requests_per_second"
+                        "daemons sharing the gate changed: they share poller.max_requests_per_second through one schedule (own_rate: this one's pace if the database does not answer)"
                     );
                 }
                 gate.set_members(n);

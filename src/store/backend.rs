@@ -367,6 +367,18 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
     /// newer epoch) wins.
     async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError>;
 
+    /// Reserves the fleet's next request slot: the later of `now_ms` and
+    /// the next free slot (a slot more than `horizon_ms` ahead, left by a
+    /// clock far ahead or a rate since raised, counts as free now); the
+    /// next free slot moves on to `gap_ms` after it. Returns the slot (unix
+    /// ms) and the 429 window in force.
+    async fn gate_reserve(
+        &self,
+        now_ms: i64,
+        gap_ms: i64,
+        horizon_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError>;
+
     /// This daemon's heartbeat; returns how many daemons are live (seen
     /// within `live_ms`), itself included. Long-dead entries are removed.
     async fn heartbeat(

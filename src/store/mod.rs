@@ -418,7 +418,7 @@ pub struct Counts {
     /// Expired rows.
     pub expired: i64,
     /// Expired rows whose last answer said "static QR" (filled by `status`
-    /// through [`Backend::expired_static_qr`]: it reads the whole history, so
+    /// through [`Common::expired_static_qr`]: it reads the whole history, so
     /// the periodic counts leave it out).
     pub expired_static_qr: i64,
     /// Pending rows known to be static QRs (waiting for their deadline).

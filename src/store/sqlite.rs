@@ -789,6 +789,27 @@ impl Backend for SqliteStore {
         .map_err(ctx("record a 429 in the gate state"))
     }
 
+    /// See [`super::Backend::gate_reserve`].
+    async fn gate_reserve(
+        &self,
+        now_ms: i64,
+        gap_ms: i64,
+        horizon_ms: i64,
+    ) -> Result<(i64, Option<i64>), StoreError> {
+        sqlx::query_as(
+            "UPDATE gate_state SET next_slot_ms =
+                CASE WHEN next_slot_ms IS NULL OR next_slot_ms > ?1 + ?3 THEN ?1
+                     ELSE max(next_slot_ms, ?1) END + ?2
+             WHERE id = 1 RETURNING next_slot_ms - ?2, not_before_ms",
+        )
+        .bind(now_ms)
+        .bind(gap_ms)
+        .bind(horizon_ms)
+        .fetch_one(&self.write)
+        .await
+        .map_err(ctx("reserve a request slot"))
+    }
+
     /// See [`super::Backend::gate_climb`].
     async fn gate_climb(&self, rate: f64, epoch: i64) -> Result<(), StoreError> {
         sqlx::query(

@@ -24,8 +24,13 @@
 //! gate too ([`GateShare`], kept in the database): a 429's window and the
 //! rate it cut are recorded there before the next request of this daemon,
 //! every daemon reads the window before each request it sends while others
-//! are live, and each paces itself at its share (1/n of the live daemons)
-//! of the learned rate and of the ceiling.
+//! are live, and they take their requests from one schedule kept there
+//! (GCRA): before each request a daemon reserves the next free slot, which
+//! moves on by 1/rate. So the fleet spends the whole rate whenever any of
+//! them has work (a daemon with nothing due reserves nothing, and a killed
+//! one loses at most the slot it held), not a static 1/n share each that
+//! idles with the daemon holding it. When the database does not answer, a
+//! daemon paces itself at 1/n of the rate (the live daemons) instead.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -95,6 +100,23 @@ pub trait GateShare: Send + Sync + std::fmt::Debug {
     /// Records a 429: no request before `not_before_ms`, the rate cut to at
     /// most `rate`. Returns the shared state after it.
     fn cut(&self, not_before_ms: i64, rate: Option<f64>) -> BoxFuture<'_, Option<SharedGate>>;
+    /// Reserves the daemons' next request slot, `gap` after the slot
+    /// reserved before it by any of them: the unix ms it may leave at, and
+    /// the window in force. `None` when the schedule cannot be read (the
+    /// gate then paces at its 1/n share).
+    fn reserve(&self, gap: Duration) -> BoxFuture<'_, Option<Reserved>> {
+        let _ = gap;
+        Box::pin(async { None })
+    }
+}
+
+/// A slot reserved in the daemons' shared schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    /// Unix ms the request may leave at.
+    pub at_ms: i64,
+    /// Unix ms before which no request may leave (a 429's window).
+    pub not_before_ms: Option<i64>,
 }
 
 /// Unix ms now.
@@ -264,7 +286,9 @@ impl Gate {
         self.lock().rate
     }
 
-    /// This daemon's pace: its share of the rate.
+    /// This daemon's pace when the shared schedule cannot be read: its
+    /// 1/n share of the rate (with it, the daemons with work share the
+    /// whole rate among them).
     pub fn own_rate(&self) -> Option<f64> {
         self.rate().map(|r| r / self.members() as f64)
     }
@@ -363,14 +387,17 @@ impl Gate {
             Some(self.line.lock().await)
         };
         let _mark = priority.then(|| PriorityMark::new(&self.priority));
+        // The slot reserved in the shared schedule, while it is still good.
+        let mut reserved: Option<Instant> = None;
         loop {
             if let Some(nb) = self.not_before() {
                 if nb > Instant::now() {
+                    reserved = None;
                     tokio::time::sleep_until(nb).await;
                     continue;
                 }
             }
-            let Some(rate) = self.own_rate() else {
+            let Some(rate) = self.rate() else {
                 if self.held_elsewhere().await {
                     continue;
                 }
@@ -388,16 +415,55 @@ impl Gate {
                 tokio::time::sleep_until(slot).await;
                 continue;
             }
+            // 1% spare, so arrivals stay under the ceiling too.
+            let gap = Duration::try_from_secs_f64(1.01 / rate)
+                .unwrap_or(MAX_GAP)
+                .min(MAX_GAP);
+            // Alone, or without the shared schedule: this daemon's share.
+            let mut own_gap = gap
+                .checked_mul(u32::try_from(self.members()).unwrap_or(u32::MAX))
+                .unwrap_or(MAX_GAP)
+                .min(MAX_GAP);
+            if let Some(share) = self.share.get().filter(|_| self.members() > 1) {
+                // A slot used much later than reserved would crowd the
+                // next daemon's: reserve again.
+                if reserved.is_none_or(|at| later(at, gap) < Instant::now()) {
+                    reserved = match share.reserve(gap).await {
+                        Some(r) => {
+                            if let Some(nb) = r.not_before_ms {
+                                Self::hold_until(&mut self.lock(), nb);
+                            }
+                            let ahead = r.at_ms.saturating_sub(unix_ms()).max(0);
+                            Some(later(
+                                Instant::now(),
+                                Duration::from_millis(ahead as u64).min(MAX_GAP),
+                            ))
+                        }
+                        None => None,
+                    };
+                    if reserved.is_some() {
+                        // Re-read: the reservation may have brought a
+                        // window recorded by another daemon.
+                        continue;
+                    }
+                }
+                if let Some(at) = reserved {
+                    own_gap = gap;
+                    if at > Instant::now() {
+                        tokio::time::sleep_until(at).await;
+                        continue;
+                    }
+                }
+            }
             {
                 let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
                 if *next > Instant::now() {
                     continue;
                 }
-                // 1% spare, so arrivals stay under the ceiling too.
-                let gap = Duration::try_from_secs_f64(1.01 / rate).unwrap_or(MAX_GAP);
-                *next = later(Instant::now(), gap.min(MAX_GAP));
+                *next = later(Instant::now(), own_gap);
             }
             if self.held_elsewhere().await {
+                reserved = None;
                 continue;
             }
             break;
@@ -766,6 +832,45 @@ mod tests {
             gate.rate_limited(Some(RetryAfter::Seconds(3))),
             Duration::from_secs(3)
         );
+    }
+
+    /// A shared schedule that never answers, counting the attempts.
+    #[derive(Debug, Default)]
+    struct Unreachable(AtomicU64);
+
+    impl GateShare for Unreachable {
+        fn not_before_ms(&self) -> BoxFuture<'_, Option<i64>> {
+            Box::pin(async { None })
+        }
+        fn cut(&self, _: i64, _: Option<f64>) -> BoxFuture<'_, Option<SharedGate>> {
+            Box::pin(async { None })
+        }
+        fn reserve(&self, _: Duration) -> BoxFuture<'_, Option<Reserved>> {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async { None })
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_the_shared_schedule_a_daemon_paces_at_its_share_and_asks_once_a_request() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(4.0),
+            ..GateConfig::default()
+        });
+        let share = Arc::new(Unreachable::default());
+        gate.set_share(share.clone());
+        gate.set_members(2);
+        let start = Instant::now();
+        for _ in 0..5 {
+            gate.acquire().await;
+        }
+        let took = start.elapsed();
+        // Four gaps of 2 x 1.01 / 4 s: half the rate.
+        assert!(
+            took >= Duration::from_millis(2020) && took < Duration::from_millis(2040),
+            "{took:?}"
+        );
+        assert_eq!(share.0.load(Ordering::Relaxed), 5);
     }
 
     #[tokio::test(start_paused = true)]
