@@ -663,7 +663,7 @@ async fn a_bad_config_exits_2_naming_the_key() {
     assert!(out.stderr.contains("bakong.token"));
 }
 
-fn spawn_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+fn spawn_daemon(cfg: &std::path::Path, log: &std::path::Path) -> test_support::cli::Child {
     bin!()
         .config(cfg)
         .arg("run")

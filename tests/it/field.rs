@@ -541,7 +541,7 @@ async fn a_static_qr_is_warned_about_once_and_expires_at_its_deadline_with_that_
 }
 
 /// Starts `run` as a process logging to `log`; returns once it runs.
-async fn running_daemon(cfg: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+async fn running_daemon(cfg: &std::path::Path, log: &std::path::Path) -> test_support::cli::Child {
     let child = bin!()
         .config(cfg)
         .arg("run")

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use test_support::cli::Child;
 
 use bakong_poller::config::BulkMode;
 use bakong_simulator::{Faults, NewTransaction, OutcomeKind, RateLimit, RetryAfterMode};

@@ -5,8 +5,9 @@
 //! restarted; two daemons riding out a server restart.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
+use test_support::cli::Child;
 
 use bakong_poller::config::Settings;
 use bakong_poller::simulator::{NewTransaction, OutcomeKind};

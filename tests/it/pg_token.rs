@@ -5,9 +5,10 @@
 //! token expiry, also when one is SIGKILLed while it renews.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::cli::Child;
 
 const LIMIT: Duration = Duration::from_secs(20);
 

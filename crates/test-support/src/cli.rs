@@ -149,10 +149,10 @@ impl Cli {
     /// # Panics
     ///
     /// When the program cannot be started.
-    pub fn spawn(mut self) -> std::process::Child {
-        self.cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", self.cmd.get_program()))
+    pub fn spawn(mut self) -> Child {
+        Child(Some(self.cmd.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {:?}: {e}", self.cmd.get_program())
+        })))
     }
 
     /// Starts it (tokio): killed when the handle is dropped, so a failing
@@ -215,5 +215,70 @@ impl From<std::process::Output> for Out {
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
+    }
+}
+
+/// A started program (a `std::process::Child` through `Deref`) that is
+/// killed and reaped when dropped while still running, so a test that
+/// fails (or forgets) leaves no daemon behind holding ports, locks or
+/// inherited file descriptors.
+#[derive(Debug)]
+pub struct Child(Option<std::process::Child>);
+
+impl Child {
+    /// The inner child, no longer killed on drop.
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0
+            .take()
+            .unwrap_or_else(|| unreachable!("taken only here"))
+    }
+}
+
+impl std::ops::Deref for Child {
+    type Target = std::process::Child;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only by into_inner"))
+    }
+}
+
+impl std::ops::DerefMut for Child {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only by into_inner"))
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_running_child_is_killed_and_reaped_when_dropped() {
+        let child = Child(Some(
+            Command::new("sleep")
+                .arg("30")
+                .spawn()
+                .expect("sleep starts"),
+        ));
+        let proc_dir = std::path::PathBuf::from(format!("/proc/{}", child.id()));
+        assert!(proc_dir.exists(), "running before the drop");
+        drop(child);
+        // Reaped by the drop: its /proc entry is gone at once.
+        assert!(!proc_dir.exists(), "{} still there", proc_dir.display());
     }
 }
