@@ -215,10 +215,10 @@ pub trait WriteTx: super::TxCommon + Send {
     ) -> Result<(), StoreError>;
 }
 
-/// Runs `f` under a savepoint of `tx`: released on success, rolled back
-/// alone when the write failed on its own values (reported as
-/// `Err(Some(message))` ... see the callers), the whole transaction's
-/// error otherwise.
+/// After a write under savepoint `w` failed with `e`: when it failed on its
+/// own values, rolls back to the savepoint (this write alone) and returns
+/// the message to report for it; otherwise returns `e`, which fails the
+/// whole transaction like any outage.
 async fn savepoint_failed(tx: &mut dyn WriteTx, e: StoreError) -> Result<String, StoreError> {
     if !own_failure(&e) {
         // Not this row's fault: the batch waits for the database like any
