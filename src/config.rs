@@ -203,6 +203,47 @@ impl MerchantSettings {
         check_merchant(&r)?;
         Ok(r)
     }
+
+    /// Values NBC's SDK (and so the encoder) accepts but bank apps are
+    /// known to refuse, such as a `mobile_number` of `+855 96 998 3479`:
+    /// each names its `merchant.<key>` and the characters. Values the SDK
+    /// refuses are problems, not warnings (see [`check_merchant`]).
+    fn warnings(&self) -> Vec<ConfigWarning> {
+        if !self.is_set() {
+            return Vec::new();
+        }
+        // A key that is missing or refused is a problem, said by validate.
+        let Ok(r) = self.request_with(true) else {
+            return Vec::new();
+        };
+        crate::khqr::field_warnings(&r)
+            .into_iter()
+            .map(|w| ConfigWarning {
+                key: merchant_key(w.field),
+                message: w.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// The `[merchant]` key behind an encoder field.
+fn merchant_key(field: &str) -> &'static str {
+    match field {
+        "account_id" => "merchant.account_id",
+        "name" => "merchant.name",
+        "city" => "merchant.city",
+        "merchant_id" => "merchant.merchant_id",
+        "acquiring_bank" => "merchant.acquiring_bank",
+        "account_information" => "merchant.account_information",
+        "mcc" => "merchant.mcc",
+        "mobile_number" => "merchant.mobile_number",
+        "store_label" => "merchant.store_label",
+        "terminal_label" => "merchant.terminal_label",
+        "language_preference" => "merchant.language_preference",
+        "alternate_name" => "merchant.alternate_name",
+        "alternate_city" => "merchant.alternate_city",
+        _ => "merchant",
+    }
 }
 
 /// Runs the KHQR encoder's checks on a request built from `[merchant]` and
@@ -364,6 +405,10 @@ pub struct PollerSettings {
     /// reserve for the payments nearest their deadline.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub daily_request_budget: Option<u64>,
+    /// How long after `expired`, `failed` or `cancelled` a row is still
+    /// watched for late money (`0`: not at all).
+    #[serde(with = "humantime_serde")]
+    pub late_watch: Duration,
 }
 
 /// `[webhook]`: where events are POSTed, signed the Standard Webhooks way.
@@ -658,6 +703,7 @@ impl Default for PollerSettings {
             bulk_flush: DEPRECATED_BULK_FLUSH,
             cadence: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(8),
+            late_watch: Duration::from_secs(24 * 3600),
             quota_probe: crate::bakong::quota::DEFAULT_PROBE,
             daily_request_budget: None,
         }
@@ -1067,6 +1113,7 @@ impl Settings {
             ("poller.bulk_flush", p.bulk_flush),
             ("poller.cadence", p.cadence),
             ("poller.shutdown_timeout", p.shutdown_timeout),
+            ("poller.late_watch", p.late_watch),
             ("poller.quota_probe", p.quota_probe),
             ("webhook.retry_min", self.webhook.retry_min),
             ("webhook.retry_max", self.webhook.retry_max),
@@ -1246,7 +1293,9 @@ impl Settings {
     }
 
     /// What is not wrong but worth saying once (shown by `config check`,
-    /// logged by `run` at start): values the daemon corrects by itself.
+    /// logged by `run` at start): values the daemon corrects by itself, and
+    /// `[merchant]` values NBC's SDK accepts but bank apps are known to
+    /// refuse.
     pub fn warnings(&self) -> Vec<ConfigWarning> {
         let mut out = Vec::new();
         if let (base, Some(removed)) = split_api_path(&self.bakong.base_url) {
@@ -1273,6 +1322,7 @@ impl Settings {
                 message: "is deprecated and ignored: due payments are now checked together once per poller.cadence (default 1s); remove the key, or set poller.cadence".into(),
             });
         }
+        out.extend(self.merchant.warnings());
         out
     }
 
@@ -1899,6 +1949,41 @@ mod tests {
                     "00020101021129130009shop@devb5204599953031165802KH5904Shop6009Siem Reap6304"
                 )
         );
+    }
+
+    #[test]
+    fn a_mobile_number_with_a_plus_and_spaces_loads_with_a_warning_naming_key_and_characters() {
+        let s = load_text(
+            "[merchant]\naccount_id = \"shop@devb\"\nname = \"Shop\"\nmobile_number = \"+855 96 998 3479\"\n",
+        )
+        .expect("NBC's SDK accepts it, so it loads");
+        let w = s.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].key, "merchant.mobile_number");
+        let text = w[0].to_string();
+        assert!(
+            text.starts_with("config key merchant.mobile_number: ")
+                && text.contains("'+' and space")
+                && text.contains("\"855969983479\""),
+            "{text}"
+        );
+        let digits = load_text("[merchant]\nname = \"Shop\"\nmobile_number = \"855969983479\"\n")
+            .expect("loads");
+        assert!(digits.warnings().is_empty());
+    }
+
+    #[test]
+    fn control_characters_in_merchant_labels_warn_and_values_the_sdk_refuses_do_not_load() {
+        let s = load_text("[merchant]\nstore_label = \"Store\\n1\"\nterminal_label = \"T1\"\n")
+            .expect("loads");
+        let w = s.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].key, "merchant.store_label");
+        assert!(w[0].to_string().contains("line feed"), "{}", w[0]);
+        // Too long for the SDK: a problem (exit 2), not a warning.
+        let e = load_text("[merchant]\nmobile_number = \"+855 96 998 3479 ext 12345\"\n")
+            .expect_err("26 characters");
+        assert_eq!(e.key.as_deref(), Some("merchant.mobile_number"));
     }
 
     #[test]

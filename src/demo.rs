@@ -148,6 +148,10 @@ async fn add_customer(
             amount: amount.to_string(),
             currency,
             expires_at: None,
+            order_id: None,
+            metadata: None,
+            qr: None,
+            public_id: None,
         })
         .await
         .map_err(|e| e.to_string())?;

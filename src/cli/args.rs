@@ -78,6 +78,22 @@ pub fn amount_text_arg(s: &str) -> Result<String, InvalidAmount> {
     parse_amount(s).map(|_| s.trim().to_string())
 }
 
+/// An order reference (`--order-id`): 1 to 255 characters.
+pub fn order_id_arg(s: &str) -> Result<String, crate::payment::BadField> {
+    crate::payment::check_order_id(s).map(|()| s.to_string())
+}
+
+/// Metadata (`--metadata`): a JSON object of at most 4 KB, compacted.
+pub fn metadata_arg(s: &str) -> Result<String, crate::payment::BadField> {
+    crate::payment::metadata_text(s)
+}
+
+/// A KHQR string (`--qr`): decoded (tags, CRC) before anything is stored.
+pub fn qr_arg(s: &str) -> Result<String, crate::khqr::KhqrError> {
+    let s = s.trim();
+    crate::khqr::decode(s).map(|_| s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! `khqr decode` and `khqr verify`: read a KHQR string offline. `decode` is
 //! lenient (as NBC's SDK decode); `verify` is strict and uses the clock:
-//! exit 0 valid, 1 malformed, 4 well formed but expired.
+//! exit 0 valid, 1 malformed, 4 well formed but expired. Both also warn
+//! about values NBC's SDK accepts but bank apps are known to refuse (a
+//! mobile number that is not digits only), without changing the exit code.
 
 use chrono::Utc;
 use clap::Subcommand;
@@ -40,6 +42,9 @@ pub struct Checked {
     /// The first problem, by tag.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Values NBC's SDK accepts but bank apps are known to refuse, by tag.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// md5 of the whole string (the payment's key).
     pub md5: String,
     /// The decoded tags, when readable.
@@ -118,6 +123,9 @@ impl Report for Checked {
             (Some(e), true) => format!("expired: {e}\n"),
             (Some(e), false) => format!("malformed: {e}\n"),
         };
+        for w in &self.warnings {
+            s += &format!("warning: {w}\n");
+        }
         s += &format!("{:<22}{}\n", "md5", self.md5);
         if let Some(k) = &self.khqr {
             s += &describe(k);
@@ -136,25 +144,39 @@ impl Report for Checked {
 
 fn checked(check: &'static str, qr: &str, result: Result<Khqr, KhqrError>) -> Checked {
     let md5 = khqr::md5_hex(qr);
+    let warnings = |k: &Option<Khqr>| {
+        k.iter()
+            .flat_map(Khqr::field_warnings)
+            .map(|w| w.to_string())
+            .collect()
+    };
     match result {
-        Ok(k) => Checked {
-            check,
-            valid: true,
-            expired: false,
-            error: None,
-            md5,
-            khqr: Some(k),
-        },
-        Err(e) => Checked {
-            check,
-            valid: false,
-            expired: e.is_expired(),
+        Ok(k) => {
+            let khqr = Some(k);
+            Checked {
+                check,
+                valid: true,
+                expired: false,
+                error: None,
+                warnings: warnings(&khqr),
+                md5,
+                khqr,
+            }
+        }
+        Err(e) => {
             // What can be read is still shown (verify fails on strings
             // that decode, e.g. one without an expiration).
-            khqr: khqr::decode(qr).ok(),
-            error: Some(e.to_string()),
-            md5,
-        },
+            let khqr = khqr::decode(qr).ok();
+            Checked {
+                check,
+                valid: false,
+                expired: e.is_expired(),
+                error: Some(e.to_string()),
+                warnings: warnings(&khqr),
+                md5,
+                khqr,
+            }
+        }
     }
 }
 

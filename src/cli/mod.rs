@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod args;
+pub mod cancel;
 pub mod check;
 pub mod completions;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod khqr;
 pub mod new;
 pub mod output;
 pub mod payments;
+pub mod report;
 pub mod run;
 #[cfg(feature = "simulator")]
 pub mod simulate;
@@ -118,6 +120,10 @@ pub enum Command {
     Add(payments::AddArgs),
     /// List payments, newest first.
     List(payments::ListArgs),
+    /// Cancel a pending payment (it stays watched for late money).
+    Cancel(cancel::CancelArgs),
+    /// Per day and currency: payments and money paid, paid late, mismatched, failed, expired, cancelled.
+    Report(report::ReportArgs),
     /// Counts per status, oldest pending, next check, last answer, token expiry.
     #[command(after_help = "Example:\n  bakong-poller status --json")]
     Status,
@@ -186,6 +192,8 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Khqr(c) => khqr::run(&ctx, &c)?.into(),
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
+        Command::Cancel(a) => cancel::run(&ctx, &a).await?.into(),
+        Command::Report(a) => report::run(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),
         Command::Events(c) => events::run(&ctx, &c).await?,
         Command::Config(c) => config::run(&ctx, &c).await?.into(),

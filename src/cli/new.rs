@@ -65,6 +65,14 @@ pub struct NewArgs {
     /// With --deeplink: the deeplink that opens your app after payment.
     #[arg(long, requires = "deeplink")]
     pub callback: Option<String>,
+    /// The shop's order reference, kept in the row and carried by its
+    /// events (not unique: retries of an order are normal).
+    #[arg(long, value_parser = super::args::order_id_arg)]
+    pub order_id: Option<String>,
+    /// A JSON object of at most 4 KB, kept in the row and carried by its
+    /// events.
+    #[arg(long, value_parser = super::args::metadata_arg)]
+    pub metadata: Option<String>,
 }
 
 /// A lifetime chrono cannot represent, or zero.
@@ -91,6 +99,14 @@ fn lifetime_arg(s: &str) -> Result<TimeDelta, BadLifetime> {
 pub struct Opened {
     /// Row id in the payments table.
     pub id: PaymentId,
+    /// The unguessable id for links.
+    pub public_id: String,
+    /// The order reference, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// The metadata, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
     /// md5 of the KHQR string: the row's key.
     pub md5: String,
     /// The KHQR string.
@@ -189,6 +205,11 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
     req.amount = Some(amount);
     req.additional_data.bill_number = a.bill.clone();
     req.additional_data.purpose = a.purpose.clone();
+    // Values NBC's SDK accepts but bank apps are known to refuse (a
+    // mobile number that is not digits only): said, not refused.
+    for w in khqr::field_warnings(&req) {
+        ctx.notice(&format!("warning: {}: {w}", argument_of(w.field)));
+    }
     // Whole milliseconds: the QR's tag 99 and the row's expires_at are the
     // same instant.
     let now = Utc::now()
@@ -235,6 +256,7 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
     } else {
         None
     };
+    let public_id = crate::payment::new_public_id();
     let store = app::open_store(&settings).await?;
     let inserted = store
         .insert_payment(&NewPayment {
@@ -242,6 +264,10 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
             amount: amount_text.clone(),
             currency: a.currency,
             expires_at: Some(expires_at),
+            order_id: a.order_id.clone(),
+            metadata: a.metadata.clone(),
+            qr: Some(qr.clone()),
+            public_id: Some(public_id.clone()),
         })
         .await;
     store.close().await;
@@ -262,6 +288,12 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
     }
     Ok(Opened {
         id,
+        public_id,
+        order_id: a.order_id.clone(),
+        metadata: a
+            .metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str(m).ok()),
         md5: md5.clone(),
         qr,
         amount: amount_text,

@@ -6,7 +6,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{amount_text_arg, currency_arg, table_md5_arg};
+use super::args::{
+    amount_text_arg, currency_arg, metadata_arg, order_id_arg, qr_arg, table_md5_arg,
+};
 use super::{CliError, Context, Report};
 use crate::app;
 use crate::money::Currency;
@@ -16,21 +18,114 @@ use crate::store::{Counts, NewPayment, PaymentRow};
 /// `add` arguments.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Example:\n  bakong-poller add --md5 b1c250304b8594e4c6b53dd44791b57a --amount 500 --currency KHR --expires-in 10m"
+    after_help = "Examples:\n  bakong-poller add --md5 b1c250304b8594e4c6b53dd44791b57a --amount 500 --currency KHR --expires-in 10m\n  bakong-poller add --qr '00020101021229...6304ABCD' --order-id order-1042"
 )]
 pub struct AddArgs {
-    /// md5 of the KHQR string (32 lowercase hex).
-    #[arg(long, value_parser = table_md5_arg)]
-    pub md5: String,
-    /// Expected amount, e.g. 1.50 or 4000 (stored as written).
-    #[arg(long, allow_hyphen_values = true, value_parser = amount_text_arg)]
-    pub amount: String,
-    /// USD or KHR.
-    #[arg(long, value_parser = currency_arg)]
-    pub currency: Currency,
-    /// Lifetime (default: poller.payment_ttl).
+    /// md5 of the KHQR string (32 lowercase hex); with --qr, computed.
+    #[arg(long, value_parser = table_md5_arg, required_unless_present = "qr")]
+    pub md5: Option<String>,
+    /// Expected amount, e.g. 1.50 or 4000 (stored as written); with --qr,
+    /// the QR's unless given.
+    #[arg(long, allow_hyphen_values = true, value_parser = amount_text_arg, required_unless_present = "qr")]
+    pub amount: Option<String>,
+    /// USD or KHR; with --qr, the QR's unless given.
+    #[arg(long, value_parser = currency_arg, required_unless_present = "qr")]
+    pub currency: Option<Currency>,
+    /// The KHQR string shown to the customer: kept in the row's qr column;
+    /// md5, amount, currency (and the expiry of tag 99) are taken from it,
+    /// and a given --md5, --amount or --currency must agree with it.
+    #[arg(long, value_parser = qr_arg)]
+    pub qr: Option<String>,
+    /// Lifetime (default: the QR's expiry with --qr, else poller.payment_ttl).
     #[arg(long, value_parser = lifetime_arg)]
     pub expires_in: Option<TimeDelta>,
+    /// The shop's order reference (not unique: retries of an order are normal).
+    #[arg(long, value_parser = order_id_arg)]
+    pub order_id: Option<String>,
+    /// A JSON object of at most 4 KB, carried by the events.
+    #[arg(long, value_parser = metadata_arg)]
+    pub metadata: Option<String>,
+}
+
+/// What `add` inserts once its arguments and the QR agree.
+struct Resolved {
+    md5: String,
+    amount: String,
+    currency: Currency,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// md5, amount, currency and expiry from the arguments and the QR; a
+/// disagreement between them is a usage error naming both values.
+fn resolve(a: &AddArgs) -> Result<Resolved, CliError> {
+    let usage = |m: String| CliError::Usage(m);
+    let lifetime = match a.expires_in {
+        Some(d) => Some(
+            Utc::now()
+                .checked_add_signed(d)
+                .ok_or_else(|| usage("--expires-in: too far in the future".into()))?,
+        ),
+        None => None,
+    };
+    let Some(qr) = &a.qr else {
+        let (Some(md5), Some(amount), Some(currency)) = (&a.md5, &a.amount, a.currency) else {
+            return Err(usage("give --md5, --amount and --currency, or --qr".into()));
+        };
+        return Ok(Resolved {
+            md5: md5.clone(),
+            amount: amount.clone(),
+            currency,
+            expires_at: lifetime,
+        });
+    };
+    let decoded = crate::khqr::decode(qr).map_err(|e| usage(format!("--qr: {e}")))?;
+    let md5 = crate::khqr::md5_hex(qr);
+    if let Some(given) = &a.md5 {
+        if *given != md5 {
+            return Err(usage(format!(
+                "--md5 {given} is not the md5 of --qr ({md5}); leave --md5 out with --qr"
+            )));
+        }
+    }
+    let currency = match (a.currency, decoded.currency) {
+        (Some(given), Some(q)) if given != q => {
+            return Err(usage(format!(
+                "--currency {given} disagrees with the QR's currency {q}"
+            )))
+        }
+        (_, Some(q)) => q,
+        (Some(given), None) => given,
+        (None, None) => {
+            return Err(usage(
+                "--qr carries no currency (tag 53); give --currency".into(),
+            ))
+        }
+    };
+    let amount = match (&a.amount, decoded.amount) {
+        (_, None) => {
+            return Err(usage(
+                "--qr is a static KHQR (no amount, tag 54): a payment without an amount cannot be confirmed by md5; make a QR with the amount (`bakong-poller new`)".into(),
+            ))
+        }
+        (Some(given), Some(q)) => {
+            let v = crate::money::parse_amount(given)
+                .map_err(|e| usage(format!("--amount: {e}")))?;
+            if v != q {
+                return Err(usage(format!(
+                    "--amount {given} disagrees with the QR's amount {q}"
+                )));
+            }
+            given.clone()
+        }
+        (None, Some(q)) => crate::money::amount_text(q),
+    };
+    let expires_at = lifetime.or(decoded.timestamps.and_then(|t| t.expires_at));
+    Ok(Resolved {
+        md5,
+        amount,
+        currency,
+        expires_at,
+    })
 }
 
 /// A lifetime chrono cannot represent.
@@ -62,49 +157,59 @@ pub struct Added {
     pub currency: Currency,
     /// `expires_at`, if given.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The public id (for links).
+    pub public_id: String,
+    /// The order reference, if given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 impl Report for Added {
     fn human(&self) -> String {
+        let order = self
+            .order_id
+            .as_deref()
+            .map(|o| format!(", order {o}"))
+            .unwrap_or_default();
         format!(
-            "added payment {}: {} {} {} (pending)",
-            self.id, self.md5, self.amount, self.currency
+            "added payment {} ({}): {} {} {} (pending{order})",
+            self.id, self.public_id, self.md5, self.amount, self.currency
         )
     }
 }
 
 /// Inserts a pending payment.
 pub async fn add(ctx: &Context, a: &AddArgs) -> Result<Added, CliError> {
+    let r = resolve(a)?;
     // The table refuses it too; saying so here names the argument.
-    let value = crate::money::parse_amount(&a.amount)
+    let value = crate::money::parse_amount(&r.amount)
         .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
-    crate::money::check_precision(value, a.currency)
+    crate::money::check_precision(value, r.currency)
         .map_err(|e| CliError::Usage(format!("--amount: {e}")))?;
     let settings = ctx.quiet_settings()?;
-    let expires_at = match a.expires_in {
-        Some(d) => Some(
-            Utc::now()
-                .checked_add_signed(d)
-                .ok_or_else(|| CliError::Usage("--expires-in: too far in the future".into()))?,
-        ),
-        None => None,
-    };
+    let public_id = crate::payment::new_public_id();
     let store = app::open_store(&settings).await?;
     let inserted = store
         .insert_payment(&NewPayment {
-            md5: a.md5.clone(),
-            amount: a.amount.clone(),
-            currency: a.currency,
-            expires_at,
+            md5: r.md5.clone(),
+            amount: r.amount.clone(),
+            currency: r.currency,
+            expires_at: r.expires_at,
+            order_id: a.order_id.clone(),
+            metadata: a.metadata.clone(),
+            qr: a.qr.clone(),
+            public_id: Some(public_id.clone()),
         })
         .await;
     store.close().await;
     Ok(Added {
         id: inserted?,
-        md5: a.md5.clone(),
-        amount: a.amount.clone(),
-        currency: a.currency,
-        expires_at,
+        md5: r.md5,
+        amount: r.amount,
+        currency: r.currency,
+        expires_at: r.expires_at,
+        public_id,
+        order_id: a.order_id.clone(),
     })
 }
 
@@ -140,8 +245,11 @@ impl Report for Listed {
                     cur: &str,
                     status: &str,
                     created: &str,
-                    hash: &str| {
-            format!("{id:>6}  {md5:32}  {amount:>12}  {cur:3}  {status:8}  {created:23}  {hash}")
+                    hash: &str,
+                    order: &str| {
+            format!(
+                "{id:>6}  {md5:32}  {amount:>12}  {cur:3}  {status:9}  {created:23}  {order:16}  {hash}"
+            )
         };
         let mut lines = vec![line(
             &"id",
@@ -151,6 +259,7 @@ impl Report for Listed {
             "status",
             "created_at",
             "hash",
+            "order_id",
         )];
         lines.extend(self.0.iter().map(|r| {
             line(
@@ -161,6 +270,7 @@ impl Report for Listed {
                 r.status.as_str(),
                 &r.created_at,
                 r.bakong_hash.as_deref().unwrap_or("-"),
+                r.order_id.as_deref().unwrap_or("-"),
             )
         }));
         lines.join("\n").trim_end().to_string()
@@ -203,6 +313,9 @@ pub struct Status {
     pub daily_request_budget: Option<u64>,
     /// The live daemons' receivers, when they differ (one line each).
     pub receiver_conflicts: Vec<String>,
+    /// Late payments (money found after expired, failed or cancelled):
+    /// today's count and the newest.
+    pub late: crate::store::LateSummary,
 }
 
 impl Report for Status {
@@ -216,7 +329,7 @@ impl Report for Status {
             }
         };
         let mut s = format!(
-            "pending {}{}  paid {}  mismatch {}  failed {}  expired {}{}\noldest pending   {}\nnext check due   {}\nlast API answer  {}\ntoken expires    {}",
+            "pending {}{}  paid {}  mismatch {}  failed {}  expired {}{}  cancelled {}  paid_late {}\noldest pending   {}\nnext check due   {}\nlast API answer  {}\ntoken expires    {}",
             c.pending,
             static_qr(c.pending_static_qr),
             c.paid,
@@ -224,6 +337,8 @@ impl Report for Status {
             c.failed,
             c.expired,
             static_qr(c.expired_static_qr),
+            c.cancelled,
+            c.paid_late,
             c.oldest_pending.as_deref().unwrap_or("-"),
             self.next_check_at
                 .map(|d| d.to_rfc3339())
@@ -238,6 +353,14 @@ impl Report for Status {
         }
         if let Some(p) = &self.last_problem {
             s += &format!("\nlast problem     {p}");
+        }
+        let l = &self.late;
+        s += &format!(
+            "\nlate today       paid_late {}  mismatch {}",
+            l.paid_late_today, l.mismatch_late_today
+        );
+        if let Some((md5, status, at)) = &l.last {
+            s += &format!("  (last: {md5} {status} at {at})");
         }
         let d = &self.deliveries;
         s += &format!(
@@ -270,6 +393,7 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
     let last = store.last_answer_at().await;
     let newest = store.last_answer().await;
     let deliveries = store.delivery_counts().await;
+    let late = store.late_summary().await;
     let gate = store.gate_state().await;
     let live = store
         .live_receivers(Utc::now().timestamp_millis(), crate::store::LIVE_MS)
@@ -321,5 +445,6 @@ pub async fn status(ctx: &Context) -> Result<Status, CliError> {
         requests_today,
         daily_request_budget: settings.poller.daily_request_budget,
         receiver_conflicts,
+        late: late?,
     })
 }

@@ -23,6 +23,11 @@ pub struct Counters {
     pub failed: AtomicU64,
     /// Expiries recorded.
     pub expired: AtomicU64,
+    /// Late payments recorded (money found after expired, failed or
+    /// cancelled), as paid_late.
+    pub paid_late: AtomicU64,
+    /// Late money recorded as a mismatch (counted in `mismatch` too).
+    pub late_mismatch: AtomicU64,
     /// Transient errors.
     pub errors: AtomicU64,
     /// The systemic problem in force.

@@ -10,7 +10,7 @@ pub mod sign;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::payment::{Confirmation, FinalStatus};
+use crate::payment::{Confirmation, Status};
 
 /// The test event type `events test` sends.
 pub const TEST_TYPE: &str = "webhook.test";
@@ -20,7 +20,8 @@ pub const TEST_TYPE: &str = "webhook.test";
 pub struct NewEvent {
     /// `msg_` + ULID.
     pub id: String,
-    /// `payment.paid`, `payment.mismatch`, `payment.failed`, `payment.expired`.
+    /// `payment.` + the status: `paid`, `mismatch`, `failed`, `expired`,
+    /// `cancelled`, `paid_late`.
     pub event_type: String,
     /// The payment's md5.
     pub md5: String,
@@ -58,6 +59,25 @@ pub struct EventData {
     pub paid_at: Option<String>,
     /// When the daemon recorded the status (RFC 3339 UTC).
     pub confirmed_at: String,
+    /// The shop's order reference, when the row has one.
+    pub order_id: Option<String>,
+    /// The shop's JSON object, when the row has one.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// The row an event is about, as the write returned it.
+#[derive(Debug, Clone, Default)]
+pub struct EventRow<'a> {
+    /// md5 column.
+    pub md5: &'a str,
+    /// amount column, as text.
+    pub amount: &'a str,
+    /// currency column.
+    pub currency: &'a str,
+    /// order_id column.
+    pub order_id: Option<&'a str>,
+    /// metadata column (JSON text).
+    pub metadata: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -78,13 +98,16 @@ pub fn new_id() -> String {
     format!("msg_{}", ulid::Ulid::new())
 }
 
-/// The event type of a final status.
-pub fn type_of(status: FinalStatus) -> &'static str {
+/// The event type of a status change.
+pub fn type_of(status: Status) -> &'static str {
     match status {
-        FinalStatus::Paid => "payment.paid",
-        FinalStatus::Mismatch => "payment.mismatch",
-        FinalStatus::Failed => "payment.failed",
-        FinalStatus::Expired => "payment.expired",
+        Status::Pending => "payment.pending",
+        Status::Paid => "payment.paid",
+        Status::Mismatch => "payment.mismatch",
+        Status::Failed => "payment.failed",
+        Status::Expired => "payment.expired",
+        Status::Cancelled => "payment.cancelled",
+        Status::PaidLate => "payment.paid_late",
     }
 }
 
@@ -103,19 +126,21 @@ pub fn body<T: Serialize>(event_type: &str, at: DateTime<Utc>, data: &T) -> Stri
 /// The event of a final status just written: `md5`, `amount` and
 /// `currency` as the row holds them, the rest from the write.
 pub fn final_event(
-    md5: &str,
-    amount: &str,
-    currency: &str,
-    status: FinalStatus,
+    row: &EventRow<'_>,
+    status: Status,
     confirmation: Option<&Confirmation>,
     now: DateTime<Utc>,
 ) -> NewEvent {
     let c = confirmation;
+    let md5 = row.md5;
     let data = EventData {
         md5: md5.to_string(),
-        amount: amount.to_string(),
-        currency: currency.to_string(),
+        amount: row.amount.to_string(),
+        currency: row.currency.to_string(),
         status: status.as_str(),
+        order_id: row.order_id.map(str::to_string),
+        // The column holds a JSON object (the table's CHECK).
+        metadata: row.metadata.and_then(|m| serde_json::from_str(m).ok()),
         bakong_hash: c.map(|c| c.hash.clone()),
         from_account_id: c.and_then(|c| c.from_account_id.clone()),
         to_account_id: c.map(|c| c.to_account_id.clone()),
@@ -151,6 +176,8 @@ pub fn test_event(now: DateTime<Utc>) -> NewEvent {
         description: Some("test event from bakong-poller events test".into()),
         paid_at: Some(rfc3339(now)),
         confirmed_at: rfc3339(now),
+        order_id: Some("order-1042".into()),
+        metadata: Some(serde_json::json!({"table": 4})),
     };
     NewEvent {
         id: new_id(),
@@ -180,14 +207,15 @@ mod tests {
             description: None,
             paid_at: Some(now),
         };
-        let e = final_event(
-            "f".repeat(32).as_str(),
-            "1.50",
-            "USD",
-            FinalStatus::Paid,
-            Some(&c),
-            now,
-        );
+        let md5 = "f".repeat(32);
+        let row = EventRow {
+            md5: &md5,
+            amount: "1.50",
+            currency: "USD",
+            order_id: Some("order-7"),
+            metadata: Some(r#"{"table":4}"#),
+        };
+        let e = final_event(&row, Status::Paid, Some(&c), now);
         assert!(e.id.starts_with("msg_") && e.id.len() == 30, "{}", e.id);
         assert_eq!(e.event_type, "payment.paid");
         let v: serde_json::Value = serde_json::from_str(&e.payload).expect("test value");
@@ -199,7 +227,9 @@ mod tests {
         assert_eq!(v["data"]["to_account_id"], "shop@devb");
         assert_eq!(v["data"]["paid_at"], "2026-11-30T10:00:00.500Z");
         let keys: Vec<&String> = v["data"].as_object().expect("test value").keys().collect();
-        assert_eq!(keys.len(), 12, "every public payment column: {keys:?}");
+        assert_eq!(v["data"]["order_id"], "order-7");
+        assert_eq!(v["data"]["metadata"]["table"], 4);
+        assert_eq!(keys.len(), 14, "every public payment column: {keys:?}");
     }
 
     #[test]
@@ -239,13 +269,8 @@ mod tests {
             .iter()
             .filter_map(|v| v.as_str())
             .collect();
-        for s in [
-            FinalStatus::Paid,
-            FinalStatus::Mismatch,
-            FinalStatus::Failed,
-            FinalStatus::Expired,
-        ] {
-            assert!(types.contains(&type_of(s)));
+        for s in Status::ALL.into_iter().filter(|s| s.is_final()) {
+            assert!(types.contains(&type_of(s)), "{s}");
         }
         assert!(types.contains(&TEST_TYPE));
     }

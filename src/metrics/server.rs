@@ -145,6 +145,7 @@ pub async fn serve(
         busy_timeout: sources.settings.database.busy_timeout,
         facts: Mutex::new(None),
         deliveries: Mutex::new(None),
+        late: Mutex::new(None),
         refused: limits.refused.clone(),
     });
     let mut registry = instruments.into_registry();
@@ -500,6 +501,7 @@ impl<T: Clone> SingleFlight<T> {
 type Scraped = (
     Option<(PendingFacts, i64)>,
     Option<crate::store::DeliveryCounts>,
+    Option<crate::store::LateSummary>,
 );
 
 struct Shared {
@@ -540,13 +542,19 @@ async fn read_database(s: &Shared) -> Scraped {
         Ok(Ok(d)) => Some(d),
         _ => None,
     };
-    (facts, deliveries)
+    let late = tokio::time::timeout(SCRAPE_QUERY_LIMIT, s.sources.store.late_summary()).await;
+    let late = match late {
+        Ok(Ok(l)) => Some(l),
+        _ => None,
+    };
+    (facts, deliveries, late)
 }
 
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let (facts, deliveries) = s.scraped.get(SCRAPE_CACHE, || read_database(&s)).await;
+    let (facts, deliveries, late) = s.scraped.get(SCRAPE_CACHE, || read_database(&s)).await;
     *s.live.facts.lock().unwrap_or_else(|e| e.into_inner()) = facts;
     *s.live.deliveries.lock().unwrap_or_else(|e| e.into_inner()) = deliveries;
+    *s.live.late.lock().unwrap_or_else(|e| e.into_inner()) = late;
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -596,6 +604,8 @@ struct Live {
     facts: Mutex<Option<(PendingFacts, i64)>>,
     /// Event deliveries per status, as the scrape in hand read them.
     deliveries: Mutex<Option<crate::store::DeliveryCounts>>,
+    /// Late payments today, as the scrape in hand read them.
+    late: Mutex<Option<crate::store::LateSummary>>,
     /// Connections the listener closed at once for its cap.
     refused: Arc<AtomicU64>,
 }
@@ -644,6 +654,17 @@ impl Collector for Live {
                 ("mismatch", m.mismatch.load(Ordering::Relaxed)),
                 ("failed", m.failed.load(Ordering::Relaxed)),
                 ("expired", m.expired.load(Ordering::Relaxed)),
+                ("paid_late", m.paid_late.load(Ordering::Relaxed)),
+            ],
+        )?;
+        counters(
+            e,
+            "late_payments",
+            "Money the late watch found after a payment was expired, failed or cancelled (by this process), by the status it got: paid_late or mismatch",
+            "status",
+            &[
+                ("paid_late", m.paid_late.load(Ordering::Relaxed)),
+                ("mismatch", m.late_mismatch.load(Ordering::Relaxed)),
             ],
         )?;
         let d = &m.deliveries;
@@ -671,6 +692,30 @@ impl Collector for Live {
                 "event_deliveries_dead",
                 "Event deliveries given up on after webhook.max_attempts (see `bakong-poller events list --status dead`)",
                 d.dead as f64,
+            )?;
+        }
+        let late = self.late.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(l) = late {
+            let mut m = e.encode_descriptor(
+                "late_payments_today",
+                "Payments the late watch moved today (UTC, every daemon of the database), by the status they got: paid_late or mismatch.",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(l.paid_late_today)
+                .encode(m.encode_family(&[("status", "paid_late")])?)?;
+            ConstGauge::new(l.mismatch_late_today)
+                .encode(m.encode_family(&[("status", "mismatch")])?)?;
+            let last = l
+                .last
+                .as_ref()
+                .and_then(|(_, _, at)| crate::store::parse_time_text(at))
+                .map_or(0.0, |t| t.timestamp_millis() as f64 / 1000.0);
+            gauge(
+                e,
+                "last_late_payment_timestamp_seconds",
+                "When the newest late payment was recorded (unix seconds; 0 when none)",
+                last,
             )?;
         }
         let facts = *self.facts.lock().unwrap_or_else(|e| e.into_inner());

@@ -60,6 +60,17 @@ impl Payment {
                 c.md5
             )));
         }
+        // SQLite has no md5() to refuse this at INSERT (PostgreSQL does):
+        // a QR whose md5 is another than the row's would never be seen paid.
+        if let Some(qr) = &c.qr {
+            let of_qr = crate::khqr::md5_hex(qr);
+            if of_qr != c.md5 {
+                return Err(BadRow(format!(
+                    "qr: its md5 is {of_qr}, not the row's md5 {}; store the md5 of the QR shown to the customer",
+                    c.md5
+                )));
+            }
+        }
         let amount = parse_amount(&c.amount).map_err(|e| BadRow(format!("amount: {e}")))?;
         let currency = c
             .currency
@@ -329,6 +340,7 @@ mod tests {
                 md5: "b1c250304b8594e4c6b53dd44791b57a".into(),
                 amount: "1.50".into(),
                 currency: "USD".into(),
+                from: crate::payment::Status::Pending,
             },
         }
     }

@@ -11,6 +11,7 @@
 pub mod bulk;
 pub mod classify;
 pub mod gate_state;
+pub mod late;
 pub mod report;
 pub mod schedule;
 
@@ -27,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use crate::bakong::{self, Client, Transaction};
 use crate::config::Settings;
 use crate::counters::{incident, Counters};
-use crate::payment::{FinalStatus, Lane};
+use crate::payment::{FinalStatus, Lane, Status};
 use crate::store::{Applied, Claimed, Store, Write};
 use classify::{classify, Decision, Payment, Verdict, Via};
 
@@ -71,6 +72,8 @@ struct Ctx {
     shutdown: CancellationToken,
     metrics: Arc<Counters>,
     bulk: bulk::Bulk,
+    /// A late-watch batch is in flight (one at a time).
+    late_busy: std::sync::atomic::AtomicBool,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -92,7 +95,9 @@ pub(crate) async fn schedule_loop(
         shutdown: shutdown.clone(),
         metrics: metrics.clone(),
         bulk: bulk::Bulk::new(cfg.bulk, cfg.bulk_retry),
+        late_busy: std::sync::atomic::AtomicBool::new(false),
     });
+    let mut last_late = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(cfg.scan_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut checks: JoinSet<()> = JoinSet::new();
@@ -203,6 +208,37 @@ pub(crate) async fn schedule_loop(
                         debug!(error = %e, consecutive = db_errors, "claim failed again");
                     }
                 }
+            }
+        }
+        // The late watch takes what is left: only when the claim found no
+        // more due payments, there is room, the quota and the budget are
+        // free, and no late batch is in flight; at most once per
+        // fresh_interval.
+        if !full
+            && checks.len() < cfg.concurrency
+            && last_late.elapsed() >= cfg.fresh_interval
+            && !ctx.late_busy.load(Ordering::Relaxed)
+        {
+            last_late = tokio::time::Instant::now();
+            let now = Utc::now().timestamp_millis();
+            let free = client.quota().pause().is_none()
+                && client.quota().spend_mode(now) == bakong::Spend::Free;
+            let limit = match (free, ctx.bulk.active()) {
+                (false, _) => 0,
+                (true, true) => bakong::MAX_LIST,
+                (true, false) => 1,
+            };
+            match store
+                .claim_late(now, cfg.lease, limit, cfg.late_watch, cfg.payment_ttl)
+                .await
+            {
+                Ok(rows) if !rows.is_empty() => {
+                    debug!(rows = rows.len(), "claimed late-watched payments");
+                    ctx.late_busy.store(true, Ordering::Relaxed);
+                    checks.spawn(late::check(rows, ctx.clone()));
+                }
+                Ok(_) => {}
+                Err(e) => debug!(error = %e, "could not claim late-watched payments"),
             }
         }
         // With a full claim and room left, go round again at once.
@@ -597,10 +633,34 @@ fn log_final(v: &Verdict, now: chrono::DateTime<Utc>, metrics: &Counters) {
         FinalStatus::Mismatch => &metrics.mismatch,
         FinalStatus::Failed => &metrics.failed,
         FinalStatus::Expired => &metrics.expired,
+        FinalStatus::PaidLate => &metrics.paid_late,
     };
     counter.fetch_add(1, Ordering::Relaxed);
     let tx = confirmation.as_deref();
     let p = v.payment.as_ref();
+    if row.from != Status::Pending {
+        if *status == FinalStatus::Mismatch {
+            metrics.late_mismatch.fetch_add(1, Ordering::Relaxed);
+        }
+        warn!(
+            id = row.id.0,
+            md5 = %row.md5,
+            was = row.from.as_str(),
+            status = status.as_str(),
+            amount = p.map(|p| p.amount.to_string()),
+            currency = p.map(|p| p.currency.code()),
+            hash = tx.map(|t| t.hash.as_str()),
+            paid_amount = tx.map(|t| t.paid_amount.to_string()),
+            paid_currency = tx.map(|t| t.paid_currency.code()),
+            from_account = tx.and_then(|t| t.from_account_id.as_deref()),
+            reason = %v.reason,
+            "late money: a payment that was {} has been paid; now {} (reconcile the order: \
+             it may need to be fulfilled or refunded)",
+            row.from.as_str(),
+            status.as_str()
+        );
+        return;
+    }
     if let (Some(m), Some(p), Some(tx)) = (&metrics.confirmations, p, tx) {
         m.confirmed(
             now.timestamp_millis(),
@@ -641,6 +701,9 @@ mod tests {
             checks: 0,
             errors,
             last_answer: Some(last.into()),
+            qr: None,
+            from: Status::Pending,
+            final_ms: None,
         }
     }
 

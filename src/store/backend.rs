@@ -36,7 +36,7 @@ impl Batch {
 
     fn of(w: &Write) -> Option<Batch> {
         match w {
-            Write::Final { .. } => None,
+            Write::Final { .. } | Write::Late { .. } => None,
             Write::Reschedule { .. } => Some(Batch::Reschedule),
             Write::Release { .. } => Some(Batch::Release),
             Write::Defer { .. } => Some(Batch::Defer),
@@ -45,9 +45,10 @@ impl Batch {
 }
 
 /// The row a final write changed, as the database returned it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct WrittenRow {
     /// Row id.
+    #[sqlx(try_from = "i64")]
     pub id: PaymentId,
     /// md5 column.
     pub md5: String,
@@ -55,6 +56,34 @@ pub struct WrittenRow {
     pub amount: String,
     /// currency column.
     pub currency: String,
+    /// order_id column.
+    pub order_id: Option<String>,
+    /// metadata column, as JSON text.
+    pub metadata: Option<String>,
+}
+
+impl WrittenRow {
+    /// The row as its event describes it.
+    pub fn event_row(&self) -> crate::event::EventRow<'_> {
+        crate::event::EventRow {
+            md5: &self.md5,
+            amount: &self.amount,
+            currency: &self.currency,
+            order_id: self.order_id.as_deref(),
+            metadata: self.metadata.as_deref(),
+        }
+    }
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// These pending rows are now cancelled (ids).
+    Cancelled(Vec<PaymentId>),
+    /// No pending row: the target's rows are final, with these statuses.
+    Final(Vec<(PaymentId, Status)>),
+    /// No row is the target.
+    Unknown,
 }
 
 /// An event as read, before its deliveries are added.
@@ -192,6 +221,14 @@ pub trait WriteTx: super::TxCommon + Send {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
+    /// Cancels the pending rows of `target` (watched for late money from
+    /// `now`), returning them.
+    async fn cancel_rows(
+        &mut self,
+        target: &super::Target,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WrittenRow>, StoreError>;
+
     /// Stores `key` as the event key unless one is stored; whether it was.
     async fn offer_event_key(&mut self, key: &EventKey) -> Result<bool, StoreError>;
 
@@ -247,7 +284,7 @@ async fn final_write(
     let Some(w) = tx.final_write(row, status, c, answer, now).await? else {
         return Ok(false);
     };
-    let e = final_event(&w.md5, &w.amount, &w.currency, status, c, now);
+    let e = final_event(&w.event_row(), status.status(), c, now);
     let key = key.ok_or_else(|| StoreError::Sql {
         what: "record result".into(),
         source: sqlx::Error::Configuration("no event key was read for a final write".into()),
@@ -329,6 +366,29 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         limit: usize,
         ttl: Duration,
     ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// The late watch: ends it for rows that became final more than
+    /// `watch` ago, then claims up to `limit` expired, failed or cancelled
+    /// rows whose late check is due, for a lease.
+    async fn claim_late(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        watch: Duration,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Late payments today and the newest one.
+    async fn late_summary(&self) -> Result<super::LateSummary, StoreError>;
+
+    /// The final rows whose day (paid_at, else confirmed_at; UTC) is from
+    /// `from` to `to`, both included.
+    async fn report_rows(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<super::ReportRow>, StoreError>;
 
     /// Counts per status, the oldest pending row and the next due check.
     async fn counts(&self) -> Result<Counts, StoreError>;
@@ -497,6 +557,12 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         let mut order: Vec<usize> = (0..writes.len()).collect();
         order.sort_by_key(|&i| (Batch::of(&writes[i]).is_some(), writes[i].row().id));
         for i in order {
+            if let Write::Late { row, next } = &writes[i] {
+                if !tx.late_write(row, *next).await? {
+                    applied[i] = Applied::Stale;
+                }
+                continue;
+            }
             let Write::Final {
                 row,
                 status,
@@ -548,6 +614,35 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         }
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// Cancels the pending rows of `target`: each becomes `cancelled`
+    /// with its event (`payment.cancelled`, and on PostgreSQL the NOTIFY)
+    /// in one transaction, and stays watched for late money.
+    async fn cancel(
+        &self,
+        target: &super::Target,
+        now: DateTime<Utc>,
+    ) -> Result<CancelOutcome, StoreError> {
+        let key = self.event_key().await?;
+        let mut tx = self.begin_write().await?;
+        let rows = tx.cancel_rows(target, now).await?;
+        for w in &rows {
+            let e = final_event(&w.event_row(), Status::Cancelled, None, now);
+            tx.insert_event(&e, Some(w.id), now, &key).await?;
+        }
+        tx.commit().await?;
+        if !rows.is_empty() {
+            return Ok(CancelOutcome::Cancelled(
+                rows.iter().map(|w| w.id).collect(),
+            ));
+        }
+        let found = self.target_statuses(target).await?;
+        Ok(if found.is_empty() {
+            CancelOutcome::Unknown
+        } else {
+            CancelOutcome::Final(found)
+        })
     }
 
     /// The daemon's event key: read from the database, or made there by

@@ -47,6 +47,12 @@ pub trait Common: Send + Sync {
 
     /// The attempts of event `id`, in order.
     async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
+
+    /// The rows `target` names, with their statuses, in id order.
+    async fn target_statuses(
+        &self,
+        target: &super::Target,
+    ) -> Result<Vec<(crate::payment::PaymentId, Status)>, StoreError>;
 }
 
 /// Write-transaction steps with one implementation for both dialects.
@@ -66,6 +72,15 @@ pub trait TxCommon: Send {
 
     /// Sets an event's MAC.
     async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
+
+    /// A late-watched row's next late check (`None`: the watch ends),
+    /// guarded like a final write: the same row, claim, status and md5.
+    /// Whether the row was still the one claimed.
+    async fn late_write(
+        &mut self,
+        row: &super::Held,
+        next: Option<i64>,
+    ) -> Result<bool, StoreError>;
 
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
@@ -201,6 +216,33 @@ macro_rules! common_ops {
                 .await
                 .map_err($crate::store::ctx("read attempts"))
             }
+
+            async fn target_statuses(
+                &self,
+                target: &$crate::store::Target,
+            ) -> Result<Vec<($crate::payment::PaymentId, $crate::payment::Status)>, $crate::store::StoreError>
+            {
+                let (id, public_id, md5, order_id) = target.sql_parts();
+                let rows: Vec<(i64, String)> = sqlx::query_as(
+                    "SELECT id, status FROM payments
+                     WHERE id = $1 OR public_id = $2 OR md5 = $3 OR order_id = $4 ORDER BY id",
+                )
+                .bind(id)
+                .bind(public_id)
+                .bind(md5)
+                .bind(order_id)
+                .fetch_all(&self.$read)
+                .await
+                .map_err($crate::store::ctx(format!("read {target}")))?;
+                rows.into_iter()
+                    .map(|(id, s)| {
+                        Ok((
+                            $crate::payment::PaymentId(id),
+                            $crate::store::status_from(&s, "read status")?,
+                        ))
+                    })
+                    .collect()
+            }
         }
     };
 }
@@ -255,6 +297,26 @@ macro_rules! common_tx_ops {
                         "sign the events written before the event key",
                     ))?;
                 Ok(())
+            }
+
+            async fn late_write(
+                &mut self,
+                row: &$crate::store::Held,
+                next: Option<i64>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE payments SET late_check_at = $1, lease_id = NULL
+                     WHERE id = $2 AND lease_id = $3 AND status = $4 AND md5 = $5",
+                )
+                .bind(next)
+                .bind(row.id.0)
+                .bind(row.lease_id)
+                .bind(row.from.as_str())
+                .bind(&row.md5)
+                .execute(&mut *self.0)
+                .await
+                .map_err($crate::store::ctx("reschedule a late check"))?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn commit(self: Box<Self>) -> Result<(), $crate::store::StoreError> {

@@ -18,7 +18,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use backend::{
-    AttemptListRow, Backend, Batch, DeliveryListRow, EventHead, WriteTx, WrittenRow,
+    AttemptListRow, Backend, Batch, CancelOutcome, DeliveryListRow, EventHead, WriteTx, WrittenRow,
 };
 pub(crate) use backend::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
 pub use common::{Common, TxCommon};
@@ -94,6 +94,14 @@ pub struct Claimed {
     pub errors: i64,
     /// The last answer's kind (`not_found`, `static_qr`, an error kind...).
     pub last_answer: Option<String>,
+    /// qr column (the KHQR string), when the row has one.
+    pub qr: Option<String>,
+    /// The status the row had when claimed: `pending`, or for the late
+    /// watch `expired`, `failed` or `cancelled`.
+    pub from: Status,
+    /// When the row became final (its confirmed_at), unix ms; late watch
+    /// only.
+    pub final_ms: Option<i64>,
 }
 
 /// The row a write is for, as its claim saw it. A write lands only on the
@@ -113,6 +121,9 @@ pub struct Held {
     pub amount: String,
     /// currency as claimed.
     pub currency: String,
+    /// The status as claimed (`pending`; for the late watch the final
+    /// status it is watched in).
+    pub from: Status,
 }
 
 impl Claimed {
@@ -124,6 +135,7 @@ impl Claimed {
             md5: self.md5.clone(),
             amount: self.amount.clone(),
             currency: self.currency.clone(),
+            from: self.from,
         }
     }
 }
@@ -170,6 +182,15 @@ pub enum Write {
         /// Unix ms.
         next_check_at: i64,
     },
+    /// A late-watched row (expired, failed, cancelled) stays as it is:
+    /// its next late check at `next` (unix ms), or none (`None`: the watch
+    /// is over).
+    Late {
+        /// The row as claimed by the late watch.
+        row: Held,
+        /// Unix ms of the next late check.
+        next: Option<i64>,
+    },
 }
 
 impl Write {
@@ -179,7 +200,8 @@ impl Write {
             Write::Final { row, .. }
             | Write::Reschedule { row, .. }
             | Write::Release { row }
-            | Write::Defer { row, .. } => row,
+            | Write::Defer { row, .. }
+            | Write::Late { row, .. } => row,
         }
     }
 
@@ -220,7 +242,7 @@ pub(crate) fn batch_json(w: &Write) -> serde_json::Value {
         Write::Defer { next_check_at, .. } => {
             m.insert("next".into(), (*next_check_at).into());
         }
-        Write::Final { .. } | Write::Release { .. } => {}
+        Write::Final { .. } | Write::Release { .. } | Write::Late { .. } => {}
     }
     serde_json::Value::Object(m)
 }
@@ -417,6 +439,10 @@ pub struct Counts {
     pub failed: i64,
     /// Expired rows.
     pub expired: i64,
+    /// Cancelled rows.
+    pub cancelled: i64,
+    /// Paid-late rows.
+    pub paid_late: i64,
     /// Expired rows whose last answer said "static QR" (filled by `status`
     /// through [`Common::expired_static_qr`]: it reads the whole history, so
     /// the periodic counts leave it out).
@@ -427,6 +453,34 @@ pub struct Counts {
     pub oldest_pending: Option<String>,
     /// Unix ms of the next due check.
     pub next_check_ms: Option<i64>,
+}
+
+impl Counts {
+    /// Sets the count of `status`.
+    pub fn set(&mut self, status: Status, n: i64) {
+        *match status {
+            Status::Pending => &mut self.pending,
+            Status::Paid => &mut self.paid,
+            Status::Mismatch => &mut self.mismatch,
+            Status::Failed => &mut self.failed,
+            Status::Expired => &mut self.expired,
+            Status::Cancelled => &mut self.cancelled,
+            Status::PaidLate => &mut self.paid_late,
+        } = n;
+    }
+
+    /// The count of `status`.
+    pub fn get(&self, status: Status) -> i64 {
+        match status {
+            Status::Pending => self.pending,
+            Status::Paid => self.paid,
+            Status::Mismatch => self.mismatch,
+            Status::Failed => self.failed,
+            Status::Expired => self.expired,
+            Status::Cancelled => self.cancelled,
+            Status::PaidLate => self.paid_late,
+        }
+    }
 }
 
 /// The pending rows at a moment, for the metrics.
@@ -453,6 +507,14 @@ pub struct NewPayment {
     pub currency: Currency,
     /// When it expires (None: created + `poller.payment_ttl`).
     pub expires_at: Option<DateTime<Utc>>,
+    /// The shop's order reference.
+    pub order_id: Option<String>,
+    /// The shop's JSON object (text), at most 4 KB.
+    pub metadata: Option<String>,
+    /// The KHQR string (its md5 is `md5`).
+    pub qr: Option<String>,
+    /// The public id; `None`: the table makes one.
+    pub public_id: Option<String>,
 }
 
 /// A row as `list` shows it.
@@ -490,6 +552,79 @@ pub struct PaymentRow {
     pub last_answer: Option<String>,
     /// Last transient error.
     pub last_error: Option<String>,
+    /// The unguessable id for links.
+    pub public_id: String,
+    /// The shop's order reference.
+    pub order_id: Option<String>,
+    /// The shop's JSON object.
+    pub metadata: Option<serde_json::Value>,
+    /// The KHQR string, when kept.
+    pub qr: Option<String>,
+}
+
+/// Which rows `cancel` means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The integer row id.
+    Id(i64),
+    /// The public id.
+    PublicId(String),
+    /// The md5.
+    Md5(String),
+    /// Every row of an order.
+    OrderId(String),
+}
+
+impl Target {
+    /// The one of (id, public_id, md5, order_id) this target names, the
+    /// others `None`: the cancel statement matches any that is given.
+    pub(crate) fn sql_parts(&self) -> (Option<i64>, Option<&str>, Option<&str>, Option<&str>) {
+        match self {
+            Target::Id(id) => (Some(*id), None, None, None),
+            Target::PublicId(p) => (None, Some(p), None, None),
+            Target::Md5(m) => (None, None, Some(m), None),
+            Target::OrderId(o) => (None, None, None, Some(o)),
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Id(id) => write!(f, "payment {id}"),
+            Target::PublicId(p) => write!(f, "payment {p}"),
+            Target::Md5(m) => write!(f, "md5 {m}"),
+            Target::OrderId(o) => write!(f, "order {o:?}"),
+        }
+    }
+}
+
+/// One row of `report`: a final row's day, status and money.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReportRow {
+    /// UTC day (`YYYY-MM-DD`) of paid_at, else confirmed_at.
+    pub day: String,
+    /// Status column.
+    pub status: String,
+    /// Expected amount, as text.
+    pub amount: String,
+    /// Expected currency.
+    pub currency: String,
+    /// Amount paid, as text.
+    pub paid_amount: Option<String>,
+    /// Currency paid.
+    pub paid_currency: Option<String>,
+}
+
+/// The late payments, for `status` and `/metrics`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LateSummary {
+    /// Rows moved to paid_late today (UTC), by the late watch.
+    pub paid_late_today: i64,
+    /// Rows moved from expired, failed or cancelled to mismatch today.
+    pub mismatch_late_today: i64,
+    /// The newest: (md5, status, confirmed_at UTC text).
+    pub last: Option<(String, String, String)>,
 }
 
 /// The daemon's bookkeeping of one payment (not part of the public
@@ -900,6 +1035,14 @@ pub(crate) use crate::money::amount_text;
 /// rows are read as, and what SQLite's daemon-written columns hold.
 pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// Reads back a [`time_text`] (or the same without fractions); `None`
+/// for anything else.
+pub fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 /// The error-context adapter every statement uses: what was being done.

@@ -31,8 +31,8 @@ use sqlx::{Connection, PgPool, Row};
 use super::{
     amount_text, ctx, status_from, time_text as sql_time, Backend, Batch, Claimed, Counts,
     DeliveryListRow, EventHead, EventKey, GateState, Held, Inspection, InstanceGuard, LastAnswer,
-    NewPayment, PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow, DELIVERY_COLUMNS,
-    GATE_COLUMNS,
+    NewPayment, PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx, WrittenRow,
+    DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
@@ -225,11 +225,52 @@ const CLAIM_SQL: &str = "WITH lane0 AS (
         FOR UPDATE SKIP LOCKED)
     UPDATE payments AS p SET next_check_at = $1, lease_id = $2
     WHERE p.id = ANY(ARRAY(SELECT id FROM lane0 UNION ALL SELECT id FROM lane1))
-    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency, p.last_answer,
+    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency, p.last_answer, p.qr, p.status,
         (extract(epoch FROM p.created_at) * 1000)::bigint AS created_ms,
         (extract(epoch FROM coalesce(p.expires_at, p.created_at + make_interval(secs => $5)))
             * 1000)::bigint AS expires_ms,
+        (extract(epoch FROM p.confirmed_at) * 1000)::bigint AS final_ms,
         p.checks::bigint AS checks, p.errors::bigint AS errors";
+
+// The late watch: rows past `poller.late_watch` ($2: the oldest final time
+// still watched, unix ms) leave it, then due ones are claimed; rows another
+// daemon holds are skipped.
+const LATE_FORGET_SQL: &str = "UPDATE payments SET late_check_at = NULL
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM payments
+        WHERE late_check_at IS NOT NULL AND late_check_at <= $1 AND lease_id IS NULL
+          AND (status NOT IN ('expired', 'failed', 'cancelled') OR confirmed_at IS NULL
+               OR confirmed_at < to_timestamp($2::double precision / 1000.0))
+        FOR UPDATE SKIP LOCKED))";
+
+const LATE_CLAIM_SQL: &str = "WITH due AS (
+        SELECT id FROM payments
+        WHERE late_check_at IS NOT NULL AND late_check_at <= $3
+          AND status IN ('expired', 'failed', 'cancelled')
+        ORDER BY late_check_at LIMIT $4
+        FOR UPDATE SKIP LOCKED)
+    UPDATE payments AS p SET late_check_at = $1, lease_id = $2
+    WHERE p.id = ANY(ARRAY(SELECT id FROM due))
+    RETURNING p.id, p.md5, p.amount::text AS amount, p.currency, p.last_answer, p.qr, p.status,
+        (extract(epoch FROM p.created_at) * 1000)::bigint AS created_ms,
+        (extract(epoch FROM coalesce(p.expires_at, p.created_at + make_interval(secs => $5)))
+            * 1000)::bigint AS expires_ms,
+        (extract(epoch FROM p.confirmed_at) * 1000)::bigint AS final_ms,
+        p.checks::bigint AS checks, p.errors::bigint AS errors";
+
+// Cancel: pending rows of the target become cancelled, watched for late
+// money from now ($2 unix ms), announced like a final status.
+const CANCEL_SQL: &str = "WITH done AS (
+        UPDATE payments SET status = 'cancelled', confirmed_at = $1,
+            late_check_at = $2, lease_id = NULL, last_answer = 'cancelled'
+        WHERE status = 'pending'
+          AND (id = $3 OR public_id = $4 OR md5 = $5 OR order_id = $6)
+        RETURNING id, md5, status, amount::text AS amount, currency, order_id,
+            metadata::text AS metadata)
+    SELECT id, md5, amount, currency, order_id, metadata,
+           pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
+               AS notified
+    FROM done";
 
 const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments
     WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= $1 LIMIT $2) AS due";
@@ -244,11 +285,13 @@ const FINAL_SQL: &str = "WITH done AS (
             to_account_id = $5, paid_amount = $6::numeric, paid_currency = $7,
             description = $8, paid_at = $9, confirmed_at = $10,
             last_checked_at = $10, checks = checks + 1, lease_id = NULL,
-            last_answer = $11, last_error = NULL
-        WHERE id = $1 AND status = 'pending' AND lease_id = $12
+            last_answer = $11, last_error = NULL,
+            late_check_at = CASE WHEN $2 IN ('expired', 'failed') THEN $17::bigint END
+        WHERE id = $1 AND status = $16 AND lease_id = $12
           AND md5 = $13 AND amount = $14::numeric AND currency = $15
-        RETURNING id, md5, status, amount::text AS amount, currency)
-    SELECT id, md5, amount, currency,
+        RETURNING id, md5, status, amount::text AS amount, currency, order_id,
+            metadata::text AS metadata)
+    SELECT id, md5, amount, currency, order_id, metadata,
            pg_notify('bakong_payments', jsonb_build_object('md5', md5, 'status', status)::text)::text
                AS notified
     FROM done";
@@ -277,6 +320,32 @@ const RELEASE_SQL: &str = "UPDATE payments AS p SET next_check_at = $2, lease_id
     WHERE p.id = v.id AND p.lease_id = v.lease AND p.status = 'pending'
       AND p.md5 = v.md5 AND p.amount = v.amount::numeric AND p.currency = v.currency";
 
+/// Claimed rows as the poller takes them, in id order.
+fn claimed(rows: Vec<sqlx::postgres::PgRow>, lease_id: i64) -> Result<Vec<Claimed>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Claimed {
+            id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
+            lease_id,
+            // NULLs are refused by the table; an empty value fails the
+            // poller's validation, which names the column.
+            md5: text(&r, "md5").unwrap_or_default(),
+            amount: text(&r, "amount").unwrap_or_default(),
+            currency: text(&r, "currency").unwrap_or_default(),
+            created_ms: r.try_get("created_ms").ok().flatten(),
+            expires_ms: r.try_get("expires_ms").ok().flatten(),
+            checks: r.try_get("checks").unwrap_or(0),
+            errors: r.try_get("errors").unwrap_or(0),
+            last_answer: text(&r, "last_answer"),
+            qr: text(&r, "qr"),
+            from: status_from(&text(&r, "status").unwrap_or_default(), "claim")?,
+            final_ms: r.try_get("final_ms").ok().flatten(),
+        });
+    }
+    out.sort_by_key(|c| c.id);
+    Ok(out)
+}
+
 /// A write transaction.
 struct PgTx(sqlx::Transaction<'static, sqlx::Postgres>);
 
@@ -292,7 +361,7 @@ impl WriteTx for PgTx {
         answer: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<WrittenRow>, StoreError> {
-        let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
+        let written: Option<WrittenRow> = sqlx::query_as(FINAL_SQL)
             .bind(row.id.0)
             .bind(status.as_str())
             .bind(c.map(|c| c.hash.clone()))
@@ -308,15 +377,30 @@ impl WriteTx for PgTx {
             .bind(&row.md5)
             .bind(&row.amount)
             .bind(&row.currency)
+            .bind(row.from.as_str())
+            .bind(now.timestamp_millis())
             .fetch_optional(&mut *self.0)
             .await
             .map_err(ctx("record result"))?;
-        Ok(written.map(|(id, md5, amount, currency)| WrittenRow {
-            id: PaymentId(id),
-            md5,
-            amount,
-            currency,
-        }))
+        Ok(written)
+    }
+
+    async fn cancel_rows(
+        &mut self,
+        target: &Target,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WrittenRow>, StoreError> {
+        let (id, public_id, md5, order_id) = target.sql_parts();
+        sqlx::query_as(CANCEL_SQL)
+            .bind(now)
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .bind(public_id)
+            .bind(md5)
+            .bind(order_id)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(ctx(format!("cancel {target}")))
     }
 
     async fn insert_event(
@@ -697,25 +781,39 @@ impl Backend for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(ctx("claim due payments"))?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(Claimed {
-                id: PaymentId(r.try_get("id").map_err(ctx("claim: id"))?),
-                lease_id,
-                // NULLs are refused by the table; an empty value fails the
-                // poller's validation, which names the column.
-                md5: text(&r, "md5").unwrap_or_default(),
-                amount: text(&r, "amount").unwrap_or_default(),
-                currency: text(&r, "currency").unwrap_or_default(),
-                created_ms: r.try_get("created_ms").ok().flatten(),
-                expires_ms: r.try_get("expires_ms").ok().flatten(),
-                checks: r.try_get("checks").unwrap_or(0),
-                errors: r.try_get("errors").unwrap_or(0),
-                last_answer: text(&r, "last_answer"),
-            });
+        claimed(rows, lease_id)
+    }
+
+    /// See [`super::Backend::claim_late`].
+    async fn claim_late(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        watch: Duration,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let oldest = now_ms.saturating_sub(i64::try_from(watch.as_millis()).unwrap_or(i64::MAX));
+        sqlx::query(LATE_FORGET_SQL)
+            .bind(now_ms)
+            .bind(oldest)
+            .execute(&self.pool)
+            .await
+            .map_err(ctx("end the late watch of old rows"))?;
+        if watch.is_zero() || limit == 0 {
+            return Ok(Vec::new());
         }
-        out.sort_by_key(|c| c.id);
-        Ok(out)
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows = sqlx::query(LATE_CLAIM_SQL)
+            .bind(now_ms.saturating_add(lease.as_millis() as i64))
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(ctx("claim late-watched payments"))?;
+        claimed(rows, lease_id)
     }
 
     /// See [`super::Backend::age_out`]. Rows another daemon is claiming are
@@ -746,13 +844,7 @@ impl Backend for PgStore {
                 .map_err(ctx("count payments"))?;
         let mut c = Counts::default();
         for (status, n) in rows {
-            match status_from(&status, "count payments")? {
-                Status::Pending => c.pending = n,
-                Status::Paid => c.paid = n,
-                Status::Mismatch => c.mismatch = n,
-                Status::Failed => c.failed = n,
-                Status::Expired => c.expired = n,
-            }
+            c.set(status_from(&status, "count payments")?, n);
         }
         let (oldest, next, pending_static): (Option<DateTime<Utc>>, Option<i64>, i64) =
             sqlx::query_as(
@@ -966,17 +1058,72 @@ impl Backend for PgStore {
         self.pool.close().await;
     }
 
+    /// See [`super::Backend::late_summary`].
+    async fn late_summary(&self) -> Result<super::LateSummary, StoreError> {
+        let (paid_late_today, mismatch_late_today): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'paid_late'),
+                    count(*) FILTER (WHERE status = 'mismatch')
+             FROM payments WHERE status IN ('paid_late', 'mismatch') AND last_answer = 'late'
+               AND confirmed_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(ctx("count today's late payments"))?;
+        let last: Option<(String, String, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT md5, status, confirmed_at FROM payments
+             WHERE status IN ('paid_late', 'mismatch') AND last_answer = 'late'
+             ORDER BY confirmed_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(ctx("read the last late payment"))?;
+        Ok(super::LateSummary {
+            paid_late_today,
+            mismatch_late_today,
+            last: last.map(|(m, s, t)| (m, s, sql_time(t))),
+        })
+    }
+
+    /// See [`super::Backend::report_rows`].
+    async fn report_rows(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT to_char(coalesce(paid_at, confirmed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+                    status, amount::text AS amount, currency, paid_amount::text AS paid_amount,
+                    paid_currency
+             FROM payments
+             WHERE status <> 'pending'
+               AND coalesce(paid_at, confirmed_at) >= ($1::date)::timestamp AT TIME ZONE 'UTC'
+               AND coalesce(paid_at, confirmed_at) < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'
+             ORDER BY day",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(ctx("read the payments for the report"))
+    }
+
     /// See [`super::Backend::insert_payment`]. The table's CHECK constraints
     /// have the last word on what is valid.
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (md5, amount, currency, expires_at)
-             VALUES ($1, $2::numeric, $3, $4) RETURNING id",
+            "INSERT INTO payments (md5, amount, currency, expires_at, order_id, metadata, qr,
+                                   public_id)
+             VALUES ($1, $2::numeric, $3, $4, $5, $6::jsonb, $7,
+                     coalesce($8, replace(gen_random_uuid()::text, '-', ''))) RETURNING id",
         )
         .bind(&p.md5)
         .bind(&p.amount)
         .bind(p.currency.code())
         .bind(p.expires_at)
+        .bind(&p.order_id)
+        .bind(&p.metadata)
+        .bind(&p.qr)
+        .bind(&p.public_id)
         .fetch_one(&self.pool)
         .await
         .map_err(ctx(format!("insert payment {}", p.md5)))?;
@@ -992,7 +1139,8 @@ impl Backend for PgStore {
         let rows = sqlx::query(
             "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
                     bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
-                    paid_currency, paid_at, confirmed_at, last_answer, last_error
+                    paid_currency, paid_at, confirmed_at, last_answer, last_error, public_id,
+                    order_id, metadata::text AS metadata, qr
              FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
         )
         .bind(status.map(Status::as_str))
@@ -1019,6 +1167,10 @@ impl Backend for PgStore {
                     confirmed_at: time(r, "confirmed_at"),
                     last_answer: text(r, "last_answer"),
                     last_error: text(r, "last_error"),
+                    public_id: text(r, "public_id").unwrap_or_default(),
+                    order_id: text(r, "order_id"),
+                    metadata: text(r, "metadata").and_then(|m| serde_json::from_str(&m).ok()),
+                    qr: text(r, "qr"),
                 })
             })
             .collect()
@@ -1250,18 +1402,21 @@ pub struct ImportReport {
 const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
         status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
         description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
-        last_error, last_checked_at, lane)
+        last_error, last_checked_at, lane, public_id, order_id, metadata, qr, late_check_at)
     SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
         coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
         paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
         coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
-        last_error, last_checked_at, coalesce(lane, 0)
+        last_error, last_checked_at, coalesce(lane, 0),
+        coalesce(public_id, replace(gen_random_uuid()::text, '-', '')), order_id,
+        metadata::jsonb, qr, late_check_at
     FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
         expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
         from_account_id text, to_account_id text, paid_amount text, paid_currency text,
         description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
         checks integer, errors integer, last_answer text, last_error text,
-        last_checked_at timestamptz, lane smallint)
+        last_checked_at timestamptz, lane smallint, public_id text, order_id text,
+        metadata text, qr text, late_check_at bigint)
     ON CONFLICT (md5) DO NOTHING";
 
 const IMPORT_BATCH: i64 = 500;

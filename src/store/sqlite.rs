@@ -16,7 +16,8 @@ use sqlx::{FromRow, SqlitePool};
 use super::{
     amount_text, ctx, status_from, time_text as sql_time, Backend, Batch, Claimed, Counts,
     DeliveryListRow, EventHead, EventKey, GateState, Held, InstanceGuard, LastAnswer, NewPayment,
-    PaymentRow, StatusSummary, StoreError, WriteTx, WrittenRow, DELIVERY_COLUMNS, GATE_COLUMNS,
+    PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx, WrittenRow,
+    DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
@@ -121,11 +122,38 @@ const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
                         WHERE status = 'pending' AND lane = 1 AND next_check_at <= ?3
                         ORDER BY next_check_at LIMIT ?4)
         LIMIT ?4)
-    RETURNING id, md5, amount, currency, last_answer,
+    RETURNING id, md5, amount, currency, last_answer, qr, status,
         CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
         CAST(coalesce(unixepoch(expires_at, 'subsec'),
                       unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
+        CAST(unixepoch(confirmed_at, 'subsec') * 1000 AS INTEGER) AS final_ms,
         checks, errors";
+
+// The late watch: rows past `poller.late_watch` (?2: the oldest final
+// time still watched, unix ms) leave it, then due ones are claimed.
+const LATE_FORGET_SQL: &str = "UPDATE payments INDEXED BY payments_late SET late_check_at = NULL
+    WHERE late_check_at IS NOT NULL AND late_check_at <= ?1 AND lease_id IS NULL
+      AND (status NOT IN ('expired', 'failed', 'cancelled')
+           OR coalesce(unixepoch(confirmed_at, 'subsec') * 1000, 0) < ?2)";
+
+const LATE_CLAIM_SQL: &str = "UPDATE payments SET late_check_at = ?1, lease_id = ?2
+    WHERE id IN (SELECT id FROM payments INDEXED BY payments_late
+                 WHERE late_check_at IS NOT NULL AND late_check_at <= ?3
+                   AND status IN ('expired', 'failed', 'cancelled')
+                 ORDER BY late_check_at LIMIT ?4)
+    RETURNING id, md5, amount, currency, last_answer, qr, status,
+        CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER) AS created_ms,
+        CAST(coalesce(unixepoch(expires_at, 'subsec'),
+                      unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
+        CAST(unixepoch(confirmed_at, 'subsec') * 1000 AS INTEGER) AS final_ms,
+        checks, errors";
+
+// Cancel: pending rows of the target become cancelled, watched for late
+// money from now (?2 unix ms).
+const CANCEL_SQL: &str = "UPDATE payments SET status = 'cancelled', confirmed_at = ?1,
+        late_check_at = ?2, lease_id = NULL, last_answer = 'cancelled'
+    WHERE status = 'pending' AND (id = ?3 OR public_id = ?4 OR md5 = ?5 OR order_id = ?6)
+    RETURNING id, md5, amount, currency, order_id, metadata";
 
 const DUE_SQL: &str = "SELECT count(*) FROM (SELECT 1 FROM payments INDEXED BY payments_due
     WHERE status = 'pending' AND lane IN (0, 1) AND next_check_at <= ?1 LIMIT ?2)";
@@ -158,14 +186,17 @@ const RELEASE_SQL: &str = "UPDATE payments SET next_check_at = ?2, lease_id = NU
       AND payments.currency = v.currency";
 
 // A final status, only on the row that was claimed and checked.
+// A row that becomes expired or failed is watched for late money from
+// now (?17); any other final status ends the watch.
 const FINAL_SQL: &str = "UPDATE payments SET status = ?2, bakong_hash = ?3, from_account_id = ?4,
         to_account_id = ?5, paid_amount = ?6, paid_currency = ?7,
         description = ?8, paid_at = ?9, confirmed_at = ?10,
         last_checked_at = ?10, checks = checks + 1, lease_id = NULL,
-        last_answer = ?11, last_error = NULL
-    WHERE id = ?1 AND status = 'pending' AND lease_id = ?12
+        last_answer = ?11, last_error = NULL,
+        late_check_at = CASE WHEN ?2 IN ('expired', 'failed') THEN ?17 END
+    WHERE id = ?1 AND status = ?16 AND lease_id = ?12
       AND md5 = ?13 AND amount = ?14 AND currency = ?15
-    RETURNING id, md5, amount, currency";
+    RETURNING id, md5, amount, currency, order_id, metadata";
 
 // Each SQLite row as one JSON object, times normalised to UTC ISO 8601
 // (strftime reads every form SQLite's datetime() reads; NULL if none).
@@ -182,7 +213,8 @@ const EXPORT_SQL: &str = "SELECT id, json_object(
         'next_check_at', next_check_at, 'checks', checks, 'errors', errors,
         'last_answer', last_answer, 'last_error', last_error,
         'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
-        'lane', lane) AS row
+        'lane', lane, 'public_id', public_id, 'order_id', order_id,
+        'metadata', metadata, 'qr', qr, 'late_check_at', late_check_at) AS row
     FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 /// Writes an event and one pending delivery per active receiver.
@@ -309,6 +341,9 @@ fn open_lock_file(lock_path: &std::path::Path) -> Result<std::fs::File, StoreErr
 #[derive(FromRow)]
 struct ClaimRow {
     id: i64,
+    qr: Option<String>,
+    status: String,
+    final_ms: Option<i64>,
     md5: Option<String>,
     amount: Option<String>,
     currency: Option<String>,
@@ -319,8 +354,38 @@ struct ClaimRow {
     errors: i64,
 }
 
+/// Claimed rows as the poller takes them, in id order.
+fn claimed(rows: Vec<ClaimRow>, lease_id: i64) -> Result<Vec<Claimed>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(Claimed {
+            id: PaymentId(r.id),
+            lease_id,
+            // NULLs are refused by the table; an empty value fails the
+            // poller's validation, which names the column.
+            md5: r.md5.unwrap_or_default(),
+            amount: r.amount.unwrap_or_default(),
+            currency: r.currency.unwrap_or_default(),
+            created_ms: r.created_ms,
+            expires_ms: r.expires_ms,
+            checks: r.checks,
+            errors: r.errors,
+            last_answer: r.last_answer,
+            qr: r.qr,
+            from: status_from(&r.status, "claim")?,
+            final_ms: r.final_ms,
+        });
+    }
+    out.sort_by_key(|c| c.id);
+    Ok(out)
+}
+
 #[derive(FromRow)]
 struct ListRow {
+    public_id: String,
+    order_id: Option<String>,
+    metadata: Option<String>,
+    qr: Option<String>,
     id: i64,
     md5: String,
     amount: String,
@@ -354,7 +419,7 @@ impl WriteTx for SqliteTx {
         answer: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<WrittenRow>, StoreError> {
-        let written: Option<(i64, String, String, String)> = sqlx::query_as(FINAL_SQL)
+        let written: Option<WrittenRow> = sqlx::query_as(FINAL_SQL)
             .bind(row.id.0)
             .bind(status.as_str())
             .bind(c.map(|c| c.hash.clone()))
@@ -370,15 +435,30 @@ impl WriteTx for SqliteTx {
             .bind(&row.md5)
             .bind(&row.amount)
             .bind(&row.currency)
+            .bind(row.from.as_str())
+            .bind(now.timestamp_millis())
             .fetch_optional(&mut *self.0)
             .await
             .map_err(ctx("record result"))?;
-        Ok(written.map(|(id, md5, amount, currency)| WrittenRow {
-            id: PaymentId(id),
-            md5,
-            amount,
-            currency,
-        }))
+        Ok(written)
+    }
+
+    async fn cancel_rows(
+        &mut self,
+        target: &Target,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WrittenRow>, StoreError> {
+        let (id, public_id, md5, order_id) = target.sql_parts();
+        sqlx::query_as(CANCEL_SQL)
+            .bind(sql_time(now))
+            .bind(now.timestamp_millis())
+            .bind(id)
+            .bind(public_id)
+            .bind(md5)
+            .bind(order_id)
+            .fetch_all(&mut *self.0)
+            .await
+            .map_err(ctx(format!("cancel {target}")))
     }
 
     async fn insert_event(
@@ -527,7 +607,8 @@ impl SqliteStore {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + '_>>
     {
         Box::pin(async move {
-            const REBUILD: i64 = 20261205000001;
+            // The migrations that rebuild the payments table.
+            const REBUILDS: [i64; 2] = [20261205000001, 20261205000004];
             let mut conn = self.write.acquire().await.map_err(ctx("migrate"))?;
             let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
                 .fetch_all(&mut *conn)
@@ -539,7 +620,7 @@ impl SqliteStore {
             .fetch_one(&mut *conn)
             .await
             .map_err(ctx("migrate"))?;
-            let rebuild = has_payments && !applied.contains(&REBUILD);
+            let rebuild = has_payments && REBUILDS.iter().any(|v| !applied.contains(v));
             let mut theirs: Vec<(String, String)> = Vec::new();
             if rebuild {
                 theirs = sqlx::query_as(
@@ -729,25 +810,39 @@ impl Backend for SqliteStore {
             .fetch_all(&self.write)
             .await
             .map_err(ctx("claim due payments"))?;
-        let mut out: Vec<Claimed> = rows
-            .into_iter()
-            .map(|r| Claimed {
-                id: PaymentId(r.id),
-                lease_id,
-                // NULLs are refused by the table; an empty value fails the
-                // poller's validation, which names the column.
-                md5: r.md5.unwrap_or_default(),
-                amount: r.amount.unwrap_or_default(),
-                currency: r.currency.unwrap_or_default(),
-                created_ms: r.created_ms,
-                expires_ms: r.expires_ms,
-                checks: r.checks,
-                errors: r.errors,
-                last_answer: r.last_answer,
-            })
-            .collect();
-        out.sort_by_key(|c| c.id);
-        Ok(out)
+        claimed(rows, lease_id)
+    }
+
+    /// See [`super::Backend::claim_late`].
+    async fn claim_late(
+        &self,
+        now_ms: i64,
+        lease: Duration,
+        limit: usize,
+        watch: Duration,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let oldest = now_ms.saturating_sub(i64::try_from(watch.as_millis()).unwrap_or(i64::MAX));
+        sqlx::query(LATE_FORGET_SQL)
+            .bind(now_ms)
+            .bind(oldest)
+            .execute(&self.write)
+            .await
+            .map_err(ctx("end the late watch of old rows"))?;
+        if watch.is_zero() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let lease_id: i64 = rand::random::<i64>() & i64::MAX;
+        let rows: Vec<ClaimRow> = sqlx::query_as(LATE_CLAIM_SQL)
+            .bind(now_ms + lease.as_millis() as i64)
+            .bind(lease_id)
+            .bind(now_ms)
+            .bind(limit as i64)
+            .bind(ttl.as_secs_f64())
+            .fetch_all(&self.write)
+            .await
+            .map_err(ctx("claim late-watched payments"))?;
+        claimed(rows, lease_id)
     }
 
     /// See [`super::Backend::age_out`].
@@ -922,13 +1017,7 @@ impl Backend for SqliteStore {
                 .map_err(ctx("count payments"))?;
         let mut c = Counts::default();
         for (status, n) in rows {
-            match status_from(&status, "count payments")? {
-                Status::Pending => c.pending = n,
-                Status::Paid => c.paid = n,
-                Status::Mismatch => c.mismatch = n,
-                Status::Failed => c.failed = n,
-                Status::Expired => c.expired = n,
-            }
+            c.set(status_from(&status, "count payments")?, n);
         }
         let (oldest, next, pending_static): (Option<String>, Option<i64>, i64) = sqlx::query_as(
             "SELECT min(created_at), min(next_check_at), count(*) FILTER (WHERE last_answer = 'static_qr')
@@ -981,15 +1070,67 @@ impl Backend for SqliteStore {
         .map_err(ctx("count today's payments"))
     }
 
+    /// See [`super::Backend::late_summary`].
+    async fn late_summary(&self) -> Result<super::LateSummary, StoreError> {
+        let (paid_late_today, mismatch_late_today): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE status = 'paid_late'),
+                    count(*) FILTER (WHERE status = 'mismatch')
+             FROM payments WHERE status IN ('paid_late', 'mismatch') AND last_answer = 'late'
+               AND confirmed_at >= date('now')",
+        )
+        .fetch_one(&self.read)
+        .await
+        .map_err(ctx("count today's late payments"))?;
+        let last: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT md5, status, confirmed_at FROM payments
+             WHERE status IN ('paid_late', 'mismatch') AND last_answer = 'late'
+             ORDER BY confirmed_at DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await
+        .map_err(ctx("read the last late payment"))?;
+        Ok(super::LateSummary {
+            paid_late_today,
+            mismatch_late_today,
+            last,
+        })
+    }
+
+    /// See [`super::Backend::report_rows`].
+    async fn report_rows(
+        &self,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        sqlx::query_as(
+            "SELECT date(coalesce(paid_at, confirmed_at)) AS day, status, amount, currency,
+                    paid_amount, paid_currency
+             FROM payments
+             WHERE status <> 'pending' AND date(coalesce(paid_at, confirmed_at)) BETWEEN ?1 AND ?2
+             ORDER BY day",
+        )
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(&self.read)
+        .await
+        .map_err(ctx("read the payments for the report"))
+    }
+
     /// See [`super::Backend::insert_payment`].
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
         let r = sqlx::query(
-            "INSERT INTO payments (md5, amount, currency, expires_at) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO payments (md5, amount, currency, expires_at, order_id, metadata, qr,
+                                   public_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, lower(hex(randomblob(16)))))",
         )
         .bind(&p.md5)
         .bind(&p.amount)
         .bind(p.currency.code())
         .bind(p.expires_at.map(sql_time))
+        .bind(&p.order_id)
+        .bind(&p.metadata)
+        .bind(&p.qr)
+        .bind(&p.public_id)
         .execute(&self.write)
         .await
         .map_err(ctx(format!("insert payment {}", p.md5)))?;
@@ -1005,7 +1146,7 @@ impl Backend for SqliteStore {
         let rows: Vec<ListRow> = sqlx::query_as(
             "SELECT id, md5, amount, currency, status, created_at, expires_at, bakong_hash,
                     from_account_id, to_account_id, paid_amount, paid_currency, paid_at,
-                    confirmed_at, last_answer, last_error
+                    confirmed_at, last_answer, last_error, public_id, order_id, metadata, qr
              FROM payments WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
         )
         .bind(status.map(Status::as_str))
@@ -1032,6 +1173,10 @@ impl Backend for SqliteStore {
                     confirmed_at: r.confirmed_at,
                     last_answer: r.last_answer,
                     last_error: r.last_error,
+                    public_id: r.public_id,
+                    order_id: r.order_id,
+                    metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
+                    qr: r.qr,
                 })
             })
             .collect()
@@ -1289,6 +1434,10 @@ mod tests {
 
     fn new(i: u32) -> NewPayment {
         NewPayment {
+            order_id: None,
+            metadata: None,
+            qr: None,
+            public_id: None,
             md5: format!("{i:032x}"),
             amount: "1".into(),
             currency: Currency::Usd,

@@ -279,6 +279,10 @@ async fn record_paid(store: &Store, first: u32, results: Vec<Confirmation>) -> V
     for (i, _) in results.iter().enumerate() {
         store
             .insert_payment(&NewPayment {
+                order_id: None,
+                metadata: None,
+                qr: None,
+                public_id: None,
                 md5: md5(first + i as u32),
                 amount: "1.00".into(),
                 currency: Currency::Usd,

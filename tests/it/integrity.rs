@@ -62,6 +62,10 @@ fn md5(i: u32) -> String {
 
 fn new(i: u32, amount: &str) -> NewPayment {
     NewPayment {
+        order_id: None,
+        metadata: None,
+        qr: None,
+        public_id: None,
         md5: md5(i),
         amount: amount.into(),
         currency: Currency::Usd,

@@ -17,6 +17,7 @@ mod hardening_input;
 mod helpers;
 mod integrity;
 mod khqr;
+mod merchant_fields;
 mod metrics;
 mod pg;
 mod pg_daemon;

@@ -39,6 +39,10 @@ fn tx(amount: &str) -> Box<Confirmation> {
 
 fn new_payment(md5: &str, amount: &str, currency: &str, expires: Option<&str>) -> NewPayment {
     NewPayment {
+        order_id: None,
+        metadata: None,
+        qr: None,
+        public_id: None,
         md5: md5.into(),
         amount: amount.into(),
         currency: currency.parse().unwrap(),

@@ -243,6 +243,10 @@ async fn merchant_store(settings: &Settings) -> Result<Store, BenchError> {
 
 fn usd(md5: &str, amount: &str) -> NewPayment {
     NewPayment {
+        order_id: None,
+        metadata: None,
+        qr: None,
+        public_id: None,
         md5: md5.to_string(),
         amount: amount.to_string(),
         currency: bakong_poller::money::Currency::Usd,

@@ -165,6 +165,10 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
         (md5, registered)
     };
     let new = |md5: String| NewPayment {
+        order_id: None,
+        metadata: None,
+        qr: None,
+        public_id: None,
         md5,
         amount: "1".into(),
         currency: bakong_poller::money::Currency::Usd,

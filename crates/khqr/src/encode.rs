@@ -19,7 +19,7 @@ fn invalid(field: &'static str, tag: &'static str, reason: impl Into<String>) ->
 
 /// Checks a text value: `required` refuses empty, then at most `max` UTF-16
 /// code units. Returns `None` for an absent or empty optional value.
-fn text<'a>(
+pub(super) fn text<'a>(
     v: Option<&'a str>,
     field: &'static str,
     tag: &'static str,

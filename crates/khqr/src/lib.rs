@@ -1,8 +1,10 @@
 //! KHQR, the QR payload every Cambodian banking app scans: building it
 //! ([`encode`]) the way NBC's official SDK (npm `bakong-khqr` 1.0.20) does,
 //! reading it back ([`decode`], lenient, used by the simulator and
-//! `deeplink`), checking it strictly against a clock ([`verify`]), and
-//! drawing it ([`render`]). Also owns the md5 that identifies a payment and
+//! `deeplink`), checking it strictly against a clock ([`verify`]),
+//! finding every field NBC's SDK refuses and every value it lets through
+//! although bank apps refuse it ([`field_problems`]), and drawing it
+//! ([`render`]). Also owns the md5 that identifies a payment and
 //! the CRC that guards the string. [`money`] holds the currencies and the
 //! exact decimal amounts (never floats) the payload carries.
 //!
@@ -39,6 +41,7 @@
 mod crc;
 mod decode;
 mod encode;
+mod fields;
 pub mod money;
 pub mod render;
 mod tags;
@@ -54,6 +57,7 @@ use crate::money::Currency;
 pub use self::crc::{crc_hex, is_md5, md5_hex};
 pub use self::decode::decode;
 pub use self::encode::{encode, format_amount};
+pub use self::fields::{field_problems, field_warnings, FieldProblem, FieldWarning, WarningKind};
 pub use self::verify::verify;
 
 /// Why a KHQR, or the input for one, is refused. Every variant names the
