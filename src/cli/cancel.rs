@@ -73,7 +73,7 @@ pub struct Cancelled {
 impl Report for Cancelled {
     fn human(&self) -> String {
         if self.cancelled.is_empty() {
-            return String::new();
+            return self.verdict().message().unwrap_or_default().to_string();
         }
         let ids: Vec<String> = self.cancelled.iter().map(ToString::to_string).collect();
         format!(

@@ -880,3 +880,70 @@ async fn the_rebuild_keeps_the_applications_tables_views_triggers_and_pending_de
     assert_eq!(claimed[0].event_id, "msg_old");
     store.close().await;
 }
+
+/// The release before the payment lifecycle (eight migrations): its
+/// database upgrades (the table is rebuilt once more) keeping every row,
+/// the application's trigger and its events; every row gets its own
+/// public id, and the expired ones come under the late watch.
+#[tokio::test]
+async fn the_release_before_the_lifecycle_upgrades_keeping_every_row() {
+    let e = env().await;
+    let s = e.settings();
+    let old = release_db(&e.db_path(), 8).await;
+    for (amount, currency, status) in [
+        ("1.50", "USD", "pending"),
+        ("4000", "KHR", "paid"),
+        ("2.00", "USD", "expired"),
+        ("3.00", "USD", "mismatch"),
+    ] {
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, status, confirmed_at)
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 <> 'pending' THEN datetime('now') END)",
+        )
+        .bind(new_md5())
+        .bind(amount)
+        .bind(currency)
+        .bind(status)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    for sql in [
+        "CREATE TABLE audit (md5 TEXT)",
+        "CREATE TRIGGER shop_audit AFTER UPDATE OF status ON payments BEGIN INSERT INTO audit VALUES (NEW.md5); END",
+    ] {
+        sqlx::query(sql).execute(&old).await.unwrap();
+    }
+    type Row = (i64, String, String, String, String);
+    let read = "SELECT id, md5, amount, currency, status FROM payments ORDER BY id";
+    let before: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+    old.close().await;
+
+    let out = run_cli(&e.config_file(&s, ""), &["migrate"], &[]);
+    assert_eq!(out.code, 0, "{}", out.text());
+    let db = e.merchant(&s).await;
+    let after: Vec<Row> = sqlx::query_as(read).fetch_all(&db).await.unwrap();
+    assert_eq!(before, after, "every row kept as it was");
+    let ids: Vec<(String, Option<i64>, String)> =
+        sqlx::query_as("SELECT public_id, late_check_at, status FROM payments ORDER BY id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    let distinct: std::collections::HashSet<&str> = ids.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(distinct.len(), 4, "one public id each");
+    assert!(ids
+        .iter()
+        .all(|r| r.0.len() == 32 && r.0.bytes().all(|b| b.is_ascii_hexdigit())));
+    for (_, late, status) in &ids {
+        assert_eq!(late.is_some(), status == "expired", "{status}: {late:?}");
+    }
+    sqlx::query("UPDATE payments SET status = 'cancelled' WHERE status = 'pending'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(audited, 1, "the application's trigger was made again");
+}

@@ -17,6 +17,7 @@ mod hardening_input;
 mod helpers;
 mod integrity;
 mod khqr;
+mod lifecycle;
 mod merchant_fields;
 mod metrics;
 mod pg;

@@ -632,3 +632,71 @@ async fn the_daily_quota_pause_and_the_days_spend_are_in_the_metrics() {
     assert_eq!(paused.one("bakong_poller_gate_daemons"), 1.0);
     d.stop().await;
 }
+
+/// A late payment shows in `/metrics` (the counters by status, today's
+/// count from the database, the time of the last one) and in `status`.
+#[tokio::test]
+async fn late_payments_show_in_the_metrics_and_in_status() {
+    let e = env().await;
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let md5 = new_md5();
+    e.sim
+        .sim
+        .add_transaction(bakong_simulator::NewTransaction {
+            md5: Some(md5.clone()),
+            amount: Some("1.00".parse().unwrap()),
+            currency: Some(bakong_poller::money::Currency::Usd),
+            ..paid_after(0)
+        })
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payments (md5, amount, currency, status, confirmed_at, late_check_at)
+         VALUES (?1, '1.00', 'USD', 'expired', datetime('now'), 0)",
+    )
+    .bind(&md5)
+    .execute(&db)
+    .await
+    .unwrap();
+    let d = start_with_metrics(s.clone()).await;
+    assert_eq!(final_status(&db, &md5, LIMIT).await, "expired");
+    wait_for("paid_late", LIMIT, || async {
+        (status(&db, &md5).await == "paid_late").then_some(())
+    })
+    .await;
+    let m = wait_for("the late gauge", LIMIT, || async {
+        let m = d.scrape().await;
+        (m.sum(
+            "bakong_poller_late_payments_today",
+            &[("status", "paid_late")],
+        ) == 1.0)
+            .then_some(m)
+    })
+    .await;
+    assert_eq!(
+        m.sum(
+            "bakong_poller_late_payments_total",
+            &[("status", "paid_late")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.sum(
+            "bakong_poller_payments_finalized_total",
+            &[("status", "paid_late")]
+        ),
+        1.0
+    );
+    assert!(m.sum("bakong_poller_last_late_payment_timestamp_seconds", &[]) > 1.7e9);
+    let out = bin!()
+        .config(e.config_file(&s, ""))
+        .args(["status", "--json"])
+        .run()
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["late"]["paid_late_today"], 1);
+    assert_eq!(v["late"]["last"][0], md5.as_str());
+    assert_eq!(v["counts"]["paid_late"], 1);
+    d.stop().await;
+}

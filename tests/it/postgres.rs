@@ -1132,3 +1132,88 @@ async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every
         .unwrap();
     assert_eq!(tokens, 0);
 }
+
+/// The release before the payment lifecycle (seven PostgreSQL migrations):
+/// its database upgrades keeping every row; every row gets its own public
+/// id, expired ones come under the late watch, and the new CHECKs hold.
+#[tokio::test]
+async fn the_release_before_the_lifecycle_upgrades_keeping_every_row() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+    files.sort();
+    for f in files.iter().take(7) {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let old = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&old)
+        .await
+        .unwrap();
+    for (i, (amount, currency, status)) in [
+        ("1.50", "USD", "pending"),
+        ("4000", "KHR", "paid"),
+        ("2.00", "USD", "expired"),
+        ("3.00", "USD", "failed"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO payments (md5, amount, currency, status, confirmed_at)
+             VALUES ($1, $2::numeric, $3, $4, CASE WHEN $4 <> 'pending' THEN now() END)",
+        )
+        .bind(md5(i))
+        .bind(amount)
+        .bind(currency)
+        .bind(status)
+        .execute(&old)
+        .await
+        .unwrap();
+    }
+    type Row = (i64, String, String, String, String);
+    let read = "SELECT id, md5, amount::text, currency, status FROM payments ORDER BY id";
+    let before: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+
+    let store = PgStore::connect(&url, Duration::from_secs(5))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let after: Vec<Row> = sqlx::query_as(read).fetch_all(&old).await.unwrap();
+    assert_eq!(before, after, "every row kept as it was");
+    let ids: Vec<(String, Option<i64>, String)> =
+        sqlx::query_as("SELECT public_id, late_check_at, status FROM payments ORDER BY id")
+            .fetch_all(&old)
+            .await
+            .unwrap();
+    let distinct: HashSet<&str> = ids.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(distinct.len(), 4, "one public id each");
+    for (id, late, status) in &ids {
+        assert_eq!(id.len(), 32, "{id}");
+        assert_eq!(
+            late.is_some(),
+            status == "expired" || status == "failed",
+            "{status}"
+        );
+    }
+    let refused = sqlx::query("UPDATE payments SET status = 'unknown' WHERE status = 'pending'")
+        .execute(&old)
+        .await
+        .expect_err("the status CHECK holds");
+    assert!(
+        refused.to_string().contains("payments_status_known"),
+        "{refused}"
+    );
+    sqlx::query("UPDATE payments SET status = 'cancelled' WHERE status = 'pending'")
+        .execute(&old)
+        .await
+        .unwrap();
+}

@@ -451,6 +451,23 @@ impl Sim {
         Ok(ids)
     }
 
+    /// The customer pays a registered md5 (again) `after` from now: a
+    /// failed or unpaid transaction turns paid, as when a customer retries
+    /// or scans an old QR. Amount, currency and receiver stay as
+    /// registered; `Err` if the md5 is unknown.
+    pub fn pay_again(&self, md5: &str, after: Duration) -> Result<(), SimError> {
+        let mut g = self.lock();
+        let n = *g
+            .by_md5
+            .get(md5)
+            .ok_or_else(|| format!("md5 {md5} is not registered"))?;
+        let t = &mut g.txs[n];
+        t.outcome = OutcomeKind::Paid;
+        t.at_ms = now_ms() + after.as_millis() as i64;
+        t.at = Instant::now() + after;
+        Ok(())
+    }
+
     /// All simulated transactions.
     pub fn transactions(&self) -> Vec<SimTx> {
         self.lock().txs.clone()
