@@ -49,7 +49,9 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
     println!("bakong-poller demo");
     println!("  simulator  {}", sim.base_url());
     println!("  database   {}", settings.database.url);
-    println!("  {n} payments; customers pay 1-8 s after their QR is shown; unpaid ones expire after 12 s\n");
+    println!("  {n} payments; customers pay 1-8 s after their QR is shown; unpaid ones expire after 12 s");
+    println!("  plus two told stories: order demo-late expires at 3 s and its customer pays at 6 s (paid_late);");
+    println!("  order demo-cancel is cancelled by the shop at 2 s\n");
 
     let store = crate::app::open_store(&settings)
         .await
@@ -67,6 +69,9 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
     let spacing = Duration::from_millis((6000 / n.max(1)) as u64);
     let mut next_insert = started;
     let mut next_report = started + Duration::from_secs(1);
+    let late = story(&sim.sim, &store, "demo-late", 3, 6000).await?;
+    let cancel = story(&sim.sim, &store, "demo-cancel", 12, 30_000).await?;
+    let mut cancelled = false;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -76,15 +81,29 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
             inserted += 1;
             next_insert += spacing;
         }
+        if !cancelled && started.elapsed() >= Duration::from_secs(2) {
+            cancelled = true;
+            let target = crate::store::Target::Md5(cancel.clone());
+            match store.cancel(&target, chrono::Utc::now()).await {
+                Ok(crate::store::CancelOutcome::Cancelled(_)) => {
+                    println!("  {:>4.1}s  the shop cancels order demo-cancel (`bakong-poller cancel --order-id demo-cancel`)", started.elapsed().as_secs_f64());
+                }
+                Ok(other) => println!("  could not cancel order demo-cancel: {other:?}"),
+                Err(e) => return Err(e.to_string().into()),
+            }
+        }
         let counts = store.counts().await.map_err(|e| e.to_string())?;
         if Instant::now() >= next_report {
             println!(
-                "  {:>4.1}s  inserted {:>3}  pending {:>3}  paid {:>3}  mismatch {:>2}  failed {:>2}  expired {:>2}",
-                started.elapsed().as_secs_f64(), inserted, counts.pending, counts.paid, counts.mismatch, counts.failed, counts.expired
+                "  {:>4.1}s  inserted {:>3}  pending {:>3}  paid {:>3}  mismatch {:>2}  failed {:>2}  expired {:>2}  cancelled {}  paid_late {}",
+                started.elapsed().as_secs_f64(), inserted, counts.pending, counts.paid, counts.mismatch, counts.failed, counts.expired, counts.cancelled, counts.paid_late
             );
             next_report += Duration::from_secs(1);
         }
-        if inserted == n && counts.pending == 0 {
+        let late_done = store.status_of(&late).await.map_err(|e| e.to_string())?
+            == Some(crate::payment::Status::PaidLate);
+        if inserted == n && counts.pending == 0 && late_done {
+            println!("  order demo-late: expired, then its customer paid: now paid_late (a WARN line, an event payment.paid_late)");
             break;
         }
         if Instant::now() >= deadline {
@@ -106,6 +125,40 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
     store.close().await;
     sim.stop().await;
     Ok(())
+}
+
+/// A told story: order `order` expires `expires_s` after now and its
+/// customer pays `pays_ms` after now. Returns its md5.
+async fn story(
+    sim: &simulator::Sim,
+    store: &crate::store::Store,
+    order: &str,
+    expires_s: i64,
+    pays_ms: u64,
+) -> Result<String, DemoError> {
+    let amount = Decimal::new(500, 2);
+    let qr = crate::khqr::build(ACCOUNT, "Demo Shop", amount, Currency::Usd, order)
+        .map_err(|e| e.to_string())?;
+    sim.add_transaction(NewTransaction {
+        qr: Some(qr.clone()),
+        after: Duration::from_millis(pays_ms),
+        ..NewTransaction::default()
+    })?;
+    let md5 = crate::khqr::md5_hex(&qr);
+    store
+        .insert_payment(&crate::store::NewPayment {
+            md5: md5.clone(),
+            amount: "5.00".into(),
+            currency: Currency::Usd,
+            expires_at: Some(chrono::Utc::now() + chrono::TimeDelta::seconds(expires_s)),
+            order_id: Some(order.into()),
+            metadata: Some(r#"{"demo":true}"#.into()),
+            qr: Some(qr),
+            public_id: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(md5)
 }
 
 async fn add_customer(
@@ -148,9 +201,9 @@ async fn add_customer(
             amount: amount.to_string(),
             currency,
             expires_at: None,
-            order_id: None,
+            order_id: Some(format!("demo-{i}")),
             metadata: None,
-            qr: None,
+            qr: Some(qr),
             public_id: None,
         })
         .await
