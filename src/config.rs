@@ -35,6 +35,8 @@ pub struct Settings {
     pub hook: HookSettings,
     /// `[metrics]`.
     pub metrics: MetricsSettings,
+    /// `[api]`: the HTTP API for shops on other hosts.
+    pub api: ApiSettings,
     /// Where the settings came from (not a key).
     #[serde(skip)]
     pub origin: Origin,
@@ -541,6 +543,80 @@ pub struct LogSettings {
 /// The most connections `metrics.max_connections` may allow (the unit's
 /// `LimitNOFILE=` leaves room for them and the daemon's own files).
 pub const MAX_CONNECTIONS: usize = 1024;
+
+/// `[api]`: the HTTP API (`/v1/...`) shops on other hosts use with their
+/// keys. Off unless `listen` is set.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// `IP:PORT` to serve the API on; unset (the default): off.
+    pub listen: Option<String>,
+    /// The public base URL links are made of (the daemon usually sits
+    /// behind a reverse proxy doing TLS), e.g. `https://pay.example.com`;
+    /// unset: links are relative (`/v1/payments/ID`).
+    pub public_url: Option<String>,
+    /// The checkout page's language when the browser does not say: `km`
+    /// or `en`.
+    pub default_language: String,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            listen: None,
+            public_url: None,
+            default_language: "km".into(),
+        }
+    }
+}
+
+impl ApiSettings {
+    /// `api.listen` as a socket address, when set and valid.
+    pub fn listen_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listen.as_deref().and_then(|l| l.parse().ok())
+    }
+
+    /// `api.public_url` without its trailing slash ("" when unset).
+    pub fn base(&self) -> &str {
+        self.public_url
+            .as_deref()
+            .unwrap_or("")
+            .trim_end_matches('/')
+    }
+
+    fn problems(&self) -> Vec<ConfigError> {
+        let mut out = Vec::new();
+        if let Some(l) = &self.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                out.push(ConfigError::key(
+                    "api.listen",
+                    format!("{l:?} is not an IP address and port (e.g. \"127.0.0.1:8080\")"),
+                ));
+            }
+        }
+        if let Some(u) = &self.public_url {
+            let ok = reqwest::Url::parse(u).is_ok_and(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host().is_some()
+                    && p.query().is_none()
+                    && p.fragment().is_none()
+            });
+            if !ok {
+                out.push(ConfigError::key(
+                    "api.public_url",
+                    format!("{u:?} is not an http(s) URL without query (e.g. \"https://pay.example.com\")"),
+                ));
+            }
+        }
+        if !matches!(self.default_language.as_str(), "km" | "en") {
+            out.push(ConfigError::key(
+                "api.default_language",
+                format!("{:?}: expected \"km\" or \"en\"", self.default_language),
+            ));
+        }
+        out
+    }
+}
 
 /// The largest `metrics.max_body_bytes` (16 MiB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -1245,6 +1321,9 @@ impl Settings {
             }
         }
         push(self.metrics.limit_problem());
+        for p in self.api.problems() {
+            push(Err(p));
+        }
         if self
             .log
             .level

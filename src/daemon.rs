@@ -31,6 +31,7 @@ pub struct Daemon {
     receivers: Receivers,
     gate_sync: GateSync,
     listener: Option<tokio::net::TcpListener>,
+    api_listener: Option<tokio::net::TcpListener>,
     instruments: Option<crate::metrics::Instruments>,
     counters: Arc<Counters>,
     observer: Arc<dyn Observer>,
@@ -81,6 +82,14 @@ impl Daemon {
             ),
             None => None,
         };
+        let api_listener = match settings.api.listen_addr() {
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                AppError::Runtime(format!(
+                    "config key api.listen: cannot listen on {addr}: {e}"
+                ))
+            })?),
+            None => None,
+        };
         let instruments = listener
             .as_ref()
             .map(|_| crate::metrics::Instruments::new());
@@ -100,6 +109,7 @@ impl Daemon {
             receivers,
             gate_sync,
             listener,
+            api_listener,
             instruments,
             counters,
             observer,
@@ -118,12 +128,24 @@ impl Daemon {
             receivers,
             gate_sync,
             listener,
+            api_listener,
             instruments,
             counters,
             observer,
             _instance,
         } = self;
         let tracker = TaskTracker::new();
+        if let Some(api) = api_listener {
+            if let Ok(addr) = api.local_addr() {
+                observer.api_listening(addr);
+            }
+            let state = crate::api::ApiState {
+                store: store.clone(),
+                settings: settings.clone(),
+                http: instruments.as_ref().map(|i| i.http.clone()),
+            };
+            tracker.spawn(crate::api::serve(api, state, shutdown.clone()));
+        }
         if let (Some(listener), Some(instruments)) = (listener, instruments) {
             if let Ok(addr) = listener.local_addr() {
                 observer.listening(addr);

@@ -155,6 +155,7 @@ async fn story(
             metadata: Some(r#"{"demo":true}"#.into()),
             qr: Some(qr),
             public_id: None,
+            redirect_url: None,
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -205,6 +206,7 @@ async fn add_customer(
             metadata: None,
             qr: Some(qr),
             public_id: None,
+            redirect_url: None,
         })
         .await
         .map_err(|e| e.to_string())?;

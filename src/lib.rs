@@ -10,6 +10,7 @@
 //! demo, the tests and the benchmark (crates/bench) use.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod demo;
 pub mod event;
 pub mod metrics;
 pub mod notify;
+pub mod open;
 pub mod payment;
 pub mod poller;
 pub mod preflight;

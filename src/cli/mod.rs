@@ -7,6 +7,7 @@
 //! 2 usage or config error, 3 not found, 4 expired (`khqr verify`).
 
 pub mod account;
+pub mod api_key;
 pub mod args;
 pub mod cancel;
 pub mod check;
@@ -120,6 +121,9 @@ pub enum Command {
     Add(payments::AddArgs),
     /// List payments, newest first.
     List(payments::ListArgs),
+    /// API keys for the HTTP API ([api] listen): create, list, revoke.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(api_key::ApiKeyCommand),
     /// Cancel a pending payment (it stays watched for late money).
     Cancel(cancel::CancelArgs),
     /// Per day and currency: payments and money paid, paid late, mismatched, failed, expired, cancelled.
@@ -193,6 +197,7 @@ pub async fn dispatch(cli: Cli) -> Result<Output, CliError> {
         Command::Add(a) => payments::add(&ctx, &a).await?.into(),
         Command::List(a) => payments::list(&ctx, &a).await?.into(),
         Command::Cancel(a) => cancel::run(&ctx, &a).await?.into(),
+        Command::ApiKey(c) => api_key::run(&ctx, &c).await?,
         Command::Report(a) => report::run(&ctx, &a).await?.into(),
         Command::Status => payments::status(&ctx).await?.into(),
         Command::Events(c) => events::run(&ctx, &c).await?,

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use serde::Serialize;
 
@@ -200,35 +200,34 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
         })
     })?;
     let settings = ctx.quiet_settings()?;
-    let mut req = settings.merchant.request()?;
-    req.currency = a.currency;
-    req.amount = Some(amount);
-    req.additional_data.bill_number = a.bill.clone();
-    req.additional_data.purpose = a.purpose.clone();
+    let order = crate::open::Order {
+        amount,
+        currency: a.currency,
+        bill: a.bill.clone(),
+        purpose: a.purpose.clone(),
+        ttl: a.expires_in,
+    };
+    let open_err = |e: crate::open::OpenError| match e {
+        crate::open::OpenError::Config(c) => CliError::Config(c),
+        crate::open::OpenError::Khqr(k) => usage(k),
+        crate::open::OpenError::TooLong => {
+            CliError::Usage("--expires-in: too far in the future".into())
+        }
+    };
     // Values NBC's SDK accepts but bank apps are known to refuse (a
     // mobile number that is not digits only): said, not refused.
+    let req = crate::open::request(&settings, &order).map_err(open_err)?;
     for w in khqr::field_warnings(&req) {
         ctx.notice(&format!("warning: {}: {w}", argument_of(w.field)));
     }
-    // Whole milliseconds: the QR's tag 99 and the row's expires_at are the
-    // same instant.
-    let now = Utc::now()
-        .duration_trunc(TimeDelta::milliseconds(1))
-        .map_err(|e| CliError::Runtime(format!("clock: {e}")))?;
-    let ttl = match a.expires_in {
-        Some(t) => t,
-        None => TimeDelta::from_std(settings.poller.payment_ttl).map_err(|_| {
-            CliError::Usage("config key poller.payment_ttl: too long a lifetime".into())
-        })?,
-    };
-    let expires_at = now
-        .checked_add_signed(ttl)
-        .and_then(|t| t.duration_trunc(TimeDelta::milliseconds(1)).ok())
-        .ok_or_else(|| CliError::Usage("--expires-in: too far in the future".into()))?;
-    req.expires_at = Some(expires_at);
-    let qr = khqr::encode(&req, now).map_err(usage)?;
-    let amount_text = khqr::format_amount(amount, a.currency).map_err(usage)?;
-    let md5 = khqr::md5_hex(&qr);
+    let opened = crate::open::build(&settings, &order).map_err(open_err)?;
+    let (qr, md5, amount_text, now, expires_at) = (
+        opened.qr,
+        opened.md5,
+        opened.amount,
+        opened.created_at,
+        opened.expires_at,
+    );
     let background = if a.light_terminal {
         render::Background::Light
     } else {
@@ -268,6 +267,7 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
             metadata: a.metadata.clone(),
             qr: Some(qr.clone()),
             public_id: Some(public_id.clone()),
+            redirect_url: None,
         })
         .await;
     store.close().await;
@@ -300,7 +300,7 @@ pub async fn run(ctx: &Context, a: &NewArgs) -> Result<Opened, CliError> {
         currency: a.currency,
         expires_at,
         created_at: now,
-        account_id: req.account.account_id().to_string(),
+        account_id: opened.account_id,
         bill_number: a.bill.clone(),
         deeplink,
         svg: a.svg.clone(),

@@ -199,6 +199,7 @@ pub async fn add(ctx: &Context, a: &AddArgs) -> Result<Added, CliError> {
             metadata: a.metadata.clone(),
             qr: a.qr.clone(),
             public_id: Some(public_id.clone()),
+            redirect_url: None,
         })
         .await;
     store.close().await;

@@ -107,6 +107,55 @@ struct FromLabel {
     from: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+/// HTTP API answer latency buckets (seconds).
+const HTTP_BUCKETS: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+fn http_histogram() -> Histogram {
+    Histogram::new(HTTP_BUCKETS)
+}
+
+/// What the HTTP API (`[api] listen`) counts per request: by route
+/// template (never an id) and status class. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HttpInstruments {
+    requests: Family<HttpLabels, Counter>,
+    seconds: Family<RouteLabel, Histogram, fn() -> Histogram>,
+}
+
+impl HttpInstruments {
+    /// Counts one answer of `route` with `status`, which took `took`.
+    pub fn observe(&self, route: &str, status: u16, took: Duration) {
+        let class = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&HttpLabels {
+                route: route.to_string(),
+                class,
+            })
+            .inc();
+        self.seconds
+            .get_or_create(&RouteLabel {
+                route: route.to_string(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
 fn request_histogram() -> Histogram {
     Histogram::new(REQUEST_BUCKETS)
 }
@@ -175,6 +224,8 @@ pub struct Instruments {
     pub api: ApiInstruments,
     /// For the recorder.
     pub payments: PaymentInstruments,
+    /// For the HTTP API.
+    pub http: HttpInstruments,
     registry: Registry,
 }
 
@@ -221,9 +272,24 @@ impl Instruments {
             "Time to confirm a payment Bakong reports (paid or mismatch): from=created since the row was inserted, from=paid since the payer paid (createdDateMs)",
             payments.confirmation.clone(),
         );
+        let http = HttpInstruments {
+            requests: Family::default(),
+            seconds: Family::new_with_constructor(http_histogram as fn() -> Histogram),
+        };
+        registry.register(
+            "http_requests",
+            "Requests to the HTTP API ([api] listen) by route and status class (2xx, 4xx, 5xx)",
+            http.requests.clone(),
+        );
+        registry.register(
+            "http_request_seconds",
+            "Time to answer a request to the HTTP API, by route",
+            http.seconds.clone(),
+        );
         Instruments {
             api,
             payments,
+            http,
             registry,
         }
     }

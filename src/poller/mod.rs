@@ -57,6 +57,8 @@ pub trait Observer: Send + Sync + 'static {
     }
     /// The metrics listener is bound to `addr`.
     fn listening(&self, _addr: std::net::SocketAddr) {}
+    /// The HTTP API listener is bound to `addr`.
+    fn api_listening(&self, _addr: std::net::SocketAddr) {}
 }
 
 /// An observer that does nothing.

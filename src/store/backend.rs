@@ -75,6 +75,17 @@ impl WrittenRow {
     }
 }
 
+/// What [`Backend::create_payment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    /// A new payment.
+    New(PaymentId),
+    /// The idempotency key's payment, made by an earlier request.
+    Replayed(PaymentId),
+    /// The idempotency key was used with another request.
+    Conflict,
+}
+
 /// What `cancel` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -220,6 +231,9 @@ pub trait WriteTx: super::TxCommon + Send {
         rows: String,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    /// Inserts a payment in this transaction.
+    async fn insert_payment(&mut self, p: &NewPayment) -> Result<PaymentId, StoreError>;
 
     /// Cancels the pending rows of `target` (watched for late money from
     /// `now`), returning them.
@@ -452,9 +466,8 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
     /// have the last word on what is valid.
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError>;
 
-    /// The newest rows, optionally of one status.
-    async fn list(&self, status: Option<Status>, limit: i64)
-        -> Result<Vec<PaymentRow>, StoreError>;
+    /// The newest rows the filter takes, newest first.
+    async fn list_page(&self, f: &super::PageFilter) -> Result<Vec<PaymentRow>, StoreError>;
 
     /// The daemon's bookkeeping of the payment with this md5, if any.
     async fn bookkeeping(&self, md5: &str) -> Result<Option<Bookkeeping>, StoreError>;
@@ -614,6 +627,79 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         }
         tx.commit().await?;
         Ok(applied)
+    }
+
+    /// The newest rows, optionally of one status.
+    async fn list(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+    ) -> Result<Vec<PaymentRow>, StoreError> {
+        self.list_page(&super::PageFilter {
+            status,
+            limit,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The row with this public id.
+    async fn payment_by_public_id(
+        &self,
+        public_id: &str,
+    ) -> Result<Option<PaymentRow>, StoreError> {
+        let mut rows = self
+            .list_page(&super::PageFilter {
+                public_id: Some(public_id.to_string()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        Ok(rows.pop())
+    }
+
+    /// Inserts a payment for API key `key_id`. With an idempotency key
+    /// (`Some((key, request_hash))`) a retry is safe: the same key with the
+    /// same request answers the payment made first (`replayed`), with
+    /// another request [`Created::Conflict`]. Concurrent creates with one
+    /// key make one payment: SQLite has one writer; on PostgreSQL the
+    /// second insert of the key waits for the first and fails, and its
+    /// payment is rolled back.
+    async fn create_payment(
+        &self,
+        key_id: &str,
+        idem: Option<(&str, &str)>,
+        p: &NewPayment,
+        now_ms: i64,
+    ) -> Result<Created, StoreError> {
+        for attempt in 0..2 {
+            let mut tx = self.begin_write().await?;
+            if let Some((k, hash)) = idem {
+                tx.idem_purge(now_ms - super::IDEMPOTENCY_KEEP_MS).await?;
+                if let Some((h, id)) = tx.idem_get(key_id, k).await? {
+                    return Ok(if h == hash {
+                        Created::Replayed(PaymentId(id))
+                    } else {
+                        Created::Conflict
+                    });
+                }
+            }
+            let id = tx.insert_payment(p).await?;
+            if let Some((k, hash)) = idem {
+                match tx.idem_put(key_id, k, hash, id.0, now_ms).await {
+                    Ok(()) => {}
+                    // Another create with this key committed first: read it.
+                    Err(e) if attempt == 0 && super::unique_violation(&e) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit().await?;
+            return Ok(Created::New(id));
+        }
+        Err(StoreError::Sql {
+            what: "create payment".into(),
+            source: sqlx::Error::Protocol("idempotency key contended twice".into()),
+        })
     }
 
     /// Cancels the pending rows of `target`: each becomes `cancelled`

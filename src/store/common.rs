@@ -48,6 +48,18 @@ pub trait Common: Send + Sync {
     /// The attempts of event `id`, in order.
     async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
 
+    /// Stores a new API key.
+    async fn api_key_insert(&self, k: &super::ApiKeyRow) -> Result<(), StoreError>;
+
+    /// Every API key, oldest first (never a secret).
+    async fn api_keys(&self) -> Result<Vec<super::ApiKeyRow>, StoreError>;
+
+    /// One API key by id.
+    async fn api_key(&self, id: &str) -> Result<Option<super::ApiKeyRow>, StoreError>;
+
+    /// Revokes a key; `None`: no such key, `Some(false)`: already revoked.
+    async fn api_key_revoke(&self, id: &str, now_ms: i64) -> Result<Option<bool>, StoreError>;
+
     /// The rows `target` names, with their statuses, in id order.
     async fn target_statuses(
         &self,
@@ -72,6 +84,27 @@ pub trait TxCommon: Send {
 
     /// Sets an event's MAC.
     async fn sign_event(&mut self, id: &str, mac: &str) -> Result<(), StoreError>;
+
+    /// An idempotency key's (request hash, payment id).
+    async fn idem_get(
+        &mut self,
+        key_id: &str,
+        idem: &str,
+    ) -> Result<Option<(String, i64)>, StoreError>;
+
+    /// Stores an idempotency key; a unique violation when another request
+    /// stored it first.
+    async fn idem_put(
+        &mut self,
+        key_id: &str,
+        idem: &str,
+        hash: &str,
+        payment_id: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Forgets idempotency keys made before `before_ms`.
+    async fn idem_purge(&mut self, before_ms: i64) -> Result<(), StoreError>;
 
     /// A late-watched row's next late check (`None`: the watch ends),
     /// guarded like a final write: the same row, claim, status and md5.
@@ -217,6 +250,70 @@ macro_rules! common_ops {
                 .map_err($crate::store::ctx("read attempts"))
             }
 
+            async fn api_key_insert(
+                &self,
+                k: &$crate::store::ApiKeyRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, name, scopes, key_hash, created_ms)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&k.id)
+                .bind(&k.name)
+                .bind(&k.scopes)
+                .bind(&k.key_hash)
+                .bind(k.created_ms)
+                .execute(&self.$write)
+                .await
+                .map_err($crate::store::ctx("store the API key"))?;
+                Ok(())
+            }
+
+            async fn api_keys(
+                &self,
+            ) -> Result<Vec<$crate::store::ApiKeyRow>, $crate::store::StoreError> {
+                sqlx::query_as(
+                    "SELECT id, name, scopes, key_hash, created_ms, revoked_ms
+                     FROM api_keys ORDER BY created_ms, id",
+                )
+                .fetch_all(&self.$read)
+                .await
+                .map_err($crate::store::ctx("read the API keys"))
+            }
+
+            async fn api_key(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::ApiKeyRow>, $crate::store::StoreError> {
+                sqlx::query_as(
+                    "SELECT id, name, scopes, key_hash, created_ms, revoked_ms
+                     FROM api_keys WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.$read)
+                .await
+                .map_err($crate::store::ctx("read an API key"))
+            }
+
+            async fn api_key_revoke(
+                &self,
+                id: &str,
+                now_ms: i64,
+            ) -> Result<Option<bool>, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL",
+                )
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.$write)
+                .await
+                .map_err($crate::store::ctx("revoke the API key"))?;
+                if done.rows_affected() == 1 {
+                    return Ok(Some(true));
+                }
+                Ok(self.api_key(id).await?.map(|_| false))
+            }
+
             async fn target_statuses(
                 &self,
                 target: &$crate::store::Target,
@@ -296,6 +393,54 @@ macro_rules! common_tx_ops {
                     .map_err($crate::store::ctx(
                         "sign the events written before the event key",
                     ))?;
+                Ok(())
+            }
+
+            async fn idem_get(
+                &mut self,
+                key_id: &str,
+                idem: &str,
+            ) -> Result<Option<(String, i64)>, $crate::store::StoreError> {
+                sqlx::query_as(
+                    "SELECT request_hash, payment_id FROM api_idempotency
+                     WHERE key_id = $1 AND idem_key = $2",
+                )
+                .bind(key_id)
+                .bind(idem)
+                .fetch_optional(&mut *self.0)
+                .await
+                .map_err($crate::store::ctx("read an idempotency key"))
+            }
+
+            async fn idem_put(
+                &mut self,
+                key_id: &str,
+                idem: &str,
+                hash: &str,
+                payment_id: i64,
+                now_ms: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO api_idempotency (key_id, idem_key, request_hash, payment_id, created_ms)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(key_id)
+                .bind(idem)
+                .bind(hash)
+                .bind(payment_id)
+                .bind(now_ms)
+                .execute(&mut *self.0)
+                .await
+                .map_err($crate::store::ctx("store an idempotency key"))?;
+                Ok(())
+            }
+
+            async fn idem_purge(&mut self, before_ms: i64) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("DELETE FROM api_idempotency WHERE created_ms < $1")
+                    .bind(before_ms)
+                    .execute(&mut *self.0)
+                    .await
+                    .map_err($crate::store::ctx("forget old idempotency keys"))?;
                 Ok(())
             }
 

@@ -18,7 +18,8 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use backend::{
-    AttemptListRow, Backend, Batch, CancelOutcome, DeliveryListRow, EventHead, WriteTx, WrittenRow,
+    AttemptListRow, Backend, Batch, CancelOutcome, Created, DeliveryListRow, EventHead, WriteTx,
+    WrittenRow,
 };
 pub(crate) use backend::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS};
 pub use common::{Common, TxCommon};
@@ -245,6 +246,25 @@ pub(crate) fn batch_json(w: &Write) -> serde_json::Value {
         Write::Final { .. } | Write::Release { .. } | Write::Late { .. } => {}
     }
     serde_json::Value::Object(m)
+}
+
+/// How long an idempotency key of the API is kept (at least 24 h).
+pub const IDEMPOTENCY_KEEP_MS: i64 = 25 * 3_600_000;
+
+/// Whether a statement failed on a unique constraint (SQLite 2067/1555,
+/// PostgreSQL 23505).
+pub fn unique_violation(e: &StoreError) -> bool {
+    let StoreError::Sql {
+        source: sqlx::Error::Database(db),
+        ..
+    } = e
+    else {
+        return false;
+    };
+    matches!(
+        db.code().as_deref(),
+        Some("23505") | Some("2067") | Some("1555")
+    )
 }
 
 /// Whether a failed write failed on its own values (a constraint, a value
@@ -515,6 +535,8 @@ pub struct NewPayment {
     pub qr: Option<String>,
     /// The public id; `None`: the table makes one.
     pub public_id: Option<String>,
+    /// Where the checkout page sends the customer once paid.
+    pub redirect_url: Option<String>,
 }
 
 /// A row as `list` shows it.
@@ -560,6 +582,47 @@ pub struct PaymentRow {
     pub metadata: Option<serde_json::Value>,
     /// The KHQR string, when kept.
     pub qr: Option<String>,
+    /// Where the checkout page sends the customer once paid.
+    pub redirect_url: Option<String>,
+    /// Free text Bakong reported.
+    pub description: Option<String>,
+}
+
+/// An API key as stored: never the secret, only its SHA-256.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ApiKeyRow {
+    /// `key_` + 16 hex; also the first part of the key itself.
+    pub id: String,
+    /// What the operator called it.
+    pub name: String,
+    /// `read` or `read write`.
+    pub scopes: String,
+    /// SHA-256 of the secret part, hex.
+    #[serde(skip)]
+    pub key_hash: String,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Unix ms; set: refused.
+    pub revoked_ms: Option<i64>,
+}
+
+/// Which payments a page of the API's list holds.
+#[derive(Debug, Clone, Default)]
+pub struct PageFilter {
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only this order.
+    pub order_id: Option<String>,
+    /// Only rows created at or after (unix ms).
+    pub created_after_ms: Option<i64>,
+    /// Only rows created before (unix ms).
+    pub created_before_ms: Option<i64>,
+    /// Only rows with a smaller id (the cursor, newest first).
+    pub before_id: Option<i64>,
+    /// Only the row with this public id.
+    pub public_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
 }
 
 /// Which rows `cancel` means.

@@ -31,8 +31,8 @@ use sqlx::{Connection, PgPool, Row};
 use super::{
     amount_text, ctx, status_from, time_text as sql_time, Backend, Batch, Claimed, Counts,
     DeliveryListRow, EventHead, EventKey, GateState, Held, Inspection, InstanceGuard, LastAnswer,
-    NewPayment, PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx, WrittenRow,
-    DELIVERY_COLUMNS, GATE_COLUMNS,
+    NewPayment, PageFilter, PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx,
+    WrittenRow, DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::event::NewEvent;
 use crate::payment::{Confirmation, FinalStatus, PaymentId, Status};
@@ -51,11 +51,14 @@ pub const PRIVATE_TABLES: &[&str] = &[
     "event_receivers",
     "event_deliveries",
     "event_attempts",
+    "api_keys",
+    "api_idempotency",
     "_sqlx_migrations",
 ];
 
 /// The columns of `payments` an application writes (the INSERT grant).
-pub const SHOP_COLUMNS: &str = "md5, amount, currency, expires_at";
+pub const SHOP_COLUMNS: &str =
+    "md5, amount, currency, expires_at, order_id, metadata, qr, redirect_url";
 
 /// An identifier quoted for SQL.
 fn quote_ident(name: &str) -> String {
@@ -258,6 +261,30 @@ const LATE_CLAIM_SQL: &str = "WITH due AS (
         (extract(epoch FROM p.confirmed_at) * 1000)::bigint AS final_ms,
         p.checks::bigint AS checks, p.errors::bigint AS errors";
 
+// A payment as the shop's application (or `new`, `add`, the API) inserts
+// it; the table makes a public id when none is given.
+const INSERT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, order_id,
+        metadata, qr, public_id, redirect_url)
+    VALUES ($1, $2::numeric, $3, $4, $5, $6::jsonb, $7,
+            coalesce($8, replace(gen_random_uuid()::text, '-', '')), $9)
+    RETURNING id";
+
+/// Binds a payment's values to [`INSERT_SQL`].
+fn bind_insert<'q>(
+    q: sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments>,
+    p: &'q NewPayment,
+) -> sqlx::query::QueryScalar<'q, sqlx::Postgres, i64, sqlx::postgres::PgArguments> {
+    q.bind(&p.md5)
+        .bind(&p.amount)
+        .bind(p.currency.code())
+        .bind(p.expires_at)
+        .bind(&p.order_id)
+        .bind(&p.metadata)
+        .bind(&p.qr)
+        .bind(&p.public_id)
+        .bind(&p.redirect_url)
+}
+
 // Cancel: pending rows of the target become cancelled, watched for late
 // money from now ($2 unix ms), announced like a final status.
 const CANCEL_SQL: &str = "WITH done AS (
@@ -383,6 +410,14 @@ impl WriteTx for PgTx {
             .await
             .map_err(ctx("record result"))?;
         Ok(written)
+    }
+
+    async fn insert_payment(&mut self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let id: i64 = bind_insert(sqlx::query_scalar(INSERT_SQL), p)
+            .fetch_one(&mut *self.0)
+            .await
+            .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(id))
     }
 
     async fn cancel_rows(
@@ -1110,41 +1145,34 @@ impl Backend for PgStore {
     /// See [`super::Backend::insert_payment`]. The table's CHECK constraints
     /// have the last word on what is valid.
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO payments (md5, amount, currency, expires_at, order_id, metadata, qr,
-                                   public_id)
-             VALUES ($1, $2::numeric, $3, $4, $5, $6::jsonb, $7,
-                     coalesce($8, replace(gen_random_uuid()::text, '-', ''))) RETURNING id",
-        )
-        .bind(&p.md5)
-        .bind(&p.amount)
-        .bind(p.currency.code())
-        .bind(p.expires_at)
-        .bind(&p.order_id)
-        .bind(&p.metadata)
-        .bind(&p.qr)
-        .bind(&p.public_id)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        let id: i64 = bind_insert(sqlx::query_scalar(INSERT_SQL), p)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(ctx(format!("insert payment {}", p.md5)))?;
         Ok(PaymentId(id))
     }
 
-    /// See [`super::Backend::list`].
-    async fn list(
-        &self,
-        status: Option<Status>,
-        limit: i64,
-    ) -> Result<Vec<PaymentRow>, StoreError> {
+    /// See [`super::Backend::list_page`].
+    async fn list_page(&self, f: &PageFilter) -> Result<Vec<PaymentRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
                     bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
                     paid_currency, paid_at, confirmed_at, last_answer, last_error, public_id,
-                    order_id, metadata::text AS metadata, qr
-             FROM payments WHERE ($1::text IS NULL OR status = $1) ORDER BY id DESC LIMIT $2",
+                    order_id, metadata::text AS metadata, qr, redirect_url, description
+             FROM payments
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR order_id = $2)
+               AND ($3::bigint IS NULL OR created_at >= to_timestamp($3::double precision / 1000.0))
+               AND ($4::bigint IS NULL OR created_at < to_timestamp($4::double precision / 1000.0))
+               AND ($5::bigint IS NULL OR id < $5) AND ($6::text IS NULL OR public_id = $6)
+             ORDER BY id DESC LIMIT $7",
         )
-        .bind(status.map(Status::as_str))
-        .bind(limit)
+        .bind(f.status.map(Status::as_str))
+        .bind(&f.order_id)
+        .bind(f.created_after_ms)
+        .bind(f.created_before_ms)
+        .bind(f.before_id)
+        .bind(&f.public_id)
+        .bind(f.limit)
         .fetch_all(&self.pool)
         .await
         .map_err(ctx("list payments"))?;
@@ -1171,6 +1199,8 @@ impl Backend for PgStore {
                     order_id: text(r, "order_id"),
                     metadata: text(r, "metadata").and_then(|m| serde_json::from_str(&m).ok()),
                     qr: text(r, "qr"),
+                    redirect_url: text(r, "redirect_url"),
+                    description: text(r, "description"),
                 })
             })
             .collect()

@@ -16,7 +16,7 @@ use sqlx::{FromRow, SqlitePool};
 use super::{
     amount_text, ctx, status_from, time_text as sql_time, Backend, Batch, Claimed, Counts,
     DeliveryListRow, EventHead, EventKey, GateState, Held, InstanceGuard, LastAnswer, NewPayment,
-    PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx, WrittenRow,
+    PageFilter, PaymentRow, ReportRow, StatusSummary, StoreError, Target, WriteTx, WrittenRow,
     DELIVERY_COLUMNS, GATE_COLUMNS,
 };
 use crate::event::NewEvent;
@@ -147,6 +147,12 @@ const LATE_CLAIM_SQL: &str = "UPDATE payments SET late_check_at = ?1, lease_id =
                       unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
         CAST(unixepoch(confirmed_at, 'subsec') * 1000 AS INTEGER) AS final_ms,
         checks, errors";
+
+// A payment as the shop's application (or `new`, `add`, the API) inserts
+// it; the table makes a public id when none is given.
+const INSERT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, order_id,
+        metadata, qr, public_id, redirect_url)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, lower(hex(randomblob(16)))), ?9)";
 
 // Cancel: pending rows of the target become cancelled, watched for late
 // money from now (?2 unix ms).
@@ -386,12 +392,14 @@ struct ListRow {
     order_id: Option<String>,
     metadata: Option<String>,
     qr: Option<String>,
+    redirect_url: Option<String>,
+    description: Option<String>,
     id: i64,
     md5: String,
     amount: String,
     currency: String,
     status: String,
-    created_at: String,
+    created_at: Option<String>,
     expires_at: Option<String>,
     bakong_hash: Option<String>,
     from_account_id: Option<String>,
@@ -441,6 +449,23 @@ impl WriteTx for SqliteTx {
             .await
             .map_err(ctx("record result"))?;
         Ok(written)
+    }
+
+    async fn insert_payment(&mut self, p: &NewPayment) -> Result<PaymentId, StoreError> {
+        let r = sqlx::query(INSERT_SQL)
+            .bind(&p.md5)
+            .bind(&p.amount)
+            .bind(p.currency.code())
+            .bind(p.expires_at.map(sql_time))
+            .bind(&p.order_id)
+            .bind(&p.metadata)
+            .bind(&p.qr)
+            .bind(&p.public_id)
+            .bind(&p.redirect_url)
+            .execute(&mut *self.0)
+            .await
+            .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        Ok(PaymentId(r.last_insert_rowid()))
     }
 
     async fn cancel_rows(
@@ -1118,39 +1143,48 @@ impl Backend for SqliteStore {
 
     /// See [`super::Backend::insert_payment`].
     async fn insert_payment(&self, p: &NewPayment) -> Result<PaymentId, StoreError> {
-        let r = sqlx::query(
-            "INSERT INTO payments (md5, amount, currency, expires_at, order_id, metadata, qr,
-                                   public_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, coalesce(?8, lower(hex(randomblob(16)))))",
-        )
-        .bind(&p.md5)
-        .bind(&p.amount)
-        .bind(p.currency.code())
-        .bind(p.expires_at.map(sql_time))
-        .bind(&p.order_id)
-        .bind(&p.metadata)
-        .bind(&p.qr)
-        .bind(&p.public_id)
-        .execute(&self.write)
-        .await
-        .map_err(ctx(format!("insert payment {}", p.md5)))?;
+        let r = sqlx::query(INSERT_SQL)
+            .bind(&p.md5)
+            .bind(&p.amount)
+            .bind(p.currency.code())
+            .bind(p.expires_at.map(sql_time))
+            .bind(&p.order_id)
+            .bind(&p.metadata)
+            .bind(&p.qr)
+            .bind(&p.public_id)
+            .bind(&p.redirect_url)
+            .execute(&self.write)
+            .await
+            .map_err(ctx(format!("insert payment {}", p.md5)))?;
         Ok(PaymentId(r.last_insert_rowid()))
     }
 
-    /// See [`super::Backend::list`].
-    async fn list(
-        &self,
-        status: Option<Status>,
-        limit: i64,
-    ) -> Result<Vec<PaymentRow>, StoreError> {
+    /// See [`super::Backend::list_page`]. Times read back normalised
+    /// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC) whatever form the shop inserted.
+    async fn list_page(&self, f: &PageFilter) -> Result<Vec<PaymentRow>, StoreError> {
         let rows: Vec<ListRow> = sqlx::query_as(
-            "SELECT id, md5, amount, currency, status, created_at, expires_at, bakong_hash,
-                    from_account_id, to_account_id, paid_amount, paid_currency, paid_at,
-                    confirmed_at, last_answer, last_error, public_id, order_id, metadata, qr
-             FROM payments WHERE (?1 IS NULL OR status = ?1) ORDER BY id DESC LIMIT ?2",
+            "SELECT id, md5, amount, currency, status,
+                    strftime('%Y-%m-%d %H:%M:%f', created_at) AS created_at,
+                    strftime('%Y-%m-%d %H:%M:%f', expires_at) AS expires_at, bakong_hash,
+                    from_account_id, to_account_id, paid_amount, paid_currency,
+                    strftime('%Y-%m-%d %H:%M:%f', paid_at) AS paid_at,
+                    strftime('%Y-%m-%d %H:%M:%f', confirmed_at) AS confirmed_at,
+                    last_answer, last_error, public_id, order_id, metadata, qr, redirect_url,
+                    description
+             FROM payments
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
+               AND (?3 IS NULL OR unixepoch(created_at, 'subsec') * 1000 >= ?3)
+               AND (?4 IS NULL OR unixepoch(created_at, 'subsec') * 1000 < ?4)
+               AND (?5 IS NULL OR id < ?5) AND (?6 IS NULL OR public_id = ?6)
+             ORDER BY id DESC LIMIT ?7",
         )
-        .bind(status.map(Status::as_str))
-        .bind(limit)
+        .bind(f.status.map(Status::as_str))
+        .bind(&f.order_id)
+        .bind(f.created_after_ms)
+        .bind(f.created_before_ms)
+        .bind(f.before_id)
+        .bind(&f.public_id)
+        .bind(f.limit)
         .fetch_all(&self.read)
         .await
         .map_err(ctx("list payments"))?;
@@ -1162,7 +1196,7 @@ impl Backend for SqliteStore {
                     md5: r.md5,
                     amount: r.amount,
                     currency: r.currency,
-                    created_at: r.created_at,
+                    created_at: r.created_at.unwrap_or_default(),
                     expires_at: r.expires_at,
                     bakong_hash: r.bakong_hash,
                     from_account_id: r.from_account_id,
@@ -1177,6 +1211,8 @@ impl Backend for SqliteStore {
                     order_id: r.order_id,
                     metadata: r.metadata.and_then(|m| serde_json::from_str(&m).ok()),
                     qr: r.qr,
+                    redirect_url: r.redirect_url,
+                    description: r.description,
                 })
             })
             .collect()
@@ -1438,6 +1474,7 @@ mod tests {
             metadata: None,
             qr: None,
             public_id: None,
+            redirect_url: None,
             md5: format!("{i:032x}"),
             amount: "1".into(),
             currency: Currency::Usd,

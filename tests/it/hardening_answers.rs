@@ -283,6 +283,7 @@ async fn record_paid(store: &Store, first: u32, results: Vec<Confirmation>) -> V
                 metadata: None,
                 qr: None,
                 public_id: None,
+                redirect_url: None,
                 md5: md5(first + i as u32),
                 amount: "1.00".into(),
                 currency: Currency::Usd,

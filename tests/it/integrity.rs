@@ -66,6 +66,7 @@ fn new(i: u32, amount: &str) -> NewPayment {
         metadata: None,
         qr: None,
         public_id: None,
+        redirect_url: None,
         md5: md5(i),
         amount: amount.into(),
         currency: Currency::Usd,

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
 
+mod api;
 mod backends;
 mod backlog;
 mod bulk;

@@ -43,6 +43,7 @@ fn new_payment(md5: &str, amount: &str, currency: &str, expires: Option<&str>) -
         metadata: None,
         qr: None,
         public_id: None,
+        redirect_url: None,
         md5: md5.into(),
         amount: amount.into(),
         currency: currency.parse().unwrap(),

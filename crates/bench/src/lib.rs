@@ -247,6 +247,7 @@ fn usd(md5: &str, amount: &str) -> NewPayment {
         metadata: None,
         qr: None,
         public_id: None,
+        redirect_url: None,
         md5: md5.to_string(),
         amount: amount.to_string(),
         currency: bakong_poller::money::Currency::Usd,

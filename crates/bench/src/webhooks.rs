@@ -169,6 +169,7 @@ pub async fn run(opts: WebhookBenchOptions) -> Result<(), WebhookBenchError> {
         metadata: None,
         qr: None,
         public_id: None,
+        redirect_url: None,
         md5,
         amount: "1".into(),
         currency: bakong_poller::money::Currency::Usd,
