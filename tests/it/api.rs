@@ -11,7 +11,7 @@ use std::time::Duration;
 use bakong_poller::api::keys;
 use bakong_poller::app::AppError;
 use bakong_poller::poller::Observer;
-use bakong_poller::store::Store;
+use bakong_poller::store::{Common as _, Store};
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +30,14 @@ both!(
 );
 
 #[derive(Default)]
-struct ApiBound(Mutex<Option<SocketAddr>>);
+struct ApiBound(Mutex<Option<SocketAddr>>, Mutex<Option<SocketAddr>>);
 
 impl Observer for ApiBound {
     fn api_listening(&self, addr: SocketAddr) {
         *self.0.lock().unwrap() = Some(addr);
+    }
+    fn listening(&self, addr: SocketAddr) {
+        *self.1.lock().unwrap() = Some(addr);
     }
 }
 
@@ -42,6 +45,7 @@ struct Api {
     stop: CancellationToken,
     join: JoinHandle<Result<(), AppError>>,
     base: String,
+    metrics: String,
     http: reqwest::Client,
     store: Store,
     rw: String,
@@ -51,6 +55,7 @@ struct Api {
 async fn start_api(b: &BackendEnv) -> Api {
     let mut s = b.settings();
     s.api.listen = Some("127.0.0.1:0".into());
+    s.metrics.listen = Some("127.0.0.1:0".into());
     s.api.public_url = Some("https://pay.example.com/".into());
     s.merchant.account_id = Some(ACCOUNT.into());
     s.merchant.name = Some("Sok Chea Shop".into());
@@ -64,8 +69,8 @@ async fn start_api(b: &BackendEnv) -> Api {
     let bound = Arc::new(ApiBound::default());
     let stop = CancellationToken::new();
     let join = tokio::spawn(bakong_poller::daemon::run(s, stop.clone(), bound.clone()));
-    let addr = wait_for("the API listener", LIMIT, || {
-        let a = *bound.0.lock().unwrap();
+    let (addr, metrics) = wait_for("the API and metrics listeners", LIMIT, || {
+        let a = (*bound.0.lock().unwrap()).zip(*bound.1.lock().unwrap());
         async move { a }
     })
     .await;
@@ -73,6 +78,7 @@ async fn start_api(b: &BackendEnv) -> Api {
         stop,
         join,
         base: format!("http://{addr}"),
+        metrics: format!("http://{metrics}/metrics"),
         http: reqwest::Client::new(),
         store,
         rw: rw.key,
@@ -249,6 +255,24 @@ async fn the_api_opens_reads_and_cancels_a_payment_the_daemon_confirms(db: Db) {
         );
         assert_eq!(v["status"], 404);
     }
+    // /metrics counts the API's answers by route template and class.
+    let text = api
+        .http
+        .get(&api.metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for want in [
+        r#"bakong_poller_http_requests_total{route="/v1/payments",class="2xx"}"#,
+        r#"bakong_poller_http_requests_total{route="/v1/payments/{id}",class="4xx"}"#,
+        r#"bakong_poller_http_request_seconds_count{route="/v1/payments/{id}/qr.png"}"#,
+    ] {
+        assert!(text.contains(want), "{want} in /metrics");
+    }
+    assert!(!text.contains(&id), "no payment id in a label");
     api.stop().await;
 }
 
@@ -604,4 +628,55 @@ async fn the_openapi_document_names_every_route_and_its_examples_are_real_shapes
         ),
     }
     api.stop().await;
+}
+
+/// Two daemons on one PostgreSQL database give the same answers: a payment
+/// made through one is read through the other, and a key revoked is
+/// refused by both at once.
+#[tokio::test]
+async fn two_daemons_of_a_fleet_answer_the_same() {
+    let Some(b) = backend_env(Db::Postgres).await else {
+        return;
+    };
+    let one = start_api(&b).await;
+    let two = start_api(&b).await;
+    let (code, _, p) = one
+        .create(json!({"amount": "1.25", "currency": "USD"}))
+        .await;
+    assert_eq!(code, 201, "{p}");
+    let path = format!("/v1/payments/{}", p["id"].as_str().unwrap());
+    let (code, _, q) = two.get(&path, Some(&one.ro)).await;
+    assert_eq!(
+        code, 200,
+        "the other daemon knows the key and the payment: {q}"
+    );
+    assert_eq!(q["md5"], p["md5"]);
+    let (id, _) = keys::parse(&one.ro).unwrap();
+    one.store.api_key_revoke(&id, 0).await.unwrap();
+    assert_eq!(one.get(&path, Some(&one.ro)).await.0, 401);
+    assert_eq!(two.get(&path, Some(&one.ro)).await.0, 401);
+    two.stop().await;
+    one.stop().await;
+}
+
+#[tokio::test]
+async fn config_check_names_a_bad_api_key() {
+    let e = env().await;
+    let s = e.settings();
+    for (extra, key) in [
+        ("\n[api]\nlisten = \"localhost\"\n", "api.listen"),
+        ("\n[api]\npublic_url = \"ftp://x\"\n", "api.public_url"),
+        (
+            "\n[api]\ndefault_language = \"fr\"\n",
+            "api.default_language",
+        ),
+    ] {
+        let out = bin!()
+            .config(e.config_file(&s, extra))
+            .args(["config", "check"])
+            .run()
+            .await;
+        assert_eq!(out.code, 2, "{extra}");
+        assert!(out.stderr.contains(key), "{key}: {}", out.stderr);
+    }
 }
