@@ -11,7 +11,7 @@ use std::time::Duration;
 use bakong_poller::api::keys;
 use bakong_poller::app::AppError;
 use bakong_poller::poller::Observer;
-use bakong_poller::store::{Common as _, Store};
+use bakong_poller::store::Store;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
