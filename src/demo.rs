@@ -32,6 +32,16 @@ impl From<crate::simulator::SimError> for DemoError {
     }
 }
 
+/// Learns where the checkout page listens.
+#[derive(Default)]
+struct Bound(std::sync::Mutex<Option<std::net::SocketAddr>>);
+
+impl crate::poller::Observer for Bound {
+    fn api_listening(&self, addr: std::net::SocketAddr) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+    }
+}
+
 /// Runs the demo with `n` payments.
 pub async fn run(n: usize) -> Result<(), DemoError> {
     crate::telemetry::init(crate::config::LogFormat::Text, "warn");
@@ -45,7 +55,9 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
     )
     .await?;
     let token = sim.sim.issue_token(EMAIL);
-    let settings = crate::app::local_settings(dir.path(), &sim.base_url(), &token);
+    let mut settings = crate::app::local_settings(dir.path(), &sim.base_url(), &token);
+    // The checkout page (and the API) on a free local port.
+    settings.api.listen = Some("127.0.0.1:0".into());
     println!("bakong-poller demo");
     println!("  simulator  {}", sim.base_url());
     println!("  database   {}", settings.database.url);
@@ -57,11 +69,40 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
         .await
         .map_err(|e| e.to_string())?;
     let daemon_stop = CancellationToken::new();
+    let bound = Arc::new(Bound::default());
     let daemon = tokio::spawn(crate::daemon::run(
         settings.clone(),
         daemon_stop.clone(),
-        Arc::new(crate::poller::NoObserver),
+        bound.clone(),
     ));
+    let page = {
+        let wait = Instant::now();
+        loop {
+            if let Some(a) = *bound.0.lock().unwrap_or_else(|e| e.into_inner()) {
+                break Some(a);
+            }
+            if wait.elapsed() > Duration::from_secs(5) || daemon.is_finished() {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let watch_id = crate::payment::new_public_id();
+    let watch = story(
+        &sim.sim,
+        &store,
+        "demo-watch",
+        60,
+        15_000,
+        Some(watch_id.clone()),
+    )
+    .await?;
+    if let Some(addr) = page {
+        println!("  watch a customer pay: open http://{addr}/pay/{watch_id}");
+        println!(
+            "  (order demo-watch: its customer pays at 15 s; the page turns green, no reload)\n"
+        );
+    }
 
     let started = Instant::now();
     let deadline = started + Duration::from_secs(50);
@@ -69,8 +110,8 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
     let spacing = Duration::from_millis((6000 / n.max(1)) as u64);
     let mut next_insert = started;
     let mut next_report = started + Duration::from_secs(1);
-    let late = story(&sim.sim, &store, "demo-late", 3, 6000).await?;
-    let cancel = story(&sim.sim, &store, "demo-cancel", 12, 30_000).await?;
+    let late = story(&sim.sim, &store, "demo-late", 3, 6000, None).await?;
+    let cancel = story(&sim.sim, &store, "demo-cancel", 12, 30_000, None).await?;
     let mut cancelled = false;
     loop {
         if shutdown.is_cancelled() {
@@ -101,7 +142,9 @@ pub async fn run(n: usize) -> Result<(), DemoError> {
             next_report += Duration::from_secs(1);
         }
         let late_done = store.status_of(&late).await.map_err(|e| e.to_string())?
-            == Some(crate::payment::Status::PaidLate);
+            == Some(crate::payment::Status::PaidLate)
+            && store.status_of(&watch).await.map_err(|e| e.to_string())?
+                == Some(crate::payment::Status::Paid);
         if inserted == n && counts.pending == 0 && late_done {
             println!("  order demo-late: expired, then its customer paid: now paid_late (a WARN line, an event payment.paid_late)");
             break;
@@ -135,6 +178,7 @@ async fn story(
     order: &str,
     expires_s: i64,
     pays_ms: u64,
+    public_id: Option<String>,
 ) -> Result<String, DemoError> {
     let amount = Decimal::new(500, 2);
     let qr = crate::khqr::build(ACCOUNT, "Demo Shop", amount, Currency::Usd, order)
@@ -154,7 +198,7 @@ async fn story(
             order_id: Some(order.into()),
             metadata: Some(r#"{"demo":true}"#.into()),
             qr: Some(qr),
-            public_id: None,
+            public_id,
             redirect_url: None,
         })
         .await

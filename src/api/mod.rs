@@ -6,6 +6,7 @@
 //! Bakong. The OpenAPI document (`GET /v1/openapi.json`) is generated from
 //! the types and handlers below (`utoipa`), not written beside them.
 
+pub mod checkout;
 pub mod keys;
 pub mod problem;
 
@@ -60,6 +61,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/payments/{id}/qr.svg", get(qr_svg))
         .route("/v1/payments/{id}/qr.png", get(qr_png))
         .route("/v1/openapi.json", get(openapi))
+        .merge(checkout::routes())
         .fallback(|| async { Problem::not_found("no such route; see GET /v1/openapi.json") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             MAX_BODY_BYTES,
@@ -195,7 +197,8 @@ async fn authorize(s: &ApiState, headers: &HeaderMap, write: bool) -> Result<Api
     "created_at": "2026-12-05T10:00:00.000Z",
     "order_id": "order-1042",
     "metadata": {"table": 4},
-    "redirect_url": "https://shop.example.com/thanks"
+    "redirect_url": "https://shop.example.com/thanks",
+    "checkout_url": "https://pay.example.com/pay/9f86d081884c7d659a2feaa0c55ad015"
 }))]
 pub struct PaymentObject {
     /// The public id (32 hex): the id in URLs.
@@ -238,6 +241,9 @@ pub struct PaymentObject {
     pub metadata: Option<serde_json::Value>,
     /// Where the checkout page sends the customer once paid.
     pub redirect_url: Option<String>,
+    /// The checkout page the customer watches (`[api] public_url` +
+    /// `/pay/` + id; relative when `public_url` is unset).
+    pub checkout_url: String,
 }
 
 /// A stored time as RFC 3339 UTC with milliseconds.
@@ -257,6 +263,7 @@ impl PaymentObject {
             }),
         };
         PaymentObject {
+            checkout_url: format!("{}/pay/{}", settings.api.base(), r.public_id),
             id: r.public_id,
             status: r.status.as_str().into(),
             amount: r.amount,
@@ -614,7 +621,7 @@ async fn create_payment(
     Ok(r)
 }
 
-fn public_id(id: &str) -> Result<&str, Problem> {
+pub(crate) fn public_id(id: &str) -> Result<&str, Problem> {
     if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         Ok(id)
     } else {

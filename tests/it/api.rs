@@ -41,18 +41,18 @@ impl Observer for ApiBound {
     }
 }
 
-struct Api {
+pub(crate) struct Api {
     stop: CancellationToken,
     join: JoinHandle<Result<(), AppError>>,
-    base: String,
-    metrics: String,
-    http: reqwest::Client,
-    store: Store,
-    rw: String,
-    ro: String,
+    pub(crate) base: String,
+    pub(crate) metrics: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) store: Store,
+    pub(crate) rw: String,
+    pub(crate) ro: String,
 }
 
-async fn start_api(b: &BackendEnv) -> Api {
+pub(crate) async fn start_api(b: &BackendEnv) -> Api {
     let mut s = b.settings();
     s.api.listen = Some("127.0.0.1:0".into());
     s.metrics.listen = Some("127.0.0.1:0".into());
@@ -87,7 +87,7 @@ async fn start_api(b: &BackendEnv) -> Api {
 }
 
 impl Api {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         tokio::time::timeout(Duration::from_secs(10), self.join)
             .await
@@ -97,7 +97,7 @@ impl Api {
         self.store.close().await;
     }
 
-    fn req(
+    pub(crate) fn req(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -110,7 +110,7 @@ impl Api {
         }
     }
 
-    async fn create(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+    pub(crate) async fn create(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
         let r = self
             .req(reqwest::Method::POST, "/v1/payments", Some(&self.rw))
             .json(&body)
@@ -121,7 +121,7 @@ impl Api {
         (code, headers, r.json().await.unwrap_or(Value::Null))
     }
 
-    async fn get(&self, path: &str, key: Option<&str>) -> (u16, String, Value) {
+    pub(crate) async fn get(&self, path: &str, key: Option<&str>) -> (u16, String, Value) {
         let r = self
             .req(reqwest::Method::GET, path, key)
             .send()
@@ -277,7 +277,7 @@ async fn the_api_opens_reads_and_cancels_a_payment_the_daemon_confirms(db: Db) {
 }
 
 /// The QR a PNG shows, read as a phone would.
-fn decode_png(png_bytes: &[u8]) -> String {
+pub(crate) fn decode_png(png_bytes: &[u8]) -> String {
     let mut dec = png::Decoder::new(std::io::Cursor::new(png_bytes.to_vec()))
         .read_info()
         .unwrap();

@@ -6,6 +6,7 @@ mod api;
 mod backends;
 mod backlog;
 mod bulk;
+mod checkout;
 mod cli;
 mod config;
 mod daemon;
