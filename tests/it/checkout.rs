@@ -369,6 +369,7 @@ async fn an_embedded_page_tells_its_parent_the_status() {
         paid,
         json!({"type": "bakong-poller.status", "id": id, "status": "paid"})
     );
+    server.abort();
     br.close().await;
     api.stop().await;
 }
