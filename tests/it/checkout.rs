@@ -186,6 +186,17 @@ async fn the_page_shows_the_qr_turns_paid_live_and_returns_to_the_shop() {
     })
     .await;
     br.until_status("paid", Duration::from_secs(2)).await;
+    let paid_at = wait_for("the payment's time", LIMIT, || async {
+        let t = br
+            .js("return document.getElementById('paid-at').textContent")
+            .await;
+        t.as_str().filter(|t| t.contains("5")).map(String::from)
+    })
+    .await;
+    assert!(
+        paid_at.starts_with("5.00 USD") || paid_at.starts_with("5 USD"),
+        "{paid_at}"
+    );
     assert_eq!(
         br.js("return window.__same_page").await,
         json!(1),

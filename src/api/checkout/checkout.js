@@ -24,7 +24,18 @@
     }
   }
 
+  var paidAt = document.getElementById("paid-at");
+
+  function when(p) {
+    if ((p.status === "paid" || p.status === "paid_late") && p.paid_at) {
+      var d = new Date(p.paid_at);
+      paidAt.textContent = p.paid_amount + " " + p.paid_currency + " · " +
+        d.toLocaleString(root.getAttribute("lang") === "km" ? "km-KH" : "en-GB");
+    }
+  }
+
   function render(p) {
+    when(p);
     if (p.status !== last || !state.textContent) {
       last = p.status;
       root.setAttribute("data-status", p.status);
@@ -57,7 +68,11 @@
 
   // The embedding page learns the status at once, then each change.
   tell(last);
-  if (FINAL[last]) return;
+  if (FINAL[last]) {
+    fetch("/pay/" + id + "/status.json", { cache: "no-store" })
+      .then(function (r) { return r.json(); }).then(when).catch(function () {});
+    return;
+  }
   if (!window.EventSource) { poll(); return; }
   var es = new EventSource("/pay/" + id + "/events");
   var fails = 0;

@@ -201,6 +201,7 @@ struct PageStatus {
     currency: String,
     paid_amount: Option<String>,
     paid_currency: Option<String>,
+    paid_at: Option<String>,
     expires_at: Option<String>,
 }
 
@@ -212,6 +213,7 @@ impl From<PaymentObject> for PageStatus {
             currency: p.currency,
             paid_amount: p.paid_amount,
             paid_currency: p.paid_currency,
+            paid_at: p.paid_at.or(p.confirmed_at),
             expires_at: p.expires_at,
         }
     }
@@ -299,7 +301,7 @@ async fn page(
          <p class=\"amount\">{amount} {currency}</p>{qr}\
          <div class=\"check\" aria-hidden=\"true\">✓</div>\
          <p class=\"state\" id=\"state\" role=\"status\" aria-live=\"polite\">{state}</p>\
-         <p class=\"countdown\" id=\"countdown\"></p><p class=\"countdown\">{scan}</p>\
+         <p class=\"countdown\" id=\"countdown\"></p><p class=\"paid-at\" id=\"paid-at\"></p><p class=\"countdown\">{scan}</p>\
          <nav class=\"lang\" aria-label=\"Language\">{km} {en}</nav></div></main>\n\
          <script type=\"application/json\" id=\"i18n\">{i18n}</script>\
          <script src=\"/pay/assets/checkout.js\"></script></body></html>\n",
