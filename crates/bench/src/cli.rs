@@ -15,6 +15,7 @@ Examples:
   bakong-poller-bench --duration 10s --bulk-levels 50 --single-levels 2 --baseline-levels 2
   bakong-poller-bench --sections backends,claim --database postgres
   bakong-poller-bench --sections backends,claim --database 'postgres://app@db/payments'
+  bakong-poller-bench --sections api --api-window 5s --api-writers 4 --api-readers 4
   bakong-poller-bench webhooks --events 1000 --rate 100 --receiver-delay 20ms";
 
 /// bakong-poller-bench: the bakong-poller daemon against the simulator.
@@ -140,11 +141,11 @@ pub struct BenchArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub targets_window: Duration,
     /// Sections to run, comma-separated: pareto, targets, bound, levels,
-    /// resources, backends, claim, fleet (levels, the older load-level
+    /// resources, backends, claim, fleet, api (levels, the older load-level
     /// table, and fleet only when named; bound is computed, not run).
-    #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim", value_parser = crate::parse_sections)]
+    #[arg(long, default_value = "pareto,targets,bound,resources,backends,claim,api", value_parser = crate::parse_sections)]
     pub sections: std::vec::Vec<crate::Section>,
-    /// Databases of the backends and claim sections: `sqlite` (temporary
+    /// Databases of the backends, claim and api sections: `sqlite` (temporary
     /// files; PostgreSQL in a throwaway cluster if its binaries are
     /// installed, else those rows are skipped), `sqlite://PATH` (the SQLite
     /// file there; it must not exist), `postgres` (a throwaway cluster,
@@ -168,6 +169,18 @@ pub struct BenchArgs {
     /// at random, one on SQLite); 0s skips the section.
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub fleet_window: Duration,
+    /// Load window of each api row (SQLite, PostgreSQL): the HTTP API under
+    /// load while the daemon confirms; 0s skips the section.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub api_window: Duration,
+    /// Clients opening payments (POST /v1/payments) in the api section,
+    /// one request at a time each.
+    #[arg(long, default_value_t = 4)]
+    pub api_writers: usize,
+    /// Clients reading (GET /v1/payments/{id}, GET /v1/payments?limit=20)
+    /// in the api section, one request at a time each.
+    #[arg(long, default_value_t = 4)]
+    pub api_readers: usize,
 }
 
 /// `--database` as given, checked in [`run`]; Debug hides a password.
@@ -219,6 +232,9 @@ pub async fn run(a: &BenchArgs) -> Result<(), CliError> {
         backends_levels: a.backends_levels.clone(),
         claim_sizes: a.claim_sizes.clone(),
         fleet_window: a.fleet_window,
+        api_window: a.api_window,
+        api_writers: a.api_writers,
+        api_readers: a.api_readers,
     })
     .await
     .map_err(|e| CliError::Runtime(e.to_string()))?;

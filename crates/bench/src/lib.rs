@@ -2,10 +2,12 @@
 //! --release --locked`): checkout traffic against the simulator under a
 //! request-rate limit, the daemon (a child process, so its RSS and CPU are
 //! its own) on a temporary database, and the naive loop client libraries
-//! suggest as a baseline. Prints a table per load level. [`webhooks`]
-//! measures webhook delivery; [`cli`] is the command line.
+//! suggest as a baseline. Prints a table per load level. [`api`] loads
+//! the daemon's HTTP API while it confirms; [`webhooks`] measures webhook
+//! delivery; [`cli`] is the command line.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod bound;
 pub mod cli;
 pub mod db;
@@ -83,7 +85,7 @@ pub struct BenchOptions {
     pub sections: Vec<Section>,
     /// Window of each target cell (zero: none).
     pub targets_window: Duration,
-    /// Where the backends and claim sections get their databases.
+    /// Where the backends, claim and api sections get their databases.
     pub database: DatabaseChoice,
     /// Traffic window of each backends row (zero: no backends section).
     pub backends_window: Duration,
@@ -93,6 +95,12 @@ pub struct BenchOptions {
     pub claim_sizes: Vec<usize>,
     /// Traffic window of each fleet row (zero: no fleet section).
     pub fleet_window: Duration,
+    /// Load window of each api row (zero: no api section).
+    pub api_window: Duration,
+    /// Clients opening payments through the API.
+    pub api_writers: usize,
+    /// Clients reading payments through the API.
+    pub api_readers: usize,
 }
 
 /// One load level's figures.
@@ -417,6 +425,9 @@ async fn naive_loop(
         backends_levels: Vec::new(),
         claim_sizes: Vec::new(),
         fleet_window: Duration::ZERO,
+        api_window: Duration::ZERO,
+        api_writers: 0,
+        api_readers: 0,
     };
     let sim = fresh_sim(opts.limit).await?;
     let token = sim.sim.issue_token(EMAIL);
@@ -931,7 +942,9 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
         && !opts.backends_levels.is_empty();
     let claim_on = on(Section::Claim) && !opts.claim_sizes.is_empty();
     let fleet_on = on(Section::Fleet) && !opts.fleet_window.is_zero();
-    if backends_on || claim_on || fleet_on {
+    let api_on =
+        on(Section::Api) && !opts.api_window.is_zero() && opts.api_writers + opts.api_readers > 0;
+    if backends_on || claim_on || fleet_on || api_on {
         let dbs = Databases::open(&opts.database).await?;
         if fleet_on {
             println!();
@@ -944,6 +957,10 @@ pub async fn run(opts: BenchOptions) -> Result<(), BenchError> {
         if claim_on {
             println!();
             claims(&opts, &dbs).await?;
+        }
+        if api_on {
+            println!();
+            api::api(&opts, &dbs).await?;
         }
     }
     Ok(())
@@ -1020,7 +1037,7 @@ async fn resources(opts: &BenchOptions) -> Result<(), BenchError> {
     Ok(())
 }
 
-/// Where the backends and claim sections get their databases (`bench
+/// Where the backends, claim and api sections get their databases (`bench
 /// --database`). The other sections always use temporary SQLite files.
 #[derive(Clone, PartialEq)]
 pub enum DatabaseChoice {
@@ -1723,6 +1740,9 @@ pub enum Section {
     /// Three daemons on PostgreSQL killed at random, beside one on SQLite:
     /// the ceiling spent, fresh latency behind a backlog, time to final.
     Fleet,
+    /// The HTTP API under load on SQLite and PostgreSQL while the daemon
+    /// confirms: creates and reads per second, latency, errors.
+    Api,
 }
 
 /// Parses `--sections`: comma-separated section names.
@@ -1737,8 +1757,9 @@ pub fn parse_sections(s: &str) -> Result<Vec<Section>, BenchError> {
             "backends" => Ok(Section::Backends),
             "claim" => Ok(Section::Claim),
             "fleet" => Ok(Section::Fleet),
+            "api" => Ok(Section::Api),
             other => Err(BenchError(format!(
-                "{other:?} is not a section: pareto, targets, bound, levels, resources, backends, claim, fleet"
+                "{other:?} is not a section: pareto, targets, bound, levels, resources, backends, claim, fleet, api"
             ))),
         })
         .collect()
@@ -1830,6 +1851,7 @@ mod tests {
             parse_sections("backends, claim"),
             Ok(vec![Section::Backends, Section::Claim])
         );
+        assert_eq!(parse_sections("api"), Ok(vec![Section::Api]));
         assert!(parse_sections("everything").is_err());
     }
 

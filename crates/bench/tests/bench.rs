@@ -99,3 +99,42 @@ async fn the_backends_and_claim_sections_print_a_row_per_backend_and_drop_their_
     .unwrap();
     assert_eq!(left, 0, "the bench's schemas are dropped after each run");
 }
+
+#[test]
+fn the_api_section_prints_every_route_without_errors_and_the_confirmations() {
+    let o = bench(&[
+        "--sections",
+        "api",
+        "--api-window",
+        "1s",
+        "--api-writers",
+        "1",
+        "--api-readers",
+        "1",
+    ]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    for route in [
+        "POST /v1/payments ",
+        "GET /v1/payments/{id} ",
+        "GET /v1/payments?limit=20 ",
+    ] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with("SQLite ") && l.contains(route))
+            .unwrap_or_else(|| panic!("no SQLite row {route:?} in:\n{out}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        let ok: u64 = cols[cols.len() - 6].parse().unwrap();
+        assert!(ok > 0, "{row}");
+        assert_eq!(cols.last(), Some(&"0"), "no errors: {row}");
+    }
+    // created, conf/paid, ..., paying, then: every paying customer of a
+    // 1 s window is confirmed within the drain.
+    let conf = out
+        .lines()
+        .find(|l| l.starts_with("SQLite ") && l.contains('/') && !l.contains("/v1/"))
+        .unwrap_or_else(|| panic!("no SQLite confirmations row in:\n{out}"));
+    let cols: Vec<&str> = conf.split_whitespace().collect();
+    assert!(cols[1].parse::<u64>().unwrap() > 0, "{conf}");
+    assert_eq!(cols[5], cols[6], "all confirmed: {conf}");
+}
