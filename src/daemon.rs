@@ -143,6 +143,7 @@ impl Daemon {
                 store: store.clone(),
                 settings: settings.clone(),
                 http: instruments.as_ref().map(|i| i.http.clone()),
+                client: Some(client.clone()),
             };
             tracker.spawn(crate::api::serve(api, state, shutdown.clone()));
         }

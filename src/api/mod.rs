@@ -50,6 +50,9 @@ pub struct ApiState {
     pub settings: Arc<Settings>,
     /// Request counts and latencies, when `[metrics] listen` is set.
     pub http: Option<crate::metrics::HttpInstruments>,
+    /// The Bakong client, for the deeplink of a new payment (`None`: no
+    /// deeplink is fetched).
+    pub client: Option<crate::bakong::Client>,
 }
 
 /// The API's routes on `state`.
@@ -198,7 +201,8 @@ async fn authorize(s: &ApiState, headers: &HeaderMap, write: bool) -> Result<Api
     "order_id": "order-1042",
     "metadata": {"table": 4},
     "redirect_url": "https://shop.example.com/thanks",
-    "checkout_url": "https://pay.example.com/pay/9f86d081884c7d659a2feaa0c55ad015"
+    "checkout_url": "https://pay.example.com/pay/9f86d081884c7d659a2feaa0c55ad015",
+    "deeplink": "https://bakong.page.link/2yWs8JdLLUhFn8Px9"
 }))]
 pub struct PaymentObject {
     /// The public id (32 hex): the id in URLs.
@@ -244,6 +248,10 @@ pub struct PaymentObject {
     /// The checkout page the customer watches (`[api] public_url` +
     /// `/pay/` + id; relative when `public_url` is unset).
     pub checkout_url: String,
+    /// The Bakong deeplink that opens a bank app on this payment, fetched
+    /// once after creation when `[api] public_url` is set and a token
+    /// allows it; `null` until then or without one.
+    pub deeplink: Option<String>,
 }
 
 /// A stored time as RFC 3339 UTC with milliseconds.
@@ -283,6 +291,7 @@ impl PaymentObject {
             order_id: r.order_id,
             metadata: r.metadata,
             redirect_url: r.redirect_url,
+            deeplink: r.deeplink.filter(|d| !d.is_empty()),
         }
     }
 }
@@ -474,6 +483,46 @@ fn field_of(encoder_field: &str) -> String {
     }
 }
 
+/// Fetches the payment's deeplink in the background (never in the
+/// request, never in a transaction) and keeps it; '' when Bakong gives
+/// none. Only with `[api] public_url` (the deeplink's icon and callback
+/// are absolute URLs) and a client.
+fn fetch_deeplink(s: &ApiState, row: &PaymentRow) {
+    let (Some(client), Some(qr)) = (s.client.clone(), row.qr.clone()) else {
+        return;
+    };
+    let base = s.settings.api.base().to_string();
+    if base.is_empty() {
+        return;
+    }
+    let source = crate::bakong::SourceInfo {
+        app_icon_url: format!("{base}/pay/assets/icon.svg"),
+        app_name: s
+            .settings
+            .merchant
+            .name
+            .clone()
+            .unwrap_or_else(|| "KHQR".into()),
+        app_deep_link_callback: row
+            .redirect_url
+            .clone()
+            .unwrap_or_else(|| format!("{base}/pay/{}", row.public_id)),
+    };
+    let (store, id) = (s.store.clone(), row.id);
+    tokio::spawn(async move {
+        let link = match client.generate_deeplink(&qr, &source).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, payment = id.0, "api: no deeplink for this payment");
+                String::new()
+            }
+        };
+        if let Err(e) = store.set_deeplink(id, &link).await {
+            tracing::debug!(error = %e, "api: could not keep the deeplink");
+        }
+    });
+}
+
 fn open_problem(e: crate::open::OpenError) -> Problem {
     match e {
         crate::open::OpenError::Config(c) => Problem::new(
@@ -608,6 +657,7 @@ async fn create_payment(
         })?;
     if !replayed {
         info!(key = %key.id, payment = %row.public_id, md5 = %row.md5, "api: payment opened");
+        fetch_deeplink(&s, &row);
     }
     let obj = PaymentObject::of(row, &s.settings);
     let mut r = (StatusCode::CREATED, Json(&obj)).into_response();

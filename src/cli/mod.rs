@@ -121,7 +121,7 @@ pub enum Command {
     Add(payments::AddArgs),
     /// List payments, newest first.
     List(payments::ListArgs),
-    /// API keys for the HTTP API ([api] listen): create, list, revoke.
+    /// API keys for the HTTP API (`[api] listen`): create, list, revoke.
     #[command(subcommand, name = "api-key")]
     ApiKey(api_key::ApiKeyCommand),
     /// Cancel a pending payment (it stays watched for late money).

@@ -48,6 +48,13 @@ pub trait Common: Send + Sync {
     /// The attempts of event `id`, in order.
     async fn attempts_of(&self, id: &str) -> Result<Vec<AttemptListRow>, StoreError>;
 
+    /// Keeps a payment's deeplink (once: a deeplink kept stays).
+    async fn set_deeplink(
+        &self,
+        id: crate::payment::PaymentId,
+        link: &str,
+    ) -> Result<(), StoreError>;
+
     /// Stores a new API key.
     async fn api_key_insert(&self, k: &super::ApiKeyRow) -> Result<(), StoreError>;
 
@@ -248,6 +255,20 @@ macro_rules! common_ops {
                 .fetch_all(&self.$read)
                 .await
                 .map_err($crate::store::ctx("read attempts"))
+            }
+
+            async fn set_deeplink(
+                &self,
+                id: $crate::payment::PaymentId,
+                link: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE payments SET deeplink = $1 WHERE id = $2 AND deeplink IS NULL")
+                    .bind(link)
+                    .bind(id.0)
+                    .execute(&self.$write)
+                    .await
+                    .map_err($crate::store::ctx("keep the deeplink"))?;
+                Ok(())
             }
 
             async fn api_key_insert(

@@ -586,6 +586,8 @@ pub struct PaymentRow {
     pub redirect_url: Option<String>,
     /// Free text Bakong reported.
     pub description: Option<String>,
+    /// The Bakong deeplink of the QR ('' when Bakong gave none).
+    pub deeplink: Option<String>,
 }
 
 /// An API key as stored: never the secret, only its SHA-256.
@@ -1100,7 +1102,7 @@ pub(crate) fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-/// Reads back a [`time_text`] (or the same without fractions); `None`
+/// Reads back a time as the store writes it (or without fractions); `None`
 /// for anything else.
 pub fn parse_time_text(s: &str) -> Option<DateTime<Utc>> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")

@@ -1158,7 +1158,8 @@ impl Backend for PgStore {
             "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
                     bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
                     paid_currency, paid_at, confirmed_at, last_answer, last_error, public_id,
-                    order_id, metadata::text AS metadata, qr, redirect_url, description
+                    order_id, metadata::text AS metadata, qr, redirect_url, description,
+                    deeplink
              FROM payments
              WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR order_id = $2)
                AND ($3::bigint IS NULL OR created_at >= to_timestamp($3::double precision / 1000.0))
@@ -1201,6 +1202,7 @@ impl Backend for PgStore {
                     qr: text(r, "qr"),
                     redirect_url: text(r, "redirect_url"),
                     description: text(r, "description"),
+                    deeplink: text(r, "deeplink"),
                 })
             })
             .collect()

@@ -394,6 +394,7 @@ struct ListRow {
     qr: Option<String>,
     redirect_url: Option<String>,
     description: Option<String>,
+    deeplink: Option<String>,
     id: i64,
     md5: String,
     amount: String,
@@ -1170,7 +1171,7 @@ impl Backend for SqliteStore {
                     strftime('%Y-%m-%d %H:%M:%f', paid_at) AS paid_at,
                     strftime('%Y-%m-%d %H:%M:%f', confirmed_at) AS confirmed_at,
                     last_answer, last_error, public_id, order_id, metadata, qr, redirect_url,
-                    description
+                    description, deeplink
              FROM payments
              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
                AND (?3 IS NULL OR unixepoch(created_at, 'subsec') * 1000 >= ?3)
@@ -1213,6 +1214,7 @@ impl Backend for SqliteStore {
                     qr: r.qr,
                     redirect_url: r.redirect_url,
                     description: r.description,
+                    deeplink: r.deeplink,
                 })
             })
             .collect()

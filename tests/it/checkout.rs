@@ -413,8 +413,8 @@ async fn the_page_is_locked_down_and_its_stream_ends_when_final() {
     );
     let html = r.text().await.unwrap();
     assert!(
-        !html.contains("http://") && !html.contains("https://"),
-        "no link to another host"
+        !html.contains("src=\"http") && !html.contains("stylesheet\" href=\"http"),
+        "nothing loaded from another host"
     );
     assert!(!html.contains("secret-order"), "the order id is not shown");
     assert!(html.contains("data-status=\"pending\""));
@@ -436,6 +436,27 @@ async fn the_page_is_locked_down_and_its_stream_ends_when_final() {
             "{body}"
         );
     }
+    // "Open in bank app": the deeplink Bakong gave, fetched once after
+    // creation (public_url is set), shown while the payment waits.
+    let link = wait_for("the deeplink", LIMIT, || async {
+        let (_, _, v) = api.get(&format!("/v1/payments/{id}"), Some(&api.ro)).await;
+        v["deeplink"].as_str().map(String::from)
+    })
+    .await;
+    let html = api
+        .http
+        .get(format!("{}/pay/{id}?lang=en", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("class=\"open-app\" href=\"{link}\""))
+            && html.contains("Open in bank app"),
+        "{html}"
+    );
     // The stream: pending at once, paid when it is, then the end.
     let mut r = api
         .http

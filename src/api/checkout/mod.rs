@@ -39,6 +39,7 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/pay/assets/checkout.css", get(css))
         .route("/pay/assets/checkout.js", get(js))
+        .route("/pay/assets/icon.svg", get(icon))
         .route("/pay/{id}", get(page))
         .route("/pay/{id}/events", get(events))
         .route("/pay/{id}/status.json", get(status_json))
@@ -62,6 +63,7 @@ struct Texts {
     returning: &'static str,
     qr_alt: &'static str,
     not_found: &'static str,
+    open_app: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -79,6 +81,7 @@ const EN: Texts = Texts {
     returning: "Returning to the shop…",
     qr_alt: "KHQR code to pay",
     not_found: "This payment does not exist.",
+    open_app: "Open in bank app",
 };
 
 const KM: Texts = Texts {
@@ -96,6 +99,7 @@ const KM: Texts = Texts {
     returning: "កំពុងត្រឡប់ទៅហាងវិញ…",
     qr_alt: "កូដ KHQR សម្រាប់បង់ប្រាក់",
     not_found: "មិនមានការបង់ប្រាក់នេះទេ។",
+    open_app: "បើកក្នុងកម្មវិធីធនាគារ",
 };
 
 /// `?lang=` on the page.
@@ -240,6 +244,18 @@ async fn page(
         .and_then(|k| k.merchant_name)
         .unwrap_or_default();
     let has_qr = row.qr.is_some();
+    // "Open in bank app", for a customer paying on this phone, while the
+    // payment waits and Bakong gave a deeplink.
+    let open_app = match row.deeplink.as_deref() {
+        Some(d) if row.status == crate::payment::Status::Pending && d.starts_with("https://") => {
+            format!(
+                "<p><a class=\"open-app\" href=\"{}\" rel=\"noreferrer\">{}</a></p>",
+                escape(d),
+                escape(t.open_app)
+            )
+        }
+        _ => String::new(),
+    };
     let p = PaymentObject::of(row, &s.settings);
     let status = p.status.clone();
     let text = |st: &str| match st {
@@ -298,7 +314,7 @@ async fn page(
          <body><main class=\"card\">\
          <div class=\"khqr-head\" aria-hidden=\"true\">KHQR</div>\
          <div class=\"body\"><h1 class=\"merchant\">{merchant}</h1>\
-         <p class=\"amount\">{amount} {currency}</p>{qr}\
+         <p class=\"amount\">{amount} {currency}</p>{qr}{open_app}\
          <div class=\"check\" aria-hidden=\"true\">✓</div>\
          <p class=\"state\" id=\"state\" role=\"status\" aria-live=\"polite\">{state}</p>\
          <p class=\"countdown\" id=\"countdown\"></p><p class=\"paid-at\" id=\"paid-at\"></p><p class=\"countdown\">{scan}</p>\
@@ -316,6 +332,7 @@ async fn page(
         currency = escape(&p.currency),
         state = escape(&state),
         scan = escape(t.scan),
+        open_app = open_app,
         km = other("km", "ខ្មែរ"),
         en = other("en", "English"),
     );
@@ -379,6 +396,18 @@ async fn qr_svg(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
         Ok(svg) => secure(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()),
         Err(_) => secure((StatusCode::INTERNAL_SERVER_ERROR, "no image\n").into_response()),
     }
+}
+
+/// The icon Bakong's deeplink page shows for this shop.
+async fn icon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 64 64\"><rect width=\"64\" height=\"64\" rx=\"12\" fill=\"#e1232e\"/><text x=\"32\" y=\"40\" font-family=\"sans-serif\" font-size=\"18\" font-weight=\"700\" fill=\"#fff\" text-anchor=\"middle\">KHQR</text></svg>",
+    )
+        .into_response()
 }
 
 async fn css() -> Response {
