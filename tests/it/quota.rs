@@ -336,3 +336,45 @@ async fn the_daily_quota_message_without_its_error_code_is_the_quota_too() {
         );
     }
 }
+
+/// The late watch (issue 23) waits out the quota pause like every other
+/// request: an expired row whose money arrived is not looked for while the
+/// daily quota is exhausted.
+#[tokio::test]
+async fn the_late_watch_sends_nothing_during_the_quota_pause() {
+    let e = env().await;
+    let mut s = e.settings();
+    s.poller.quota_probe = Duration::from_secs(30);
+    let db = e.merchant(&s).await;
+    let md5 = new_md5();
+    e.sim
+        .sim
+        .add_transaction(bakong_simulator::NewTransaction {
+            md5: Some(md5.clone()),
+            amount: Some("1.00".parse().unwrap()),
+            currency: Some(bakong_poller::money::Currency::Usd),
+            ..paid_after(0)
+        })
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO payments (md5, amount, currency, status, confirmed_at, late_check_at)
+         VALUES (?1, '1.00', 'USD', 'expired', datetime('now'), 0)",
+    )
+    .bind(&md5)
+    .execute(&db)
+    .await
+    .unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    sqlx::query("UPDATE gate_state SET quota_since_ms = ?1, quota_next_probe_ms = ?2 WHERE id = 1")
+        .bind(now)
+        .bind(now + 3_600_000)
+        .execute(&db)
+        .await
+        .unwrap();
+    let w = start_watched(s);
+    // 50 rounds (about 1 s, twenty late-watch turns at fresh_interval).
+    w.lines.rounds(50).await;
+    w.stop().await;
+    assert_eq!(check_requests(&e).await, 0, "nothing sent during the pause");
+    assert_eq!(status(&db, &md5).await, "expired");
+}
