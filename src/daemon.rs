@@ -144,6 +144,7 @@ impl Daemon {
                 settings: settings.clone(),
                 http: instruments.as_ref().map(|i| i.http.clone()),
                 client: Some(client.clone()),
+                deeplinks: Arc::new(tokio::sync::Semaphore::new(2)),
             };
             tracker.spawn(crate::api::serve(api, state, shutdown.clone()));
         }

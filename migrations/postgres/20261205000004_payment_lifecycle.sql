@@ -1,6 +1,6 @@
 -- Issue 23: the whole life of a payment (see the SQLite migration of the
 -- same name): statuses `cancelled` and `paid_late`; the shop's columns
--- `order_id`, `metadata` (a JSON object of at most 4 KB), `qr` (the KHQR
+-- `order_id`, `metadata` (a JSON object of at most 4 KB, kept as text), `qr` (the KHQR
 -- string, whose md5 must be the row's md5: refused at INSERT here) and
 -- `public_id` (32 hex, 122 random bits of a v4 UUID, the id in links);
 -- bookkeeping `late_check_at` (unix ms of the next late-money check of a
@@ -12,9 +12,11 @@ ALTER TABLE payments ADD CONSTRAINT payments_status_known
 ALTER TABLE payments
     ADD COLUMN order_id text
         CONSTRAINT payments_order_id_text CHECK (length(order_id) BETWEEN 1 AND 255),
-    ADD COLUMN metadata jsonb
+    -- text, so the 4 KB are the bytes the shop sent (jsonb's own text adds
+    -- spaces); it must read as a JSON object.
+    ADD COLUMN metadata text
         CONSTRAINT payments_metadata_json_object_at_most_4kb
-        CHECK (jsonb_typeof(metadata) = 'object' AND octet_length(metadata::text) <= 4096),
+        CHECK (octet_length(metadata) <= 4096 AND jsonb_typeof(metadata::jsonb) = 'object'),
     ADD COLUMN qr text
         CONSTRAINT payments_qr_khqr CHECK (length(qr) BETWEEN 20 AND 1024 AND qr LIKE '000201%'),
     ADD COLUMN public_id text NOT NULL DEFAULT replace(gen_random_uuid()::text, '-', '')

@@ -87,6 +87,16 @@ INSERT INTO payments_rebuilt (id, md5, amount, currency, expires_at, created_at,
         CASE WHEN status IN ('expired', 'failed') THEN 0 END
     FROM payments;
 
+-- The id counter goes with the rows: dropping the old table drops its
+-- sqlite_sequence entry, so the new one starts from the old counter (ids
+-- are never handed out twice).
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'payments_rebuilt', 0
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'payments_rebuilt');
+UPDATE sqlite_sequence
+    SET seq = max(seq, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'payments'), 0))
+    WHERE name = 'payments_rebuilt';
+
 DROP TABLE payments;
 ALTER TABLE payments_rebuilt RENAME TO payments;
 

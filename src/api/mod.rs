@@ -53,6 +53,9 @@ pub struct ApiState {
     /// The Bakong client, for the deeplink of a new payment (`None`: no
     /// deeplink is fetched).
     pub client: Option<crate::bakong::Client>,
+    /// Deeplink fetches in flight at once (a burst of creates must not
+    /// take the request budget confirmations need).
+    pub deeplinks: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API's routes on `state`.
@@ -447,11 +450,15 @@ fn parse_create(body: &[u8]) -> Result<Checked, Problem> {
         },
         (None, None) => None,
     };
+    // Kept as the URL parser writes it (scheme lower case, no spaces), the
+    // form the table's CHECK reads.
+    let mut redirect = None;
     if let Some(u) = &c.redirect_url {
-        let ok = reqwest::Url::parse(u)
-            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some());
-        if !ok {
-            bad("redirect_url", format!("{u:?} is not an http(s) URL"));
+        match reqwest::Url::parse(u.trim()) {
+            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
+                redirect = Some(p.as_str().to_string())
+            }
+            _ => bad("redirect_url", format!("{u:?} is not an http(s) URL")),
         }
     }
     if let Some(e) = too_long("redirect_url", c.redirect_url.as_deref()) {
@@ -469,7 +476,27 @@ fn parse_create(body: &[u8]) -> Result<Checked, Problem> {
         purpose: None,
         ttl,
     };
-    Ok((c, order, metadata, text.trim().to_string()))
+    let mut c = c;
+    c.redirect_url = redirect;
+    // The client's text when the table reads it as written ("5.00"),
+    // else the QR's ("5." and ".5" are numbers, not the table's form).
+    let text = text.trim();
+    let plain = text.len() <= 30
+        && text.split_once('.').map_or(
+            !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()),
+            |(i, f)| {
+                !i.is_empty()
+                    && !f.is_empty()
+                    && i.bytes().all(|b| b.is_ascii_digit())
+                    && f.bytes().all(|b| b.is_ascii_digit())
+            },
+        );
+    let text = if plain {
+        text.to_string()
+    } else {
+        crate::money::amount_text(amount)
+    };
+    Ok((c, order, metadata, text))
 }
 
 /// The JSON field behind an encoder field.
@@ -492,7 +519,15 @@ fn fetch_deeplink(s: &ApiState, row: &PaymentRow) {
         return;
     };
     let base = s.settings.api.base().to_string();
-    if base.is_empty() {
+    let quota = client.quota();
+    let free = quota.pause().is_none()
+        && quota.spend_mode(Utc::now().timestamp_millis()) == crate::bakong::Spend::Free;
+    // Two at a time, only while the budget is free: otherwise the page
+    // simply shows no "Open in bank app" for this payment.
+    let Ok(permit) = s.deeplinks.clone().try_acquire_owned() else {
+        return;
+    };
+    if base.is_empty() || !free {
         return;
     }
     let source = crate::bakong::SourceInfo {
@@ -510,6 +545,7 @@ fn fetch_deeplink(s: &ApiState, row: &PaymentRow) {
     };
     let (store, id) = (s.store.clone(), row.id);
     tokio::spawn(async move {
+        let _permit = permit;
         let link = match client.generate_deeplink(&qr, &source).await {
             Ok(l) => l,
             Err(e) => {
@@ -622,6 +658,15 @@ async fn create_payment(
             .await
         {
             Err(e) if crate::store::unique_violation(&e) => continue,
+            Err(e) if crate::store::refused_by_table(&e).is_some() => {
+                return Err(Problem::field(
+                    "body",
+                    format!(
+                        "the payments table refused it: {}",
+                        crate::store::refused_by_table(&e).unwrap_or_default()
+                    ),
+                ))
+            }
             other => {
                 created = Some(other?);
                 break;

@@ -576,7 +576,16 @@ pub(crate) async fn recorder(
                             // Counted against the row alone: its batch went
                             // through; a write that cannot be stored backs
                             // off like any error of its own.
-                            if let Write::Final { .. } = v.write {
+                            if let (Write::Final { .. }, true) =
+                                (&v.write, row.from != Status::Pending)
+                            {
+                                // A late-watched row: its watch goes on, an
+                                // hour later (never a loop of re-claims).
+                                retry.push(Write::Late {
+                                    row: row.clone(),
+                                    next: Some(now.timestamp_millis().saturating_add(3_600_000)),
+                                });
+                            } else if let Write::Final { .. } = v.write {
                                 let errors = v.payment.as_ref().map_or(0, |p| p.errors);
                                 retry.push(Write::Reschedule {
                                     row: row.clone(),

@@ -267,6 +267,23 @@ pub fn unique_violation(e: &StoreError) -> bool {
     )
 }
 
+/// When a statement was refused by the table's own rules (a CHECK, a
+/// trigger's refusal, a value the column cannot read), its message.
+pub fn refused_by_table(e: &StoreError) -> Option<String> {
+    let StoreError::Sql {
+        source: sqlx::Error::Database(db),
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+    let refused = matches!(code.as_str(), "275" | "1811" | "1299" | "19")
+        || (code.starts_with("23") && code != "23505")
+        || code.starts_with("22");
+    refused.then(|| db.message().to_string())
+}
+
 /// Whether a failed write failed on its own values (a constraint, a value
 /// the column cannot hold, a trigger's refusal), so it is that row's error;
 /// otherwise (a lock timeout, a deadlock, a busy database, a lost

@@ -241,7 +241,7 @@ const CLAIM_SQL: &str = "WITH lane0 AS (
 const LATE_FORGET_SQL: &str = "UPDATE payments SET late_check_at = NULL
     WHERE id = ANY(ARRAY(
         SELECT id FROM payments
-        WHERE late_check_at IS NOT NULL AND late_check_at <= $1 AND lease_id IS NULL
+        WHERE late_check_at IS NOT NULL AND late_check_at <= $1
           AND (status NOT IN ('expired', 'failed', 'cancelled') OR confirmed_at IS NULL
                OR confirmed_at < to_timestamp($2::double precision / 1000.0))
         FOR UPDATE SKIP LOCKED))";
@@ -261,11 +261,19 @@ const LATE_CLAIM_SQL: &str = "WITH due AS (
         (extract(epoch FROM p.confirmed_at) * 1000)::bigint AS final_ms,
         p.checks::bigint AS checks, p.errors::bigint AS errors";
 
+// The columns of a listed payment.
+const LIST_SELECT: &str = "SELECT id, md5, amount::text AS amount, currency, status, created_at,
+        expires_at, bakong_hash, from_account_id, to_account_id,
+        paid_amount::text AS paid_amount, paid_currency, paid_at, confirmed_at, last_answer,
+        last_error, public_id, order_id, metadata::text AS metadata, qr, redirect_url,
+        description, deeplink
+    FROM payments";
+
 // A payment as the shop's application (or `new`, `add`, the API) inserts
 // it; the table makes a public id when none is given.
 const INSERT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, order_id,
         metadata, qr, public_id, redirect_url)
-    VALUES ($1, $2::numeric, $3, $4, $5, $6::jsonb, $7,
+    VALUES ($1, $2::numeric, $3, $4, $5, $6, $7,
             coalesce($8, replace(gen_random_uuid()::text, '-', '')), $9)
     RETURNING id";
 
@@ -1154,28 +1162,31 @@ impl Backend for PgStore {
 
     /// See [`super::Backend::list_page`].
     async fn list_page(&self, f: &PageFilter) -> Result<Vec<PaymentRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, md5, amount::text AS amount, currency, status, created_at, expires_at,
-                    bakong_hash, from_account_id, to_account_id, paid_amount::text AS paid_amount,
-                    paid_currency, paid_at, confirmed_at, last_answer, last_error, public_id,
-                    order_id, metadata::text AS metadata, qr, redirect_url, description,
-                    deeplink
-             FROM payments
-             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR order_id = $2)
-               AND ($3::bigint IS NULL OR created_at >= to_timestamp($3::double precision / 1000.0))
-               AND ($4::bigint IS NULL OR created_at < to_timestamp($4::double precision / 1000.0))
-               AND ($5::bigint IS NULL OR id < $5) AND ($6::text IS NULL OR public_id = $6)
-             ORDER BY id DESC LIMIT $7",
-        )
-        .bind(f.status.map(Status::as_str))
-        .bind(&f.order_id)
-        .bind(f.created_after_ms)
-        .bind(f.created_before_ms)
-        .bind(f.before_id)
-        .bind(&f.public_id)
-        .bind(f.limit)
-        .fetch_all(&self.pool)
-        .await
+        // By public id: the unique index (a generic plan of the filters'
+        // OR pattern could scan).
+        let rows = if let Some(pid) = &f.public_id {
+            sqlx::query(&format!("{LIST_SELECT} WHERE public_id = $1 LIMIT 1"))
+                .bind(pid)
+                .fetch_all(&self.pool)
+                .await
+        } else {
+            sqlx::query(&format!(
+                "{LIST_SELECT}
+                 WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR order_id = $2)
+                   AND ($3::bigint IS NULL OR created_at >= to_timestamp($3::double precision / 1000.0))
+                   AND ($4::bigint IS NULL OR created_at < to_timestamp($4::double precision / 1000.0))
+                   AND ($5::bigint IS NULL OR id < $5)
+                 ORDER BY id DESC LIMIT $6"
+            ))
+            .bind(f.status.map(Status::as_str))
+            .bind(&f.order_id)
+            .bind(f.created_after_ms)
+            .bind(f.created_before_ms)
+            .bind(f.before_id)
+            .bind(f.limit)
+            .fetch_all(&self.pool)
+            .await
+        }
         .map_err(ctx("list payments"))?;
         rows.iter()
             .map(|r| {
@@ -1434,21 +1445,22 @@ pub struct ImportReport {
 const IMPORT_SQL: &str = "INSERT INTO payments (md5, amount, currency, expires_at, created_at,
         status, bakong_hash, from_account_id, to_account_id, paid_amount, paid_currency,
         description, paid_at, confirmed_at, next_check_at, checks, errors, last_answer,
-        last_error, last_checked_at, lane, public_id, order_id, metadata, qr, late_check_at)
+        last_error, last_checked_at, lane, public_id, order_id, metadata, qr, late_check_at,
+        redirect_url, deeplink)
     SELECT md5, amount::numeric, currency, expires_at, coalesce(created_at, now()),
         coalesce(status, 'pending'), bakong_hash, from_account_id, to_account_id,
         paid_amount::numeric, paid_currency, description, paid_at, confirmed_at,
         coalesce(next_check_at, 0), coalesce(checks, 0), coalesce(errors, 0), last_answer,
         last_error, last_checked_at, coalesce(lane, 0),
         coalesce(public_id, replace(gen_random_uuid()::text, '-', '')), order_id,
-        metadata::jsonb, qr, late_check_at
+        metadata, qr, late_check_at, redirect_url, deeplink
     FROM jsonb_to_recordset($1::jsonb) AS r(md5 text, amount text, currency text,
         expires_at timestamptz, created_at timestamptz, status text, bakong_hash text,
         from_account_id text, to_account_id text, paid_amount text, paid_currency text,
         description text, paid_at timestamptz, confirmed_at timestamptz, next_check_at bigint,
         checks integer, errors integer, last_answer text, last_error text,
         last_checked_at timestamptz, lane smallint, public_id text, order_id text,
-        metadata text, qr text, late_check_at bigint)
+        metadata text, qr text, late_check_at bigint, redirect_url text, deeplink text)
     ON CONFLICT (md5) DO NOTHING";
 
 const IMPORT_BATCH: i64 = 500;

@@ -132,7 +132,7 @@ const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
 // The late watch: rows past `poller.late_watch` (?2: the oldest final
 // time still watched, unix ms) leave it, then due ones are claimed.
 const LATE_FORGET_SQL: &str = "UPDATE payments INDEXED BY payments_late SET late_check_at = NULL
-    WHERE late_check_at IS NOT NULL AND late_check_at <= ?1 AND lease_id IS NULL
+    WHERE late_check_at IS NOT NULL AND late_check_at <= ?1
       AND (status NOT IN ('expired', 'failed', 'cancelled')
            OR coalesce(unixepoch(confirmed_at, 'subsec') * 1000, 0) < ?2)";
 
@@ -147,6 +147,18 @@ const LATE_CLAIM_SQL: &str = "UPDATE payments SET late_check_at = ?1, lease_id =
                       unixepoch(created_at, 'subsec') + ?5) * 1000 AS INTEGER) AS expires_ms,
         CAST(unixepoch(confirmed_at, 'subsec') * 1000 AS INTEGER) AS final_ms,
         checks, errors";
+
+// The columns of a listed payment, times normalised
+// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC) whatever form the shop inserted.
+const LIST_SELECT: &str = "SELECT id, md5, amount, currency, status,
+        strftime('%Y-%m-%d %H:%M:%f', created_at) AS created_at,
+        strftime('%Y-%m-%d %H:%M:%f', expires_at) AS expires_at, bakong_hash,
+        from_account_id, to_account_id, paid_amount, paid_currency,
+        strftime('%Y-%m-%d %H:%M:%f', paid_at) AS paid_at,
+        strftime('%Y-%m-%d %H:%M:%f', confirmed_at) AS confirmed_at,
+        last_answer, last_error, public_id, order_id, metadata, qr, redirect_url,
+        description, deeplink
+    FROM payments";
 
 // A payment as the shop's application (or `new`, `add`, the API) inserts
 // it; the table makes a public id when none is given.
@@ -220,7 +232,8 @@ const EXPORT_SQL: &str = "SELECT id, json_object(
         'last_answer', last_answer, 'last_error', last_error,
         'last_checked_at', strftime('%Y-%m-%dT%H:%M:%fZ', last_checked_at),
         'lane', lane, 'public_id', public_id, 'order_id', order_id,
-        'metadata', metadata, 'qr', qr, 'late_check_at', late_check_at) AS row
+        'metadata', metadata, 'qr', qr, 'late_check_at', late_check_at,
+        'redirect_url', redirect_url, 'deeplink', deeplink) AS row
     FROM payments WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 /// Writes an event and one pending delivery per active receiver.
@@ -1163,31 +1176,32 @@ impl Backend for SqliteStore {
     /// See [`super::Backend::list_page`]. Times read back normalised
     /// (`YYYY-MM-DD HH:MM:SS.SSS`, UTC) whatever form the shop inserted.
     async fn list_page(&self, f: &PageFilter) -> Result<Vec<PaymentRow>, StoreError> {
-        let rows: Vec<ListRow> = sqlx::query_as(
-            "SELECT id, md5, amount, currency, status,
-                    strftime('%Y-%m-%d %H:%M:%f', created_at) AS created_at,
-                    strftime('%Y-%m-%d %H:%M:%f', expires_at) AS expires_at, bakong_hash,
-                    from_account_id, to_account_id, paid_amount, paid_currency,
-                    strftime('%Y-%m-%d %H:%M:%f', paid_at) AS paid_at,
-                    strftime('%Y-%m-%d %H:%M:%f', confirmed_at) AS confirmed_at,
-                    last_answer, last_error, public_id, order_id, metadata, qr, redirect_url,
-                    description, deeplink
-             FROM payments
-             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
-               AND (?3 IS NULL OR unixepoch(created_at, 'subsec') * 1000 >= ?3)
-               AND (?4 IS NULL OR unixepoch(created_at, 'subsec') * 1000 < ?4)
-               AND (?5 IS NULL OR id < ?5) AND (?6 IS NULL OR public_id = ?6)
-             ORDER BY id DESC LIMIT ?7",
-        )
-        .bind(f.status.map(Status::as_str))
-        .bind(&f.order_id)
-        .bind(f.created_after_ms)
-        .bind(f.created_before_ms)
-        .bind(f.before_id)
-        .bind(&f.public_id)
-        .bind(f.limit)
-        .fetch_all(&self.read)
-        .await
+        // By public id (the checkout page, every 400 ms per open page): the
+        // unique index, not the filters' OR pattern, which SQLite cannot
+        // match to an index.
+        let rows: Vec<ListRow> = if let Some(pid) = &f.public_id {
+            sqlx::query_as(&format!("{LIST_SELECT} WHERE public_id = ?1 LIMIT 1"))
+                .bind(pid)
+                .fetch_all(&self.read)
+                .await
+        } else {
+            sqlx::query_as(&format!(
+                "{LIST_SELECT}
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR order_id = ?2)
+                   AND (?3 IS NULL OR unixepoch(created_at, 'subsec') * 1000 >= ?3)
+                   AND (?4 IS NULL OR unixepoch(created_at, 'subsec') * 1000 < ?4)
+                   AND (?5 IS NULL OR id < ?5)
+                 ORDER BY id DESC LIMIT ?6"
+            ))
+            .bind(f.status.map(Status::as_str))
+            .bind(&f.order_id)
+            .bind(f.created_after_ms)
+            .bind(f.created_before_ms)
+            .bind(f.before_id)
+            .bind(f.limit)
+            .fetch_all(&self.read)
+            .await
+        }
         .map_err(ctx("list payments"))?;
         rows.into_iter()
             .map(|r| {

@@ -908,6 +908,22 @@ async fn the_release_before_the_lifecycle_upgrades_keeping_every_row() {
         .await
         .unwrap();
     }
+    // A last row deleted before the upgrade: its id is never handed out
+    // again (the counter survives the rebuild).
+    sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '9', 'USD')")
+        .bind(new_md5())
+        .execute(&old)
+        .await
+        .unwrap();
+    let deleted: i64 = sqlx::query_scalar("SELECT max(id) FROM payments")
+        .fetch_one(&old)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM payments WHERE id = ?1")
+        .bind(deleted)
+        .execute(&old)
+        .await
+        .unwrap();
     for sql in [
         "CREATE TABLE audit (md5 TEXT)",
         "CREATE TRIGGER shop_audit AFTER UPDATE OF status ON payments BEGIN INSERT INTO audit VALUES (NEW.md5); END",
@@ -946,4 +962,14 @@ async fn the_release_before_the_lifecycle_upgrades_keeping_every_row() {
         .await
         .unwrap();
     assert_eq!(audited, 1, "the application's trigger was made again");
+    let next = sqlx::query("INSERT INTO payments (md5, amount, currency) VALUES (?1, '1', 'USD')")
+        .bind(new_md5())
+        .execute(&db)
+        .await
+        .unwrap()
+        .last_insert_rowid();
+    assert!(
+        next > deleted,
+        "id {next} after the deleted {deleted}: never reused"
+    );
 }
