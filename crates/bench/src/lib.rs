@@ -1359,7 +1359,11 @@ struct FleetFigures {
 /// backlog of `backlog` rows created an hour ago (past their deadline: one
 /// check each ends them), checkout arrivals at `rate`/s for `window`
 /// expiring 40 s after creation (grace 5 s); with `kills`, a daemon is
-/// SIGKILLed and restarted every 1-3 s while the arrivals last.
+/// SIGKILLed and restarted every 1-3 s while the arrivals last. With
+/// `faults`, the issue's hostile API too: 3% 5xx, 2% truncated JSON, a
+/// 429 under the limit now and then, tokens that live 8 s and are revoked
+/// on renewal.
+#[allow(clippy::too_many_arguments)]
 async fn fleet_run(
     url: &str,
     daemons: usize,
@@ -1368,9 +1372,20 @@ async fn fleet_run(
     window: Duration,
     rate: f64,
     backlog: usize,
+    faults: bool,
 ) -> Result<FleetFigures, BenchError> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let sim = fresh_sim(limit).await?;
+    if faults {
+        sim.sim.set_settings(simulator::SimSettings {
+            token_lifetime: Duration::from_secs(8),
+            revoke_on_renew: true,
+        });
+        let mut f = sim.sim.faults();
+        f.error_5xx_ratio = 0.03;
+        f.malformed_ratio = 0.02;
+        sim.sim.set_faults(f);
+    }
     let token = sim.sim.issue_token(EMAIL);
     let mut settings = bench_settings(dir.path(), &sim.base_url(), &token, limit, BulkMode::Never);
     settings.database.url = url.to_string();
@@ -1431,6 +1446,12 @@ async fn fleet_run(
             tokio::time::sleep(Duration::from_millis(rng.random_range(1000..3000))).await;
             if inserts.is_finished() {
                 break;
+            }
+            if faults && rng.random_bool(0.3) {
+                // A 429 under the limit, now and then.
+                let mut f = sim.sim.faults();
+                f.force_429 = 1;
+                sim.sim.set_faults(f);
             }
             let victim = rng.random_range(0..procs.len());
             let _ = procs[victim].child.kill();
@@ -1514,14 +1535,32 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
     );
     let mut rows: Vec<(String, FleetFigures)> = Vec::new();
     let sq = dbs.sqlite().await?;
-    let f = fleet_run(&sq.url, 1, false, limit, window, rate, backlog).await?;
+    let f = fleet_run(&sq.url, 1, false, limit, window, rate, backlog, false).await?;
     dbs.release(sq).await;
     rows.push(("sqlite, 1 daemon".into(), f));
     match dbs.postgres().await? {
         Some(pg) => {
-            let f = fleet_run(&pg.url, 3, true, limit, window, rate, backlog).await?;
+            let f = fleet_run(&pg.url, 3, true, limit, window, rate, backlog, false).await?;
             dbs.release(pg).await;
             rows.push(("postgres, 3 daemons, kills".into(), f));
+            // The issue's own scenario: 300 rows over 40 s, kills, the
+            // hostile API (5xx, truncated JSON, 429s, 8 s tokens revoked on
+            // renewal), no backlog.
+            if let Some(pg) = dbs.postgres().await? {
+                let f = fleet_run(
+                    &pg.url,
+                    3,
+                    true,
+                    limit,
+                    Duration::from_secs(40),
+                    7.5,
+                    0,
+                    true,
+                )
+                .await?;
+                dbs.release(pg).await;
+                rows.push(("postgres, 3, kills + faults".into(), f));
+            }
         }
         None => println!(
             "  postgres rows skipped: {}",
