@@ -239,6 +239,11 @@ pub fn metadata_of(v: &serde_json::Value) -> Result<String, BadField> {
     Ok(text)
 }
 
+/// Whether `s` has a public id's shape: 32 lowercase hex, an md5's.
+pub fn is_public_id(s: &str) -> bool {
+    crate::khqr::is_md5(s)
+}
+
 /// A new public id: 128 random bits as 32 lowercase hex (the table's own
 /// default makes the same for rows an application inserts).
 pub fn new_public_id() -> String {

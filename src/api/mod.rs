@@ -519,9 +519,7 @@ fn fetch_deeplink(s: &ApiState, row: &PaymentRow) {
         return;
     };
     let base = s.settings.api.base().to_string();
-    let quota = client.quota();
-    let free = quota.pause().is_none()
-        && quota.spend_mode(Utc::now().timestamp_millis()) == crate::bakong::Spend::Free;
+    let free = client.quota().free(Utc::now().timestamp_millis());
     // Two at a time, only while the budget is free: otherwise the page
     // simply shows no "Open in bank app" for this payment.
     let Ok(permit) = s.deeplinks.clone().try_acquire_owned() else {
@@ -717,7 +715,7 @@ async fn create_payment(
 }
 
 pub(crate) fn public_id(id: &str) -> Result<&str, Problem> {
-    if id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if crate::payment::is_public_id(id) {
         Ok(id)
     } else {
         Err(Problem::not_found(format!(

@@ -49,7 +49,7 @@ fn id_arg(s: &str) -> Result<Target, BadId> {
             return Ok(Target::Id(n));
         }
     }
-    if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if crate::payment::is_public_id(s) {
         return Ok(Target::PublicId(s.to_string()));
     }
     Err(BadId(s.to_string()))

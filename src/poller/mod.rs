@@ -223,8 +223,7 @@ pub(crate) async fn schedule_loop(
         {
             last_late = tokio::time::Instant::now();
             let now = Utc::now().timestamp_millis();
-            let free = client.quota().pause().is_none()
-                && client.quota().spend_mode(now) == bakong::Spend::Free;
+            let free = client.quota().free(now);
             let limit = match (free, ctx.bulk.active()) {
                 (false, _) => 0,
                 (true, true) => bakong::MAX_LIST,
@@ -293,7 +292,7 @@ async fn bulk_round(ctx: &Ctx, store: &Store, mut due: Vec<Payment>, now: i64) -
     due.sort_by_key(|p| !urgent(p));
     let spare = (batch - due.len() % batch) % batch;
     let quota = ctx.client.quota();
-    if spare > 0 && quota.pause().is_none() && quota.spend_mode(now) == bakong::Spend::Free {
+    if spare > 0 && quota.free(now) {
         let ahead = now + cfg.max_interval.as_millis() as i64;
         if let Ok(more) = store.claim(ahead, cfg.lease, spare, cfg.payment_ttl).await {
             for row in more {

@@ -276,16 +276,26 @@ async fn the_api_opens_reads_and_cancels_a_payment_the_daemon_confirms(db: Db) {
     api.stop().await;
 }
 
-/// The QR a PNG shows, read as a phone would.
+/// The QR a PNG shows (greyscale, or colour as a screenshot is), read as
+/// a phone would.
 pub(crate) fn decode_png(png_bytes: &[u8]) -> String {
-    let mut dec = png::Decoder::new(std::io::Cursor::new(png_bytes.to_vec()))
-        .read_info()
-        .unwrap();
-    let mut buf = vec![0; dec.output_buffer_size().unwrap()];
-    let info = dec.next_frame(&mut buf).unwrap();
+    let mut dec = png::Decoder::new(std::io::Cursor::new(png_bytes.to_vec()));
+    dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut r = dec.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size().unwrap()];
+    let info = r.next_frame(&mut buf).unwrap();
     let (w, h) = (info.width as usize, info.height as usize);
-    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| buf[y * w + x]);
+    let channels = buf.len() / (w * h);
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| {
+        let i = (y * w + x) * channels;
+        if channels < 3 {
+            buf[i]
+        } else {
+            ((buf[i] as u32 + buf[i + 1] as u32 + buf[i + 2] as u32) / 3) as u8
+        }
+    });
     let grids = img.detect_grids();
+    assert!(!grids.is_empty(), "a QR in the image");
     let mut bytes = Vec::new();
     grids[0].decode_to(&mut bytes).unwrap();
     String::from_utf8(bytes).unwrap()

@@ -266,6 +266,13 @@ impl Quota {
         }
     }
 
+    /// Whether requests that can wait (the late watch, a deeplink, the
+    /// spare places of a bulk request) may go at `now_ms`: no quota pause
+    /// and the budget spending freely.
+    pub fn free(&self, now_ms: i64) -> bool {
+        self.pause().is_none() && self.spend_mode(now_ms) == Spend::Free
+    }
+
     /// How the budget lets the scheduler spend at `now_ms`. A tenth of the
     /// budget (at least one request) is kept for payments nearest their
     /// deadline; the rest is spread evenly over the UTC day, an hour's
