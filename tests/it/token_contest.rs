@@ -135,3 +135,43 @@ async fn a_token_an_operator_renewed_into_the_file_is_used_not_renewed_over() {
         "the operator's token was taken up, not revoked"
     );
 }
+
+#[tokio::test]
+async fn a_short_lived_token_refused_for_its_age_is_renewed_not_taken_for_a_contest() {
+    let e = env().await;
+    // Tokens live 2 s and a renewal revokes the previous one; the poller's
+    // renew_retry (30 s) is longer than a token's life, so no renewal goes
+    // ahead: each token is used until the API refuses it for its age.
+    e.sim.sim.set_settings(SimSettings {
+        token_lifetime: Duration::from_secs(2),
+        revoke_on_renew: true,
+    });
+    let s = e.settings();
+    let db = e.merchant(&s).await;
+    let md5 = e.payment(&db, "1", "USD", never_paid()).await;
+    // The start token is refused at once: the first renewal gives a
+    // short-lived one.
+    e.sim.sim.revoke_tokens(EMAIL);
+    let d = start(s.clone());
+    wait_for(
+        "four renewals, one per expired token",
+        Duration::from_secs(30),
+        || async { (renewals(&e) >= 4).then_some(()) },
+    )
+    .await;
+    let before = checks(&e);
+    wait_for(
+        "checks going on after the fourth renewal",
+        Duration::from_secs(10),
+        || async { (checks(&e) >= before + 3).then_some(()) },
+    )
+    .await;
+    d.stop().await;
+    // Each refusal came after the token's own exp: an expiry, renewed at
+    // once, never reported as another client renewing this email.
+    let last_error = bookkeeping(&s, &md5).await.last_error.unwrap_or_default();
+    assert!(
+        !last_error.contains("another client renews"),
+        "an expired token was taken for a contest: {last_error}"
+    );
+}

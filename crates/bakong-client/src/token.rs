@@ -697,7 +697,24 @@ impl TokenManager {
         // revoke that one's token in turn, for ever. Back off instead.
         if let Some((generation, at)) = flight.renewed_here {
             let now = tokio::time::Instant::now();
-            if generation == seen && now.duration_since(at) < CONTEST_WINDOW {
+            // A token whose own `exp` has passed was refused for its age
+            // (short-lived tokens, a long pause), not revoked: renew.
+            let expired = refused
+                .as_ref()
+                .is_some_and(|t| t.known_expired(Utc::now()));
+            // On a shared keep, a newer token there was renewed by another
+            // daemon of this fleet (its renewal revoked ours): use it.
+            if generation == seen && !expired {
+                if let Some(shared) = &self.shared {
+                    if let Ok(Some(row)) = shared.load().await {
+                        if self.takes_over(&row, refused.as_ref()) {
+                            self.adopt(row);
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            if generation == seen && !expired && now.duration_since(at) < CONTEST_WINDOW {
                 flight.contests += 1;
                 self.contested.fetch_add(1, Ordering::Relaxed);
                 let wait = CONTEST_BACKOFF

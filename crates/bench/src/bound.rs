@@ -205,6 +205,9 @@ pub fn table() -> String {
             None => text += &format!("{c:>8.1}s {:>12}\n", "unreachable"),
         }
     }
+    text += "The bound is fluid: a request may carry a fraction of 50 md5s. At 10 payments/s the payments checked every\n\
+             cadence are 50-55 md5s, just over one request, so a real schedule sends a second, mostly empty request or lets\n\
+             some wait. Schedule families against this bound, in a model: python3 crates/bench/model/schedules.py\n";
     text
 }
 

@@ -169,6 +169,11 @@ pub struct BenchArgs {
     /// at random, one on SQLite); 0s skips the section.
     #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
     pub fleet_window: Duration,
+    /// Which fleet rows run (comma-separated): `sqlite` (one daemon),
+    /// `postgres` (three, killed at random), `faults` (the issue's own
+    /// scenario: three killed daemons and a hostile API).
+    #[arg(long, default_value = "sqlite,postgres,faults", value_parser = crate::parse_fleet_rows)]
+    pub fleet_rows: std::vec::Vec<crate::FleetRow>,
     /// Load window of each api row (SQLite, PostgreSQL): the HTTP API under
     /// load while the daemon confirms; 0s skips the section.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
@@ -232,6 +237,7 @@ pub async fn run(a: &BenchArgs) -> Result<(), CliError> {
         backends_levels: a.backends_levels.clone(),
         claim_sizes: a.claim_sizes.clone(),
         fleet_window: a.fleet_window,
+        fleet_rows: a.fleet_rows.clone(),
         api_window: a.api_window,
         api_writers: a.api_writers,
         api_readers: a.api_readers,

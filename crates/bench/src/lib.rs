@@ -95,6 +95,8 @@ pub struct BenchOptions {
     pub claim_sizes: Vec<usize>,
     /// Traffic window of each fleet row (zero: no fleet section).
     pub fleet_window: Duration,
+    /// The fleet rows to run.
+    pub fleet_rows: Vec<FleetRow>,
     /// Load window of each api row (zero: no api section).
     pub api_window: Duration,
     /// Clients opening payments through the API.
@@ -425,6 +427,7 @@ async fn naive_loop(
         backends_levels: Vec::new(),
         claim_sizes: Vec::new(),
         fleet_window: Duration::ZERO,
+        fleet_rows: Vec::new(),
         api_window: Duration::ZERO,
         api_writers: 0,
         api_readers: 0,
@@ -694,19 +697,27 @@ async fn pareto_cell(
 /// confirmation) and 100 payments/s with a ceiling of 10 (p99 at most
 /// 3 s, no 429). Returns the table's lines.
 pub async fn targets(window: Duration) -> Result<String, BenchError> {
+    let cadence = bakong_poller::config::PollerSettings::default().cadence;
+    let bound = bound::for_targets(cadence.as_secs_f64());
     let mut text = format!(
-        "targets: checkout traffic for {} s against a 10 requests/s limit; req/conf over the whole run and in its steady part (from a quarter of the window to its end)\n{:<34} {:>9} {:>7} {:>7} {:>9} {:>9} {:>6}\n",
+        "targets: checkout traffic for {} s against a 10 requests/s limit; req/conf over the whole run and in its steady part (from a quarter of the window to its end); x bound: steady / the bound on the {} cadence\n{:<34} {:>9} {:>7} {:>7} {:>9} {:>9} {:>8} {:>6}\n",
         window.as_secs(),
+        humantime::format_duration(cadence),
         "cell",
         "confirmed",
         "p50 s",
         "p99 s",
         "req/conf",
         "steady",
+        "x bound",
         "429s"
     );
     for (rate, ceiling, aim) in [
-        (10.0, 20.0, "p99 <= 1.5 s, <= 0.12 req/conf"),
+        (
+            10.0,
+            20.0,
+            "p99 <= 1.5 s, <= 0.12 req/conf; issue 22: <= 1.25 x bound",
+        ),
         (100.0, 10.0, "p99 <= 3 s, no 429"),
     ] {
         let (f, st) = pareto_cell(10.0, rate, ceiling, window, None).await?;
@@ -717,24 +728,25 @@ pub async fn targets(window: Duration) -> Result<String, BenchError> {
             .collect();
         by_endpoint.sort();
         eprintln!("  requests by endpoint: {}", by_endpoint.join(", "));
+        let ratio = bound.map_or(f64::NAN, |b| f.steady / b.per_confirmation);
         let line = format!(
-            "{:<34} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>9.3} {:>6}   aim: {aim}",
+            "{:<34} {:>9} {:>7.2} {:>7.2} {:>9.3} {:>9.3} {:>8.2} {:>6}   aim: {aim}",
             format!("{rate:.0} payments/s, ceiling {ceiling:.0}"),
             f.confirmed,
             f.p50,
             f.p99,
             f.per_confirmation(),
             f.steady,
+            ratio,
             f.rate_limited
         );
         println!("{line}");
         text += &line;
         text.push('\n');
     }
-    let cadence = bakong_poller::config::PollerSettings::default().cadence;
-    if let Some(b) = bound::for_targets(cadence.as_secs_f64()) {
+    if let Some(b) = bound {
         let line = format!(
-            "least any schedule on the default {} cadence can spend for p99 <= 1.5 s at 10 payments/s: {:.4} req/conf (bench --sections bound)",
+            "least any schedule on the default {} cadence can spend for p99 <= 1.5 s at 10 payments/s: {:.4} req/conf (bench --sections bound); schedule families in a model: python3 crates/bench/model/schedules.py",
             humantime::format_duration(cadence),
             b.per_confirmation
         );
@@ -1352,6 +1364,8 @@ struct FleetFigures {
     to_final: Option<f64>,
     pending_left: i64,
     kills: usize,
+    /// Requests by endpoint and answer, as the simulator counted them.
+    by_endpoint: String,
 }
 
 /// The issue-22 scenario: `daemons` daemons on `url` sharing one ceiling
@@ -1495,7 +1509,18 @@ async fn fleet_run(
     db.close().await;
     let st = sim.sim.stats();
     sim.stop().await;
+    let mut by_endpoint: Vec<String> = st
+        .requests
+        .iter()
+        .map(|(ep, codes)| {
+            let mut c: Vec<String> = codes.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            c.sort();
+            format!("{ep}: {}", c.join(", "))
+        })
+        .collect();
+    by_endpoint.sort();
     Ok(FleetFigures {
+        by_endpoint: by_endpoint.join("; "),
         spent,
         requests: spent_requests,
         rate_limited: st.rate_limited,
@@ -1534,19 +1559,30 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
         "kills"
     );
     let mut rows: Vec<(String, FleetFigures)> = Vec::new();
-    let sq = dbs.sqlite().await?;
-    let f = fleet_run(&sq.url, 1, false, limit, window, rate, backlog, false).await?;
-    dbs.release(sq).await;
-    rows.push(("sqlite, 1 daemon".into(), f));
-    match dbs.postgres().await? {
+    let want = |r: FleetRow| opts.fleet_rows.contains(&r);
+    if want(FleetRow::Sqlite) {
+        let sq = dbs.sqlite().await?;
+        let f = fleet_run(&sq.url, 1, false, limit, window, rate, backlog, false).await?;
+        dbs.release(sq).await;
+        rows.push(("sqlite, 1 daemon".into(), f));
+    }
+    let pg_rows = want(FleetRow::Postgres) || want(FleetRow::Faults);
+    match if pg_rows { dbs.postgres().await? } else { None } {
         Some(pg) => {
-            let f = fleet_run(&pg.url, 3, true, limit, window, rate, backlog, false).await?;
+            if want(FleetRow::Postgres) {
+                let f = fleet_run(&pg.url, 3, true, limit, window, rate, backlog, false).await?;
+                rows.push(("postgres, 3 daemons, kills".into(), f));
+            }
             dbs.release(pg).await;
-            rows.push(("postgres, 3 daemons, kills".into(), f));
             // The issue's own scenario: 300 rows over 40 s, kills, the
             // hostile API (5xx, truncated JSON, 429s, 8 s tokens revoked on
             // renewal), no backlog.
-            if let Some(pg) = dbs.postgres().await? {
+            let faults_db = if want(FleetRow::Faults) {
+                dbs.postgres().await?
+            } else {
+                None
+            };
+            if let Some(pg) = faults_db {
                 let f = fleet_run(
                     &pg.url,
                     3,
@@ -1562,10 +1598,11 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
                 rows.push(("postgres, 3, kills + faults".into(), f));
             }
         }
-        None => println!(
+        None if pg_rows => println!(
             "  postgres rows skipped: {}",
             dbs.no_pg.clone().unwrap_or_default()
         ),
+        None => {}
     }
     for (label, f) in &rows {
         let final_after = match f.to_final {
@@ -1586,7 +1623,40 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
             f.kills
         );
     }
+    for (label, f) in &rows {
+        eprintln!(
+            "  {label}: requests by endpoint and answer: {}",
+            f.by_endpoint
+        );
+    }
     Ok(())
+}
+
+/// A row of the fleet section (`--fleet-rows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetRow {
+    /// One daemon on SQLite.
+    Sqlite,
+    /// Three daemons on PostgreSQL, killed at random.
+    Postgres,
+    /// The issue's own scenario: three killed daemons, a hostile API.
+    Faults,
+}
+
+/// Parses `--fleet-rows`: comma-separated row names.
+pub fn parse_fleet_rows(s: &str) -> Result<Vec<FleetRow>, BenchError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| match x {
+            "sqlite" => Ok(FleetRow::Sqlite),
+            "postgres" => Ok(FleetRow::Postgres),
+            "faults" => Ok(FleetRow::Faults),
+            other => Err(BenchError(format!(
+                "{other:?} is not a fleet row: sqlite, postgres, faults"
+            ))),
+        })
+        .collect()
 }
 
 /// The backends table: SQLite with one daemon, PostgreSQL with one and
@@ -1891,6 +1961,11 @@ mod tests {
             Ok(vec![Section::Backends, Section::Claim])
         );
         assert_eq!(parse_sections("api"), Ok(vec![Section::Api]));
+        assert_eq!(
+            parse_fleet_rows("faults, sqlite"),
+            Ok(vec![FleetRow::Faults, FleetRow::Sqlite])
+        );
+        assert!(parse_fleet_rows("mysql").is_err());
         assert!(parse_sections("everything").is_err());
     }
 
