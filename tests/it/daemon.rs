@@ -243,6 +243,13 @@ async fn retry_after_is_honoured(db: Db, mode: RetryAfterMode) {
         st.inside_retry_after, 0,
         "requests inside the Retry-After window"
     );
+    // The simulator counts the refusing time it announced (an HTTP date
+    // is whole seconds, rounded up).
+    assert!(
+        (1_000..=2_000).contains(&st.refusing_ms),
+        "{} ms refusing",
+        st.refusing_ms
+    );
     assert!(started.elapsed() >= Duration::from_secs(1));
     d.stop().await;
 }

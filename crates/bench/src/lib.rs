@@ -1353,6 +1353,9 @@ struct FleetFigures {
     /// Requests the daemons sent while the backlog and arrivals were due,
     /// per second, over the ceiling.
     spent: f64,
+    /// The same over the time the API was not refusing (outside the
+    /// Retry-After windows it announced).
+    spent_open: f64,
     requests: u64,
     rate_limited: u64,
     fresh_p50: f64,
@@ -1426,7 +1429,10 @@ async fn fleet_run(
             &format!("daemon{i}"),
         )?);
     }
-    let requests_before = sim.sim.stats().total;
+    let (requests_before, refusing_before) = {
+        let st = sim.sim.stats();
+        (st.total, st.refusing_ms)
+    };
     let start = Instant::now();
     let total = (rate * window.as_secs_f64()).round() as usize;
     let inserts = {
@@ -1479,8 +1485,17 @@ async fn fleet_run(
         .map_err(|e| e.to_string())?
         .map_err(BenchError)?;
     let arrivals_done = Instant::now();
-    let spent_requests = sim.sim.stats().total - requests_before;
-    let spent = spent_requests as f64 / arrivals_done.duration_since(start).as_secs_f64() / limit;
+    let (spent_requests, refusing) = {
+        let st = sim.sim.stats();
+        (
+            st.total - requests_before,
+            Duration::from_millis(st.refusing_ms - refusing_before),
+        )
+    };
+    let busy = arrivals_done.duration_since(start);
+    let spent = spent_requests as f64 / busy.as_secs_f64() / limit;
+    let open = busy.saturating_sub(refusing).as_secs_f64().max(1e-3);
+    let spent_open = spent_requests as f64 / open / limit;
     // The last deadline: the last arrival's expiry plus the grace.
     let last_deadline = arrivals_done + Duration::from_secs(45);
     let cap = last_deadline + Duration::from_secs(120);
@@ -1522,6 +1537,7 @@ async fn fleet_run(
     Ok(FleetFigures {
         by_endpoint: by_endpoint.join("; "),
         spent,
+        spent_open,
         requests: spent_requests,
         rate_limited: st.rate_limited,
         fresh_p50: percentile(&lat, 0.5),
@@ -1547,9 +1563,10 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
         dbs.pg_where()
     );
     println!(
-        "  {:<28} {:>6} {:>9} {:>6} {:>11} {:>11} {:>10} {:>14} {:>6}",
+        "  {:<28} {:>6} {:>7} {:>9} {:>6} {:>11} {:>11} {:>10} {:>14} {:>6}",
         "run",
         "spent",
+        "spent*",
         "requests",
         "429s",
         "fresh p50 s",
@@ -1610,9 +1627,10 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
             None => format!("{} pending", f.pending_left),
         };
         println!(
-            "  {:<28} {:>6.2} {:>9} {:>6} {:>11.2} {:>11.2} {:>6}/{:<3} {:>14} {:>6}",
+            "  {:<28} {:>6.2} {:>7.2} {:>9} {:>6} {:>11.2} {:>11.2} {:>6}/{:<3} {:>14} {:>6}",
             label,
             f.spent,
+            f.spent_open,
             f.requests,
             f.rate_limited,
             f.fresh_p50,
@@ -1623,6 +1641,9 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
             f.kills
         );
     }
+    println!(
+        "  spent: requests per second over the ceiling while arrivals lasted; spent*: the same over the time the API was not refusing (outside the Retry-After windows it announced)"
+    );
     for (label, f) in &rows {
         eprintln!(
             "  {label}: requests by endpoint and answer: {}",

@@ -126,6 +126,9 @@ pub struct Stats {
     pub tokens_issued: u64,
     /// Requests refused by the daily quota (errorCode 17).
     pub quota_refused: u64,
+    /// Milliseconds covered by the Retry-After windows announced
+    /// (overlapping windows counted once): time the API was refusing.
+    pub refusing_ms: u64,
 }
 
 struct Inner {
@@ -506,6 +509,15 @@ impl Sim {
         Ok(())
     }
 
+    /// Opens (or extends) the announced Retry-After window to `end`,
+    /// counting the time it newly covers.
+    fn announce(g: &mut Inner, now: Instant, end: Instant) {
+        let from = g.window_end.map_or(now, |e| e.max(now));
+        let added = end.saturating_duration_since(from);
+        g.stats.refusing_ms += u64::try_from(added.as_millis()).unwrap_or(u64::MAX);
+        g.window_end = Some(g.window_end.map_or(end, |e| e.max(end)));
+    }
+
     /// Rate limiting: `Some((retry_after header, window end))` when this
     /// request gets a 429.
     fn rate_check(&self, g: &mut Inner, now: Instant) -> Option<Option<String>> {
@@ -542,7 +554,7 @@ impl Sim {
         let header = match mode {
             RetryAfterMode::None => None,
             RetryAfterMode::Seconds => {
-                g.window_end = Some(now + Duration::from_secs(secs));
+                Self::announce(g, now, now + Duration::from_secs(secs));
                 Some(secs.to_string())
             }
             RetryAfterMode::Date => {
@@ -553,7 +565,7 @@ impl Sim {
                     .unwrap_or_default();
                 let whole = SystemTime::UNIX_EPOCH + Duration::from_secs(since.as_secs() + 1);
                 let ahead = whole.duration_since(SystemTime::now()).unwrap_or_default();
-                g.window_end = Some(now + ahead);
+                Self::announce(g, now, now + ahead);
                 Some(httpdate::fmt_http_date(whole))
             }
         };
