@@ -342,6 +342,17 @@ impl Gate {
                     st.rate = Some(r);
                 }
             }
+        } else if shared.epoch == st.epoch {
+            // Since the same cut, another daemon has climbed further (the
+            // API answered it at that rate): take its rate, so a daemon
+            // restarted during the climb, or slower to climb, does not
+            // hold the fleet's shared schedule back (each reservation is
+            // spaced by the reserving daemon's rate).
+            if let (Some(r), Some(local), Some(ceiling)) = (shared.rate, st.rate, self.ceiling) {
+                if r.is_finite() && r > local {
+                    st.rate = Some(r.min(ceiling));
+                }
+            }
         }
     }
 
@@ -791,6 +802,36 @@ mod tests {
         let rates = answer_at_own_pace(&gate, 7).await;
         assert!(rates[1] >= 8.9, "fast to 90% of the ceiling: {rates:?}");
         assert!(rates[6] >= 9.99, "then the ceiling: {rates:?}");
+    }
+
+    /// A daemon started at a learned rate during the fleet's climb takes
+    /// the higher rate another daemon climbed to since the same cut; a
+    /// lower one, or one of an older cut, does not pull it down.
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_another_daemon_climbed_to_since_the_same_cut_is_taken() {
+        let gate = Gate::new(&GateConfig {
+            max_requests_per_second: Some(10.0),
+            ..GateConfig::default()
+        });
+        let shared = |rate, epoch| SharedGate {
+            not_before_ms: None,
+            rate: Some(rate),
+            epoch,
+        };
+        gate.adopt(shared(5.0, 3), true);
+        assert_eq!(gate.rate(), Some(5.0));
+        gate.adopt(shared(9.0, 3), false);
+        assert_eq!(gate.rate(), Some(9.0), "the fleet's climb is taken");
+        gate.adopt(shared(7.0, 3), false);
+        assert_eq!(
+            gate.rate(),
+            Some(9.0),
+            "a lower rate of the same cut is not"
+        );
+        gate.adopt(shared(12.0, 3), false);
+        assert_eq!(gate.rate(), Some(10.0), "never above the ceiling");
+        gate.adopt(shared(9.5, 2), false);
+        assert_eq!(gate.rate(), Some(10.0), "an older cut changes nothing");
     }
 
     /// At start the learned rate (from the database) is kept: the climb

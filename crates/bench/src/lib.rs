@@ -1369,6 +1369,8 @@ struct FleetFigures {
     kills: usize,
     /// Requests by endpoint and answer, as the simulator counted them.
     by_endpoint: String,
+    /// Requests in each second of the arrivals window.
+    per_second: Vec<usize>,
 }
 
 /// The issue-22 scenario: `daemons` daemons on `url` sharing one ceiling
@@ -1493,6 +1495,20 @@ async fn fleet_run(
         )
     };
     let busy = arrivals_done.duration_since(start);
+    let per_second = {
+        let from = chrono::Utc::now().timestamp_millis()
+            - i64::try_from(start.elapsed().as_millis()).unwrap_or(0);
+        let secs = busy.as_secs() as usize + 1;
+        let mut n = vec![0usize; secs];
+        for at in sim.sim.arrivals() {
+            if let Ok(i) = usize::try_from((at - from).div_euclid(1000)) {
+                if let Some(c) = n.get_mut(i) {
+                    *c += 1;
+                }
+            }
+        }
+        n
+    };
     let spent = spent_requests as f64 / busy.as_secs_f64() / limit;
     let open = busy.saturating_sub(refusing).as_secs_f64().max(1e-3);
     let spent_open = spent_requests as f64 / open / limit;
@@ -1536,6 +1552,7 @@ async fn fleet_run(
     by_endpoint.sort();
     Ok(FleetFigures {
         by_endpoint: by_endpoint.join("; "),
+        per_second,
         spent,
         spent_open,
         requests: spent_requests,
@@ -1645,6 +1662,11 @@ async fn fleet(opts: &BenchOptions, dbs: &Databases) -> Result<(), BenchError> {
         "  spent: requests per second over the ceiling while arrivals lasted; spent*: the same over the time the API was not refusing (outside the Retry-After windows it announced)"
     );
     for (label, f) in &rows {
+        let secs: Vec<String> = f.per_second.iter().map(usize::to_string).collect();
+        eprintln!(
+            "  {label}: requests in each second of the arrivals: {}",
+            secs.join(" ")
+        );
         eprintln!(
             "  {label}: requests by endpoint and answer: {}",
             f.by_endpoint
