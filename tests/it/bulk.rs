@@ -302,3 +302,55 @@ async fn no_payment_is_starved_under_saturation() {
         "a row was checked {most} times while others waited"
     );
 }
+
+/// A payment is never asked about twice at once: a round's spare places
+/// must not take rows whose check is still on the wire (their
+/// `next_check_at` is the lease's end, within the fill's horizon when the
+/// horizon reaches past the lease), which wasted a request and had the
+/// first answer refused by the lease guard. Slow answers (700 ms), a
+/// short cadence and lease make every round overlap the one before.
+#[tokio::test]
+async fn a_payment_is_never_asked_about_twice_at_once() {
+    for bulk in [BulkMode::Auto, BulkMode::Never] {
+        let e = env().await;
+        e.sim.sim.set_faults(Faults {
+            latency: Duration::from_millis(700),
+            ..Faults::default()
+        });
+        let mut s = e.settings();
+        s.poller.bulk = bulk;
+        s.poller.concurrency = 4;
+        s.poller.cadence = Duration::from_millis(200);
+        s.poller.fresh_interval = Duration::from_millis(200);
+        s.bakong.timeout = Duration::from_secs(1);
+        s.poller.lease = Duration::from_secs(3);
+        s.poller.max_interval = Duration::from_secs(10);
+        let db = e.merchant(&s).await;
+        for _ in 0..5 {
+            let never = NewTransaction {
+                outcome: OutcomeKind::Never,
+                ..paid_after(0)
+            };
+            e.payment(&db, "1", "USD", never).await;
+        }
+        let d = start(s);
+        let asked = || {
+            let st = e.sim.sim.stats();
+            ["check_transaction_by_md5", "check_transaction_by_md5_list"]
+                .iter()
+                .filter_map(|ep| st.requests.get(*ep))
+                .flat_map(|m| m.values())
+                .sum::<u64>()
+        };
+        wait_for("a dozen checks over overlapping rounds", LIMIT, || async {
+            (asked() >= 12).then_some(())
+        })
+        .await;
+        d.stop().await;
+        assert_eq!(
+            e.sim.sim.stats().asked_twice_at_once,
+            0,
+            "{bulk:?}: md5s asked while a request for them was in flight"
+        );
+    }
+}

@@ -163,10 +163,29 @@ impl Daemon {
     }
 
     /// A daemon whose config and log are `NAME.toml` and `NAME.log` in `dir`.
+    /// With `BAKONG_BENCH_LOGS=DIR` in the environment the daemons log at
+    /// info level to `DIR/NAME.log` instead (appended: a restarted daemon
+    /// adds to the log of the one before), kept after the bench.
     fn start_named(settings: &Settings, dir: &Path, name: &str) -> Result<Self, BenchError> {
+        let keep = std::env::var_os("BAKONG_BENCH_LOGS").map(std::path::PathBuf::from);
+        let mut settings = settings.clone();
+        if keep.is_some() {
+            settings.log.level = "info".into();
+        }
         let cfg = dir.join(format!("{name}.toml"));
         std::fs::write(&cfg, settings.to_toml()?)
             .map_err(|e| format!("write {}: {e}", cfg.display()))?;
+        let log = match &keep {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|e| format!("create {}: {e}", d.display()))?;
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(d.join(format!("{name}.log")))
+            }
+            None => std::fs::File::create(dir.join(format!("{name}.log"))),
+        }
+        .map_err(|e| format!("daemon log: {e}"))?;
         // This program runs the product's command line after `daemon`
         // (see `cli::main_from`).
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
@@ -176,10 +195,7 @@ impl Daemon {
             .arg(&cfg)
             .arg("run")
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(dir.join(format!("{name}.log")))
-                    .map_err(|e| e.to_string())?,
-            )
+            .stderr(log)
             .spawn()
             .map_err(|e| format!("cannot start the daemon: {e}"))?;
         Ok(Daemon { child })

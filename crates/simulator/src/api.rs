@@ -88,6 +88,63 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// The md5s a request asks about while it is being answered
+/// ([`super::Stats::asked_twice_at_once`]).
+struct Asking<'a> {
+    sim: &'a Sim,
+    md5s: Vec<String>,
+}
+
+impl<'a> Asking<'a> {
+    fn new(sim: &'a Sim, name: &str, body: &[u8]) -> Self {
+        let md5s: Vec<String> = match (name, serde_json::from_slice::<Value>(body)) {
+            ("check_transaction_by_md5", Ok(v)) => v
+                .get("md5")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .into_iter()
+                .collect(),
+            ("check_transaction_by_md5_list", Ok(Value::Array(items))) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        };
+        if !md5s.is_empty() {
+            let mut asking = sim.asking.lock().unwrap_or_else(|e| e.into_inner());
+            let mut twice = 0;
+            for m in &md5s {
+                let n = asking.entry(m.clone()).or_insert(0);
+                twice += u64::from(*n > 0);
+                *n += 1;
+            }
+            drop(asking);
+            if twice > 0 {
+                sim.lock().stats.asked_twice_at_once += twice;
+            }
+        }
+        Asking { sim, md5s }
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if self.md5s.is_empty() {
+            return;
+        }
+        let mut asking = self.sim.asking.lock().unwrap_or_else(|e| e.into_inner());
+        for m in &self.md5s {
+            if let Some(n) = asking.get_mut(m) {
+                *n -= 1;
+                if *n == 0 {
+                    asking.remove(m);
+                }
+            }
+        }
+    }
+}
+
 /// The one handler behind `/v1/{endpoint}`.
 pub(super) async fn handle(
     State(sim): State<Arc<Sim>>,
@@ -103,6 +160,7 @@ pub(super) async fn handle(
         .find(|e| **e == endpoint)
         .copied()
         .unwrap_or("unknown");
+    let _asking = Asking::new(&sim, name, &body);
     let response = answer(&sim, name, &headers, &body, arrived, n).await;
     sim.note_status(name, response.status().as_u16());
     response

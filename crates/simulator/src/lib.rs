@@ -126,6 +126,10 @@ pub struct Stats {
     pub tokens_issued: u64,
     /// Requests refused by the daily quota (errorCode 17).
     pub quota_refused: u64,
+    /// md5s asked by a request while another request asking for the same
+    /// md5 was still being answered (a client checking one payment twice
+    /// at once: a wasted request, and two results for one row).
+    pub asked_twice_at_once: u64,
     /// Milliseconds covered by the Retry-After windows announced
     /// (overlapping windows counted once): time the API was refusing.
     pub refusing_ms: u64,
@@ -162,6 +166,8 @@ pub struct Sim {
     inner: Mutex<Inner>,
     secret: Vec<u8>,
     in_flight: AtomicU64,
+    /// The md5s asked by requests still being answered, with their count.
+    asking: Mutex<HashMap<String, u32>>,
     shutdown: CancellationToken,
 }
 
@@ -212,6 +218,7 @@ impl Sim {
             }),
             secret: rand::random::<[u8; 32]>().to_vec(),
             in_flight: AtomicU64::new(0),
+            asking: Mutex::new(HashMap::new()),
             shutdown,
         });
         sim.set_faults(scenario.faults.clone());
