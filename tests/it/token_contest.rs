@@ -139,14 +139,17 @@ async fn a_token_an_operator_renewed_into_the_file_is_used_not_renewed_over() {
 #[tokio::test]
 async fn a_short_lived_token_refused_for_its_age_is_renewed_not_taken_for_a_contest() {
     let e = env().await;
-    // Tokens live 2 s and a renewal revokes the previous one; the poller's
-    // renew_retry (30 s) is longer than a token's life, so no renewal goes
-    // ahead: each token is used until the API refuses it for its age.
+    // Tokens live 2 s and a renewal revokes the previous one; with
+    // renew_before (7 days) longer than a token's life, a renewal ahead
+    // waits half the life left but at least renew_retry (30 s): none goes
+    // ahead, each token is used until the API refuses it for its age.
     e.sim.sim.set_settings(SimSettings {
         token_lifetime: Duration::from_secs(2),
         revoke_on_renew: true,
     });
-    let s = e.settings();
+    let mut s = e.settings();
+    s.bakong.renew_before = Duration::from_secs(7 * 86_400);
+    s.poller.renew_retry = Duration::from_secs(30);
     let db = e.merchant(&s).await;
     let md5 = e.payment(&db, "1", "USD", never_paid()).await;
     // The start token is refused at once: the first renewal gives a
@@ -174,4 +177,32 @@ async fn a_short_lived_token_refused_for_its_age_is_renewed_not_taken_for_a_cont
         !last_error.contains("another client renews"),
         "an expired token was taken for a contest: {last_error}"
     );
+}
+
+#[tokio::test]
+async fn a_daemon_started_with_a_short_lived_token_does_not_renew_it_at_once() {
+    let e = env().await;
+    // Tokens live 8 s, shorter than renew_before (7 days): renewing
+    // "renew_before ahead" would renew the moment the daemon starts,
+    // revoking the token every other daemon of the fleet holds, at each
+    // restart.
+    e.sim.sim.set_settings(SimSettings {
+        token_lifetime: Duration::from_secs(8),
+        revoke_on_renew: true,
+    });
+    let mut s = e.settings();
+    s.bakong.token = Some(e.sim.sim.issue_token(EMAIL));
+    s.bakong.renew_before = Duration::from_secs(7 * 86_400);
+    s.poller.renew_retry = Duration::from_secs(30);
+    let db = e.merchant(&s).await;
+    e.payment(&db, "1", "USD", never_paid()).await;
+    let d = start(s);
+    wait_for(
+        "ten checks with the start token",
+        Duration::from_secs(5),
+        || async { (checks(&e) >= 10).then_some(()) },
+    )
+    .await;
+    d.stop().await;
+    assert_eq!(renewals(&e), 0, "the start token was renewed at once");
 }

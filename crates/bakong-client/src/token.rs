@@ -869,7 +869,16 @@ impl TokenManager {
                         .map(|at| at - now)
                         .and_then(|d| d.to_std().ok())
                         .unwrap_or_default();
-                    if wait.is_zero() && *generation > 0 {
+                    // A token whose whole life is shorter than
+                    // renew_before would be renewed the moment it is
+                    // read: at every start of every daemon of a fleet,
+                    // revoking the token the others use (a restart loop
+                    // renewed once per restart).
+                    let short_lived = token
+                        .claims()
+                        .issued_at
+                        .is_some_and(|iat| exp - iat <= renew_before);
+                    if wait.is_zero() && (*generation > 0 || short_lived) {
                         // A token this process renewed (or took over) is
                         // already inside its renew_before window: the
                         // window is longer than the token's life. Renew
