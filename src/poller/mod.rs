@@ -293,19 +293,14 @@ async fn bulk_round(ctx: &Ctx, store: &Store, mut due: Vec<Payment>, now: i64) -
     let spare = (batch - due.len() % batch) % batch;
     let quota = ctx.client.quota();
     if spare > 0 && quota.free(now) {
-        // Rows in flight carry `next_check_at = claimed + lease`: a horizon
-        // reaching them would claim a row whose check is still on the wire
-        // again, and its result would then be refused by the lease guard
-        // (the row confirmed a round later, a request wasted). A check
-        // lasts at most `bakong.timeout`, so rows claimed less than a
-        // timeout and a cadence ago stay out of reach.
-        let horizon = cfg.max_interval.min(
-            cfg.lease
-                .saturating_sub(ctx.settings.bakong.timeout)
-                .saturating_sub(cfg.cadence),
-        );
-        let ahead = now + schedule::millis(horizon);
-        if let Ok(more) = store.claim(ahead, cfg.lease, spare, cfg.payment_ttl).await {
+        // Rows whose check is still in flight (here or in another daemon)
+        // are not taken again (`claim_spare`): their answers would be
+        // refused by the lease guard.
+        let ahead = now + schedule::millis(cfg.max_interval);
+        if let Ok(more) = store
+            .claim_spare(now, ahead, cfg.lease, spare, cfg.payment_ttl)
+            .await
+        {
             for row in more {
                 match Payment::from_claimed(&row, cfg.expiry_grace) {
                     Ok(p) => due.push(p),

@@ -381,6 +381,20 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         ttl: Duration,
     ) -> Result<Vec<Claimed>, StoreError>;
 
+    /// A round's spare places: claims up to `limit` pending rows due by
+    /// `ahead_ms` (checked early at no cost) that no claim holds at
+    /// `now_ms`, for a lease from `now_ms`. A row whose check is still in
+    /// flight (here or in another daemon) is never taken again: its answer
+    /// would be refused by the lease guard and the request wasted.
+    async fn claim_spare(
+        &self,
+        now_ms: i64,
+        ahead_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
     /// The late watch: ends it for rows that became final more than
     /// `watch` ago, then claims up to `limit` expired, failed or cancelled
     /// rows whose late check is due, for a lease.

@@ -219,11 +219,13 @@ pub async fn inspect(url: &str, busy_timeout: Duration) -> Result<Inspection, St
 const CLAIM_SQL: &str = "WITH lane0 AS (
         SELECT id FROM payments
         WHERE status = 'pending' AND lane = 0 AND next_check_at <= $3
+          AND (lease_id IS NULL OR next_check_at <= $6)
         ORDER BY next_check_at LIMIT $4
         FOR UPDATE SKIP LOCKED),
     lane1 AS (
         SELECT id FROM payments
         WHERE status = 'pending' AND lane = 1 AND next_check_at <= $3
+          AND (lease_id IS NULL OR next_check_at <= $6)
         ORDER BY next_check_at LIMIT greatest($4 - (SELECT count(*) FROM lane0), 0)
         FOR UPDATE SKIP LOCKED)
     UPDATE payments AS p SET next_check_at = $1, lease_id = $2
@@ -814,13 +816,27 @@ impl Backend for PgStore {
         limit: usize,
         ttl: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_spare(now_ms, now_ms, lease, limit, ttl).await
+    }
+
+    /// See [`super::Backend::claim_spare`]. Rows another daemon holds are
+    /// skipped, never waited for.
+    async fn claim_spare(
+        &self,
+        now_ms: i64,
+        ahead_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let rows = sqlx::query(CLAIM_SQL)
             .bind(now_ms.saturating_add(lease.as_millis() as i64))
             .bind(lease_id)
-            .bind(now_ms)
+            .bind(ahead_ms)
             .bind(limit as i64)
             .bind(ttl.as_secs_f64())
+            .bind(now_ms)
             .fetch_all(&self.pool)
             .await
             .map_err(ctx("claim due payments"))?;
@@ -1566,6 +1582,7 @@ mod tests {
             .bind(30_000_i64)
             .bind(10_i64)
             .bind(900.0_f64)
+            .bind(30_000_i64)
             .fetch_all(store.pool())
             .await
             .expect("plan");

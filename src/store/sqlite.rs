@@ -116,10 +116,12 @@ const CLAIM_SQL: &str = "UPDATE payments SET next_check_at = ?1, lease_id = ?2
     WHERE id IN (
         SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
                         WHERE status = 'pending' AND lane = 0 AND next_check_at <= ?3
+                          AND (lease_id IS NULL OR next_check_at <= ?6)
                         ORDER BY next_check_at LIMIT ?4)
         UNION ALL
         SELECT id FROM (SELECT id FROM payments INDEXED BY payments_due
                         WHERE status = 'pending' AND lane = 1 AND next_check_at <= ?3
+                          AND (lease_id IS NULL OR next_check_at <= ?6)
                         ORDER BY next_check_at LIMIT ?4)
         LIMIT ?4)
     RETURNING id, md5, amount, currency, last_answer, qr, status,
@@ -839,13 +841,26 @@ impl Backend for SqliteStore {
         limit: usize,
         ttl: Duration,
     ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_spare(now_ms, now_ms, lease, limit, ttl).await
+    }
+
+    /// See [`super::Backend::claim_spare`].
+    async fn claim_spare(
+        &self,
+        now_ms: i64,
+        ahead_ms: i64,
+        lease: Duration,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<Claimed>, StoreError> {
         let lease_id: i64 = rand::random::<i64>() & i64::MAX;
         let rows: Vec<ClaimRow> = sqlx::query_as(CLAIM_SQL)
-            .bind(now_ms + lease.as_millis() as i64)
+            .bind(now_ms.saturating_add(lease.as_millis() as i64))
             .bind(lease_id)
-            .bind(now_ms)
+            .bind(ahead_ms)
             .bind(limit as i64)
             .bind(ttl.as_secs_f64())
+            .bind(now_ms)
             .fetch_all(&self.write)
             .await
             .map_err(ctx("claim due payments"))?;

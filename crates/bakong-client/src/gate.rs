@@ -165,6 +165,8 @@ struct State {
     rate: Option<f64>,
     /// The shared cut this rate follows.
     epoch: i64,
+    /// When this daemon took that cut (or started).
+    epoch_at: Option<Instant>,
     /// The rate the last 429 came at (the highest of a cluster), until the
     /// rate is back at the ceiling.
     hit: Option<f64>,
@@ -265,6 +267,7 @@ impl Gate {
                 backoff: builder.build(),
                 rate: ceiling,
                 epoch: 0,
+                epoch_at: None,
                 hit: None,
                 hit_at: None,
                 climbed_at: Instant::now(),
@@ -324,6 +327,7 @@ impl Gate {
         }
         if force || shared.epoch > st.epoch {
             st.epoch = shared.epoch;
+            st.epoch_at = Some(Instant::now());
             if let (Some(r), Some(ceiling)) = (shared.rate, self.ceiling) {
                 if r.is_finite() && r > 0.0 {
                     let r = r.clamp(ceiling / 32.0, ceiling);
@@ -342,12 +346,18 @@ impl Gate {
                     st.rate = Some(r);
                 }
             }
-        } else if shared.epoch == st.epoch {
-            // Since the same cut, another daemon has climbed further (the
-            // API answered it at that rate): take its rate, so a daemon
+        } else if shared.epoch == st.epoch
+            && st
+                .hit_at
+                .is_none_or(|h| st.epoch_at.is_some_and(|e| h <= e))
+        {
+            // Since the same cut, another daemon has climbed further (its
+            // answers came at that rate): take its rate, so a daemon
             // restarted during the climb, or slower to climb, does not
             // hold the fleet's shared schedule back (each reservation is
-            // spaced by the reserving daemon's rate).
+            // spaced by the reserving daemon's rate). Not after a 429 of
+            // this daemon's own that the database has not recorded (the
+            // cut's write failed): that would undo the cut.
             if let (Some(r), Some(local), Some(ceiling)) = (shared.rate, st.rate, self.ceiling) {
                 if r.is_finite() && r > local {
                     st.rate = Some(r.min(ceiling));
@@ -832,6 +842,14 @@ mod tests {
         assert_eq!(gate.rate(), Some(10.0), "never above the ceiling");
         gate.adopt(shared(9.5, 2), false);
         assert_eq!(gate.rate(), Some(10.0), "an older cut changes nothing");
+        // A 429 of this daemon's own whose cut the database did not record
+        // (the write failed): the shared rate of the cut before must not
+        // undo it.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        gate.rate_limited(Some(RetryAfter::Seconds(0)));
+        assert_eq!(gate.rate(), Some(5.0));
+        gate.adopt(shared(9.0, 3), false);
+        assert_eq!(gate.rate(), Some(5.0), "an unrecorded cut is kept");
     }
 
     /// At start the learned rate (from the database) is kept: the climb

@@ -434,6 +434,11 @@ struct Flight {
 /// revoked by another client renewing the same email (tokens live 90 days).
 pub const CONTEST_WINDOW: Duration = Duration::from_secs(1800);
 
+/// A token refused this close to its `exp` (or after it) expired; it was
+/// not revoked by another client's renewal (a host clock a little behind
+/// the API's must not turn an expiry into a contest).
+const EXPIRY_LEEWAY: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// The first wait before renewing again after such a refusal; it doubles
 /// with each one in a row, up to an hour.
 pub const CONTEST_BACKOFF: Duration = Duration::from_secs(120);
@@ -698,10 +703,11 @@ impl TokenManager {
         if let Some((generation, at)) = flight.renewed_here {
             let now = tokio::time::Instant::now();
             // A token whose own `exp` has passed was refused for its age
-            // (short-lived tokens, a long pause), not revoked: renew.
+            // (short-lived tokens, a long pause), not revoked: renew. With
+            // some leeway, for a host clock behind the API's.
             let expired = refused
                 .as_ref()
-                .is_some_and(|t| t.known_expired(Utc::now()));
+                .is_some_and(|t| t.known_expired(Utc::now() + EXPIRY_LEEWAY));
             // On a shared keep, a newer token there was renewed by another
             // daemon of this fleet (its renewal revoked ours): use it.
             if generation == seen && !expired {

@@ -128,7 +128,9 @@ pub struct Stats {
     pub quota_refused: u64,
     /// md5s asked by a request while another request asking for the same
     /// md5 was still being answered (a client checking one payment twice
-    /// at once: a wasted request, and two results for one row).
+    /// at once: a wasted request, and two results for one row). A client's
+    /// retry after its own timeout counts too: the simulator still answers
+    /// the first request.
     pub asked_twice_at_once: u64,
     /// Milliseconds covered by the Retry-After windows announced
     /// (overlapping windows counted once): time the API was refusing.
