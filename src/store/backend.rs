@@ -379,13 +379,16 @@ pub trait Backend: super::Common + Send + Sync + std::fmt::Debug {
         lease: Duration,
         limit: usize,
         ttl: Duration,
-    ) -> Result<Vec<Claimed>, StoreError>;
+    ) -> Result<Vec<Claimed>, StoreError> {
+        self.claim_spare(now_ms, now_ms, lease, limit, ttl).await
+    }
 
-    /// A round's spare places: claims up to `limit` pending rows due by
-    /// `ahead_ms` (checked early at no cost) that no claim holds at
-    /// `now_ms`, for a lease from `now_ms`. A row whose check is still in
-    /// flight (here or in another daemon) is never taken again: its answer
-    /// would be refused by the lease guard and the request wasted.
+    /// Claims up to `limit` pending rows due by `ahead_ms` that no claim
+    /// holds at `now_ms`, for a lease from `now_ms` ([`Self::claim`] is
+    /// this with nothing ahead). A round's spare places take rows due soon
+    /// (checked early at no cost); a row whose check is still in flight
+    /// (here or in another daemon) is never taken again: its answer would
+    /// be refused by the lease guard and the request wasted.
     async fn claim_spare(
         &self,
         now_ms: i64,

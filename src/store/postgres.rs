@@ -807,18 +807,6 @@ impl Backend for PgStore {
         Ok(Vec::new())
     }
 
-    /// See [`super::Backend::claim`]. Rows another daemon holds are skipped,
-    /// never waited for.
-    async fn claim(
-        &self,
-        now_ms: i64,
-        lease: Duration,
-        limit: usize,
-        ttl: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_spare(now_ms, now_ms, lease, limit, ttl).await
-    }
-
     /// See [`super::Backend::claim_spare`]. Rows another daemon holds are
     /// skipped, never waited for.
     async fn claim_spare(

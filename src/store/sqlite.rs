@@ -833,17 +833,6 @@ impl Backend for SqliteStore {
         })
     }
 
-    /// See [`super::Backend::claim`].
-    async fn claim(
-        &self,
-        now_ms: i64,
-        lease: Duration,
-        limit: usize,
-        ttl: Duration,
-    ) -> Result<Vec<Claimed>, StoreError> {
-        self.claim_spare(now_ms, now_ms, lease, limit, ttl).await
-    }
-
     /// See [`super::Backend::claim_spare`].
     async fn claim_spare(
         &self,

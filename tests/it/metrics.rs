@@ -640,24 +640,7 @@ async fn late_payments_show_in_the_metrics_and_in_status() {
     let e = env().await;
     let s = e.settings();
     let db = e.merchant(&s).await;
-    let md5 = new_md5();
-    e.sim
-        .sim
-        .add_transaction(bakong_simulator::NewTransaction {
-            md5: Some(md5.clone()),
-            amount: Some("1.00".parse().unwrap()),
-            currency: Some(bakong_poller::money::Currency::Usd),
-            ..paid_after(0)
-        })
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO payments (md5, amount, currency, status, confirmed_at, late_check_at)
-         VALUES (?1, '1.00', 'USD', 'expired', datetime('now'), 0)",
-    )
-    .bind(&md5)
-    .execute(&db)
-    .await
-    .unwrap();
+    let md5 = late_money_row(&e, &db).await;
     let d = start_with_metrics(s.clone()).await;
     assert_eq!(final_status(&db, &md5, LIMIT).await, "expired");
     wait_for("paid_late", LIMIT, || async {

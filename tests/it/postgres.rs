@@ -55,6 +55,28 @@ fn new_payment(md5: &str, amount: &str, currency: &str, expires: Option<&str>) -
     }
 }
 
+/// A database as a release with the first `n` PostgreSQL migrations left it.
+async fn release_db(url: &str, n: usize) -> sqlx::PgPool {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<std::path::PathBuf> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
+            .unwrap()
+            .map(|f| f.unwrap().path())
+            .collect();
+    files.sort();
+    for f in files.iter().take(n) {
+        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
+    }
+    let old = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::migrate::Migrator::new(dir.path())
+        .await
+        .unwrap()
+        .run(&old)
+        .await
+        .unwrap();
+    old
+}
+
 async fn insert(store: &PgStore, md5: &str, amount: &str, currency: &str, expires: Option<&str>) {
     store
         .insert_payment(&new_payment(md5, amount, currency, expires))
@@ -1080,23 +1102,7 @@ async fn a_database_of_the_release_before_the_gate_record_upgrades_keeping_every
     let Some(url) = pg::database().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
-            .unwrap()
-            .map(|f| f.unwrap().path())
-            .collect();
-    files.sort();
-    for f in files.iter().take(2) {
-        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let old = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::migrate::Migrator::new(dir.path())
-        .await
-        .unwrap()
-        .run(&old)
-        .await
-        .unwrap();
+    let old = release_db(&url, 2).await;
     for (i, (amount, currency, status)) in [("1.50", "USD", "pending"), ("4000", "KHR", "paid")]
         .into_iter()
         .enumerate()
@@ -1142,23 +1148,7 @@ async fn the_release_before_the_lifecycle_upgrades_keeping_every_row() {
     let Some(url) = pg::database().await else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let mut files: Vec<std::path::PathBuf> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres"))
-            .unwrap()
-            .map(|f| f.unwrap().path())
-            .collect();
-    files.sort();
-    for f in files.iter().take(7) {
-        std::fs::copy(f, dir.path().join(f.file_name().unwrap())).unwrap();
-    }
-    let old = sqlx::PgPool::connect(&url).await.unwrap();
-    sqlx::migrate::Migrator::new(dir.path())
-        .await
-        .unwrap()
-        .run(&old)
-        .await
-        .unwrap();
+    let old = release_db(&url, 7).await;
     for (i, (amount, currency, status)) in [
         ("1.50", "USD", "pending"),
         ("4000", "KHR", "paid"),

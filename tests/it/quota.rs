@@ -346,24 +346,7 @@ async fn the_late_watch_sends_nothing_during_the_quota_pause() {
     let mut s = e.settings();
     s.poller.quota_probe = Duration::from_secs(30);
     let db = e.merchant(&s).await;
-    let md5 = new_md5();
-    e.sim
-        .sim
-        .add_transaction(bakong_simulator::NewTransaction {
-            md5: Some(md5.clone()),
-            amount: Some("1.00".parse().unwrap()),
-            currency: Some(bakong_poller::money::Currency::Usd),
-            ..paid_after(0)
-        })
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO payments (md5, amount, currency, status, confirmed_at, late_check_at)
-         VALUES (?1, '1.00', 'USD', 'expired', datetime('now'), 0)",
-    )
-    .bind(&md5)
-    .execute(&db)
-    .await
-    .unwrap();
+    let md5 = late_money_row(&e, &db).await;
     let now = chrono::Utc::now().timestamp_millis();
     sqlx::query("UPDATE gate_state SET quota_since_ms = ?1, quota_next_probe_ms = ?2 WHERE id = 1")
         .bind(now)
